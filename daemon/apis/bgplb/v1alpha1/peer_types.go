@@ -1,0 +1,174 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of a BGPPeer (aggregated by the leader from the nodes' BGPNodeState).
+const (
+	// PeerConditionEstablished is True when every selected node has the session Established;
+	// the message counts nodes.
+	PeerConditionEstablished = "Established"
+	// PeerConditionInvalid is True when the peer references something that does not work
+	// (for example a missing password Secret); the reason names the field.
+	PeerConditionInvalid = "Invalid"
+)
+
+// +genclient
+// +genclient:nonNamespaced
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=bgppeer,categories=bgplb
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=".spec.peerAddress"
+// +kubebuilder:printcolumn:name="Port",type=integer,JSONPath=".spec.peerPort",priority=1
+// +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=".spec.peerASN"
+// +kubebuilder:printcolumn:name="Local ASN",type=integer,JSONPath=".spec.localASN"
+// +kubebuilder:printcolumn:name="Established",type=string,JSONPath=".status.conditions[?(@.type==\"Established\")].status"
+// +kubebuilder:printcolumn:name="Sessions",type=string,JSONPath=".status.conditions[?(@.type==\"Established\")].message",priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
+
+// BGPPeer is a BGP neighbour that the daemons of the selected nodes peer with.
+type BGPPeer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec BGPPeerSpec `json:"spec"`
+	// +optional
+	Status BGPPeerStatus `json:"status,omitempty"`
+}
+
+// BGPPeerSpec describes one BGP session per selected node.
+type BGPPeerSpec struct {
+	// NodeSelector selects the nodes that open a session to this peer. Empty or absent
+	// selects every node.
+	// +optional
+	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+
+	// LocalASN is the AS number the nodes use on this session (4-byte ASNs allowed).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	// +required
+	LocalASN int64 `json:"localASN"`
+
+	// PeerASN is the AS number of the peer. Equal to LocalASN makes an iBGP session.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	// +required
+	PeerASN int64 `json:"peerASN"`
+
+	// PeerAddress is the peer's IPv4 or IPv6 address.
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be a valid IP address"
+	// +required
+	PeerAddress string `json:"peerAddress"`
+
+	// PeerPort is the peer's TCP port. Defaults to 179.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=179
+	// +optional
+	PeerPort *int32 `json:"peerPort,omitempty"`
+
+	// SourceAddress is the local address the session is opened from; absent lets the
+	// kernel choose (the node's address towards the peer). It is also the next hop of
+	// the announced routes.
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be a valid IP address"
+	// +optional
+	SourceAddress string `json:"sourceAddress,omitempty"`
+
+	// EBGPMultihopTTL allows an eBGP peer that is not directly connected, this many hops away.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	EBGPMultihopTTL *int32 `json:"ebgpMultihopTTL,omitempty"`
+
+	// Timers of the session; absent fields take the defaults shown.
+	// +optional
+	Timers *BGPTimers `json:"timers,omitempty"`
+
+	// GracefulRestart (RFC 4724) lets the peer keep our routes while the daemon restarts.
+	// +optional
+	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
+
+	// PasswordSecretRef names a key of a Secret in the daemon's namespace that holds the
+	// TCP MD5 password of the session.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+}
+
+// BGPTimers are the session timers in seconds.
+// +kubebuilder:validation:XValidation:rule="(has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90) == 0 ? (!has(self.keepaliveTimeSeconds) || self.keepaliveTimeSeconds == 0) : (has(self.keepaliveTimeSeconds) ? self.keepaliveTimeSeconds : 30) < (has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90)",message="keepaliveTimeSeconds must be less than holdTimeSeconds (and 0 when holdTimeSeconds is 0)",fieldPath=".keepaliveTimeSeconds"
+type BGPTimers struct {
+	// ConnectRetrySeconds is the time between connection attempts. Defaults to 120.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=120
+	// +optional
+	ConnectRetrySeconds *int32 `json:"connectRetrySeconds,omitempty"`
+
+	// HoldTimeSeconds is the proposed hold time: 0 (no keepalives) or 3–65535. Defaults to 90.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self == 0 || self >= 3",message="must be 0 or at least 3"
+	// +kubebuilder:default=90
+	// +optional
+	HoldTimeSeconds *int32 `json:"holdTimeSeconds,omitempty"`
+
+	// KeepaliveTimeSeconds is the keepalive interval, below HoldTimeSeconds. Defaults to 30.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=21845
+	// +kubebuilder:default=30
+	// +optional
+	KeepaliveTimeSeconds *int32 `json:"keepaliveTimeSeconds,omitempty"`
+}
+
+// GracefulRestart configures the graceful restart capability.
+type GracefulRestart struct {
+	// Enabled advertises the graceful restart capability.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// RestartTimeSeconds is how long the peer keeps our routes after the session drops.
+	// Defaults to 120.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4095
+	// +kubebuilder:default=120
+	// +optional
+	RestartTimeSeconds *int32 `json:"restartTimeSeconds,omitempty"`
+}
+
+// SecretKeyRef names one key of a Secret in the daemon's namespace.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// Key inside the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Key string `json:"key"`
+}
+
+// BGPPeerStatus is written by the LB-IPAM leader from the nodes' BGPNodeState.
+type BGPPeerStatus struct {
+	// Conditions: Established, Invalid.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// BGPPeerList is a list of BGPPeer.
+type BGPPeerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPPeer `json:"items"`
+}

@@ -1,0 +1,42 @@
+package v1alpha1
+
+// Well-known names on core/v1 Services.
+const (
+	// DefaultLoadBalancerClass is the spec.loadBalancerClass bgplb handles by default.
+	DefaultLoadBalancerClass = "bgplb.io/bgp"
+
+	// AnnotationLoadBalancerIPs requests specific addresses: a comma-separated list with at
+	// most one IP per family, e.g. "203.0.113.10,2001:db8:ffff::10". It takes precedence
+	// over the deprecated spec.loadBalancerIP; when both are set they must agree.
+	AnnotationLoadBalancerIPs = "bgplb.io/load-balancer-ips"
+	// AnnotationPool names the LoadBalancerIPPool to allocate from. A pool named this way
+	// is used even when its autoAssign is false; its selectors still apply.
+	AnnotationPool = "bgplb.io/pool"
+	// AnnotationSharingKey lets Services share one VIP: same key, no (port, protocol)
+	// overlap, same externalTrafficPolicy and, with Local, identical selectors.
+	AnnotationSharingKey = "bgplb.io/sharing-key"
+
+	// ConditionIPAllocated is the Service condition the LB-IPAM leader writes.
+	ConditionIPAllocated = "bgplb.io/IPAllocated"
+	// ConditionAnnounced is the Service condition aggregated from the nodes' announcements.
+	ConditionAnnounced = "bgplb.io/Announced"
+)
+
+// Reasons of the bgplb.io/IPAllocated condition.
+const (
+	// ReasonAllocated: every requested family has an address.
+	ReasonAllocated = "Allocated"
+	// ReasonNoPool: no ready pool of the needed family is allowed for the Service.
+	ReasonNoPool = "NoPool"
+	// ReasonPoolExhausted: allowed pools exist but have no free address.
+	ReasonPoolExhausted = "PoolExhausted"
+	// ReasonRequestedIPUnavailable: a requested IP is outside every allowed pool or in use.
+	ReasonRequestedIPUnavailable = "RequestedIPUnavailable"
+	// ReasonInvalidRequest: the request itself is malformed (bad IP syntax, two IPs of one
+	// family, IP of a family the Service does not have, unknown pool).
+	ReasonInvalidRequest = "InvalidRequest"
+	// ReasonSharingConflict: the sharing key is used by Services that cannot share with this one.
+	ReasonSharingConflict = "SharingConflict"
+	// ReasonNotOurClass: the Service is not ours (never written; returned so callers can skip it).
+	ReasonNotOurClass = "NotOurClass"
+)
