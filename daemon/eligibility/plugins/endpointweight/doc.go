@@ -1,0 +1,4 @@
+// Package endpointweight implements the EndpointWeight Score plugin: the score is the
+// number of local endpoints that take new flows (Selection.NewFlow), which feeds the
+// link-bandwidth community of weighted ECMP (DESIGN.md decision 4).
+package endpointweight
