@@ -1,0 +1,27 @@
+// Package bpf is bgplb's eBPF datapath: the C programs (lb.c), the map ABI
+// they share with Go (lb.h), the bpf2go-generated bindings, and the Go API
+// the CNI plugin and the daemon use.
+//
+// Two tcx programs share one set of maps pinned by name in a bpffs directory
+// (default /sys/fs/bpf/bgplb):
+//
+//   - lb_uplink, on ingress of the node's uplinks (AttachUplink, by the
+//     daemon): TCP/UDP to a service VIP:port goes to a local backend pod
+//     (conntrack, Maglev, DNAT, bpf_redirect_peer); ICMP echo to a VIP is
+//     answered; see lb.c for the full behaviour.
+//   - lb_pod, on ingress of each pod's host-side veth (AttachPod, by the CNI
+//     plugin): replies of tracked flows are reverse-NATed to VIP:port and sent
+//     back out of the uplink, towards the router, the request came from.
+//
+// Who calls what: plugins/bgplb uses PodLinkPin, AttachPod, DetachPod and
+// PodAttached; daemon/datapath uses OpenMaps and the Maps accessors (the only
+// way to write the maps) plus AttachUplink/DetachUplink; bgplbctl reads the
+// maps through Maps.Services, Maps.Backends and Maps.Drops.
+//
+// Invariants: maps are created on first load and reused afterwards (so a
+// daemon restart or a CNI invocation never resets them); links are pinned, so
+// programs stay attached when the process that attached them exits; a pinned
+// map whose definition changed (a new ABI) makes loading fail with
+// ebpf.ErrMapIncompatible instead of silently mixing layouts. Requires Linux
+// >= 6.6 (tcx); older kernels get ErrNotSupported.
+package bpf

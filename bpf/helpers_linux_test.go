@@ -1,0 +1,138 @@
+//go:build linux
+
+package bpf
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// requireRoot skips tests that need root (bpf(2), netns, mounts).
+func requireRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root for bpf(2), bpffs and network namespaces")
+	}
+}
+
+// newPinDir mounts a private bpffs for the test and returns a pin directory in it.
+func newPinDir(tb testing.TB) string {
+	tb.Helper()
+	requireRoot(tb)
+	mnt := tb.TempDir()
+	if err := unix.Mount("bpf", mnt, "bpf", 0, "mode=0700"); err != nil {
+		tb.Fatalf("mount bpffs on %s: %v", mnt, err)
+	}
+	tb.Cleanup(func() {
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			tb.Errorf("unmount bpffs %s: %v", mnt, err)
+		}
+	})
+	return filepath.Join(mnt, "bgplb")
+}
+
+var nsCounter atomic.Int64
+
+// testNetns is a named network namespace (/run/netns/<name>) removed at cleanup.
+type testNetns struct {
+	name string
+	path string
+}
+
+func newNetns(tb testing.TB) *testNetns {
+	tb.Helper()
+	requireRoot(tb)
+	name := fmt.Sprintf("bgplb-bpft-%d-%d", os.Getpid(), nsCounter.Add(1))
+	run(tb, "ip", "netns", "add", name)
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	return &testNetns{name: name, path: "/run/netns/" + name}
+}
+
+// addVeth creates a veth pair inside the namespace, both ends up, and returns
+// the ifindex of host.
+func (n *testNetns) addVeth(tb testing.TB, host, peer string) int {
+	tb.Helper()
+	run(tb, "ip", "-n", n.name, "link", "add", host, "type", "veth", "peer", "name", peer)
+	run(tb, "ip", "-n", n.name, "link", "set", host, "up")
+	run(tb, "ip", "-n", n.name, "link", "set", peer, "up")
+	var idx int
+	n.do(tb, func() error {
+		ifc, err := net.InterfaceByName(host)
+		if err != nil {
+			return err
+		}
+		idx = ifc.Index
+		return nil
+	})
+	return idx
+}
+
+func (n *testNetns) delLink(tb testing.TB, name string) {
+	tb.Helper()
+	run(tb, "ip", "-n", n.name, "link", "del", name)
+}
+
+// do runs fn with the calling OS thread switched into the namespace. fn must
+// not start goroutines (they would run in another namespace).
+func (n *testNetns) do(tb testing.TB, fn func() error) {
+	tb.Helper()
+	if err := inNetns(n.path, fn); err != nil {
+		tb.Fatalf("in netns %s: %v", n.name, err)
+	}
+}
+
+func inNetns(path string, fn func() error) error {
+	target, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer target.Close()
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("open current netns: %w", err)
+	}
+	defer orig.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("setns %s: %w", path, err)
+	}
+	fnErr := fn()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: it exits with the goroutine instead of
+		// running other goroutines in the wrong namespace.
+		return fmt.Errorf("restore netns: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return fnErr
+}
+
+func run(tb testing.TB, name string, args ...string) {
+	tb.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("%s %v: %v: %s", name, args, err, out)
+	}
+}
+
+func mustAddr(tb testing.TB, s string) netip.Addr {
+	tb.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}

@@ -1,0 +1,572 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * lb.c — bgplb's eBPF datapath: two tcx programs sharing the maps of lb.h.
+ *
+ * lb_uplink (tcx ingress on the node's uplink interfaces, attached by the
+ * daemon): a TCP/UDP packet to (VIP, port, proto) of a service in lb_services
+ * is delivered to a local backend pod: an existing conntrack entry whose
+ * backend still exists keeps the flow on its backend; otherwise the backend is
+ * chosen from the service's Maglev table by a hash of the 5-tuple and a
+ * conntrack entry plus a reverse-NAT entry are written. The destination
+ * address and port are rewritten (IPv4/IPv6 L3 and TCP/UDP L4 checksums fixed
+ * up incrementally) and the packet is handed to the pod with
+ * bpf_redirect_peer() (straight into the pod's netns, no second stack pass),
+ * so the pod sees the client's real source address.
+ *   - no backend for new flows: LB_SVC_F_LOCAL -> drop (counted), else the
+ *     packet continues to the kernel (kube-proxy / the primary CNI).
+ *   - LB_SVC_F_SOURCE_RANGES and client outside lb_src_ranges -> drop.
+ *   - ICMP/ICMPv6 echo request to a VIP in lb_vips -> answered in place and
+ *     sent back out of the interface it came in on.
+ *   - anything else continues untouched (TC_ACT_UNSPEC = TCX_NEXT, so other
+ *     tcx programs, e.g. the primary CNI's, still run).
+ *
+ * lb_pod (tcx ingress on a pod's host-side veth, attached by the CNI plugin):
+ * a packet leaving the pod that matches lb_revnat (a reply of a tracked flow)
+ * gets its source rewritten back to VIP:port and is redirected out of the
+ * uplink the request arrived on, with the request's MAC addresses swapped, so
+ * the reply goes back to the router that sent the request (symmetric return
+ * path, even when the client shares the node's subnet). Everything else
+ * continues untouched.
+ *
+ * Packet headers are read with bpf_skb_load_bytes() and written with
+ * bpf_skb_store_bytes()/bpf_l{3,4}_csum_replace(), so non-linear skbs work and
+ * no direct packet access bounds have to be proven. IPv6 extension headers
+ * other than a fragment header are not parsed (such packets continue
+ * untouched). Requires Linux >= 6.6 (tcx); uses no CO-RE.
+ */
+
+#include "lb_kernel.h"
+#include "bpf_helpers.h"
+#include "bpf_endian.h"
+#include "lb.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct lb_service_key);
+	__type(value, struct lb_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct lb_vip_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct lb_maglev_table);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, LB_MAX_SRC_RANGES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb_src_range_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_src_ranges SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_CT);
+	__type(key, struct lb_ct_key);
+	__type(value, struct lb_ct_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_CT);
+	__type(key, struct lb_revnat_key);
+	__type(value, struct lb_revnat_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct lb_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_be_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_drops SEC(".maps");
+
+#define IP4_SADDR_OFF (ETH_HLEN + 12)
+#define IP4_DADDR_OFF (ETH_HLEN + 16)
+#define IP4_CSUM_OFF (ETH_HLEN + 10)
+#define IP6_SADDR_OFF (ETH_HLEN + 8)
+#define IP6_DADDR_OFF (ETH_HLEN + 24)
+#define IP6_NEXTHDR_FRAGMENT 44
+
+/* A parsed packet: addresses always 16 bytes (IPv4-mapped for IPv4). */
+struct pkt {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u32 l4off;
+	__u8 proto;
+	__u8 v6;
+	__u8 frag;
+	__u8 pad;
+};
+
+static __always_inline void addr_v4mapped(__u8 *dst, __be32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+static __always_inline int is_v4mapped(const __u8 *a)
+{
+	__u32 w0, w1, w2;
+
+	__builtin_memcpy(&w0, a, 4);
+	__builtin_memcpy(&w1, a + 4, 4);
+	__builtin_memcpy(&w2, a + 8, 4);
+	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff);
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	__u32 a0, b0;
+	__u16 a1, b1;
+
+	__builtin_memcpy(&a0, a, 4);
+	__builtin_memcpy(&b0, b, 4);
+	__builtin_memcpy(&a1, a + 4, 2);
+	__builtin_memcpy(&b1, b + 4, 2);
+	return a0 == b0 && a1 == b1;
+}
+
+/* parse_l3 fills the addresses, protocol, L4 offset and fragment flag.
+ * Returns 0 for a well-formed IPv4/IPv6 header, -1 otherwise. */
+static __always_inline int parse_l3(struct __sk_buff *skb, __be16 h_proto, struct pkt *p)
+{
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+		__u32 ihl;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+			return -1;
+		if ((ip.ver_ihl >> 4) != 4)
+			return -1;
+		ihl = (__u32)(ip.ver_ihl & 0xf) * 4;
+		if (ihl < sizeof(ip))
+			return -1;
+		p->l4off = ETH_HLEN + ihl;
+		p->proto = ip.protocol;
+		p->v6 = 0;
+		p->frag = (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
+		addr_v4mapped(p->saddr, ip.saddr);
+		addr_v4mapped(p->daddr, ip.daddr);
+		return 0;
+	}
+	if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		__u8 first;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+			return -1;
+		__builtin_memcpy(&first, &ip6, 1);
+		if ((first >> 4) != 6)
+			return -1;
+		p->l4off = ETH_HLEN + sizeof(ip6);
+		p->proto = ip6.nexthdr;
+		p->v6 = 1;
+		p->frag = ip6.nexthdr == IP6_NEXTHDR_FRAGMENT;
+		__builtin_memcpy(p->saddr, ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, ip6.daddr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+/* parse_ports reads the ports of a TCP/UDP packet, checking that the whole
+ * fixed L4 header (with its checksum field) is present. */
+static __always_inline int parse_ports(struct __sk_buff *skb, struct pkt *p)
+{
+	__u8 buf[20];
+
+	if (p->proto == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, p->l4off, buf, 20) < 0)
+			return -1;
+	} else {
+		if (bpf_skb_load_bytes(skb, p->l4off, buf, 8) < 0)
+			return -1;
+	}
+	__builtin_memcpy(&p->sport, buf, 2);
+	__builtin_memcpy(&p->dport, buf + 2, 2);
+	return 0;
+}
+
+static __always_inline int count_drop(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&lb_drops, &reason);
+
+	if (c)
+		*c += 1;
+	return TC_ACT_SHOT;
+}
+
+static __always_inline void count_stats(void *map, __u32 id, __u64 bytes)
+{
+	struct lb_stats *s = bpf_map_lookup_elem(map, &id);
+
+	if (s) {
+		/* per-CPU value: no atomics needed */
+		s->packets += 1;
+		s->bytes += bytes;
+		return;
+	}
+	struct lb_stats init = { .packets = 1, .bytes = bytes };
+	bpf_map_update_elem(map, &id, &init, BPF_NOEXIST);
+}
+
+static __always_inline int is_vip(const __u8 *addr, __u32 need)
+{
+	struct lb_vip_key k;
+	__u32 *flags;
+
+	__builtin_memcpy(k.addr, addr, 16);
+	flags = bpf_map_lookup_elem(&lb_vips, &k);
+	return flags && (*flags & need) == need;
+}
+
+/* murmur3-style 32-bit mixing over the 5-tuple (the Maglev slot index). */
+static __always_inline __u32 rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 mix32(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rotl32(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rotl32(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 tuple_hash(const struct pkt *p)
+{
+	__u32 h = 0x62676c62, w;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		__builtin_memcpy(&w, p->saddr + i * 4, 4);
+		h = mix32(h, w);
+		__builtin_memcpy(&w, p->daddr + i * 4, 4);
+		h = mix32(h, w);
+	}
+	h = mix32(h, ((__u32)p->sport << 16) | p->dport);
+	h = mix32(h, p->proto);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+/* nat_rewrite replaces the source (is_src) or destination address and port of
+ * a TCP/UDP packet, fixing the IPv4 header checksum and the L4 checksum
+ * (including its pseudo-header) incrementally. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *p, int is_src,
+				       const __u8 *new_addr, __be16 new_port)
+{
+	__u32 csum_off = p->l4off + (p->proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
+	__u64 mangled = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__be16 old_port = is_src ? p->sport : p->dport;
+	__u32 port_off = p->l4off + (is_src ? 0 : 2);
+
+	if (p->v6) {
+		__u8 old_a[16], new_a[16];
+		__s64 diff;
+
+		__builtin_memcpy(old_a, is_src ? p->saddr : p->daddr, 16);
+		__builtin_memcpy(new_a, new_addr, 16);
+		diff = bpf_csum_diff((__be32 *)old_a, 16, (__be32 *)new_a, 16, 0);
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | mangled) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, is_src ? IP6_SADDR_OFF : IP6_DADDR_OFF, new_a, 16, 0) < 0)
+			return -1;
+	} else {
+		__be32 old_ip, new_ip;
+		__u32 addr_off = is_src ? IP4_SADDR_OFF : IP4_DADDR_OFF;
+
+		__builtin_memcpy(&old_ip, (is_src ? p->saddr : p->daddr) + 12, 4);
+		__builtin_memcpy(&new_ip, new_addr + 12, 4);
+		if (bpf_l4_csum_replace(skb, csum_off, old_ip, new_ip, BPF_F_PSEUDO_HDR | mangled | 4) < 0)
+			return -1;
+		if (bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_ip, new_ip, 4) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, addr_off, &new_ip, 4, 0) < 0)
+			return -1;
+	}
+	if (old_port != new_port) {
+		if (bpf_l4_csum_replace(skb, csum_off, old_port, new_port, mangled | 2) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, port_off, &new_port, 2, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* echo_reply answers an ICMP/ICMPv6 echo request in place: swap addresses
+ * (neither checksum changes: the IPv4 header sum and the ICMPv6 pseudo-header
+ * sum are order-independent), set the reply type, swap MACs and send it back
+ * out of the interface it arrived on. */
+static __always_inline int echo_reply(struct __sk_buff *skb, const struct ethhdr *eth,
+				      const struct pkt *p)
+{
+	struct icmphdr_min ic;
+	__u8 req = p->v6 ? ICMPV6_ECHO_REQUEST : ICMP_ECHO;
+	__u8 rep = p->v6 ? ICMPV6_ECHO_REPLY : ICMP_ECHOREPLY;
+	__be16 old_w, new_w;
+	__u8 macs[12];
+
+	if (p->frag || !is_vip(p->daddr, LB_VIP_F_ECHO))
+		return TC_ACT_UNSPEC;
+	if (bpf_skb_load_bytes(skb, p->l4off, &ic, sizeof(ic)) < 0)
+		return TC_ACT_UNSPEC;
+	if (ic.type != req || ic.code != 0)
+		return TC_ACT_UNSPEC;
+
+	__builtin_memcpy(&old_w, &ic, 2);
+	ic.type = rep;
+	__builtin_memcpy(&new_w, &ic, 2);
+	if (bpf_l4_csum_replace(skb, p->l4off + 2, old_w, new_w, 2) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+	if (bpf_skb_store_bytes(skb, p->l4off, &rep, 1, 0) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+
+	if (p->v6) {
+		if (bpf_skb_store_bytes(skb, IP6_SADDR_OFF, p->daddr, 16, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, IP6_DADDR_OFF, p->saddr, 16, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+	} else {
+		if (bpf_skb_store_bytes(skb, IP4_SADDR_OFF, p->daddr + 12, 4, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, IP4_DADDR_OFF, p->saddr + 12, 4, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+	}
+
+	__builtin_memcpy(macs, eth->h_source, 6);
+	__builtin_memcpy(macs + 6, eth->h_dest, 6);
+	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* src_allowed looks the client up in the service's loadBalancerSourceRanges. */
+static __always_inline int src_allowed(__u32 svc_id, const struct pkt *p)
+{
+	struct lb_src_range_key k;
+
+	k.prefixlen = 32 + 128;
+	k.svc_id = svc_id;
+	__builtin_memcpy(k.addr, p->saddr, 16);
+	return bpf_map_lookup_elem(&lb_src_ranges, &k) != NULL;
+}
+
+SEC("tc")
+int lb_uplink(struct __sk_buff *skb)
+{
+	struct ethhdr eth;
+	struct pkt p = {};
+	struct lb_service_key sk = {};
+	struct lb_service *svcp, svc;
+	struct lb_ct_key ck = {};
+	struct lb_ct_entry *ct;
+	struct lb_backend *bp, be;
+	struct lb_revnat_key rk = {};
+	struct lb_revnat_entry *rn;
+	__u32 be_id = 0;
+	int found = 0;
+
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+		return TC_ACT_UNSPEC;
+	if (parse_l3(skb, eth.h_proto, &p) < 0)
+		return TC_ACT_UNSPEC;
+
+	if ((!p.v6 && p.proto == IPPROTO_ICMP) || (p.v6 && p.proto == IPPROTO_ICMPV6))
+		return echo_reply(skb, &eth, &p);
+	if (p.frag) {
+		if (is_vip(p.daddr, 0))
+			return count_drop(LB_DROP_FRAGMENT);
+		return TC_ACT_UNSPEC;
+	}
+	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
+		return TC_ACT_UNSPEC;
+	if (parse_ports(skb, &p) < 0) {
+		if (is_vip(p.daddr, 0))
+			return count_drop(LB_DROP_MALFORMED);
+		return TC_ACT_UNSPEC;
+	}
+
+	__builtin_memcpy(sk.vip, p.daddr, 16);
+	sk.port = p.dport;
+	sk.proto = p.proto;
+	svcp = bpf_map_lookup_elem(&lb_services, &sk);
+	if (!svcp)
+		return TC_ACT_UNSPEC;
+	svc = *svcp;
+
+	if ((svc.flags & LB_SVC_F_SOURCE_RANGES) && !src_allowed(svc.id, &p))
+		return count_drop(LB_DROP_SOURCE_RANGE);
+
+	__builtin_memcpy(ck.saddr, p.saddr, 16);
+	__builtin_memcpy(ck.daddr, p.daddr, 16);
+	ck.sport = p.sport;
+	ck.dport = p.dport;
+	ck.proto = p.proto;
+	ct = bpf_map_lookup_elem(&lb_ct, &ck);
+	if (ct && ct->svc_id == svc.id) {
+		be_id = ct->backend_id;
+		bp = bpf_map_lookup_elem(&lb_backends, &be_id);
+		if (bp) {
+			be = *bp;
+			found = 1;
+		}
+	}
+	if (!found) {
+		struct lb_maglev_table *mt;
+		struct lb_ct_entry ne = {};
+		__u32 slot;
+
+		if (svc.count == 0) {
+			if (svc.flags & LB_SVC_F_LOCAL)
+				return count_drop(LB_DROP_NO_LOCAL_BACKEND);
+			return TC_ACT_UNSPEC;
+		}
+		mt = bpf_map_lookup_elem(&lb_maglev, &svc.id);
+		if (!mt)
+			return count_drop(LB_DROP_NO_BACKEND);
+		slot = tuple_hash(&p) % LB_MAGLEV_M;
+		/* The verifier does not track the range of a modulo: re-check it
+		 * behind a barrier the compiler cannot see through. */
+		asm volatile("" : "+r"(slot));
+		if (slot >= LB_MAGLEV_M)
+			return count_drop(LB_DROP_NO_BACKEND);
+		be_id = mt->backend_ids[slot];
+		bp = bpf_map_lookup_elem(&lb_backends, &be_id);
+		if (!bp)
+			return count_drop(LB_DROP_NO_BACKEND);
+		be = *bp;
+		ne.backend_id = be_id;
+		ne.svc_id = svc.id;
+		ne.created_ns = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&lb_ct, &ck, &ne, BPF_ANY) < 0)
+			return count_drop(LB_DROP_CT_FULL);
+	}
+	if (is_v4mapped(be.addr) == p.v6)
+		return count_drop(LB_DROP_NO_BACKEND);
+
+	/* Reverse-NAT state for the replies; refreshed when the flow now arrives
+	 * through another interface or router (or the LRU evicted it). */
+	__builtin_memcpy(rk.saddr, be.addr, 16);
+	__builtin_memcpy(rk.daddr, p.saddr, 16);
+	rk.sport = be.port;
+	rk.dport = p.sport;
+	rk.proto = p.proto;
+	rn = bpf_map_lookup_elem(&lb_revnat, &rk);
+	if (!rn || rn->ifindex != skb->ifindex || rn->svc_id != svc.id ||
+	    !mac_eq(rn->client_mac, eth.h_source) || !mac_eq(rn->node_mac, eth.h_dest)) {
+		struct lb_revnat_entry nv = {};
+
+		__builtin_memcpy(nv.vip, p.daddr, 16);
+		nv.vip_port = p.dport;
+		__builtin_memcpy(nv.client_mac, eth.h_source, 6);
+		__builtin_memcpy(nv.node_mac, eth.h_dest, 6);
+		nv.ifindex = skb->ifindex;
+		nv.svc_id = svc.id;
+		nv.backend_id = be_id;
+		if (bpf_map_update_elem(&lb_revnat, &rk, &nv, BPF_ANY) < 0)
+			return count_drop(LB_DROP_CT_FULL);
+	}
+
+	if (nat_rewrite(skb, &p, 0, be.addr, be.port) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+
+	count_stats(&lb_svc_stats, svc.id, skb->len);
+	count_stats(&lb_be_stats, be_id, skb->len);
+	return bpf_redirect_peer(be.ifindex, 0);
+}
+
+SEC("tc")
+int lb_pod(struct __sk_buff *skb)
+{
+	struct ethhdr eth;
+	struct pkt p = {};
+	struct lb_revnat_key rk = {};
+	struct lb_revnat_entry *rnp, rn;
+	__u8 macs[12];
+
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+		return TC_ACT_UNSPEC;
+	if (parse_l3(skb, eth.h_proto, &p) < 0)
+		return TC_ACT_UNSPEC;
+	if (p.frag || (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP))
+		return TC_ACT_UNSPEC;
+	if (parse_ports(skb, &p) < 0)
+		return TC_ACT_UNSPEC;
+
+	__builtin_memcpy(rk.saddr, p.saddr, 16);
+	__builtin_memcpy(rk.daddr, p.daddr, 16);
+	rk.sport = p.sport;
+	rk.dport = p.dport;
+	rk.proto = p.proto;
+	rnp = bpf_map_lookup_elem(&lb_revnat, &rk);
+	if (!rnp)
+		return TC_ACT_UNSPEC;
+	rn = *rnp;
+	if (is_v4mapped(rn.vip) == p.v6)
+		return TC_ACT_UNSPEC;
+
+	if (nat_rewrite(skb, &p, 1, rn.vip, rn.vip_port) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+	__builtin_memcpy(macs, rn.client_mac, 6);
+	__builtin_memcpy(macs + 6, rn.node_mac, 6);
+	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0) < 0)
+		return count_drop(LB_DROP_MALFORMED);
+	return bpf_redirect(rn.ifindex, 0);
+}
