@@ -1,0 +1,159 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+const controllers = "endpointslice-controller,endpointslice-mirroring-controller,serviceaccount-controller," +
+	"serviceaccount-token-controller,deployment-controller,replicaset-controller,namespace-controller," +
+	"garbage-collector-controller,root-ca-certificate-publisher-controller,service-cidr-controller," +
+	"pod-garbage-collector-controller"
+
+func (l *Lab) k8sBin(name string) string { return filepath.Join(l.Opts.K8sBinDir, name) }
+
+func (l *Lab) serviceCIDRs() string {
+	if l.Opts.IPv6 {
+		return serviceCIDRv4 + "," + serviceCIDRv6
+	}
+	return serviceCIDRv4
+}
+
+func (l *Lab) clusterCIDRs() string {
+	if l.Opts.IPv6 {
+		return clusterCIDRv4 + "," + clusterCIDRv6
+	}
+	return clusterCIDRv4
+}
+
+// startControlPlane starts etcd, kube-apiserver and the forwarder, waits for /readyz,
+// then starts kube-controller-manager and kube-scheduler.
+func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
+	dir := l.Dir
+	if _, err := startDetached(dir, "etcd", ControlPlaneNS, []string{
+		"etcd", "--name", "bgplb-lab",
+		"--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", "http://127.0.0.1:2379",
+		"--advertise-client-urls", "http://127.0.0.1:2379",
+		"--listen-peer-urls", "http://127.0.0.1:2380",
+		"--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+		"--initial-cluster", "bgplb-lab=http://127.0.0.1:2380",
+		"--listen-metrics-urls", "http://127.0.0.1:2381",
+		"--logger", "zap", "--log-level", "warn",
+	}, nil); err != nil {
+		return err
+	}
+	advertise := ControlPlaneV4.String()
+	if _, err := startDetached(dir, "kube-apiserver", ControlPlaneNS, []string{
+		l.k8sBin("kube-apiserver"),
+		"--etcd-servers", "http://127.0.0.1:2379",
+		"--bind-address", "0.0.0.0",
+		"--secure-port", fmt.Sprint(APIServerPort),
+		"--advertise-address", advertise,
+		"--tls-cert-file", p.path("apiserver.crt"),
+		"--tls-private-key-file", p.path("apiserver.key"),
+		"--client-ca-file", p.path("ca.crt"),
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", p.path("sa.pub"),
+		"--service-account-signing-key-file", p.path("sa.key"),
+		"--authorization-mode", "RBAC",
+		"--service-cluster-ip-range", l.serviceCIDRs(),
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1",
+	}, nil); err != nil {
+		return err
+	}
+	if _, err := startDetached(dir, "forward", "", []string{
+		l.labBinary(), "forward", "--listen", ForwardAddr, "--netns", ControlPlaneNS,
+		"--target", net.JoinHostPort(advertise, fmt.Sprint(APIServerPort)),
+	}, nil); err != nil {
+		return err
+	}
+	cs, err := l.Clientset()
+	if err != nil {
+		return err
+	}
+	if err := l.waitReadyz(ctx, cs, 90*time.Second); err != nil {
+		return err
+	}
+	kc := filepath.Join(dir, kubeconfigFabric)
+	common := []string{"--kubeconfig", kc, "--authentication-kubeconfig", kc, "--authorization-kubeconfig", kc,
+		"--leader-elect=false", "--bind-address", "127.0.0.1", "--profiling=false", "--v=1"}
+	if _, err := startDetached(dir, "kube-controller-manager", ControlPlaneNS, append([]string{
+		l.k8sBin("kube-controller-manager"),
+		"--controllers", controllers,
+		"--service-account-private-key-file", p.path("sa.key"),
+		"--root-ca-file", p.path("ca.crt"),
+		"--use-service-account-credentials=false",
+		"--endpointslice-updates-batch-period", "0s",
+	}, common...), nil); err != nil {
+		return err
+	}
+	if _, err := startDetached(dir, "kube-scheduler", ControlPlaneNS, append([]string{
+		l.k8sBin("kube-scheduler"),
+	}, common...), nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// waitReadyz polls the API server's /readyz through the forwarder.
+func (l *Lab) waitReadyz(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
+	var last error
+	err := poll(ctx, timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err != nil {
+			last = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(body)))
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for kube-apiserver /readyz (see %s): %w (last: %v)",
+			filepath.Join(l.Dir, "logs", "kube-apiserver.log"), err, last)
+	}
+	return nil
+}
+
+// waitServiceAccount waits for the default ServiceAccount, without which Pods are rejected.
+func (l *Lab) waitServiceAccount(ctx context.Context, cs kubernetes.Interface, timeout time.Duration) error {
+	err := poll(ctx, timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for ServiceAccount default/default (see %s): %w",
+			filepath.Join(l.Dir, "logs", "kube-controller-manager.log"), err)
+	}
+	return nil
+}
+
+// poll calls cond every interval until it returns true or an error, or timeout passes.
+func poll(ctx context.Context, timeout, interval time.Duration, cond func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ok, err := cond(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out after %s", timeout)
+		case <-t.C:
+		}
+	}
+}

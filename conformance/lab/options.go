@@ -1,0 +1,165 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+)
+
+// Defaults of the lab.
+const (
+	DefaultDir       = "/run/bgplb-lab"
+	ForwardAddr      = "127.0.0.1:16443"
+	BPFPinRoot       = "/sys/fs/bpf/bgplb-lab"
+	RouterNS         = "bgplb-router"
+	ClientNS         = "bgplb-client"
+	ControlPlaneNS   = "bgplb-cp"
+	NodeNSPrefix     = "bgplb-node"
+	PodNSPrefix      = "bgplb-pod-"
+	RouterASN        = 64512
+	NodeASN          = 64513
+	APIServerPort    = 6443
+	bridgeName       = "br-fabric"
+	serviceCIDRv4    = "198.18.128.0/20"
+	serviceCIDRv6    = "2001:db8:5::/112"
+	clusterCIDRv4    = "198.19.0.0/16"
+	clusterCIDRv6    = "2001:db8:1::/48"
+	markerFile       = ".bgplb-lab"
+	stateFile        = "lab.json"
+	maxNodes         = 200
+	kubeconfigRoot   = "kubeconfig"
+	kubeconfigFabric = "kubeconfig-fabric"
+)
+
+// Fixed addresses of the address plan.
+var (
+	RouterFabricV4   = netip.MustParseAddr("198.18.0.1")
+	RouterFabricV6   = netip.MustParseAddr("2001:db8:f::1")
+	ControlPlaneV4   = netip.MustParseAddr("198.18.0.254")
+	ControlPlaneV6   = netip.MustParseAddr("2001:db8:f::254")
+	RouterClientV4   = netip.MustParseAddr("198.51.100.1")
+	RouterClientV6   = netip.MustParseAddr("2001:db8:c::1")
+	ClientV4         = netip.MustParseAddr("198.51.100.10")
+	ClientV6         = netip.MustParseAddr("2001:db8:c::10")
+	FabricV4         = netip.MustParsePrefix("198.18.0.0/24")
+	FabricV6         = netip.MustParsePrefix("2001:db8:f::/64")
+	FirstServiceIPv4 = netip.MustParseAddr("198.18.128.1")
+)
+
+// Options configure Up. The zero value of every field means its default.
+type Options struct {
+	// Dir is the lab state directory (default /run/bgplb-lab).
+	Dir string
+	// Nodes is the number of node namespaces (default 3).
+	Nodes int
+	// IPv6 adds the IPv6 half of the address plan (dual stack).
+	IPv6 bool
+	// ProxyMode is kube-proxy's mode: "nftables" (default) or "iptables".
+	ProxyMode string
+	// NoKubeProxy leaves kube-proxy out (the eBPF-only setup).
+	NoKubeProxy bool
+	// NoDaemon does not start bgplbd even when BinDir holds it.
+	NoDaemon bool
+	// Recreate tears down an existing lab first instead of failing.
+	Recreate bool
+	// K8sBinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
+	// kube-proxy and the CNI plugins ptp, host-local, loopback
+	// (default $HOME/.cache/bgplb/bin).
+	K8sBinDir string
+	// BinDir holds the project's binaries: bgplb-lab (required: forwarder and lab
+	// kubelet), podserver (required) and bgplbd (optional).
+	BinDir string
+	// Logf receives progress lines; nil discards them.
+	Logf func(format string, args ...any) `json:"-"`
+}
+
+func (o *Options) defaults() error {
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	abs, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return fmt.Errorf("resolve lab dir %q: %w", o.Dir, err)
+	}
+	o.Dir = abs
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	if o.Nodes < 1 || o.Nodes > maxNodes {
+		return fmt.Errorf("--nodes %d: must be between 1 and %d", o.Nodes, maxNodes)
+	}
+	switch o.ProxyMode {
+	case "":
+		o.ProxyMode = "nftables"
+	case "nftables", "iptables":
+	default:
+		return fmt.Errorf("--proxy-mode %q: must be nftables or iptables", o.ProxyMode)
+	}
+	if o.K8sBinDir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("find home dir for the k8s bin dir: %w", err)
+		}
+		o.K8sBinDir = filepath.Join(home, ".cache", "bgplb", "bin")
+	}
+	if o.BinDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find own executable for the bin dir: %w", err)
+		}
+		o.BinDir = filepath.Dir(exe)
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return nil
+}
+
+// Node describes one lab node and its slice of the address plan.
+type Node struct {
+	// Name is the Node object's name: node<Index>.
+	Name string `json:"name"`
+	// Index is n in bgplb-node<n>, 1-based.
+	Index int `json:"index"`
+	// Netns is the node's network namespace name.
+	Netns string `json:"netns"`
+	// IPs are the node's fabric addresses (IPv4 first).
+	IPs []netip.Addr `json:"ips"`
+	// PodCIDRs are the node's pod ranges (IPv4 first).
+	PodCIDRs []netip.Prefix `json:"podCIDRs"`
+	// Dir is <lab dir>/node<Index>.
+	Dir string `json:"dir"`
+}
+
+// CNIConfDir, CNIBinDir, CNICacheDir and KubeletStateDir are the node's own paths.
+func (n Node) CNIConfDir() string      { return filepath.Join(n.Dir, "cni", "net.d") }
+func (n Node) CNIBinDir() string       { return filepath.Join(n.Dir, "cni", "bin") }
+func (n Node) CNICacheDir() string     { return filepath.Join(n.Dir, "cni", "cache") }
+func (n Node) IPAMDir() string         { return filepath.Join(n.Dir, "ipam") }
+func (n Node) KubeletStateDir() string { return filepath.Join(n.Dir, "kubelet") }
+
+// BPFPinDir is the node's bpffs pin directory (/sys/fs/bpf/bgplb-lab/<node>).
+func (n Node) BPFPinDir() string { return filepath.Join(BPFPinRoot, n.Name) }
+
+// DaemonSocket is the node's bgplbd unix socket path.
+func (n Node) DaemonSocket() string { return filepath.Join(n.Dir, "bgplbd", "bgplbd.sock") }
+
+// EndpointsDir is the node's durable CNI endpoint records dir.
+func (n Node) EndpointsDir() string { return filepath.Join(n.Dir, "bgplbd", "endpoints") }
+
+func makeNode(dir string, i int, ipv6 bool) Node {
+	n := Node{
+		Name:     fmt.Sprintf("node%d", i),
+		Index:    i,
+		Netns:    fmt.Sprintf("%s%d", NodeNSPrefix, i),
+		IPs:      []netip.Addr{netip.AddrFrom4([4]byte{198, 18, 0, byte(10 + i)})},
+		PodCIDRs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i), 0}), 24)},
+		Dir:      filepath.Join(dir, fmt.Sprintf("node%d", i)),
+	}
+	if ipv6 {
+		n.IPs = append(n.IPs, netip.MustParseAddr(fmt.Sprintf("2001:db8:f::%d", 10+i)))
+		n.PodCIDRs = append(n.PodCIDRs, netip.MustParsePrefix(fmt.Sprintf("2001:db8:1:%d::/64", i)))
+	}
+	return n
+}
