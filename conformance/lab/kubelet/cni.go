@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 	cnitypes100 "github.com/containernetworking/cni/pkg/types/100"
 )
@@ -18,10 +19,12 @@ type network struct {
 	cni     *libcni.CNIConfig
 }
 
-func newNetwork(binDir, confDir, cacheDir string) *network {
+// newNetwork uses the plugins of binDir; exec nil runs them directly (the
+// kubelet's own network namespace is the "host" namespace of the pod network).
+func newNetwork(binDir, confDir, cacheDir string, exec invoke.Exec) *network {
 	return &network{
 		confDir: confDir,
-		cni:     libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, nil),
+		cni:     libcni.NewCNIConfigWithCacheDir([]string{binDir}, cacheDir, exec),
 	}
 }
 

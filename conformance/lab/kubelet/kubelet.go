@@ -70,6 +70,20 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// withAbsPodserver makes PodserverPath absolute with symlinks resolved, as it
+// appears in /proc/<pid>/exe (the lab's teardown compares the two).
+func (c Config) withAbsPodserver() (Config, error) {
+	p, err := filepath.Abs(c.PodserverPath)
+	if err != nil {
+		return c, fmt.Errorf("resolve podserver path %s: %w", c.PodserverPath, err)
+	}
+	if p, err = filepath.EvalSymlinks(p); err != nil {
+		return c, fmt.Errorf("resolve podserver path %s: %w", c.PodserverPath, err)
+	}
+	c.PodserverPath = p
+	return c, nil
+}
+
 // kubelet is the state of one Run.
 type kubelet struct {
 	cfg    Config
@@ -94,6 +108,10 @@ type kubelet struct {
 func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("validate kubelet config: %w", err)
+	}
+	cfg, err := cfg.withAbsPodserver()
+	if err != nil {
+		return err
 	}
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
@@ -120,7 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 	k := &kubelet{
 		cfg:      cfg,
 		client:   client,
-		net:      newNetwork(cfg.CNIBinDir, cfg.CNIConfDir, cfg.CNICacheDir),
+		net:      newNetwork(cfg.CNIBinDir, cfg.CNIConfDir, cfg.CNICacheDir, nil),
 		netns:    &netnsManager{hostMountNS: hostMountNS},
 		store:    stateStore{Dir: filepath.Join(cfg.StateDir, "pods")},
 		prober:   newProber(),

@@ -136,9 +136,10 @@ func (s stateStore) list() ([]podRecord, error) {
 	return recs, errors.Join(errs...)
 }
 
-// writePID records the podserver's PID.
-func (s stateStore) writePID(uid types.UID, pid int) error {
-	return writeAtomic(s.pidPath(uid), []byte(strconv.Itoa(pid)+"\n"))
+// writePID records the podserver's PID and executable, in the lab's PID file
+// format: "<pid>\n<absolute executable>\n".
+func (s stateStore) writePID(uid types.UID, pid int, exe string) error {
+	return writeAtomic(s.pidPath(uid), []byte(strconv.Itoa(pid)+"\n"+exe+"\n"))
 }
 
 // readPID returns the recorded PID, 0 when there is none.
@@ -150,7 +151,8 @@ func (s stateStore) readPID(uid types.UID) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read PID file: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	first, _, _ := strings.Cut(string(data), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("parse PID file %s: %q", s.pidPath(uid), data)
 	}

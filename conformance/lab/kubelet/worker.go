@@ -242,7 +242,7 @@ func (w *podWorker) setup(ctx context.Context, pod *corev1.Pod) error {
 	}
 	w.proc = proc
 	w.rec.ProcessStarted = time.Now()
-	if err := k.store.writePID(w.uid, proc.pid); err != nil {
+	if err := k.store.writePID(w.uid, proc.pid, k.cfg.PodserverPath); err != nil {
 		return err
 	}
 	if err := k.store.put(*w.rec); err != nil {
