@@ -1,0 +1,496 @@
+package announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/metrics"
+)
+
+// BytesPerWeight is the link bandwidth (bytes/s) one unit of eligibility weight stands for
+// in the link-bandwidth extended community (1 Mbit/s per local endpoint). Routers use the
+// values relative to each other, so the unit only has to be the same on every node.
+const BytesPerWeight = 125000
+
+// Announcer applies per-Service desired state to a Speaker and a Datapath.
+type Announcer struct {
+	src      Sources
+	eval     Evaluator
+	speaker  Speaker
+	datapath Datapath // nil: datapath disabled (kube-proxy serves the VIPs)
+
+	mu       sync.Mutex
+	services map[string]*applied                  // Service key -> what was applied for it
+	prefixes map[netip.Prefix]map[string]bgp.Path // prefix -> Service key -> that Service's wanted path
+	sent     map[netip.Prefix]bgp.Path            // prefix -> merged path announced to the speaker
+	onChange func()
+
+	peerProblems []PeerProblem // BGPPeers selecting this node that could not be configured
+	peerNames    []string      // BGPPeers configured on the speaker, sorted
+}
+
+// applied is the bookkeeping of one Service.
+type applied struct {
+	state    ServiceState
+	paths    map[netip.Prefix]bgp.Path // prefix -> this Service's wanted path
+	backends *ServiceBackends          // last datapath state programmed (nil: none)
+}
+
+// New returns an Announcer. datapath may be nil (datapath disabled).
+func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Announcer {
+	return &Announcer{
+		src:      src,
+		eval:     eval,
+		speaker:  speaker,
+		datapath: datapath,
+		services: map[string]*applied{},
+		prefixes: map[netip.Prefix]map[string]bgp.Path{},
+		sent:     map[netip.Prefix]bgp.Path{},
+	}
+}
+
+// OnChange sets a function called (without locks held) after the announced state changed;
+// daemon/status uses it to refresh the node's BGPNodeState. Call before the first Sync.
+func (a *Announcer) OnChange(fn func()) { a.onChange = fn }
+
+// Sync is the watch.SyncFunc: PeersKey runs SyncPeers, any other key SyncService.
+func (a *Announcer) Sync(ctx context.Context, key string) error {
+	if key == PeersKey {
+		return a.SyncPeers(ctx)
+	}
+	return a.SyncService(ctx, key)
+}
+
+// desired is the computed target for one Service.
+type desired struct {
+	state    ServiceState
+	paths    map[netip.Prefix]bgp.Path
+	backends *ServiceBackends
+}
+
+// SyncService makes this node's announcements and datapath entries of Service key match
+// the caches.
+func (a *Announcer) SyncService(ctx context.Context, key string) error {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil // a malformed key will never sync; drop it
+	}
+	svc, err := a.src.Services.Services(namespace).Get(name)
+	switch {
+	case apierrors.IsNotFound(err):
+		svc = nil
+	case err != nil:
+		return fmt.Errorf("get service %s: %w", key, err)
+	}
+	want, err := a.compute(ctx, key, svc)
+	if err != nil {
+		return err
+	}
+	changed, err := a.apply(ctx, key, want)
+	if err != nil {
+		return err
+	}
+	if changed {
+		logger.V(2).Info("service state applied", "reason", want.state.Reason, "prefixes", want.state.Prefixes,
+			"weight", want.state.Weight, "datapath", want.backends != nil)
+		if a.onChange != nil {
+			a.onChange()
+		}
+	}
+	return nil
+}
+
+// compute derives the desired state of Service key (svc nil: deleted).
+func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service) (desired, error) {
+	d := desired{state: ServiceState{Key: key}}
+	if svc == nil {
+		d.state.Reason, d.state.Message = ReasonNoIP, "service deleted"
+		return d, nil
+	}
+	slicesOf, err := a.src.Slices(svc.Namespace, svc.Name)
+	if err != nil {
+		return d, err
+	}
+	var node *corev1.Node
+	if a.src.Node != nil {
+		node = a.src.Node()
+	}
+	dec, err := a.eval.Evaluate(ctx, &eligibility.Input{Service: svc, Slices: slicesOf, Node: node})
+	if err != nil {
+		return d, fmt.Errorf("evaluate service %s: %w", key, err)
+	}
+	if !dec.InScope {
+		d.state.Reason, d.state.Message = dec.Reason, dec.Message
+		return d, nil
+	}
+	vips := ingressIPs(svc)
+	if len(vips) == 0 {
+		d.state.Reason, d.state.Message = ReasonNoIP, "service has no ingress IP"
+		return d, nil
+	}
+	d.backends = backendsFor(svc, vips, dec)
+	d.state.Weight = dec.Weight
+	if !dec.Announce {
+		d.state.Reason, d.state.Message = ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
+		return d, nil
+	}
+	adverts, err := a.matchingAdvertisements(svc, node, vips)
+	if err != nil {
+		return d, err
+	}
+	d.paths = map[netip.Prefix]bgp.Path{}
+	for _, vip := range vips {
+		ads := adverts[vip]
+		if len(ads) == 0 {
+			continue
+		}
+		p := pathFor(ctx, vip, ads, dec.Weight)
+		d.paths[p.Prefix] = p
+	}
+	if len(d.paths) == 0 {
+		d.state.Reason, d.state.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
+		d.paths = nil
+		return d, nil
+	}
+	d.state.Reason = ReasonAnnounced
+	d.state.Message = dec.Message
+	for p := range d.paths {
+		d.state.Prefixes = append(d.state.Prefixes, p)
+	}
+	sortPrefixes(d.state.Prefixes)
+	return d, nil
+}
+
+// matchingAdvertisements returns per VIP the advertisements selecting the Service, the
+// VIP's pool and this node.
+func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Node, vips []netip.Addr) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, error) {
+	ads, err := a.src.Advertisements.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list bgpadvertisements: %w", err)
+	}
+	pools, err := a.src.Pools.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	sort.Slice(ads, func(i, j int) bool { return ads[i].Name < ads[j].Name })
+	var nodeLabels map[string]string
+	if node != nil {
+		nodeLabels = node.Labels
+	}
+	out := map[netip.Addr][]*v1alpha1.BGPAdvertisement{}
+	for _, ad := range ads {
+		ok, err := SelectorMatches(ad.Spec.ServiceSelector, svc.Labels)
+		if err != nil || !ok {
+			continue // an invalid selector selects nothing
+		}
+		if ok, err := SelectorMatches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
+			continue
+		}
+		for _, vip := range vips {
+			if ad.Spec.PoolSelector != nil {
+				matched := false
+				for _, pool := range PoolsContaining(pools, vip) {
+					if ok, err := SelectorMatches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
+						matched = true
+						break
+					}
+				}
+				if !matched {
+					continue
+				}
+			}
+			out[vip] = append(out[vip], ad)
+		}
+	}
+	return out, nil
+}
+
+// pathFor merges the attributes of the advertisements for one VIP.
+func pathFor(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertisement, weight int64) bgp.Path {
+	logger := klog.FromContext(ctx)
+	p := bgp.Path{Prefix: netip.PrefixFrom(vip, vip.BitLen())}
+	weighted := false
+	for _, ad := range ads {
+		for _, c := range ad.Spec.Communities {
+			v, err := bgp.ParseCommunity(string(c))
+			if err != nil {
+				logger.Info("ignoring unsupported community", "advertisement", ad.Name, "community", c, "err", err)
+				continue
+			}
+			p.Communities = append(p.Communities, v)
+		}
+		for _, c := range ad.Spec.LargeCommunities {
+			v, err := bgp.ParseLargeCommunity(string(c))
+			if err != nil {
+				logger.Info("ignoring invalid large community", "advertisement", ad.Name, "largeCommunity", c, "err", err)
+				continue
+			}
+			p.LargeCommunities = append(p.LargeCommunities, v)
+		}
+		if lp := ad.Spec.LocalPreference; lp != nil && *lp >= 0 && *lp <= 1<<32-1 {
+			v := uint32(*lp)
+			if p.LocalPref == nil || v > *p.LocalPref {
+				p.LocalPref = &v
+			}
+		}
+		weighted = weighted || ad.Spec.WeightedECMP
+	}
+	if weighted {
+		bw := float32(weight * BytesPerWeight)
+		p.LinkBandwidth = &bw
+	}
+	normalizePath(&p)
+	return p
+}
+
+func normalizePath(p *bgp.Path) {
+	slices.Sort(p.Communities)
+	p.Communities = slices.Compact(p.Communities)
+	slices.SortFunc(p.LargeCommunities, func(a, b bgp.LargeCommunity) int { return strings.Compare(a.String(), b.String()) })
+	p.LargeCommunities = slices.Compact(p.LargeCommunities)
+	if len(p.Communities) == 0 {
+		p.Communities = nil
+	}
+	if len(p.LargeCommunities) == 0 {
+		p.LargeCommunities = nil
+	}
+}
+
+// mergePaths merges the wanted paths of the Services sharing one prefix.
+func mergePaths(prefix netip.Prefix, wants map[string]bgp.Path) bgp.Path {
+	out := bgp.Path{Prefix: prefix}
+	keys := make([]string, 0, len(wants))
+	for k := range wants {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var bw float32
+	hasBW := false
+	for _, k := range keys {
+		w := wants[k]
+		out.Communities = append(out.Communities, w.Communities...)
+		out.LargeCommunities = append(out.LargeCommunities, w.LargeCommunities...)
+		if w.LocalPref != nil && (out.LocalPref == nil || *w.LocalPref > *out.LocalPref) {
+			v := *w.LocalPref
+			out.LocalPref = &v
+		}
+		if w.LinkBandwidth != nil {
+			hasBW = true
+			bw += *w.LinkBandwidth
+		}
+	}
+	if hasBW {
+		out.LinkBandwidth = &bw
+	}
+	normalizePath(&out)
+	return out
+}
+
+// apply moves the applied state of key to want: withdraw, then datapath, then announce.
+// Bookkeeping is updated step by step, only after each speaker/datapath call succeeded.
+func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur := a.services[key]
+	if cur == nil {
+		cur = &applied{paths: map[netip.Prefix]bgp.Path{}}
+	}
+	changed := !reflect.DeepEqual(cur.state, want.state)
+
+	// 1. Withdraw (or reduce the contribution to) prefixes this Service no longer wants.
+	for prefix := range cur.paths {
+		if _, ok := want.paths[prefix]; ok {
+			continue
+		}
+		rest := mapWithout(a.prefixes[prefix], key)
+		if err := a.sendLocked(ctx, prefix, rest); err != nil {
+			return changed, err
+		}
+		delete(cur.paths, prefix)
+		a.setWantsLocked(prefix, rest)
+		changed = true
+	}
+
+	// 2. Program the datapath before anything new is announced; clean it after withdrawals.
+	if a.datapath != nil && !reflect.DeepEqual(cur.backends, want.backends) {
+		if err := a.datapath.SetService(ctx, key, want.backends); err != nil {
+			return changed, fmt.Errorf("program datapath for service %s: %w", key, err)
+		}
+		cur.backends = want.backends
+		changed = true
+	}
+
+	// 3. Announce new prefixes and changed attributes.
+	for prefix, p := range want.paths {
+		if old, ok := cur.paths[prefix]; ok && reflect.DeepEqual(old, p) {
+			continue
+		}
+		wants := mapWith(a.prefixes[prefix], key, p)
+		if err := a.sendLocked(ctx, prefix, wants); err != nil {
+			return changed, err
+		}
+		cur.paths[prefix] = p
+		a.setWantsLocked(prefix, wants)
+		changed = true
+	}
+
+	cur.state = want.state
+	// Track Services in scope (ours, with an IP) and anything still applied; forget the rest
+	// (foreign classes, deleted Services) so memory follows our Services only.
+	if want.backends == nil && len(cur.paths) == 0 && cur.backends == nil {
+		delete(a.services, key)
+	} else {
+		a.services[key] = cur
+	}
+	metrics.PrefixesAnnounced.Set(float64(len(a.sent)))
+	return changed, nil
+}
+
+// sendLocked makes the speaker's path for prefix the merge of wants (withdraw when empty).
+func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants map[string]bgp.Path) error {
+	old, announced := a.sent[prefix]
+	if len(wants) == 0 {
+		if !announced {
+			return nil
+		}
+		if err := a.speaker.Withdraw(ctx, prefix); err != nil {
+			return fmt.Errorf("withdraw %s: %w", prefix, err)
+		}
+		delete(a.sent, prefix)
+		return nil
+	}
+	merged := mergePaths(prefix, wants)
+	if announced && reflect.DeepEqual(old, merged) {
+		return nil
+	}
+	if err := a.speaker.Announce(ctx, merged); err != nil {
+		if errors.Is(err, bgp.ErrPrefixNotAllowed) {
+			return fmt.Errorf("announce %s: outside every pool: %w", prefix, err)
+		}
+		return fmt.Errorf("announce %s: %w", prefix, err)
+	}
+	a.sent[prefix] = merged
+	return nil
+}
+
+func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants map[string]bgp.Path) {
+	if len(wants) == 0 {
+		delete(a.prefixes, prefix)
+		return
+	}
+	a.prefixes[prefix] = wants
+}
+
+func mapWith(m map[string]bgp.Path, key string, p bgp.Path) map[string]bgp.Path {
+	out := make(map[string]bgp.Path, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	out[key] = p
+	return out
+}
+
+func mapWithout(m map[string]bgp.Path, key string) map[string]bgp.Path {
+	out := make(map[string]bgp.Path, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Prefix is one announced prefix with the Services behind it.
+type Prefix struct {
+	Prefix   netip.Prefix
+	Services []string
+}
+
+// State returns the applied state: every tracked Service (sorted by key) and every
+// announced prefix (sorted) with its Services.
+func (a *Announcer) State() ([]ServiceState, []Prefix) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	svcs := make([]ServiceState, 0, len(a.services))
+	for _, s := range a.services {
+		st := s.state
+		st.Prefixes = slices.Clone(st.Prefixes)
+		svcs = append(svcs, st)
+	}
+	slices.SortFunc(svcs, func(x, y ServiceState) int { return strings.Compare(x.Key, y.Key) })
+	prefixes := make([]Prefix, 0, len(a.sent))
+	for p := range a.sent {
+		var keys []string
+		for k := range a.prefixes[p] {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys})
+	}
+	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
+	return svcs, prefixes
+}
+
+// ingressIPs returns the Service's status.loadBalancer.ingress IPs, deduplicated.
+func ingressIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		ip, err := netip.ParseAddr(ing.IP)
+		if err != nil {
+			continue
+		}
+		ip = ip.Unmap()
+		if !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decision) *ServiceBackends {
+	b := &ServiceBackends{
+		VIPs:    vips,
+		Local:   svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		NewFlow: dec.NewFlowEndpoints,
+		Keep:    dec.Endpoints,
+	}
+	for _, p := range svc.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		b.Ports = append(b.Ports, ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
+	}
+	for _, r := range svc.Spec.LoadBalancerSourceRanges {
+		if pr, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil {
+			b.SourceRanges = append(b.SourceRanges, pr.Masked())
+		}
+	}
+	return b
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefix) }

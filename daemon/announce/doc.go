@@ -1,0 +1,24 @@
+// Package announce turns the cached cluster state into this node's BGP announcements and
+// datapath programming, one Service at a time, as a diff against what it applied before.
+//
+// For a Service key, SyncService evaluates the eligibility Runner (daemon/eligibility) for
+// this node, matches the BGPAdvertisements that select the Service, its pool and this node,
+// and derives the desired state: prefixes (/32, /128 of the ingress IPs) with their path
+// attributes (communities, large communities, local preference, and with weightedECMP a
+// link-bandwidth proportional to the Decision weight), plus the datapath backends. It then
+// applies the difference in a fixed order so the router is never told to send traffic the
+// maps cannot serve: withdraw prefixes first, then program (or clean) the datapath, then
+// announce. Bookkeeping changes only after a step succeeded, so a failed step is retried by
+// the work queue with nothing lost.
+//
+// Shared VIPs (two Services with one IP via a sharing key) are reference counted: the prefix
+// is announced while at least one Service wants it, with the merged attributes (union of
+// communities, highest local preference, summed weights).
+//
+// SyncPeers configures the speaker's neighbours from the BGPPeers whose nodeSelector matches
+// this node (passwords from Secrets in the daemon's namespace) and its allowed prefixes from
+// the pools' blocks.
+//
+// Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is Sync.
+// State() feeds daemon/status.
+package announce

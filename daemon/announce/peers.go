@@ -1,0 +1,169 @@
+package announce
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/bgp"
+)
+
+// PeerProblem is a BGPPeer selecting this node that could not be configured.
+type PeerProblem struct {
+	Peer    string
+	Message string
+}
+
+// SyncPeers makes the speaker's neighbours equal to the BGPPeers whose nodeSelector
+// matches this node, and its allowed prefixes equal to the pools' blocks. A peer whose
+// password Secret is missing is left out (and reported by PeerProblems) rather than
+// brought up without authentication.
+func (a *Announcer) SyncPeers(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	pools, err := a.src.Pools.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	// Allowed prefixes first: a pool that appeared may be needed by pending announcements,
+	// one that disappeared makes the speaker withdraw what fell outside.
+	if err := a.speaker.SetAllowedPrefixes(ctx, PoolPrefixes(pools)); err != nil {
+		return fmt.Errorf("set allowed prefixes: %w", err)
+	}
+	peers, err := a.src.Peers.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list bgppeers: %w", err)
+	}
+	slices.SortFunc(peers, func(x, y *v1alpha1.BGPPeer) int { return strings.Compare(x.Name, y.Name) })
+	var nodeLabels map[string]string
+	if a.src.Node != nil {
+		if n := a.src.Node(); n != nil {
+			nodeLabels = n.Labels
+		}
+	}
+	var cfgs []bgp.PeerConfig
+	var problems []PeerProblem
+	seen := map[netip.Addr]string{}
+	for _, p := range peers {
+		ok, err := SelectorMatches(p.Spec.NodeSelector, nodeLabels)
+		if err != nil {
+			problems = append(problems, PeerProblem{p.Name, fmt.Sprintf("invalid nodeSelector: %v", err)})
+			continue
+		}
+		if !ok {
+			continue
+		}
+		cfg, err := a.peerConfig(p)
+		if err != nil {
+			problems = append(problems, PeerProblem{p.Name, err.Error()})
+			continue
+		}
+		if other, dup := seen[cfg.Address]; dup {
+			problems = append(problems, PeerProblem{p.Name, fmt.Sprintf("peer address %s is also used by BGPPeer %s", cfg.Address, other)})
+			continue
+		}
+		seen[cfg.Address] = p.Name
+		cfgs = append(cfgs, cfg)
+	}
+	for _, pr := range problems {
+		logger.Info("BGPPeer not configured on this node", "peer", pr.Peer, "reason", pr.Message)
+	}
+	if err := a.speaker.SetPeers(ctx, cfgs); err != nil {
+		return fmt.Errorf("set bgp peers: %w", err)
+	}
+	a.mu.Lock()
+	changed := !slices.Equal(a.peerProblems, problems) || !slices.EqualFunc(a.peerNames, cfgs, func(n string, c bgp.PeerConfig) bool { return n == c.Name })
+	a.peerProblems = problems
+	a.peerNames = a.peerNames[:0]
+	for _, c := range cfgs {
+		a.peerNames = append(a.peerNames, c.Name)
+	}
+	a.mu.Unlock()
+	if changed {
+		logger.V(2).Info("bgp peers configured", "peers", len(cfgs), "problems", len(problems))
+		if a.onChange != nil {
+			a.onChange()
+		}
+	}
+	return nil
+}
+
+// PeerProblems returns the BGPPeers selecting this node that are not configured, and why.
+func (a *Announcer) PeerProblems() []PeerProblem {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.peerProblems)
+}
+
+func (a *Announcer) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
+	s := p.Spec
+	addr, err := netip.ParseAddr(s.PeerAddress)
+	if err != nil {
+		return bgp.PeerConfig{}, fmt.Errorf("peerAddress %q: %w", s.PeerAddress, err)
+	}
+	cfg := bgp.PeerConfig{
+		Name:     p.Name,
+		Address:  addr.Unmap(),
+		LocalASN: uint32(s.LocalASN),
+		PeerASN:  uint32(s.PeerASN),
+	}
+	if s.PeerPort != nil {
+		cfg.Port = uint16(*s.PeerPort)
+	}
+	if s.SourceAddress != "" {
+		src, err := netip.ParseAddr(s.SourceAddress)
+		if err != nil {
+			return bgp.PeerConfig{}, fmt.Errorf("sourceAddress %q: %w", s.SourceAddress, err)
+		}
+		cfg.SourceAddress = src.Unmap()
+	}
+	if s.EBGPMultihopTTL != nil {
+		cfg.EBGPMultihopTTL = uint8(*s.EBGPMultihopTTL)
+	}
+	if t := s.Timers; t != nil {
+		if t.ConnectRetrySeconds != nil {
+			cfg.ConnectRetry = time.Duration(*t.ConnectRetrySeconds) * time.Second
+		}
+		if t.HoldTimeSeconds != nil {
+			cfg.HoldTime = time.Duration(*t.HoldTimeSeconds) * time.Second
+		}
+		if t.KeepaliveTimeSeconds != nil {
+			cfg.Keepalive = time.Duration(*t.KeepaliveTimeSeconds) * time.Second
+		}
+	}
+	if gr := s.GracefulRestart; gr != nil && gr.Enabled {
+		cfg.GracefulRestart.Enabled = true
+		cfg.GracefulRestart.RestartTime = 120 * time.Second
+		if gr.RestartTimeSeconds != nil {
+			cfg.GracefulRestart.RestartTime = time.Duration(*gr.RestartTimeSeconds) * time.Second
+		}
+	}
+	if ref := s.PasswordSecretRef; ref != nil {
+		if a.src.Secrets == nil {
+			return bgp.PeerConfig{}, fmt.Errorf("passwordSecretRef %s: the daemon watches no Secrets", ref.Name)
+		}
+		sec, err := a.src.Secrets.Get(ref.Name)
+		if apierrors.IsNotFound(err) {
+			return bgp.PeerConfig{}, fmt.Errorf("passwordSecretRef: secret %q not found in the daemon's namespace", ref.Name)
+		}
+		if err != nil {
+			return bgp.PeerConfig{}, fmt.Errorf("passwordSecretRef: get secret %q: %w", ref.Name, err)
+		}
+		pw, ok := sec.Data[ref.Key]
+		if !ok || len(pw) == 0 {
+			return bgp.PeerConfig{}, fmt.Errorf("passwordSecretRef: secret %q has no key %q", ref.Name, ref.Key)
+		}
+		cfg.Password = string(pw)
+	}
+	if err := cfg.Validate(); err != nil {
+		return bgp.PeerConfig{}, err
+	}
+	return cfg, nil
+}

@@ -1,0 +1,311 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// AllServices, as a Triggers key, enqueues the key of every Service in the cache.
+const AllServices = "*"
+
+// Index names of the EndpointSlice informer.
+const (
+	indexService = "service" // "<namespace>/<service>" -> slices
+	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
+)
+
+// Options configures NewCaches.
+type Options struct {
+	// NodeName is this node; the Node informer watches only it and the local-IP index
+	// covers only its endpoints.
+	NodeName string
+	// SecretNamespace is the namespace whose Secrets (peer passwords) are watched; empty
+	// disables the Secret informer.
+	SecretNamespace string
+	// Resync is the informers' resync period (0 = none).
+	Resync time.Duration
+}
+
+// Caches holds the daemon's shared informers and listers. Read listers only after
+// WaitForCacheSync returned true; never mutate what they return.
+type Caches struct {
+	opts    Options
+	kube    informers.SharedInformerFactory
+	node    informers.SharedInformerFactory
+	secrets informers.SharedInformerFactory
+	crd     *crdCaches
+
+	services cache.SharedIndexInformer
+	slices   cache.SharedIndexInformer
+	nodes    cache.SharedIndexInformer
+	secretsI cache.SharedIndexInformer
+
+	Services corelisters.ServiceLister
+	Slices   discoverylisters.EndpointSliceLister
+	Nodes    corelisters.NodeLister
+	Secrets  corelisters.SecretNamespaceLister // nil when SecretNamespace is empty
+}
+
+// NewCaches creates (but does not start) the informers.
+func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches, error) {
+	if opts.NodeName == "" {
+		return nil, fmt.Errorf("create caches: empty node name")
+	}
+	c := &Caches{opts: opts}
+	c.kube = informers.NewSharedInformerFactory(kube, opts.Resync)
+	c.node = informers.NewSharedInformerFactoryWithOptions(kube, opts.Resync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
+		}))
+
+	svc := c.kube.Core().V1().Services()
+	c.services = svc.Informer()
+	c.Services = svc.Lister()
+	if err := c.services.SetTransform(trimService); err != nil {
+		return nil, fmt.Errorf("set service transform: %w", err)
+	}
+
+	sl := c.kube.Discovery().V1().EndpointSlices()
+	c.slices = sl.Informer()
+	c.Slices = sl.Lister()
+	if err := c.slices.SetTransform(trimSlice); err != nil {
+		return nil, fmt.Errorf("set endpointslice transform: %w", err)
+	}
+	if err := c.slices.AddIndexers(cache.Indexers{
+		indexService: sliceServiceIndex,
+		indexLocalIP: localIPIndex(opts.NodeName),
+	}); err != nil {
+		return nil, fmt.Errorf("add endpointslice indexers: %w", err)
+	}
+
+	n := c.node.Core().V1().Nodes()
+	c.nodes = n.Informer()
+	c.Nodes = n.Lister()
+	if err := c.nodes.SetTransform(trimNode); err != nil {
+		return nil, fmt.Errorf("set node transform: %w", err)
+	}
+
+	if opts.SecretNamespace != "" {
+		c.secrets = informers.NewSharedInformerFactoryWithOptions(kube, opts.Resync, informers.WithNamespace(opts.SecretNamespace))
+		s := c.secrets.Core().V1().Secrets()
+		c.secretsI = s.Informer()
+		c.Secrets = s.Lister().Secrets(opts.SecretNamespace)
+		if err := c.secretsI.SetTransform(trimMeta); err != nil {
+			return nil, fmt.Errorf("set secret transform: %w", err)
+		}
+	}
+	if crd != nil {
+		cc, err := newCRDCaches(crd, opts.Resync)
+		if err != nil {
+			return nil, err
+		}
+		c.crd = cc
+	}
+	return c, nil
+}
+
+// Start starts every informer; they stop when ctx is done.
+func (c *Caches) Start(ctx context.Context) {
+	c.kube.Start(ctx.Done())
+	c.node.Start(ctx.Done())
+	if c.secrets != nil {
+		c.secrets.Start(ctx.Done())
+	}
+	if c.crd != nil {
+		c.crd.start(ctx)
+	}
+}
+
+// WaitForCacheSync blocks until every informer has synced or ctx is done.
+func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
+	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.HasSynced, c.nodes.HasSynced}
+	if c.secretsI != nil {
+		syncs = append(syncs, c.secretsI.HasSynced)
+	}
+	if c.crd != nil {
+		syncs = append(syncs, c.crd.synced()...)
+	}
+	return cache.WaitForCacheSync(ctx.Done(), syncs...)
+}
+
+// SlicesForService returns the EndpointSlices of Service namespace/name (any family).
+func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
+	objs, err := c.slices.GetIndexer().ByIndex(indexService, namespace+"/"+name)
+	if err != nil {
+		return nil, fmt.Errorf("list endpointslices of %s/%s: %w", namespace, name, err)
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	for _, o := range objs {
+		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// ServicesForLocalIP returns the keys of Services with an endpoint on this node at ip.
+func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
+	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, ip.Unmap().String())
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range objs {
+		s, ok := o.(*discoveryv1.EndpointSlice)
+		if !ok {
+			continue
+		}
+		if k, ok := sliceServiceKey(s); ok && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Node returns this node's object, or nil when it is not (yet) known.
+func (c *Caches) Node() *corev1.Node {
+	n, err := c.Nodes.Get(c.opts.NodeName)
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
+// ServiceKeys returns the keys of every cached Service.
+func (c *Caches) ServiceKeys() []string {
+	svcs, err := c.Services.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(svcs))
+	for _, s := range svcs {
+		out = append(out, s.Namespace+"/"+s.Name)
+	}
+	return out
+}
+
+// sliceServiceKey maps an EndpointSlice to its Service key via kubernetes.io/service-name.
+func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, bool) {
+	name := s.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return "", false
+	}
+	return s.Namespace + "/" + name, true
+}
+
+func sliceServiceIndex(obj any) ([]string, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	if k, ok := sliceServiceKey(s); ok {
+		return []string{k}, nil
+	}
+	return nil, nil
+}
+
+func localIPIndex(node string) cache.IndexFunc {
+	return func(obj any) ([]string, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return nil, nil
+		}
+		var out []string
+		for i := range s.Endpoints {
+			ep := &s.Endpoints[i]
+			if ep.NodeName == nil || *ep.NodeName != node {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				if ip, err := netip.ParseAddr(a); err == nil {
+					out = append(out, ip.Unmap().String())
+				}
+			}
+		}
+		return out, nil
+	}
+}
+
+// trimMeta drops managedFields (the bulk of most cached objects).
+func trimMeta(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}
+
+// trimService keeps only bgplb.io annotations (others, like kubectl's last-applied
+// configuration, can be large) and drops managedFields.
+func trimService(obj any) (any, error) {
+	s, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	s.ManagedFields = nil
+	s.Annotations = keepPrefixed(s.Annotations, "bgplb.io/")
+	return s, nil
+}
+
+// trimSlice drops managedFields, annotations and per-endpoint fields no consumer reads.
+func trimSlice(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return obj, nil
+	}
+	s.ManagedFields = nil
+	s.Annotations = nil
+	for i := range s.Endpoints {
+		ep := &s.Endpoints[i]
+		ep.DeprecatedTopology = nil
+		ep.Hints = nil
+		ep.Hostname = nil
+		if ep.TargetRef != nil {
+			ep.TargetRef.ResourceVersion = ""
+			ep.TargetRef.UID = ""
+		}
+	}
+	return s, nil
+}
+
+// trimNode keeps labels, addresses, conditions, podCIDRs and taints.
+func trimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	n.ManagedFields = nil
+	n.Annotations = nil
+	n.Status.Images = nil
+	n.Status.VolumesInUse = nil
+	n.Status.VolumesAttached = nil
+	return n, nil
+}
+
+func keepPrefixed(m map[string]string, prefix string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}

@@ -1,0 +1,130 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/metrics"
+)
+
+// SyncFunc applies the desired state for one key. A returned error requeues the key with
+// rate-limited backoff; nil forgets its failures.
+type SyncFunc func(ctx context.Context, key string) error
+
+// maxRetries bounds how often one key is retried with backoff before it is dropped
+// (it is enqueued again by the next event or resync).
+const maxRetries = 15
+
+// Queue is a rate-limited work queue of keys processed by SyncFunc workers. A key is never
+// processed by two workers at once.
+type Queue struct {
+	name string
+	sync SyncFunc
+	q    workqueue.TypedRateLimitingInterface[string]
+
+	mu        sync.Mutex
+	firstSeen map[string]time.Time // key -> first enqueue since its last successful sync
+}
+
+// NewQueue returns a queue named name (used in logs and metric labels) that calls sync.
+func NewQueue(name string, sync SyncFunc) *Queue {
+	return &Queue{
+		name: name,
+		sync: sync,
+		q: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
+		),
+		firstSeen: map[string]time.Time{},
+	}
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Add enqueues key.
+func (q *Queue) Add(key string) {
+	q.mu.Lock()
+	if _, ok := q.firstSeen[key]; !ok {
+		q.firstSeen[key] = time.Now()
+	}
+	q.mu.Unlock()
+	q.q.Add(key)
+}
+
+// Len returns the number of keys waiting.
+func (q *Queue) Len() int { return q.q.Len() }
+
+// Run starts workers goroutines and blocks until ctx is done; it then shuts the queue
+// down and waits for the workers to finish their current key.
+func (q *Queue) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	logger := klog.FromContext(ctx).WithValues("controller", q.name)
+	ctx = klog.NewContext(ctx, logger)
+	logger.Info("starting workers", "count", workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { wait.UntilWithContext(ctx, q.runWorker, time.Second) })
+	}
+	<-ctx.Done()
+	q.q.ShutDown()
+	wg.Wait()
+	logger.Info("workers stopped")
+}
+
+func (q *Queue) runWorker(ctx context.Context) {
+	for q.processNext(ctx) {
+	}
+}
+
+func (q *Queue) processNext(ctx context.Context) bool {
+	key, shutdown := q.q.Get()
+	if shutdown {
+		return false
+	}
+	defer q.q.Done(key)
+	q.mu.Lock()
+	seen, hadSeen := q.firstSeen[key]
+	delete(q.firstSeen, key) // a later Add restarts the clock for the next sync
+	q.mu.Unlock()
+	start := time.Now()
+	err := q.sync(ctx, key)
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	metrics.ReconcileDuration.WithLabelValues(q.name, result).Observe(time.Since(start).Seconds())
+	logger := klog.FromContext(ctx)
+	if err == nil {
+		q.q.Forget(key)
+		if hadSeen {
+			metrics.ConvergenceSeconds.WithLabelValues(q.name).Observe(time.Since(seen).Seconds())
+		}
+		return true
+	}
+	if hadSeen {
+		q.mu.Lock()
+		if _, ok := q.firstSeen[key]; !ok {
+			q.firstSeen[key] = seen // keep the original change time across retries
+		}
+		q.mu.Unlock()
+	}
+	if q.q.NumRequeues(key) < maxRetries {
+		logger.Info("sync failed, will retry", "key", key, "err", err)
+		q.q.AddRateLimited(key)
+		return true
+	}
+	q.q.Forget(key)
+	q.mu.Lock()
+	delete(q.firstSeen, key)
+	q.mu.Unlock()
+	utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("sync %s key %q: %w", q.name, key, err), "dropping key after retries")
+	return true
+}

@@ -1,0 +1,127 @@
+package watch
+
+import (
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/bgplb/bgplb/daemon/registry/api"
+)
+
+// Triggers says which keys a Queue receives for which change. For the fields of type
+// string, "" ignores the source, AllServices enqueues every Service key, and any other
+// value is enqueued as is (a controller's fixed key such as "peers").
+type Triggers struct {
+	// Services enqueues "namespace/name" on every Service add, update and delete.
+	Services bool
+	// Slices enqueues the Service key of every changed EndpointSlice.
+	Slices bool
+	// Node is enqueued when this node's Node object changes.
+	Node string
+	// Secrets is enqueued when a Secret of the daemon's namespace changes.
+	Secrets string
+	// Pools, Peers, Advertisements and NodeStates are enqueued when an object of that
+	// bgplb.io kind changes.
+	Pools, Peers, Advertisements, NodeStates string
+}
+
+// Subscribe adds event handlers that enqueue into q according to t. It returns a function
+// that removes the handlers (for controllers that stop while the caches keep running, such
+// as the LB-IPAM controller losing leadership). Handlers added to started informers
+// receive an add for every cached object first.
+func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
+	var regs []func()
+	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) {
+		if inf == nil || h == nil {
+			return
+		}
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
+			return // only fails on a stopped informer: nothing will be delivered anyway
+		}
+		regs = append(regs, func() { _ = inf.RemoveEventHandler(reg) })
+	}
+	if t.Services {
+		add(c.services, changeHandler(func(obj any) {
+			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+				q.Add(key)
+			}
+		}))
+	}
+	if t.Slices {
+		add(c.slices, changeHandler(func(obj any) {
+			if s, ok := unwrap(obj).(*discoveryv1.EndpointSlice); ok {
+				if key, ok := sliceServiceKey(s); ok {
+					q.Add(key)
+				}
+			}
+		}))
+	}
+	add(c.nodes, c.keyHandler(q, t.Node))
+	add(c.secretsI, c.keyHandler(q, t.Secrets))
+	if c.crd != nil {
+		add(c.crd.pools, c.keyHandler(q, t.Pools))
+		add(c.crd.peers, c.keyHandler(q, t.Peers))
+		add(c.crd.adverts, c.keyHandler(q, t.Advertisements))
+		add(c.crd.nodeStates, c.keyHandler(q, t.NodeStates))
+	}
+	return func() {
+		for _, r := range regs {
+			r()
+		}
+	}
+}
+
+// EnqueueEndpoint enqueues into q the Services with a local endpoint at one of ep's IPs.
+// It is the registry's change handler (registry.Subscribe): cheap and non-blocking.
+func (c *Caches) EnqueueEndpoint(q *Queue, ep api.Endpoint) {
+	for _, ip := range ep.IPs {
+		for _, key := range c.ServicesForLocalIP(ip) {
+			q.Add(key)
+		}
+	}
+}
+
+// EnqueueAll enqueues every Service key into q.
+func (c *Caches) EnqueueAll(q *Queue) {
+	for _, k := range c.ServiceKeys() {
+		q.Add(k)
+	}
+}
+
+func (c *Caches) keyHandler(q *Queue, key string) cache.ResourceEventHandler {
+	if key == "" {
+		return nil
+	}
+	return changeHandler(func(any) {
+		if key == AllServices {
+			c.EnqueueAll(q)
+			return
+		}
+		q.Add(key)
+	})
+}
+
+// changeHandler calls fn on add, delete, and on updates that changed the object (resyncs
+// with an unchanged resourceVersion are ignored).
+func changeHandler(fn func(obj any)) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { fn(obj) },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(metav1.Object)
+			n, ok2 := newObj.(metav1.Object)
+			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+				return
+			}
+			fn(newObj)
+		},
+		DeleteFunc: func(obj any) { fn(obj) },
+	}
+}
+
+func unwrap(obj any) any {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Obj
+	}
+	return obj
+}

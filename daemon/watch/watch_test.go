@@ -1,0 +1,130 @@
+package watch
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
+	"github.com/bgplb/bgplb/daemon/registry/api"
+)
+
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (r *recorder) sync(_ context.Context, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[key]++
+	return nil
+}
+
+func (r *recorder) count(key string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seen[key]
+}
+
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = map[string]int{}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHandlersEnqueueServiceKeys(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kube := fake.NewClientset()
+	crd := crdfake.NewSimpleClientset()
+	c, err := NewCaches(kube, crd, Options{NodeName: "node1", SecretNamespace: "bgplb-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{seen: map[string]int{}}
+	q := NewQueue("test", rec.sync)
+	c.Subscribe(q, Triggers{Services: true, Slices: true, Node: AllServices, Peers: "@peers", Pools: AllServices})
+	c.Start(ctx)
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("caches did not sync")
+	}
+	go q.Run(ctx, 2)
+
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web",
+		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}", v1alpha1.AnnotationSharingKey: "k"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	if _, err := kube.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "service key", func() bool { return rec.count("default/web") > 0 })
+	eventually(t, "service in lister", func() bool { _, err := c.Services.Services("default").Get("web"); return err == nil })
+	cached, _ := c.Services.Services("default").Get("web")
+	if cached.ManagedFields != nil || len(cached.Annotations) != 1 || cached.Annotations[v1alpha1.AnnotationSharingKey] != "k" {
+		t.Fatalf("cached service not trimmed: managedFields=%v annotations=%v", cached.ManagedFields, cached.Annotations)
+	}
+
+	rec.reset()
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "web-1", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{Addresses: []string{"198.19.1.5"}, NodeName: ptr.To("node1")},
+			{Addresses: []string{"198.19.2.5"}, NodeName: ptr.To("node2")},
+		},
+	}
+	if _, err := kube.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "slice -> service key", func() bool { return rec.count("default/web") > 0 })
+	eventually(t, "slice indexed", func() bool {
+		s, _ := c.SlicesForService("default", "web")
+		return len(s) == 1
+	})
+	if got := c.ServicesForLocalIP(netip.MustParseAddr("198.19.1.5")); len(got) != 1 || got[0] != "default/web" {
+		t.Fatalf("ServicesForLocalIP(local) = %v", got)
+	}
+	if got := c.ServicesForLocalIP(netip.MustParseAddr("198.19.2.5")); len(got) != 0 {
+		t.Fatalf("ServicesForLocalIP(remote endpoint) = %v, want none", got)
+	}
+
+	rec.reset()
+	c.EnqueueEndpoint(q, api.Endpoint{IPs: []netip.Addr{netip.MustParseAddr("198.19.1.5")}})
+	eventually(t, "registry change -> service key", func() bool { return rec.count("default/web") > 0 })
+
+	rec.reset()
+	if _, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node -> all services", func() bool { return rec.count("default/web") > 0 })
+	eventually(t, "node cached", func() bool { return c.Node() != nil })
+
+	rec.reset()
+	if _, err := crd.BgplbV1alpha1().BGPPeers().Create(ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "r"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "peer -> @peers", func() bool { return rec.count("@peers") > 0 })
+	if rec.count("default/web") != 0 {
+		t.Fatal("a peer change enqueued services, want only @peers")
+	}
+}
