@@ -1,0 +1,214 @@
+package ipam
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+)
+
+// family is an address family: false = IPv4, true = IPv6 (the value of Addr.Is6).
+type family bool
+
+const (
+	v4 family = false
+	v6 family = true
+)
+
+func (f family) String() string {
+	if f == v6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+func familyOf(ip netip.Addr) family { return family(ip.Is6()) }
+
+type portKey struct {
+	port     int32
+	protocol corev1.Protocol
+}
+
+// request is what a Service asks for, parsed and validated once per Assign.
+type request struct {
+	key        string
+	labels     labels.Set
+	nsLabels   labels.Set
+	families   []family // wanted families, primary first
+	need       int      // how many of families must be satisfied: 1 or len(families)
+	requested  map[family]netip.Addr
+	pool       string // annotation bgplb.io/pool, "" for any
+	sharingKey string
+	ports      []portKey // sorted
+	local      bool      // externalTrafficPolicy Local
+	selector   string    // canonical spec.selector
+	status     []netip.Addr
+}
+
+// ServiceKey returns the key the allocator uses for a Service: "namespace/name".
+func ServiceKey(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
+
+// isOurs reports whether the allocator handles svc (decision 1 of DESIGN.md).
+func (c Config) isOurs(svc *corev1.Service) (bool, string) {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false, fmt.Sprintf("type is %s, not LoadBalancer", svc.Spec.Type)
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		if c.DefaultClass {
+			return true, ""
+		}
+		return false, fmt.Sprintf("no loadBalancerClass and --default-class is off (class %s)", c.class())
+	}
+	if *svc.Spec.LoadBalancerClass != c.class() {
+		return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
+	}
+	return true, ""
+}
+
+// parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the field.
+func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
+	r := &request{
+		key:        ServiceKey(svc),
+		labels:     labels.Set(svc.Labels),
+		nsLabels:   nsLabels,
+		requested:  map[family]netip.Addr{},
+		pool:       strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationPool]),
+		sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
+		local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		selector:   labels.Set(svc.Spec.Selector).String(),
+	}
+	if r.nsLabels == nil {
+		r.nsLabels = labels.Set{}
+	}
+
+	// Families, primary first.
+	for _, f := range svc.Spec.IPFamilies {
+		switch f {
+		case corev1.IPv4Protocol:
+			r.families = appendFamily(r.families, v4)
+		case corev1.IPv6Protocol:
+			r.families = appendFamily(r.families, v6)
+		default:
+			return nil, fmt.Errorf("spec.ipFamilies: unknown family %q", f)
+		}
+	}
+	if len(r.families) == 0 {
+		r.families = []family{v4}
+		if len(svc.Spec.ClusterIPs) > 0 {
+			if ip, err := netip.ParseAddr(svc.Spec.ClusterIPs[0]); err == nil && ip.Is6() {
+				r.families = []family{v6}
+			}
+		}
+	}
+	policy := corev1.IPFamilyPolicySingleStack
+	if svc.Spec.IPFamilyPolicy != nil {
+		policy = *svc.Spec.IPFamilyPolicy
+	}
+	switch policy {
+	case corev1.IPFamilyPolicySingleStack:
+		r.families = r.families[:1]
+		r.need = 1
+	case corev1.IPFamilyPolicyPreferDualStack:
+		r.need = 1
+	case corev1.IPFamilyPolicyRequireDualStack:
+		r.families = appendFamily(appendFamily(r.families, v4), v6)
+		r.need = 2
+	default:
+		return nil, fmt.Errorf("spec.ipFamilyPolicy: unknown policy %q", policy)
+	}
+
+	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
+	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
+		for _, s := range strings.Split(v, ",") {
+			ip, err := parsePlainAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
+			}
+			if prev, dup := r.requested[familyOf(ip)]; dup {
+				return nil, fmt.Errorf("annotation %s: two %s addresses (%s, %s), at most one per family",
+					v1alpha1.AnnotationLoadBalancerIPs, familyOf(ip), prev, ip)
+			}
+			r.requested[familyOf(ip)] = ip
+		}
+	}
+	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
+		ip, err := parsePlainAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("spec.loadBalancerIP: %w", err)
+		}
+		if prev, ok := r.requested[familyOf(ip)]; ok && prev != ip {
+			return nil, fmt.Errorf("spec.loadBalancerIP %s disagrees with annotation %s (%s)",
+				ip, v1alpha1.AnnotationLoadBalancerIPs, prev)
+		}
+		r.requested[familyOf(ip)] = ip
+	}
+	for f, ip := range r.requested {
+		if !slices.Contains(r.families, f) {
+			return nil, fmt.Errorf("requested %s address %s but the Service's families are %v (spec.ipFamilies/ipFamilyPolicy)",
+				f, ip, r.families)
+		}
+	}
+
+	for _, p := range svc.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		r.ports = append(r.ports, portKey{port: p.Port, protocol: proto})
+	}
+	slices.SortFunc(r.ports, func(a, b portKey) int {
+		if a.port != b.port {
+			return int(a.port - b.port)
+		}
+		return strings.Compare(string(a.protocol), string(b.protocol))
+	})
+
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if ip, err := parsePlainAddr(ing.IP); err == nil {
+			r.status = append(r.status, ip)
+		}
+	}
+	return r, nil
+}
+
+func appendFamily(fs []family, f family) []family {
+	if slices.Contains(fs, f) {
+		return fs
+	}
+	return append(fs, f)
+}
+
+// compatible reports why a and b cannot share one address ("" when they can):
+// decision 6 of DESIGN.md.
+func compatible(a, b *request) string {
+	if a.sharingKey == "" || b.sharingKey == "" {
+		return fmt.Sprintf("in use by %s (no sharing key)", b.key)
+	}
+	if a.sharingKey != b.sharingKey {
+		return fmt.Sprintf("in use by %s with a different sharing key", b.key)
+	}
+	if a.local != b.local {
+		return fmt.Sprintf("shared with %s, which has a different externalTrafficPolicy", b.key)
+	}
+	if a.local && a.selector != b.selector {
+		return fmt.Sprintf("shared with %s: externalTrafficPolicy Local needs identical selectors", b.key)
+	}
+	i, j := 0, 0
+	for i < len(a.ports) && j < len(b.ports) {
+		pa, pb := a.ports[i], b.ports[j]
+		switch {
+		case pa == pb:
+			return fmt.Sprintf("shared with %s: port %d/%s used by both", b.key, pa.port, pa.protocol)
+		case pa.port < pb.port || pa.port == pb.port && pa.protocol < pb.protocol:
+			i++
+		default:
+			j++
+		}
+	}
+	return ""
+}
