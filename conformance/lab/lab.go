@@ -249,7 +249,7 @@ func Down(dir string) error {
 			pids = append(pids, p.PID)
 		}
 	}
-	terminate(pids, 5*time.Second)
+	terminate(pids, 2*time.Second) // the lab is disposable: no long graceful shutdowns
 
 	// 2. Anything still running inside a lab namespace (e.g. pod processes of a
 	// kubelet that crashed before recording them).
@@ -263,7 +263,7 @@ func Down(dir string) error {
 			inodes[ino] = true
 		}
 	}
-	terminate(pidsInNetns(inodes), 3*time.Second)
+	terminate(pidsInNetns(inodes), 2*time.Second)
 
 	// 3. Mounts under the lab dir (e.g. namespaces a kubelet bind-mounted there).
 	for _, m := range mountsUnder(dir) {

@@ -63,6 +63,9 @@ func preflight(o Options) error {
 		return fmt.Errorf("missing project binaries in %s: %s: run `make build` (or pass --bin-dir)",
 			o.BinDir, strings.Join(missing, ", "))
 	}
+	if err := frrCanReach(o.Dir); err != nil {
+		return err
+	}
 	if isLabDir(o.Dir) {
 		return fmt.Errorf("%w (lab dir %s exists)", ErrAlreadyUp, o.Dir)
 	}
@@ -104,4 +107,18 @@ func unmount(path string) error {
 		return fmt.Errorf("unmount %s: %w", path, err)
 	}
 	return nil
+}
+
+// frrCanReach checks that every existing ancestor of dir lets others traverse it: FRR
+// drops privileges to the frr user and must reach <dir>/frr.
+func frrCanReach(dir string) error {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("lab dir %s is below %s, which the frr user cannot enter (mode %v): use a dir under /run (default %s)",
+				dir, d, st.Mode().Perm(), DefaultDir)
+		}
+		if d == "/" || d == "." {
+			return nil
+		}
+	}
 }

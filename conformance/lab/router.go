@@ -47,18 +47,16 @@ type BGPPeer struct {
 // BGPSummary returns the neighbours of the given address family ("ipv4" or "ipv6"),
 // keyed by neighbour address.
 func (r Router) BGPSummary(ctx context.Context, family string) (map[string]BGPPeer, error) {
-	var raw map[string]struct {
+	var raw struct {
 		Peers map[string]BGPPeer `json:"peers"`
 	}
 	if err := r.JSON(ctx, fmt.Sprintf("show bgp %s unicast summary json", family), &raw); err != nil {
 		return nil, err
 	}
-	out := map[string]BGPPeer{}
-	for _, af := range raw {
-		for addr, p := range af.Peers {
-			p.Address = addr
-			out[addr] = p
-		}
+	out := make(map[string]BGPPeer, len(raw.Peers))
+	for addr, p := range raw.Peers {
+		p.Address = addr
+		out[addr] = p
 	}
 	return out, nil
 }

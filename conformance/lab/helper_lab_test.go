@@ -1,0 +1,70 @@
+//go:build lab
+
+package lab_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// helperEnv selects a helper role when the test binary is re-executed inside a lab
+// namespace (see TestMain).
+const helperEnv = "BGPLB_LAB_TEST_HELPER"
+
+// runSpeakerHelper is a GoBGP speaker (AS 64513) peering with the lab router that
+// announces HELPER_PREFIX with next hop HELPER_NEXTHOP. It reads commands from stdin:
+// "withdraw" deletes the path; EOF stops the speaker. It prints "announced" and
+// "withdrawn" on stdout after each step.
+func runSpeakerHelper() int {
+	ctx := context.Background()
+	prefix, nexthop := os.Getenv("HELPER_PREFIX"), os.Getenv("HELPER_NEXTHOP")
+	s := server.NewBgpServer()
+	go s.Serve()
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: 64513, RouterId: nexthop, ListenPort: -1,
+	}}); err != nil {
+		fmt.Fprintf(os.Stderr, "start bgp: %v\n", err)
+		return 1
+	}
+	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:   &api.PeerConf{NeighborAddress: "198.18.0.1", PeerAsn: 64512},
+		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+	}}); err != nil {
+		fmt.Fprintf(os.Stderr, "add peer: %v\n", err)
+		return 1
+	}
+	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: prefix, PrefixLen: 32})
+	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0})
+	nh, _ := anypb.New(&api.NextHopAttribute{NextHop: nexthop})
+	path := &api.Path{
+		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Nlri:   nlri, Pattrs: []*anypb.Any{origin, nh},
+	}
+	if _, err := s.AddPath(ctx, &api.AddPathRequest{Path: path}); err != nil {
+		fmt.Fprintf(os.Stderr, "add path: %v\n", err)
+		return 1
+	}
+	fmt.Println("announced")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "withdraw" {
+			if err := s.DeletePath(ctx, &api.DeletePathRequest{Path: path}); err != nil {
+				fmt.Fprintf(os.Stderr, "delete path: %v\n", err)
+				return 1
+			}
+			fmt.Println("withdrawn")
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = s.StopBgp(stopCtx, &api.StopBgpRequest{}) // exiting anyway
+	return 0
+}

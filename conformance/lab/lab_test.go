@@ -1,0 +1,655 @@
+//go:build lab
+
+package lab_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/bgplb/bgplb/conformance/lab"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "speaker" {
+		os.Exit(runSpeakerHelper())
+	}
+	os.Exit(m.Run())
+}
+
+// labOptions returns Options for a test lab from BGPLB_BIN_DIR and BGPLB_K8S_BIN_DIR.
+// Missing binaries fail the test: they are part of what is tested.
+func labOptions(t *testing.T, dir string) lab.Options {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces, FRR, bpffs)")
+	}
+	bin, k8s := os.Getenv("BGPLB_BIN_DIR"), os.Getenv("BGPLB_K8S_BIN_DIR")
+	if bin == "" || k8s == "" {
+		t.Fatal("set BGPLB_BIN_DIR (bgplb-lab, podserver) and BGPLB_K8S_BIN_DIR (kube-*, CNI plugins); `make test` does")
+	}
+	for _, p := range []string{filepath.Join(bin, "bgplb-lab"), filepath.Join(bin, "podserver"),
+		filepath.Join(k8s, "kube-apiserver"), filepath.Join(k8s, "ptp")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("missing binary: %v", err)
+		}
+	}
+	return lab.Options{Dir: dir, Nodes: 3, BinDir: bin, K8sBinDir: k8s, Logf: t.Logf}
+}
+
+// labDir returns a fresh, not yet existing lab dir under /run (FRR, running as the frr
+// user, must be able to enter it; t.TempDir's 0700 parents do not allow that).
+func labDir(t *testing.T) string {
+	t.Helper()
+	parent, err := os.MkdirTemp("/run", "bgplb-lab-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	return filepath.Join(parent, "lab")
+}
+
+// eventually polls cond until it returns nil or timeout passes, then fails with the
+// last error.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestUpFailsFastWhenPortInUse is acceptance 6: with 127.0.0.1:16443 taken, up fails
+// within seconds, names the port and leaves nothing behind.
+func TestUpFailsFastWhenPortInUse(t *testing.T) {
+	dir := labDir(t)
+	opts := labOptions(t, dir)
+	if nss, _ := lab.LabNetns(); len(nss) > 0 {
+		t.Fatalf("lab namespaces exist before the test (another lab is up?): %v", nss)
+	}
+	ln, err := net.Listen("tcp", lab.ForwardAddr)
+	if err != nil {
+		t.Fatalf("occupy %s: %v", lab.ForwardAddr, err)
+	}
+	defer ln.Close()
+	start := time.Now()
+	l, err := lab.Up(context.Background(), opts)
+	took := time.Since(start)
+	if err == nil {
+		_ = lab.Down(dir)
+		t.Fatalf("Up succeeded with %s in use: %+v", lab.ForwardAddr, l)
+	}
+	t.Logf("Up failed after %s: %v", took, err)
+	if took > 5*time.Second {
+		t.Errorf("Up took %s to fail, want < 5s", took)
+	}
+	if !strings.Contains(err.Error(), "16443") || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("error does not say that port 16443 is in use: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab dir %s left behind (stat: %v)", dir, err)
+	}
+	if nss, _ := lab.LabNetns(); len(nss) > 0 {
+		t.Errorf("namespaces left behind: %v", nss)
+	}
+}
+
+// TestUpFailsFastOnBadInput is acceptance 6 for a missing binary and for a caller that
+// is not root: up fails within seconds with a message saying what to do, nothing left.
+func TestUpFailsFastOnBadInput(t *testing.T) {
+	dir := labDir(t)
+	opts := labOptions(t, dir)
+
+	t.Run("MissingK8sBinaries", func(t *testing.T) {
+		o := opts
+		o.K8sBinDir = t.TempDir()
+		start := time.Now()
+		_, err := lab.Up(context.Background(), o)
+		if err == nil {
+			_ = lab.Down(dir)
+			t.Fatal("Up succeeded without Kubernetes binaries")
+		}
+		if time.Since(start) > 5*time.Second || !strings.Contains(err.Error(), "make tools") {
+			t.Errorf("after %s: %v; want a fast error that says `make tools`", time.Since(start), err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lab dir left behind (stat: %v)", err)
+		}
+	})
+
+	t.Run("NotRoot", func(t *testing.T) {
+		cmd := exec.Command(filepath.Join(opts.BinDir, "bgplb-lab"), "up", "--dir", dir,
+			"--k8s-bin-dir", opts.K8sBinDir, "--bin-dir", opts.BinDir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			_ = lab.Down(dir)
+			t.Fatalf("bgplb-lab up as uid 65534 succeeded: %s", out)
+		}
+		if time.Since(start) > 5*time.Second || !strings.Contains(string(out), "needs root") {
+			t.Errorf("after %s: %v: %s; want a fast error that says it needs root", time.Since(start), err, out)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lab dir left behind (stat: %v)", err)
+		}
+	})
+	if nss, _ := lab.LabNetns(); len(nss) > 0 {
+		t.Errorf("namespaces left behind: %v", nss)
+	}
+}
+
+// TestLab brings one lab up and runs acceptance 1–3 on it, then 4 (down).
+func TestLab(t *testing.T) {
+	dir := labDir(t)
+	opts := labOptions(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	l, err := lab.Up(ctx, opts)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Logf("lab up in %s", time.Since(start).Round(100*time.Millisecond))
+	downed := false
+	t.Cleanup(func() {
+		if !downed {
+			if err := lab.Down(dir); err != nil {
+				t.Errorf("down (cleanup): %v", err)
+			}
+		}
+	})
+	cs, err := l.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("SecondUpFailsFast", func(t *testing.T) {
+		start := time.Now()
+		_, err := lab.Up(ctx, opts)
+		if !errors.Is(err, lab.ErrAlreadyUp) {
+			t.Fatalf("second Up: got %v, want ErrAlreadyUp", err)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("second Up took %s to fail", time.Since(start))
+		}
+		if _, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
+			t.Fatalf("the lab broke after a refused second Up: %v", err)
+		}
+	})
+
+	var w *workload
+	ok := t.Run("WorkloadAndClusterIP", func(t *testing.T) { w = testWorkload(ctx, t, l, cs) })
+	if ok {
+		t.Run("ReadinessAndTermination", func(t *testing.T) { testReadiness(ctx, t, cs, w) })
+	}
+	t.Run("BGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l) })
+	t.Run("Down", func(t *testing.T) {
+		downed = true
+		testDown(t, l)
+	})
+}
+
+type workload struct {
+	ns, name string
+	pods     []corev1.Pod
+}
+
+const testNS = "labtest"
+
+func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.Interface) *workload {
+	w := &workload{ns: testNS, name: "web"}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	eventually(t, 30*time.Second, "default ServiceAccount in "+w.ns, func() error {
+		_, err := cs.CoreV1().ServiceAccounts(w.ns).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	labels := map[string]string{"app": w.name}
+	replicas := int32(3)
+	grace := int64(10)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: w.name, Namespace: w.ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: &grace,
+					Containers: []corev1.Container{{
+						Name: "web", Image: "bgplb.io/podserver",
+						Ports: []corev1.ContainerPort{{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+						Env:   []corev1.EnvVar{{Name: "SHUTDOWN_DELAY", Value: "3s"}},
+					}},
+				},
+			},
+		},
+	}
+	if _, err := cs.AppsV1().Deployments(w.ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create deployment: %v", err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: w.name, Namespace: w.ns},
+		Spec: corev1.ServiceSpec{
+			Selector: labels,
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	svc, err := cs.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create service: %v", err)
+	}
+
+	eventually(t, 90*time.Second, "3 pods Running and Ready", func() error {
+		pods, err := cs.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + w.name})
+		if err != nil {
+			return err
+		}
+		var ready []corev1.Pod
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p) && p.Status.PodIP != "" && p.Spec.NodeName != "" {
+				ready = append(ready, p)
+			}
+		}
+		if len(ready) != 3 {
+			return fmt.Errorf("%d of %d pods running and ready", len(ready), len(pods.Items))
+		}
+		w.pods = ready
+		return nil
+	})
+	podByIP := map[string]corev1.Pod{}
+	for _, p := range w.pods {
+		t.Logf("pod %s on %s ip %s", p.Name, p.Spec.NodeName, p.Status.PodIP)
+		if _, ok := l.Node(p.Spec.NodeName); !ok {
+			t.Errorf("pod %s on unknown node %q", p.Name, p.Spec.NodeName)
+		}
+		podByIP[p.Status.PodIP] = p
+	}
+
+	eventually(t, 30*time.Second, "EndpointSlice with 3 ready endpoints and nodeNames", func() error {
+		eps := endpoints(ctx, cs, w.ns, w.name)
+		if len(eps) != 3 {
+			return fmt.Errorf("%d endpoints, want 3: %+v", len(eps), eps)
+		}
+		for _, ep := range eps {
+			p, ok := podByIP[ep.Addresses[0]]
+			if !ok {
+				return fmt.Errorf("endpoint %s is not a ready pod's IP", ep.Addresses[0])
+			}
+			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
+				return fmt.Errorf("endpoint %s not ready", ep.Addresses[0])
+			}
+			if ep.NodeName == nil || *ep.NodeName != p.Spec.NodeName {
+				return fmt.Errorf("endpoint %s nodeName %v, want %s", ep.Addresses[0], ep.NodeName, p.Spec.NodeName)
+			}
+		}
+		return nil
+	})
+
+	client := lab.NetNS(lab.ClientNS).HTTPClient(3 * time.Second)
+	for _, p := range w.pods {
+		base := "http://" + net.JoinHostPort(p.Status.PodIP, "8080")
+		if got := get(t, client, base+"/clientip"); got != lab.ClientV4.String() {
+			t.Errorf("%s/clientip from the client = %q, want %s", base, got, lab.ClientV4)
+		}
+		if got := get(t, client, base+"/hostname"); got != p.Name {
+			t.Errorf("%s/hostname = %q, want pod name %s", base, got, p.Name)
+		}
+	}
+
+	// ClusterIP through kube-proxy, from every node namespace, until every pod answered.
+	for _, n := range l.Nodes {
+		nc := lab.NetNS(n.Netns).HTTPClient(2 * time.Second)
+		url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "80") + "/hostname"
+		seen := map[string]bool{}
+		eventually(t, 30*time.Second, "ClusterIP "+svc.Spec.ClusterIP+" from "+n.Netns+" reaches all pods", func() error {
+			got, err := tryGet(nc, url)
+			if err != nil {
+				return err
+			}
+			seen[got] = true
+			for _, p := range w.pods {
+				if !seen[p.Name] {
+					return fmt.Errorf("seen %v so far", seen)
+				}
+			}
+			return nil
+		})
+	}
+	return w
+}
+
+func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w *workload) {
+	p := w.pods[0]
+	client := lab.NetNS(lab.ClientNS).HTTPClient(3 * time.Second)
+	readyURL := "http://" + net.JoinHostPort(p.Status.PodIP, "8080") + "/ready"
+	post := func(v string) {
+		resp, err := client.Post(readyURL, "text/plain", strings.NewReader(v))
+		if err != nil {
+			t.Fatalf("POST %s %s: %v", readyURL, v, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s %s: %s", readyURL, v, resp.Status)
+		}
+	}
+	endpointReady := func(ip string) (ready, found bool) {
+		for _, ep := range endpoints(ctx, cs, w.ns, w.name) {
+			if ep.Addresses[0] == ip {
+				return ep.Conditions.Ready == nil || *ep.Conditions.Ready, true
+			}
+		}
+		return false, false
+	}
+	start := time.Now()
+	post("false")
+	eventually(t, 5*time.Second, "endpoint "+p.Status.PodIP+" ready:false within 5s", func() error {
+		if ready, found := endpointReady(p.Status.PodIP); !found || ready {
+			return fmt.Errorf("found=%v ready=%v", found, ready)
+		}
+		return nil
+	})
+	t.Logf("endpoint turned ready:false %s after POST /ready false", time.Since(start).Round(10*time.Millisecond))
+	post("true")
+	eventually(t, 10*time.Second, "endpoint "+p.Status.PodIP+" ready again", func() error {
+		if ready, found := endpointReady(p.Status.PodIP); !found || !ready {
+			return fmt.Errorf("found=%v ready=%v", found, ready)
+		}
+		return nil
+	})
+
+	// Scale down to 2 and watch the removed pod's endpoint go through
+	// terminating:true, serving:true before it disappears.
+	list, err := cs.DiscoveryV1().EndpointSlices(w.ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + w.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	watcher, err := cs.DiscoveryV1().EndpointSlices(w.ns).Watch(wctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + w.name, ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+	scale, err := cs.AppsV1().Deployments(w.ns).GetScale(ctx, w.name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get scale: %v", err)
+	}
+	scale.Spec.Replicas = 2
+	if _, err := cs.AppsV1().Deployments(w.ns).UpdateScale(ctx, w.name, scale, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("scale to 2: %v", err)
+	}
+	slices := map[string]*discoveryv1.EndpointSlice{}
+	for i := range list.Items {
+		slices[list.Items[i].Name] = &list.Items[i]
+	}
+	terminatingServing := map[string]bool{} // address -> seen terminating:true serving:true
+	var gone string
+	for gone == "" {
+		select {
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				t.Fatalf("watch closed before a terminating endpoint disappeared (seen terminating+serving: %v)", terminatingServing)
+			}
+			es, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+			if !isSlice {
+				continue
+			}
+			if ev.Type == watch.Deleted {
+				delete(slices, es.Name)
+			} else {
+				slices[es.Name] = es
+			}
+			present := map[string]bool{}
+			for _, s := range slices {
+				for _, ep := range s.Endpoints {
+					addr := ep.Addresses[0]
+					present[addr] = true
+					c := ep.Conditions
+					if c.Terminating != nil && *c.Terminating && c.Serving != nil && *c.Serving {
+						if !terminatingServing[addr] {
+							t.Logf("endpoint %s: terminating:true serving:true", addr)
+						}
+						terminatingServing[addr] = true
+					}
+				}
+			}
+			for addr := range terminatingServing {
+				if !present[addr] {
+					gone = addr
+				}
+			}
+			for _, p := range w.pods {
+				if !present[p.Status.PodIP] && !terminatingServing[p.Status.PodIP] {
+					t.Fatalf("endpoint %s disappeared without being seen terminating:true serving:true", p.Status.PodIP)
+				}
+			}
+		case <-wctx.Done():
+			t.Fatalf("no endpoint went terminating:true serving:true and then disappeared within 60s (seen: %v)", terminatingServing)
+		}
+	}
+	t.Logf("endpoint %s disappeared after terminating:true serving:true", gone)
+	eventually(t, 30*time.Second, "2 endpoints left", func() error {
+		if n := len(endpoints(ctx, cs, w.ns, w.name)); n != 2 {
+			return fmt.Errorf("%d endpoints", n)
+		}
+		return nil
+	})
+}
+
+func testBGP(ctx context.Context, t *testing.T, l *lab.Lab) {
+	const prefix = "203.0.113.250"
+	node := l.Nodes[0]
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", node.Netns, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+node.IPs[0].String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start speaker helper: %v", err)
+	}
+	defer func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("speaker helper: %v\n%s", err, out.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			t.Errorf("speaker helper did not exit\n%s", out.String())
+		}
+	}()
+	router := l.Router()
+	eventually(t, 30*time.Second, "BGP session with "+node.IPs[0].String()+" Established", func() error {
+		peers, err := router.BGPSummary(ctx, "ipv4")
+		if err != nil {
+			return err
+		}
+		p, ok := peers[node.IPs[0].String()]
+		if !ok || p.State != "Established" {
+			return fmt.Errorf("peer %+v (found %v); helper output: %s", p, ok, out.String())
+		}
+		return nil
+	})
+	routeVia := func() (string, error) {
+		b, err := exec.CommandContext(ctx, "ip", "-n", lab.RouterNS, "route", "show", prefix+"/32").CombinedOutput()
+		return strings.TrimSpace(string(b)), err
+	}
+	eventually(t, 20*time.Second, prefix+"/32 in the router's FIB via "+node.IPs[0].String(), func() error {
+		r, err := routeVia()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(r, "via "+node.IPs[0].String()) || !strings.Contains(r, "proto bgp") {
+			return fmt.Errorf("route: %q", r)
+		}
+		return nil
+	})
+	var rib struct {
+		Paths []struct {
+			Nexthops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+		} `json:"paths"`
+	}
+	if err := router.JSON(ctx, "show bgp ipv4 unicast "+prefix+"/32 json", &rib); err != nil {
+		t.Fatal(err)
+	}
+	if len(rib.Paths) != 1 || len(rib.Paths[0].Nexthops) == 0 || rib.Paths[0].Nexthops[0].IP != node.IPs[0].String() {
+		t.Errorf("router RIB for %s: %+v, want one path via %s", prefix, rib, node.IPs[0])
+	}
+	if _, err := io.WriteString(stdin, "withdraw\n"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, prefix+"/32 gone from the router's FIB", func() error {
+		r, err := routeVia()
+		if err != nil {
+			return err
+		}
+		if r != "" {
+			return fmt.Errorf("route still there: %q", r)
+		}
+		return nil
+	})
+}
+
+func testDown(t *testing.T, l *lab.Lab) {
+	procs, err := l.Processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) == 0 {
+		t.Fatal("no recorded processes before down")
+	}
+	pinDir := lab.BPFPinRoot + "/down-test"
+	if err := os.MkdirAll(pinDir, 0o755); err != nil {
+		t.Fatalf("create a directory in the lab's bpffs root: %v", err)
+	}
+	start := time.Now()
+	if err := lab.Down(l.Dir); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	t.Logf("down in %s", time.Since(start).Round(10*time.Millisecond))
+	if nss, err := lab.LabNetns(); err != nil || len(nss) > 0 {
+		t.Errorf("lab namespaces left: %v (%v)", nss, err)
+	}
+	for _, p := range procs {
+		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat"); err == nil {
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] != "Z" {
+				t.Errorf("process %s (pid %d) still running", p.Name, p.PID)
+			}
+		}
+	}
+	if _, err := os.Stat(l.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab dir %s still exists", l.Dir)
+	}
+	if _, err := os.Stat(lab.BPFPinRoot); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bpffs dir %s still exists", lab.BPFPinRoot)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, l.Dir) || strings.Contains(line, "/run/netns/bgplb-") {
+			t.Errorf("mount left: %s", line)
+		}
+	}
+	if ln, err := net.Listen("tcp", lab.ForwardAddr); err != nil {
+		t.Errorf("%s still in use after down: %v", lab.ForwardAddr, err)
+	} else {
+		ln.Close()
+	}
+	if err := lab.Down(l.Dir); err != nil {
+		t.Errorf("second down (idempotence): %v", err)
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// endpoints returns the endpoints of all EndpointSlices of a Service.
+func endpoints(ctx context.Context, cs kubernetes.Interface, ns, svc string) []discoveryv1.Endpoint {
+	list, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
+	if err != nil {
+		return nil
+	}
+	var out []discoveryv1.Endpoint
+	for _, s := range list.Items {
+		out = append(out, s.Endpoints...)
+	}
+	return out
+}
+
+func tryGet(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func get(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	var got string
+	eventually(t, 10*time.Second, "GET "+url, func() error {
+		var err error
+		got, err = tryGet(c, url)
+		return err
+	})
+	return got
+}
