@@ -1,0 +1,526 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"k8s.io/klog/v2"
+)
+
+// asTrans is AS_TRANS (RFC 6793), used in the 2-octet AS field of the link-bandwidth
+// community when our AS does not fit.
+const asTrans = 23456
+
+// GoBGPSpeaker implements Speaker with an in-process GoBGP server.
+type GoBGPSpeaker struct {
+	mu        sync.Mutex
+	s         *server.BgpServer
+	global    Global
+	cancel    context.CancelFunc        // stops the peer-event watcher
+	allowed   []netip.Prefix            // prefixes Announce may announce inside of
+	announced map[netip.Prefix]Path     // prefix -> path we last added successfully
+	peers     map[netip.Addr]PeerConfig // neighbour address -> config we applied
+	tracker   *errorTracker
+	states    map[string]api.PeerState_SessionState // neighbour address -> last state from WatchEvent
+	changes   chan struct{}
+	logger    klog.Logger
+}
+
+var _ Speaker = &GoBGPSpeaker{}
+
+// NewSpeaker returns a stopped GoBGP speaker that logs through logger (klog contextual).
+func NewSpeaker(logger klog.Logger) *GoBGPSpeaker {
+	return &GoBGPSpeaker{
+		announced: map[netip.Prefix]Path{},
+		peers:     map[netip.Addr]PeerConfig{},
+		tracker:   newErrorTracker(),
+		states:    map[string]api.PeerState_SessionState{},
+		changes:   make(chan struct{}, 1),
+		logger:    logger.WithName("bgp"),
+	}
+}
+
+// Start implements Speaker.
+func (g *GoBGPSpeaker) Start(ctx context.Context, gl Global) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.s != nil {
+		return errors.New("start bgp speaker: already started")
+	}
+	if gl.ASN == 0 {
+		return errors.New("start bgp speaker: ASN must be 1-4294967295")
+	}
+	if !gl.RouterID.Is4() {
+		return fmt.Errorf("start bgp speaker: router ID %q is not an IPv4 address", gl.RouterID)
+	}
+	if gl.ListenPort == 0 {
+		gl.ListenPort = -1
+	}
+	s := server.NewBgpServer(server.LoggerOption(&klogAdapter{logger: g.logger.WithName("gobgp"), tracker: g.tracker}))
+	go s.Serve()
+	req := &api.StartBgpRequest{Global: &api.Global{
+		Asn:        gl.ASN,
+		RouterId:   gl.RouterID.String(),
+		ListenPort: gl.ListenPort,
+	}}
+	for _, a := range gl.ListenAddresses {
+		req.Global.ListenAddresses = append(req.Global.ListenAddresses, a.String())
+	}
+	if err := s.StartBgp(ctx, req); err != nil {
+		s.Stop()
+		return fmt.Errorf("start bgp speaker: %w", err)
+	}
+	// We import nothing: every path received from a peer is rejected (DESIGN decision 7).
+	// GoBGP runs the global import policy on locally originated paths too, so the policy
+	// accepts route type LOCAL and rejects everything else by default.
+	if err := setImportPolicy(ctx, s); err != nil {
+		_ = s.StopBgp(ctx, &api.StopBgpRequest{}) // best effort: we are failing anyway
+		s.Stop()
+		return fmt.Errorf("set reject-all import policy: %w", err)
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	if err := s.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, g.onEvent); err != nil {
+		cancel()
+		_ = s.StopBgp(ctx, &api.StopBgpRequest{}) // best effort: we are failing anyway
+		s.Stop()
+		return fmt.Errorf("watch bgp peer events: %w", err)
+	}
+	g.s, g.global, g.cancel = s, gl, cancel
+	g.logger.Info("BGP speaker started", "asn", gl.ASN, "routerID", gl.RouterID, "listenPort", gl.ListenPort)
+	return nil
+}
+
+// importPolicyName names the global import policy: accept our own paths, reject the rest.
+const importPolicyName = "bgplb-import-local-only"
+
+func setImportPolicy(ctx context.Context, s *server.BgpServer) error {
+	policy := &api.Policy{
+		Name: importPolicyName,
+		Statements: []*api.Statement{{
+			Name:       "accept-locally-originated",
+			Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+			Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+		}},
+	}
+	if err := s.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return err
+	}
+	return s.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+		Name:          "global",
+		Direction:     api.PolicyDirection_IMPORT,
+		Policies:      []*api.Policy{{Name: importPolicyName}},
+		DefaultAction: api.RouteAction_REJECT,
+	}})
+}
+
+func (g *GoBGPSpeaker) onEvent(r *api.WatchEventResponse) {
+	pe := r.GetPeer()
+	if pe == nil || pe.Peer == nil || pe.Peer.State == nil {
+		return
+	}
+	addr := pe.Peer.State.NeighborAddress
+	if addr == "" && pe.Peer.Conf != nil {
+		addr = pe.Peer.Conf.NeighborAddress
+	}
+	state := pe.Peer.State.SessionState
+	g.mu.Lock()
+	if pe.Type == api.WatchEventResponse_PeerEvent_STATE || pe.Type == api.WatchEventResponse_PeerEvent_INIT {
+		g.states[addr] = state
+	}
+	g.mu.Unlock()
+	if state == api.PeerState_ESTABLISHED {
+		g.tracker.clear(addr)
+	}
+	g.logger.V(2).Info("BGP peer event", "peer", addr, "type", pe.Type.String(), "state", stateName(state))
+	select {
+	case g.changes <- struct{}{}:
+	default:
+	}
+}
+
+// SetAllowedPrefixes implements Speaker.
+func (g *GoBGPSpeaker) SetAllowedPrefixes(ctx context.Context, allowed []netip.Prefix) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	norm := make([]netip.Prefix, 0, len(allowed))
+	for _, p := range allowed {
+		if !p.IsValid() {
+			return fmt.Errorf("set allowed prefixes: invalid prefix %v", p)
+		}
+		norm = append(norm, p.Masked())
+	}
+	g.allowed = norm
+	var errs []error
+	for prefix, path := range g.announced {
+		if g.isAllowed(prefix) {
+			continue
+		}
+		if err := g.deletePath(ctx, path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(g.announced, prefix)
+		g.logger.Info("Withdrew prefix outside the allowed set", "prefix", prefix)
+	}
+	return errors.Join(errs...)
+}
+
+func (g *GoBGPSpeaker) isAllowed(p netip.Prefix) bool {
+	for _, a := range g.allowed {
+		if a.Addr().Is4() == p.Addr().Is4() && p.Bits() >= a.Bits() && a.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Announce implements Speaker.
+func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
+	if !p.Prefix.IsValid() {
+		return fmt.Errorf("announce %v: invalid prefix", p.Prefix)
+	}
+	p.Prefix = p.Prefix.Masked()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.s == nil {
+		return fmt.Errorf("announce %s: %w", p.Prefix, ErrNotStarted)
+	}
+	if !g.isAllowed(p.Prefix) {
+		return fmt.Errorf("announce %s: %w", p.Prefix, ErrPrefixNotAllowed)
+	}
+	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) {
+		return nil
+	}
+	ap, err := g.apiPath(p, false)
+	if err != nil {
+		return fmt.Errorf("announce %s: %w", p.Prefix, err)
+	}
+	// Re-adding the same NLRI from the local source implicitly replaces the old path.
+	if _, err := g.s.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: ap}); err != nil {
+		return fmt.Errorf("announce %s: %w", p.Prefix, err)
+	}
+	g.announced[p.Prefix] = clonePath(p)
+	return nil
+}
+
+// Withdraw implements Speaker.
+func (g *GoBGPSpeaker) Withdraw(ctx context.Context, prefix netip.Prefix) error {
+	if !prefix.IsValid() {
+		return fmt.Errorf("withdraw %v: invalid prefix", prefix)
+	}
+	prefix = prefix.Masked()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	path, ok := g.announced[prefix]
+	if !ok {
+		return nil
+	}
+	if g.s == nil {
+		return fmt.Errorf("withdraw %s: %w", prefix, ErrNotStarted)
+	}
+	if err := g.deletePath(ctx, path); err != nil {
+		return err
+	}
+	delete(g.announced, prefix)
+	return nil
+}
+
+// deletePath withdraws by path (NLRI), never by UUID. Caller holds g.mu.
+func (g *GoBGPSpeaker) deletePath(ctx context.Context, p Path) error {
+	ap, err := g.apiPath(p, true)
+	if err != nil {
+		return fmt.Errorf("withdraw %s: %w", p.Prefix, err)
+	}
+	if err := g.s.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: ap.Family, Path: ap}); err != nil {
+		return fmt.Errorf("withdraw %s: %w", p.Prefix, err)
+	}
+	return nil
+}
+
+// Announced implements Speaker.
+func (g *GoBGPSpeaker) Announced() []Path {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Path, 0, len(g.announced))
+	for _, p := range g.announced {
+		out = append(out, clonePath(p))
+	}
+	slices.SortFunc(out, func(a, b Path) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	return out
+}
+
+// apiPath converts p to a GoBGP API path with an unspecified next hop (GoBGP puts the
+// session's local address there).
+func (g *GoBGPSpeaker) apiPath(p Path, withdraw bool) (*api.Path, error) {
+	addr := p.Prefix.Addr()
+	bits := uint8(p.Prefix.Bits())
+	var nlri bgp.AddrPrefixInterface
+	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	if addr.Is4() {
+		nlri = bgp.NewIPAddrPrefix(bits, addr.String())
+		attrs = append(attrs, bgp.NewPathAttributeNextHop("0.0.0.0"))
+	} else {
+		family.Afi = api.Family_AFI_IP6
+		nlri = bgp.NewIPv6AddrPrefix(bits, addr.String())
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI("::", []bgp.AddrPrefixInterface{nlri}))
+	}
+	if len(p.Communities) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(slices.Clone(p.Communities)))
+	}
+	if len(p.LargeCommunities) > 0 {
+		lcs := make([]*bgp.LargeCommunity, 0, len(p.LargeCommunities))
+		for _, l := range p.LargeCommunities {
+			lcs = append(lcs, bgp.NewLargeCommunity(l.GlobalAdmin, l.LocalData1, l.LocalData2))
+		}
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lcs))
+	}
+	if p.LocalPref != nil {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(*p.LocalPref))
+	}
+	if p.LinkBandwidth != nil {
+		as := uint16(asTrans)
+		if g.global.ASN <= 0xffff {
+			as = uint16(g.global.ASN)
+		}
+		attrs = append(attrs, bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
+			bgp.NewLinkBandwidthExtended(as, *p.LinkBandwidth),
+		}))
+	}
+	apiNLRI, err := apiutil.MarshalNLRI(nlri)
+	if err != nil {
+		return nil, fmt.Errorf("marshal NLRI: %w", err)
+	}
+	apiAttrs, err := apiutil.MarshalPathAttributes(attrs)
+	if err != nil {
+		return nil, fmt.Errorf("marshal path attributes: %w", err)
+	}
+	return &api.Path{Family: family, Nlri: apiNLRI, Pattrs: apiAttrs, IsWithdraw: withdraw}, nil
+}
+
+// SetPeers implements Speaker.
+func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
+	want := map[netip.Addr]PeerConfig{} // address -> desired config
+	for _, pc := range peers {
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("set peers: %w", err)
+		}
+		pc.Address = pc.Address.Unmap()
+		if _, dup := want[pc.Address]; dup {
+			return fmt.Errorf("set peers: two peers with address %s", pc.Address)
+		}
+		want[pc.Address] = pc
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.s == nil {
+		return fmt.Errorf("set peers: %w", ErrNotStarted)
+	}
+	var errs []error
+	for addr, old := range g.peers {
+		if nw, ok := want[addr]; ok && reflect.DeepEqual(nw, old) {
+			continue
+		}
+		if err := g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
+			errs = append(errs, fmt.Errorf("delete peer %s: %w", addr, err))
+			continue
+		}
+		delete(g.peers, addr)
+		delete(g.states, addr.String())
+		g.tracker.clear(addr.String())
+		g.logger.Info("Removed BGP peer", "peer", old.Name, "address", addr)
+	}
+	for addr, pc := range want {
+		if _, ok := g.peers[addr]; ok {
+			continue
+		}
+		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.apiPeer(pc)}); err != nil {
+			errs = append(errs, fmt.Errorf("add peer %s (%s): %w", pc.Name, addr, err))
+			continue
+		}
+		g.peers[addr] = pc
+		g.logger.Info("Added BGP peer", "peer", pc.Name, "address", addr, "peerASN", pc.PeerASN)
+	}
+	return errors.Join(errs...)
+}
+
+func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
+	p := &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: pc.Address.String(),
+			PeerAsn:         pc.PeerASN,
+			LocalAsn:        pc.LocalASN,
+			AuthPassword:    pc.Password,
+			Description:     pc.Name,
+		},
+		Transport: &api.Transport{RemotePort: uint32(pc.Port)},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			ConnectRetry:      uint64(pc.ConnectRetry / time.Second),
+			HoldTime:          uint64(pc.HoldTime / time.Second),
+			KeepaliveInterval: uint64(pc.Keepalive / time.Second),
+		}},
+	}
+	if pc.Port == 0 {
+		p.Transport.RemotePort = 179
+	}
+	if pc.SourceAddress.IsValid() {
+		p.Transport.LocalAddress = pc.SourceAddress.String()
+	}
+	if pc.EBGPMultihopTTL > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(pc.EBGPMultihopTTL)}
+	}
+	if pc.ConnectRetry > 0 {
+		// retry soon after a reset too, not only after a failed connect
+		p.Timers.Config.IdleHoldTimeAfterReset = max(1, uint64(pc.ConnectRetry/time.Second))
+	}
+	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	if pc.Address.Is6() {
+		family = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true}}
+	if pc.GracefulRestart.Enabled {
+		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(pc.GracefulRestart.RestartTime / time.Second)}
+		afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	p.AfiSafis = []*api.AfiSafi{afi}
+	return p
+}
+
+// Peers implements Speaker.
+func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	g.mu.Lock()
+	s := g.s
+	configs := make(map[string]PeerConfig, len(g.peers))
+	for a, pc := range g.peers {
+		configs[a.String()] = pc
+	}
+	globalASN := g.global.ASN
+	g.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("list peers: %w", ErrNotStarted)
+	}
+	var out []PeerStatus
+	err := s.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.Conf == nil || p.State == nil {
+			return
+		}
+		addr, _ := netip.ParseAddr(p.Conf.NeighborAddress)
+		pc := configs[p.Conf.NeighborAddress]
+		st := PeerStatus{
+			Name:      pc.Name,
+			Address:   addr,
+			LocalASN:  p.Conf.LocalAsn,
+			PeerASN:   p.Conf.PeerAsn,
+			State:     stateName(p.State.SessionState),
+			LastError: g.tracker.get(p.Conf.NeighborAddress),
+		}
+		if st.LocalASN == 0 {
+			st.LocalASN = globalASN
+		}
+		if p.State.SessionState == api.PeerState_ESTABLISHED {
+			st.LastError = ""
+			if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
+				st.EstablishedSince = p.Timers.State.Uptime.AsTime()
+			}
+		}
+		for _, a := range p.AfiSafis {
+			if a.State != nil {
+				st.PrefixesSent += a.State.Advertised
+			}
+		}
+		out = append(out, st)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list peers: %w", err)
+	}
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	return out, nil
+}
+
+// EstablishedPeers implements Speaker (and eligibility.SessionState).
+func (g *GoBGPSpeaker) EstablishedPeers() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for addr, st := range g.states {
+		a, err := netip.ParseAddr(addr)
+		if err != nil {
+			continue
+		}
+		if _, configured := g.peers[a]; configured && st == api.PeerState_ESTABLISHED {
+			n++
+		}
+	}
+	return n
+}
+
+// Changes implements Speaker.
+func (g *GoBGPSpeaker) Changes() <-chan struct{} { return g.changes }
+
+// Stop implements Speaker.
+func (g *GoBGPSpeaker) Stop(ctx context.Context, graceful bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.s == nil {
+		return nil
+	}
+	g.cancel()
+	if graceful {
+		// No StopBgp: it would send a Cease to every peer and defeat graceful restart.
+		// The process exits next; the kernel closes the sessions without a NOTIFICATION.
+		g.logger.Info("BGP speaker stopping for a graceful restart; peers keep our routes as stale")
+		g.s = nil
+		return nil
+	}
+	err := g.s.StopBgp(ctx, &api.StopBgpRequest{})
+	g.s.Stop()
+	g.s = nil
+	g.announced = map[netip.Prefix]Path{}
+	g.peers = map[netip.Addr]PeerConfig{}
+	if err != nil {
+		return fmt.Errorf("stop bgp speaker: %w", err)
+	}
+	return nil
+}
+
+func stateName(s api.PeerState_SessionState) string {
+	switch s {
+	case api.PeerState_IDLE:
+		return "Idle"
+	case api.PeerState_CONNECT:
+		return "Connect"
+	case api.PeerState_ACTIVE:
+		return "Active"
+	case api.PeerState_OPENSENT:
+		return "OpenSent"
+	case api.PeerState_OPENCONFIRM:
+		return "OpenConfirm"
+	case api.PeerState_ESTABLISHED:
+		return StateEstablished
+	}
+	return "Unknown"
+}
+
+func clonePath(p Path) Path {
+	p.Communities = slices.Clone(p.Communities)
+	p.LargeCommunities = slices.Clone(p.LargeCommunities)
+	if p.LocalPref != nil {
+		v := *p.LocalPref
+		p.LocalPref = &v
+	}
+	if p.LinkBandwidth != nil {
+		v := *p.LinkBandwidth
+		p.LinkBandwidth = &v
+	}
+	return p
+}

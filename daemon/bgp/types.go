@@ -1,0 +1,214 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Speaker is the node's BGP speaker. Implementations are safe for concurrent use.
+type Speaker interface {
+	// Start starts the BGP instance with the global settings. It must be called once,
+	// before every other method except SetAllowedPrefixes.
+	Start(ctx context.Context, g Global) error
+	// SetPeers makes the set of neighbours equal to peers (keyed by Address): missing ones
+	// are added, changed ones are re-created (one session reset), absent ones are removed
+	// (with a Cease). Unchanged neighbours are not touched, so their sessions never flap.
+	// An invalid PeerConfig fails the whole call before anything changes.
+	SetPeers(ctx context.Context, peers []PeerConfig) error
+	// SetAllowedPrefixes sets the prefixes Announce may announce inside of (the VIP pools).
+	// Announced prefixes that are no longer inside the set are withdrawn.
+	SetAllowedPrefixes(ctx context.Context, allowed []netip.Prefix) error
+	// Announce originates p (or replaces the attributes of the same prefix announced
+	// before) towards every peer. It fails with ErrPrefixNotAllowed when p.Prefix is not
+	// inside the allowed set. Idempotent.
+	Announce(ctx context.Context, p Path) error
+	// Withdraw withdraws prefix. Withdrawing a prefix that is not announced is a no-op.
+	Withdraw(ctx context.Context, prefix netip.Prefix) error
+	// Announced returns the announced paths, sorted by prefix.
+	Announced() []Path
+	// Peers returns the status of every configured neighbour, sorted by address.
+	Peers(ctx context.Context) ([]PeerStatus, error)
+	// EstablishedPeers returns how many sessions are Established (cached, non-blocking).
+	EstablishedPeers() int
+	// Changes returns a channel that receives (coalesced) a value whenever a session
+	// changes state, so the caller can refresh its status objects.
+	Changes() <-chan struct{}
+	// Stop stops the speaker. graceful=false sends a Cease to every peer (StopBgp), so
+	// peers withdraw our routes at once. graceful=true (upgrade or restart with graceful
+	// restart) returns without telling the peers; the process must exit right after so the
+	// TCP sessions close and GR-capable peers keep our routes as stale.
+	Stop(ctx context.Context, graceful bool) error
+}
+
+// ErrPrefixNotAllowed is returned by Announce for a prefix outside the allowed set.
+var ErrPrefixNotAllowed = errors.New("prefix not inside any allowed prefix")
+
+// ErrNotStarted is returned when a method needing a running speaker is called before
+// Start or after Stop.
+var ErrNotStarted = errors.New("bgp speaker not started")
+
+// Global holds the instance-wide settings.
+type Global struct {
+	// ASN is the local AS number (1–4294967295).
+	ASN uint32
+	// RouterID is the BGP identifier, an IPv4 address.
+	RouterID netip.Addr
+	// ListenPort is the TCP port to accept sessions on; -1 (the default for nodes) does
+	// not listen: sessions are only initiated by us.
+	ListenPort int32
+	// ListenAddresses restricts where ListenPort listens (default all).
+	ListenAddresses []netip.Addr
+}
+
+// GracefulRestart configures RFC 4724 graceful restart for one peer.
+type GracefulRestart struct {
+	Enabled bool
+	// RestartTime is advertised to the peer: how long it keeps our routes as stale.
+	RestartTime time.Duration
+}
+
+// PeerConfig is one neighbour.
+type PeerConfig struct {
+	// Name identifies the peer for humans (e.g. the BGPPeer object name).
+	Name string
+	// Address is the neighbour's address (the key of the peer).
+	Address netip.Addr
+	// Port is the neighbour's TCP port; 0 means 179.
+	Port uint16
+	// LocalASN overrides the global ASN for this session; 0 uses the global one.
+	LocalASN uint32
+	// PeerASN is the neighbour's AS (required).
+	PeerASN uint32
+	// SourceAddress is the local address to connect from; invalid (zero) lets the kernel
+	// choose.
+	SourceAddress netip.Addr
+	// EBGPMultihopTTL enables eBGP multihop with this TTL when > 0.
+	EBGPMultihopTTL uint8
+	// ConnectRetry, HoldTime and Keepalive are the session timers; 0 uses the defaults
+	// (connect-retry 120 s, hold 90 s, keepalive hold/3).
+	ConnectRetry time.Duration
+	HoldTime     time.Duration
+	Keepalive    time.Duration
+	// GracefulRestart is advertised when Enabled.
+	GracefulRestart GracefulRestart
+	// Password enables TCP MD5 authentication when non-empty.
+	Password string
+}
+
+// Validate checks the settings GoBGP would otherwise reject late or silently.
+func (c PeerConfig) Validate() error {
+	if !c.Address.IsValid() {
+		return fmt.Errorf("peer %q: address is not set", c.Name)
+	}
+	if c.PeerASN == 0 {
+		return fmt.Errorf("peer %q: peerASN must be 1-4294967295", c.Name)
+	}
+	if c.SourceAddress.IsValid() && c.SourceAddress.Is4() != c.Address.Is4() {
+		return fmt.Errorf("peer %q: source address %s is not of the family of %s", c.Name, c.SourceAddress, c.Address)
+	}
+	if c.HoldTime != 0 && c.HoldTime < 3*time.Second {
+		return fmt.Errorf("peer %q: hold time %s must be 0 or at least 3s", c.Name, c.HoldTime)
+	}
+	if c.Keepalive != 0 && c.HoldTime != 0 && c.Keepalive >= c.HoldTime {
+		return fmt.Errorf("peer %q: keepalive %s must be less than hold time %s", c.Name, c.Keepalive, c.HoldTime)
+	}
+	if c.GracefulRestart.RestartTime < 0 || c.GracefulRestart.RestartTime > 4095*time.Second {
+		return fmt.Errorf("peer %q: graceful restart time %s must be 0-4095s", c.Name, c.GracefulRestart.RestartTime)
+	}
+	return nil
+}
+
+// LargeCommunity is an RFC 8092 large community GlobalAdmin:LocalData1:LocalData2.
+type LargeCommunity struct {
+	GlobalAdmin, LocalData1, LocalData2 uint32
+}
+
+func (l LargeCommunity) String() string {
+	return fmt.Sprintf("%d:%d:%d", l.GlobalAdmin, l.LocalData1, l.LocalData2)
+}
+
+// Path is one prefix to originate with its attributes.
+type Path struct {
+	// Prefix is the VIP, normally a /32 or /128.
+	Prefix netip.Prefix
+	// Communities are RFC 1997 communities (ASN<<16 | value); see ParseCommunity.
+	Communities []uint32
+	// LargeCommunities are RFC 8092 large communities.
+	LargeCommunities []LargeCommunity
+	// LocalPref is sent to iBGP peers only (GoBGP strips it towards eBGP peers).
+	LocalPref *uint32
+	// LinkBandwidth, when set, adds the link-bandwidth extended community (type 0x40,
+	// subtype 0x04, bytes per second as float32) for weighted ECMP.
+	LinkBandwidth *float32
+}
+
+// PeerStatus is the observed state of one neighbour.
+type PeerStatus struct {
+	Name     string
+	Address  netip.Addr
+	LocalASN uint32
+	PeerASN  uint32
+	// State is the FSM state: Idle, Connect, Active, OpenSent, OpenConfirm, Established.
+	State string
+	// EstablishedSince is when the current session came up (zero when not Established).
+	EstablishedSince time.Time
+	// LastError is the last reason the session failed or was refused, in words, e.g.
+	// "connect: connection refused" or "received notification: OPEN: bad peer AS". It is
+	// cleared when the session becomes Established.
+	LastError string
+	// PrefixesSent is the number of prefixes advertised to the peer.
+	PrefixesSent uint64
+}
+
+// StateEstablished is PeerStatus.State of an established session.
+const StateEstablished = "Established"
+
+// ParseCommunity parses "ASN:VALUE" (each 0–65535) or one of the well-known names
+// no-export, no-advertise, no-export-subconfed, no-peer.
+func ParseCommunity(s string) (uint32, error) {
+	switch strings.ToLower(s) {
+	case "no-export":
+		return 0xFFFFFF01, nil
+	case "no-advertise":
+		return 0xFFFFFF02, nil
+	case "no-export-subconfed":
+		return 0xFFFFFF03, nil
+	case "no-peer":
+		return 0xFFFFFF04, nil
+	}
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, fmt.Errorf("parse community %q: want ASN:VALUE", s)
+	}
+	a, err := strconv.ParseUint(hi, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("parse community %q: %w", s, err)
+	}
+	v, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("parse community %q: %w", s, err)
+	}
+	return uint32(a)<<16 | uint32(v), nil
+}
+
+// ParseLargeCommunity parses "GLOBAL:LOCAL1:LOCAL2" (each 0–4294967295).
+func ParseLargeCommunity(s string) (LargeCommunity, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return LargeCommunity{}, fmt.Errorf("parse large community %q: want GLOBAL:LOCAL1:LOCAL2", s)
+	}
+	var v [3]uint32
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return LargeCommunity{}, fmt.Errorf("parse large community %q: %w", s, err)
+		}
+		v[i] = uint32(n)
+	}
+	return LargeCommunity{v[0], v[1], v[2]}, nil
+}
