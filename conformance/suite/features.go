@@ -1,0 +1,81 @@
+package suite
+
+// Feature is one capability a test needs. An implementation declares the features it
+// supports; a test whose features are not all supported is skipped (and reported).
+type Feature string
+
+// Features of the LB-IPAM profile.
+const (
+	FeatureIPv4Pool       Feature = "IPv4Pool"
+	FeatureSpecificIP     Feature = "SpecificIP"
+	FeatureIPRelease      Feature = "IPRelease"
+	FeatureIPv6           Feature = "IPv6"
+	FeatureDualStack      Feature = "DualStack"
+	FeatureSharedIP       Feature = "SharedIP"
+	FeaturePoolSelectors  Feature = "PoolSelectors"
+	FeatureClassSelection Feature = "ClassSelection"
+)
+
+// Features of the LB-BGP profile.
+const (
+	FeatureETPCluster       Feature = "ETPCluster"
+	FeatureETPLocal         Feature = "ETPLocal"
+	FeatureWithdrawNoEP     Feature = "WithdrawWithoutEndpoints"
+	FeatureNoInboundRoutes  Feature = "NoInboundRoutes"
+	FeatureNoSessionFlaps   Feature = "NoSessionFlaps"
+	FeatureGracefulRestart  Feature = "GracefulRestart"
+	FeatureWeightedECMP     Feature = "WeightedECMP"
+	FeatureCommunities      Feature = "CommunitiesLocalPref"
+	FeaturePeerSelector     Feature = "PeerSelector"
+	FeatureNodeSelector     Feature = "NodeSelector"
+	FeatureDaemonRestart    Feature = "DaemonRestart"
+	FeatureEndpointReadines Feature = "EndpointReadiness"
+)
+
+// Features of the LB-DATAPATH profile.
+const (
+	FeatureTCPViaVIP        Feature = "TCPViaVIP"
+	FeatureSourcePreserve   Feature = "SourcePreservation"
+	FeatureZeroEndpoints    Feature = "ZeroEndpointsUnreachable"
+	FeatureUDP              Feature = "UDP"
+	FeaturePingVIP          Feature = "PingVIP"
+	FeatureSymmetricReturn  Feature = "SymmetricReturn"
+	FeatureFlowsSurviveRest Feature = "FlowsSurviveRestart"
+)
+
+// Profile groups features; Core features must all pass for a profile to pass.
+type Profile struct {
+	Name     string
+	Core     []Feature
+	Extended []Feature
+}
+
+// Profiles of the suite (CONFORMANCE.md).
+var Profiles = []Profile{
+	{Name: "LB-IPAM",
+		Core:     []Feature{FeatureIPv4Pool, FeatureSpecificIP, FeatureIPRelease, FeatureClassSelection},
+		Extended: []Feature{FeatureIPv6, FeatureDualStack, FeatureSharedIP, FeaturePoolSelectors}},
+	{Name: "LB-BGP",
+		Core: []Feature{FeatureClassSelection, FeatureETPCluster, FeatureETPLocal, FeatureWithdrawNoEP,
+			FeatureNoInboundRoutes, FeatureNoSessionFlaps, FeatureEndpointReadines, FeatureDaemonRestart},
+		Extended: []Feature{FeatureGracefulRestart, FeatureWeightedECMP, FeatureCommunities,
+			FeaturePeerSelector, FeatureNodeSelector}},
+	{Name: "LB-DATAPATH",
+		Core:     []Feature{FeatureTCPViaVIP, FeatureSourcePreserve, FeatureZeroEndpoints},
+		Extended: []Feature{FeatureUDP, FeaturePingVIP, FeatureSymmetricReturn, FeatureFlowsSurviveRest}},
+}
+
+// AllFeatures returns every feature of every profile.
+func AllFeatures() []Feature {
+	var out []Feature
+	seen := map[Feature]bool{}
+	for _, p := range Profiles {
+		for _, f := range append(append([]Feature{}, p.Core...), p.Extended...) {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/bgplb/bgplb/conformance/router"
+	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+)
+
+// ConformanceTest is one test of the suite, registered by package tests in init().
+type ConformanceTest struct {
+	// ShortName is the test's name in reports, e.g. "BGPLocalExactNextHops".
+	ShortName string
+	// ID links the test to CONFORMANCE.md, e.g. "C2".
+	ID          string
+	Description string
+	// Profile is the profile the test reports to.
+	Profile string
+	// Features the implementation must support for the test to run.
+	Features []Feature
+	// Slow tests are left out by -short.
+	Slow bool
+	Test func(t *testing.T, s *Suite)
+}
+
+// Extended reports whether the test exercises an extended feature of its profile.
+func (c ConformanceTest) Extended() bool {
+	for _, p := range Profiles {
+		if p.Name != c.Profile {
+			continue
+		}
+		for _, f := range c.Features {
+			if slices.Contains(p.Extended, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Client is where external traffic comes from (the lab's client namespace, behind the
+// router). Every request opens a new connection, so each one is a new flow.
+type Client interface {
+	// Address is the client's own IPv4 address (what /clientip must return).
+	Address() netip.Addr
+	// Dial opens a connection from the client.
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+	// Ping sends ICMP echo requests to addr and succeeds when one is answered.
+	Ping(ctx context.Context, addr netip.Addr) error
+}
+
+// Faults injects failures the lifecycle tests need. A cluster that cannot provide
+// them leaves Suite.Faults nil and those tests are skipped (and reported as skipped).
+type Faults interface {
+	// SignalDaemon sends sig to bgplbd on node and, if restart is set, starts it again
+	// (as its supervisor would) once it has exited.
+	SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error
+}
+
+// Node is a cluster node as the router sees it.
+type Node struct {
+	Name string
+	// Addresses are the node's addresses the router peers with (the BGP next hops).
+	Addresses []netip.Addr
+}
+
+// Timeouts of the suite; every deadline is configurable.
+type Timeouts struct {
+	// Converge bounds how long a change takes to show at the router (T in CONFORMANCE.md).
+	Converge time.Duration
+	// Consistently is how long "stays so" assertions watch.
+	Consistently time.Duration
+	// PodReady bounds how long workloads take to become ready.
+	PodReady time.Duration
+	// Request bounds one request from the client.
+	Request time.Duration
+}
+
+// DefaultTimeouts suit the lab.
+var DefaultTimeouts = Timeouts{Converge: 30 * time.Second, Consistently: 15 * time.Second,
+	PodReady: 90 * time.Second, Request: 3 * time.Second}
+
+// Mode is how the implementation selects Services.
+type Mode string
+
+// Modes of class selection (B3).
+const (
+	ModeExplicitClass Mode = "explicit-class"
+	ModeDefaultClass  Mode = "default-class"
+)
+
+// Suite is what every test gets.
+type Suite struct {
+	Kube   kubernetes.Interface
+	LB     lbclient.Interface
+	Router router.Router
+	Client Client
+	Faults Faults
+	// Nodes are the cluster nodes that may announce.
+	Nodes    []Node
+	Timeouts Timeouts
+	// Class is the implementation's loadBalancerClass.
+	Class string
+	Mode  Mode
+	// VIPRange is the range the suite may put in pools it creates for its tests.
+	VIPRange netip.Prefix
+	// SupportedFeatures; a test needing anything else is skipped.
+	SupportedFeatures []Feature
+	// PodImage is the image of test workloads (the lab runs its pod server whatever
+	// the image says).
+	PodImage string
+}
+
+// NodeAddr returns the first address of the named node.
+func (s *Suite) NodeAddr(name string) netip.Addr {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n.Addresses[0]
+		}
+	}
+	panic(fmt.Sprintf("suite has no node %q", name))
+}
+
+// NodeAddrs returns the first address of each named node, sorted.
+func (s *Suite) NodeAddrs(names ...string) []netip.Addr {
+	out := make([]netip.Addr, 0, len(names))
+	for _, n := range names {
+		out = append(out, s.NodeAddr(n))
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// AllNodeAddrs returns the first address of every node, sorted.
+func (s *Suite) AllNodeAddrs() []netip.Addr {
+	var names []string
+	for _, n := range s.Nodes {
+		names = append(names, n.Name)
+	}
+	return s.NodeAddrs(names...)
+}
+
+// Result is the outcome of one test.
+type Result struct {
+	Test    ConformanceTest
+	Outcome string // "passed", "failed", "skipped"
+	Reason  string // why it was skipped
+	Took    time.Duration
+}
+
+// Run runs tests as subtests of t and returns their results. Tests needing
+// unsupported features, or Faults when there are none, are skipped with a reason.
+func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
+	var results []Result
+	for _, ct := range tests {
+		ct := ct
+		r := Result{Test: ct}
+		for _, f := range ct.Features {
+			if !slices.Contains(s.SupportedFeatures, f) {
+				r.Reason = fmt.Sprintf("feature %s not supported", f)
+			}
+		}
+		if r.Reason == "" && short && ct.Slow {
+			r.Reason = "slow test left out by -short"
+		}
+		start := time.Now()
+		skipped := false
+		passed := t.Run(ct.ShortName, func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			if r.Reason != "" {
+				t.Skip(r.Reason)
+			}
+			t.Logf("%s %s: %s", ct.ID, ct.ShortName, ct.Description)
+			ct.Test(t, s)
+		})
+		r.Took = time.Since(start)
+		switch {
+		case skipped:
+			r.Outcome = "skipped"
+			if r.Reason == "" {
+				r.Reason = "skipped by the test (see its log)"
+			}
+		case passed:
+			r.Outcome = "passed"
+		default:
+			r.Outcome = "failed"
+		}
+		results = append(results, r)
+	}
+	return results
+}

@@ -1,0 +1,354 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+// Namespace creates a namespace for one test and deletes it when the test ends.
+func (s *Suite) Namespace(t *testing.T, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"bgplb.io/conformance": "true"}}}
+	if _, err := s.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = s.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+		// Wait until the namespace is gone so the next test starts from a clean cluster.
+		for ctx.Err() == nil {
+			if _, err := s.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("namespace %s still terminating", name)
+	})
+	return name
+}
+
+// Backend creates a Deployment of the test server pinned to node, labelled app=app,
+// listening on port 8080 (TCP). Its name is <app>-<node>.
+func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32) string {
+	t.Helper()
+	name := app + "-" + node
+	lbls := map[string]string{"app": app, "bgplb.io/node": node}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: lbls},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: lbls},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: lbls},
+				Spec: corev1.PodSpec{
+					NodeSelector:                  map[string]string{"kubernetes.io/hostname": node},
+					TerminationGracePeriodSeconds: ptr.To[int64](5),
+					Containers: []corev1.Container{{
+						Name: "server", Image: s.PodImage,
+						Ports: []corev1.ContainerPort{{ContainerPort: 8080, Protocol: corev1.ProtocolTCP}},
+						Env:   []corev1.EnvVar{{Name: "SHUTDOWN_DELAY", Value: "1s"}},
+					}},
+				},
+			},
+		},
+	}
+	if _, err := s.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
+	}
+	return name
+}
+
+// Scale sets the replicas of Deployment name and waits until exactly that many of
+// its pods are ready and none is terminating.
+func (s *Suite) Scale(t *testing.T, ns, name string, replicas int32) {
+	t.Helper()
+	ctx := context.Background()
+	sc, err := s.Kube.AppsV1().Deployments(ns).GetScale(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get scale of %s/%s: %v", ns, name, err)
+	}
+	sc.Spec.Replicas = replicas
+	if _, err := s.Kube.AppsV1().Deployments(ns).UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("scale %s/%s to %d: %v", ns, name, replicas, err)
+	}
+	s.WaitPods(t, ns, name, int(replicas))
+}
+
+// WaitPods waits until Deployment name has exactly n ready pods and no others.
+func (s *Suite) WaitPods(t *testing.T, ns, name string, n int) []corev1.Pod {
+	t.Helper()
+	d, err := s.Kube.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get deployment %s/%s: %v", ns, name, err)
+	}
+	sel := labels.SelectorFromSet(d.Spec.Selector.MatchLabels).String()
+	var pods []corev1.Pod
+	Eventually(t, s.Timeouts.PodReady, fmt.Sprintf("%d ready pods of %s/%s", n, ns, name), func() error {
+		list, err := s.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return err
+		}
+		pods = list.Items
+		ready := 0
+		for _, p := range pods {
+			if p.DeletionTimestamp != nil {
+				return fmt.Errorf("pod %s still terminating", p.Name)
+			}
+			if PodReady(&p) {
+				ready++
+			}
+		}
+		if ready != n || len(pods) != n {
+			return fmt.Errorf("%d pods, %d ready", len(pods), ready)
+		}
+		return nil
+	})
+	return pods
+}
+
+// PodReady reports the pod's Ready condition.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ServiceOption changes a Service before it is created.
+type ServiceOption func(*corev1.Service)
+
+// WithLocal sets externalTrafficPolicy: Local.
+func WithLocal(svc *corev1.Service) {
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+}
+
+// WithLabels adds labels to the Service.
+func WithLabels(kv map[string]string) ServiceOption {
+	return func(svc *corev1.Service) {
+		if svc.Labels == nil {
+			svc.Labels = map[string]string{}
+		}
+		for k, v := range kv {
+			svc.Labels[k] = v
+		}
+	}
+}
+
+// WithClass sets the loadBalancerClass (nil for none).
+func WithClass(class *string) ServiceOption {
+	return func(svc *corev1.Service) { svc.Spec.LoadBalancerClass = class }
+}
+
+// LBService creates a LoadBalancer Service of the suite's class selecting app=app on
+// port 80 → 8080.
+func (s *Suite) LBService(t *testing.T, ns, name, app string, opts ...ServiceOption) *corev1.Service {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.ServiceSpec{
+			Type:              corev1.ServiceTypeLoadBalancer,
+			LoadBalancerClass: ptr.To(s.Class),
+			Selector:          map[string]string{"app": app},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP,
+				TargetPort: intstr.FromInt32(8080)}},
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+		},
+	}
+	for _, o := range opts {
+		o(svc)
+	}
+	out, err := s.Kube.CoreV1().Services(ns).Create(context.Background(), svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create service %s/%s: %v", ns, name, err)
+	}
+	return out
+}
+
+// UpdateService applies mutate to the current Service and updates it, retrying on
+// conflicts.
+func (s *Suite) UpdateService(t *testing.T, ns, name string, mutate func(*corev1.Service)) {
+	t.Helper()
+	Eventually(t, 10*time.Second, "update service "+ns+"/"+name, func() error {
+		svc, err := s.Kube.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		mutate(svc)
+		_, err = s.Kube.CoreV1().Services(ns).Update(context.Background(), svc, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// WaitIngress waits for the Service's first ingress IP and checks it is inside the
+// suite's VIP range with ipMode nil or VIP.
+func (s *Suite) WaitIngress(t *testing.T, ns, name string) netip.Addr {
+	t.Helper()
+	var vip netip.Addr
+	Eventually(t, s.Timeouts.Converge, "ingress IP of "+ns+"/"+name, func() error {
+		svc, err := s.Kube.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return fmt.Errorf("no ingress yet (conditions %v)", svc.Status.Conditions)
+		}
+		ing := svc.Status.LoadBalancer.Ingress[0]
+		a, err := netip.ParseAddr(ing.IP)
+		if err != nil {
+			return fmt.Errorf("ingress %+v: %w", ing, err)
+		}
+		vip = a
+		return nil
+	})
+	if !s.VIPRange.Contains(vip) {
+		t.Fatalf("ingress %s of %s/%s is outside the VIP range %s", vip, ns, name, s.VIPRange)
+	}
+	return vip
+}
+
+// HostPrefix returns the /32 or /128 of a.
+func HostPrefix(a netip.Addr) netip.Prefix {
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// RIBNextHops returns the next hops the router holds for vip.
+func (s *Suite) RIBNextHops(vip netip.Addr) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	paths, err := s.Router.Paths(ctx, HostPrefix(vip))
+	if err != nil {
+		return nil, err
+	}
+	nh := make([]netip.Addr, 0, len(paths))
+	for _, p := range paths {
+		nh = append(nh, p.NextHop)
+	}
+	slices.SortFunc(nh, netip.Addr.Compare)
+	return slices.Compact(nh), nil
+}
+
+// EventuallyNextHops waits until the router's RIB and FIB for vip hold exactly want
+// (empty: no route).
+func (s *Suite) EventuallyNextHops(t *testing.T, vip netip.Addr, want []netip.Addr) {
+	t.Helper()
+	want = slices.Clone(want)
+	slices.SortFunc(want, netip.Addr.Compare)
+	Eventually(t, s.Timeouts.Converge, fmt.Sprintf("router next hops of %s == %v", vip, want), func() error {
+		rib, err := s.RIBNextHops(vip)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(rib, want) {
+			return fmt.Errorf("RIB has %v", rib)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		fib, err := s.Router.FIBNextHops(ctx, HostPrefix(vip))
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(fib, want) {
+			return fmt.Errorf("RIB ok, FIB has %v", fib)
+		}
+		return nil
+	})
+}
+
+// ConsistentlyNextHops asserts the RIB for vip stays exactly want for d.
+func (s *Suite) ConsistentlyNextHops(t *testing.T, vip netip.Addr, want []netip.Addr, d time.Duration) {
+	t.Helper()
+	Consistently(t, d, fmt.Sprintf("router next hops of %s stay %v", vip, want), func() error {
+		rib, err := s.RIBNextHops(vip)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(rib, want) {
+			return fmt.Errorf("RIB has %v", rib)
+		}
+		return nil
+	})
+}
+
+// HTTPGet fetches http://addr:port/path from the client on a new connection.
+func (s *Suite) HTTPGet(ctx context.Context, addr netip.Addr, port uint16, path string) (string, error) {
+	return s.httpDo(ctx, http.MethodGet, addr, port, path, "")
+}
+
+// HTTPPost posts body to http://addr:port/path from the client.
+func (s *Suite) HTTPPost(ctx context.Context, addr netip.Addr, port uint16, path, body string) (string, error) {
+	return s.httpDo(ctx, http.MethodPost, addr, port, path, body)
+}
+
+func (s *Suite) httpDo(ctx context.Context, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeouts.Request)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{DialContext: s.Client.Dial, DisableKeepAlives: true}}
+	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("read %s %s: %w", method, url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s %s: %s", method, url, resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// Eventually polls cond every 200ms until it returns nil; it fails the test with the
+// last error after timeout.
+func Eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Consistently checks cond every 200ms for d; it fails the test at the first error.
+func Consistently(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if err := cond(); err != nil {
+			t.Fatalf("%s: broken: %v", what, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -1,0 +1,89 @@
+package tests
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/bgplb/bgplb/conformance/suite"
+)
+
+func init() {
+	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
+		ShortName: "DatapathLocalTCP",
+		ID:        "D1 D2",
+		Description: "ETP=Local: GET http://VIP/hostname reaches every backend on the announcing nodes " +
+			"over 1000 new connections, and /clientip returns the client's own address",
+		Profile:  "LB-DATAPATH",
+		Features: []suite.Feature{suite.FeatureTCPViaVIP, suite.FeatureSourcePreserve},
+		Test:     testDatapathLocalTCP,
+	})
+	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
+		ShortName:   "DatapathPingVIP",
+		ID:          "D-ping",
+		Description: "ICMP echo to an announced VIP is answered",
+		Profile:     "LB-DATAPATH",
+		Features:    []suite.Feature{suite.FeaturePingVIP},
+		Test: func(t *testing.T, s *suite.Suite) {
+			ns := s.Namespace(t, "conf-ping")
+			d := s.Backend(t, ns, "ping", "node1", 1)
+			s.LBService(t, ns, "ping", "ping", suite.WithLocal)
+			vip := s.WaitIngress(t, ns, "ping")
+			s.WaitPods(t, ns, d, 1)
+			s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+			suite.Eventually(t, s.Timeouts.Converge, "ping "+vip.String(), func() error {
+				return s.Client.Ping(context.Background(), vip)
+			})
+		},
+	})
+}
+
+func testDatapathLocalTCP(t *testing.T, s *suite.Suite) {
+	ctx := context.Background()
+	ns := s.Namespace(t, "conf-dp-tcp")
+	d1 := s.Backend(t, ns, "tcp", "node1", 2)
+	d2 := s.Backend(t, ns, "tcp", "node2", 1)
+	s.LBService(t, ns, "tcp", "tcp", suite.WithLocal)
+	vip := s.WaitIngress(t, ns, "tcp")
+	pods := append(s.WaitPods(t, ns, d1, 2), s.WaitPods(t, ns, d2, 1)...)
+	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
+
+	suite.Eventually(t, s.Timeouts.Converge, "first answer from "+vip.String(), func() error {
+		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")
+		return err
+	})
+	got, err := s.HTTPGet(ctx, vip, 80, "/clientip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != s.Client.Address().String() {
+		t.Fatalf("/clientip via the VIP = %q, want the client's own %s", got, s.Client.Address())
+	}
+
+	seen := map[string]int{}
+	failures := 0
+	const requests = 1000
+	for i := 0; i < requests; i++ {
+		name, err := s.HTTPGet(ctx, vip, 80, "/hostname")
+		if err != nil {
+			failures++
+			t.Logf("request %d: %v", i, err)
+			continue
+		}
+		seen[name]++
+	}
+	t.Logf("%d requests, %d failed, per backend: %v", requests, failures, seen)
+	if failures > 0 {
+		t.Errorf("%d of %d requests failed", failures, requests)
+	}
+	for _, p := range pods {
+		if seen[p.Name] == 0 {
+			t.Errorf("backend %s (%s) never answered", p.Name, p.Spec.NodeName)
+		}
+	}
+	for name := range seen {
+		if !strings.HasPrefix(name, "tcp-") {
+			t.Errorf("answer from an unexpected backend %q", name)
+		}
+	}
+}
