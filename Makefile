@@ -86,12 +86,17 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 test-lab: deps tools build ## end-to-end tests against the one-machine lab (root)
-	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v $(LAB_PKGS)
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 40m -v $(LAB_PKGS)
 
 test: deps tools build lint check-generate test-unit test-lab ## everything CI runs
 
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh
+
+conformance: deps tools build ## run the conformance suite against a fresh lab; report in _output/conformance-report.yaml
+	@mkdir -p _output
+	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
+		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
 lab-up: deps tools build ## bring up the lab ($(NODES) nodes) and leave it running
 	$(BIN)/bgplb-lab up --nodes $(NODES) --dir $(LAB_DIR) --k8s-bin-dir $(TOOLS_BIN) --bin-dir $(BIN)
