@@ -53,11 +53,14 @@ type Caches struct {
 	slices   cache.SharedIndexInformer
 	nodes    cache.SharedIndexInformer
 	secretsI cache.SharedIndexInformer
+	nsI      cache.SharedIndexInformer
 
 	Services corelisters.ServiceLister
 	Slices   discoverylisters.EndpointSliceLister
 	Nodes    corelisters.NodeLister
 	Secrets  corelisters.SecretNamespaceLister // nil when SecretNamespace is empty
+	// Namespaces (labels only matter: pool namespaceSelectors).
+	Namespaces corelisters.NamespaceLister
 }
 
 // NewCaches creates (but does not start) the informers.
@@ -90,6 +93,13 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		indexLocalIP: localIPIndex(opts.NodeName),
 	}); err != nil {
 		return nil, fmt.Errorf("add endpointslice indexers: %w", err)
+	}
+
+	nsi := c.kube.Core().V1().Namespaces()
+	c.nsI = nsi.Informer()
+	c.Namespaces = nsi.Lister()
+	if err := c.nsI.SetTransform(trimNamespace); err != nil {
+		return nil, fmt.Errorf("set namespace transform: %w", err)
 	}
 
 	n := c.node.Core().V1().Nodes()
@@ -132,7 +142,7 @@ func (c *Caches) Start(ctx context.Context) {
 
 // WaitForCacheSync blocks until every informer has synced or ctx is done.
 func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
-	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.HasSynced, c.nodes.HasSynced}
+	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.HasSynced, c.nodes.HasSynced, c.nsI.HasSynced}
 	if c.secretsI != nil {
 		syncs = append(syncs, c.secretsI.HasSynced)
 	}
@@ -281,6 +291,27 @@ func trimSlice(obj any) (any, error) {
 		}
 	}
 	return s, nil
+}
+
+// trimNamespace keeps only name and labels.
+func trimNamespace(obj any) (any, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return obj, nil
+	}
+	ns.ManagedFields = nil
+	ns.Annotations = nil
+	ns.Spec = corev1.NamespaceSpec{}
+	return ns, nil
+}
+
+// NamespaceLabels returns the labels of namespace (nil when unknown).
+func (c *Caches) NamespaceLabels(namespace string) labels.Set {
+	ns, err := c.Namespaces.Get(namespace)
+	if err != nil {
+		return nil
+	}
+	return labels.Set(ns.Labels)
 }
 
 // trimNode keeps labels, addresses, conditions, podCIDRs and taints.

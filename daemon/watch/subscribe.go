@@ -8,21 +8,23 @@ import (
 	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
-// Triggers says which keys a Queue receives for which change. For the fields of type
-// string, "" ignores the source, AllServices enqueues every Service key, and any other
-// value is enqueued as is (a controller's fixed key such as "peers").
+// Triggers says which keys a Queue receives for which change. For the []string fields,
+// an empty list ignores the source, AllServices enqueues every Service key, and any other
+// value is enqueued as is (a controller's fixed key such as "@peers").
 type Triggers struct {
 	// Services enqueues "namespace/name" on every Service add, update and delete.
 	Services bool
 	// Slices enqueues the Service key of every changed EndpointSlice.
 	Slices bool
 	// Node is enqueued when this node's Node object changes.
-	Node string
+	Node []string
 	// Secrets is enqueued when a Secret of the daemon's namespace changes.
-	Secrets string
+	Secrets []string
+	// Namespaces is enqueued when a Namespace changes (its labels feed pool selectors).
+	Namespaces []string
 	// Pools, Peers, Advertisements and NodeStates are enqueued when an object of that
 	// bgplb.io kind changes.
-	Pools, Peers, Advertisements, NodeStates string
+	Pools, Peers, Advertisements, NodeStates []string
 }
 
 // Subscribe adds event handlers that enqueue into q according to t. It returns a function
@@ -59,6 +61,7 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 	}
 	add(c.nodes, c.keyHandler(q, t.Node))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))
+	add(c.nsI, c.keyHandler(q, t.Namespaces))
 	if c.crd != nil {
 		add(c.crd.pools, c.keyHandler(q, t.Pools))
 		add(c.crd.peers, c.keyHandler(q, t.Peers))
@@ -89,16 +92,18 @@ func (c *Caches) EnqueueAll(q *Queue) {
 	}
 }
 
-func (c *Caches) keyHandler(q *Queue, key string) cache.ResourceEventHandler {
-	if key == "" {
+func (c *Caches) keyHandler(q *Queue, keys []string) cache.ResourceEventHandler {
+	if len(keys) == 0 {
 		return nil
 	}
 	return changeHandler(func(any) {
-		if key == AllServices {
-			c.EnqueueAll(q)
-			return
+		for _, key := range keys {
+			if key == AllServices {
+				c.EnqueueAll(q)
+				continue
+			}
+			q.Add(key)
 		}
-		q.Add(key)
 	})
 }
 

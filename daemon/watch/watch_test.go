@@ -64,7 +64,7 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 	}
 	rec := &recorder{seen: map[string]int{}}
 	q := NewQueue("test", rec.sync)
-	c.Subscribe(q, Triggers{Services: true, Slices: true, Node: AllServices, Peers: "@peers", Pools: AllServices})
+	c.Subscribe(q, Triggers{Services: true, Slices: true, Node: []string{AllServices}, Peers: []string{"@peers"}, Pools: []string{AllServices}})
 	c.Start(ctx)
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
@@ -72,7 +72,7 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 	go q.Run(ctx, 2)
 
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web",
-		Annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}", v1alpha1.AnnotationSharingKey: "k"},
+		Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}", v1alpha1.AnnotationSharingKey: "k"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
 	if _, err := kube.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,239 @@
+package lbipam
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/ipam"
+	"github.com/bgplb/bgplb/daemon/metrics"
+)
+
+// PoolsKey is the work-queue key for "pools or namespaces changed".
+const PoolsKey = "@pools"
+
+// Sources are the caches the controller reads (never mutated).
+type Sources struct {
+	Services        corelisters.ServiceLister
+	Pools           bgplisters.LoadBalancerIPPoolLister
+	NamespaceLabels func(namespace string) labels.Set
+}
+
+// Controller writes LB-IPAM decisions. Create it with New; Sync is its watch.SyncFunc.
+type Controller struct {
+	kube     kubernetes.Interface
+	crd      versioned.Interface
+	src      Sources
+	alloc    *ipam.Allocator
+	recorder record.EventRecorder
+	requeue  func(key string)
+
+	mu          sync.Mutex
+	initialized bool
+	pending     map[string]bool // Service keys of ours without an address (retried on release)
+	// poolWritten is the status last written per pool name: the cache may lag behind our
+	// own writes, so "cache equals desired" alone could skip a needed correction.
+	poolWritten map[string]v1alpha1.LoadBalancerIPPoolStatus
+}
+
+// New returns a controller. recorder may be nil (no events); requeue (may be nil) is
+// called with the keys of pending Services when an address is released.
+func New(kube kubernetes.Interface, crd versioned.Interface, src Sources, cfg ipam.Config, recorder record.EventRecorder, requeue func(string)) *Controller {
+	return &Controller{kube: kube, crd: crd, src: src, alloc: ipam.New(cfg), recorder: recorder, requeue: requeue,
+		pending: map[string]bool{}, poolWritten: map[string]v1alpha1.LoadBalancerIPPoolStatus{}}
+}
+
+// Sync is the watch.SyncFunc.
+func (c *Controller) Sync(ctx context.Context, key string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.initialized || key == PoolsKey {
+		if err := c.resyncAll(ctx); err != nil {
+			return err
+		}
+		c.initialized = true
+		if key == PoolsKey {
+			return nil
+		}
+	}
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil // malformed key: never syncs
+	}
+	svc, err := c.src.Services.Services(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		if len(c.alloc.Allocation(key)) > 0 {
+			c.alloc.Release(key)
+			c.retryPending(key)
+		}
+		delete(c.pending, key)
+		return c.writePools(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("get service %s: %w", key, err)
+	}
+	before := c.alloc.Allocation(key)
+	res := c.alloc.Assign(svc, c.src.NamespaceLabels(svc.Namespace))
+	if err := c.writeService(ctx, svc, res); err != nil {
+		return err
+	}
+	if !addrsEqual(before, res.IPs) {
+		if len(before) > 0 {
+			c.retryPending(key)
+		}
+		return c.writePools(ctx)
+	}
+	return nil
+}
+
+// resyncAll re-reads the pools and re-assigns every Service.
+func (c *Controller) resyncAll(ctx context.Context) error {
+	pools, err := c.src.Pools.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	c.alloc.SetPools(pools)
+	svcs, err := c.src.Services.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list services: %w", err)
+	}
+	results := c.alloc.AssignAll(svcs, c.src.NamespaceLabels)
+	var errs []error
+	for i, res := range results {
+		if err := c.writeService(ctx, svcs[i], res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.writePools(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("resync allocations: %d errors, first: %w", len(errs), errs[0])
+	}
+	klog.FromContext(ctx).V(2).Info("LB-IPAM resynced", "services", len(svcs), "pools", len(pools))
+	return nil
+}
+
+// retryPending requeues Services waiting for an address (except the releasing one).
+func (c *Controller) retryPending(except string) {
+	if c.requeue == nil {
+		return
+	}
+	for k := range c.pending {
+		if k != except {
+			c.requeue(k)
+		}
+	}
+}
+
+// writeService writes status ingress + the IPAllocated condition when they changed.
+func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res ipam.Result) error {
+	if !res.Ours {
+		delete(c.pending, res.Key)
+		return nil // never write to a Service that is not ours
+	}
+	if len(res.IPs) == 0 {
+		c.pending[res.Key] = true
+	} else {
+		delete(c.pending, res.Key)
+	}
+	ingress := res.Ingress()
+	cond := res.Condition(svc.Generation)
+	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
+	sameCond := old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message &&
+		old.ObservedGeneration == cond.ObservedGeneration
+	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
+		return nil
+	}
+	upd := svc.DeepCopy()
+	upd.Status.LoadBalancer.Ingress = ingress
+	meta.SetStatusCondition(&upd.Status.Conditions, cond)
+	if _, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update status of service %s: %w", res.Key, err)
+	}
+	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
+	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,
+		"reason", res.Reason, "message", res.Message)
+	if c.recorder != nil && (old == nil || old.Reason != cond.Reason || old.Message != cond.Message || !ingressEqual(svc.Status.LoadBalancer.Ingress, ingress)) {
+		if res.Allocated {
+			c.recorder.Eventf(svc, corev1.EventTypeNormal, res.Reason, "Assigned %v from pool(s) %v", res.IPs, res.Pools)
+		} else {
+			c.recorder.Event(svc, corev1.EventTypeWarning, res.Reason, res.Message)
+		}
+	}
+	return nil
+}
+
+// writePools writes each pool's status when it changed and updates the allocation gauges.
+func (c *Controller) writePools(ctx context.Context) error {
+	var v4, v6 int64
+	var errs []error
+	for _, ps := range c.alloc.Pools() {
+		if ps.Status.IPv4 != nil {
+			v4 += ps.Status.IPv4.Used
+		}
+		if ps.Status.IPv6 != nil {
+			v6 += ps.Status.IPv6.Used
+		}
+		pool, err := c.src.Pools.Get(ps.Name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		upd := pool.DeepCopy()
+		for _, cond := range ps.Status.Conditions {
+			cond.ObservedGeneration = pool.Generation
+			meta.SetStatusCondition(&upd.Status.Conditions, cond)
+		}
+		// Drop conditions the allocator no longer reports.
+		upd.Status.Conditions = slices.DeleteFunc(upd.Status.Conditions, func(x metav1.Condition) bool {
+			return meta.FindStatusCondition(ps.Status.Conditions, x.Type) == nil
+		})
+		upd.Status.IPv4, upd.Status.IPv6 = ps.Status.IPv4, ps.Status.IPv6
+		last, wrote := c.poolWritten[ps.Name]
+		if reflect.DeepEqual(upd.Status, pool.Status) && (!wrote || reflect.DeepEqual(last, upd.Status)) {
+			continue
+		}
+		if _, err := c.crd.BgplbV1alpha1().LoadBalancerIPPools().UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("update status of pool %s: %w", ps.Name, err))
+			continue
+		}
+		c.poolWritten[ps.Name] = upd.Status
+	}
+	metrics.Allocations.WithLabelValues("IPv4").Set(float64(v4))
+	metrics.Allocations.WithLabelValues("IPv6").Set(float64(v6))
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+func ingressEqual(a, b []corev1.LoadBalancerIngress) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].IP != b[i].IP || a[i].Hostname != b[i].Hostname || !reflect.DeepEqual(a[i].IPMode, b[i].IPMode) || len(a[i].Ports) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func addrsEqual(a, b []netip.Addr) bool { return slices.Equal(a, b) }

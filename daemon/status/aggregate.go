@@ -1,0 +1,218 @@
+package status
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/announce"
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+)
+
+// AggregatorSources are the caches the Aggregator reads (never mutated).
+type AggregatorSources struct {
+	Services       corelisters.ServiceLister
+	NodeStates     bgplisters.BGPNodeStateLister
+	Peers          bgplisters.BGPPeerLister
+	Advertisements bgplisters.BGPAdvertisementLister
+	Pools          bgplisters.LoadBalancerIPPoolLister
+}
+
+// Aggregator writes the bgplb.io/Announced condition of our Services (leader only).
+type Aggregator struct {
+	kube         kubernetes.Interface
+	src          AggregatorSources
+	class        string
+	defaultClass bool
+
+	mu      sync.Mutex
+	indexRV string         // resourceVersions the index was built from
+	index   nodeStateIndex // derived from every BGPNodeState
+}
+
+type nodeStateIndex struct {
+	nodesBySvc  map[string][]string // Service key -> nodes announcing one of its prefixes
+	established int                 // sessions Established over all nodes
+	sessions    int                 // sessions over all nodes
+}
+
+// NewAggregator returns an Aggregator for Services of class (and class-less ones when
+// defaultClass).
+func NewAggregator(kube kubernetes.Interface, src AggregatorSources, class string, defaultClass bool) *Aggregator {
+	return &Aggregator{kube: kube, src: src, class: class, defaultClass: defaultClass}
+}
+
+// Ours reports whether svc is a LoadBalancer Service of our class.
+func (a *Aggregator) Ours(svc *corev1.Service) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return a.defaultClass
+	}
+	return *svc.Spec.LoadBalancerClass == a.class
+}
+
+// Sync is the watch.SyncFunc for Service keys.
+func (a *Aggregator) Sync(ctx context.Context, key string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	svc, err := a.src.Services.Services(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get service %s: %w", key, err)
+	}
+	if !a.Ours(svc) {
+		return nil // never write to another class
+	}
+	hasIP := false
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		hasIP = hasIP || ing.IP != ""
+	}
+	if !hasIP {
+		return nil // bgplb.io/IPAllocated explains it
+	}
+	cond, err := a.condition(svc, key)
+	if err != nil {
+		return err
+	}
+	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
+	if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message &&
+		old.ObservedGeneration == cond.ObservedGeneration {
+		return nil
+	}
+	upd := svc.DeepCopy()
+	meta.SetStatusCondition(&upd.Status.Conditions, cond)
+	if _, err := a.kube.CoreV1().Services(namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update announced condition of service %s: %w", key, err)
+	}
+	klog.FromContext(ctx).V(2).Info("announced condition written", "service", klog.KObj(svc), "reason", cond.Reason, "message", cond.Message)
+	return nil
+}
+
+// condition derives the Announced condition of svc.
+func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Condition, error) {
+	idx, err := a.nodeIndex()
+	if err != nil {
+		return metav1.Condition{}, err
+	}
+	cond := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: svc.Generation, Status: metav1.ConditionFalse}
+	nodes := idx.nodesBySvc[key]
+	switch {
+	case len(nodes) > 0:
+		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
+		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %d of %d BGP session(s) established cluster-wide",
+			len(nodes), strings.Join(nodes, ", "), idx.established, idx.sessions)
+	default:
+		peers, err := a.src.Peers.List(labels.Everything())
+		if err != nil {
+			return cond, fmt.Errorf("list bgppeers: %w", err)
+		}
+		matched, err := a.advertised(svc)
+		if err != nil {
+			return cond, err
+		}
+		switch {
+		case len(peers) == 0:
+			cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
+		case idx.established == 0:
+			cond.Reason = announce.ReasonSessionsDown
+			cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", idx.sessions)
+		case !matched:
+			cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service and its pool"
+		default:
+			cond.Reason = announce.ReasonNoEligibleEndpoints
+			cond.Message = fmt.Sprintf("announced by 0 nodes: no node has an eligible endpoint; %d of %d BGP session(s) established",
+				idx.established, idx.sessions)
+		}
+	}
+	return cond, nil
+}
+
+// advertised reports whether some BGPAdvertisement selects svc and the pool of one of its IPs.
+func (a *Aggregator) advertised(svc *corev1.Service) (bool, error) {
+	ads, err := a.src.Advertisements.List(labels.Everything())
+	if err != nil {
+		return false, fmt.Errorf("list bgpadvertisements: %w", err)
+	}
+	pools, err := a.src.Pools.List(labels.Everything())
+	if err != nil {
+		return false, fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	for _, ad := range ads {
+		if ok, err := announce.SelectorMatches(ad.Spec.ServiceSelector, svc.Labels); err != nil || !ok {
+			continue
+		}
+		if ad.Spec.PoolSelector == nil {
+			return true, nil
+		}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			ip, err := netip.ParseAddr(ing.IP)
+			if err != nil {
+				continue
+			}
+			for _, p := range announce.PoolsContaining(pools, ip.Unmap()) {
+				if ok, err := announce.SelectorMatches(ad.Spec.PoolSelector, p.Labels); err == nil && ok {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// nodeIndex returns the index over all BGPNodeStates, rebuilt when one changed.
+func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
+	states, err := a.src.NodeStates.List(labels.Everything())
+	if err != nil {
+		return nodeStateIndex{}, fmt.Errorf("list bgpnodestates: %w", err)
+	}
+	slices.SortFunc(states, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
+	var rv strings.Builder
+	for _, s := range states {
+		rv.WriteString(s.Name + "@" + s.ResourceVersion + ",")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.index.nodesBySvc != nil && a.indexRV == rv.String() {
+		return a.index, nil
+	}
+	idx := nodeStateIndex{nodesBySvc: map[string][]string{}}
+	for _, s := range states {
+		for _, p := range s.Status.Peers {
+			idx.sessions++
+			if p.State == v1alpha1.SessionEstablished {
+				idx.established++
+			}
+		}
+		seen := map[string]bool{}
+		for _, p := range s.Status.Prefixes {
+			for _, svc := range p.Services {
+				if !seen[svc] {
+					seen[svc] = true
+					idx.nodesBySvc[svc] = append(idx.nodesBySvc[svc], s.Name)
+				}
+			}
+		}
+	}
+	a.index, a.indexRV = idx, rv.String()
+	return idx, nil
+}
