@@ -283,7 +283,11 @@ func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.I
 			}
 		}
 		if len(ready) != 3 {
-			return fmt.Errorf("%d of %d pods running and ready", len(ready), len(pods.Items))
+			var states []string
+			for _, p := range pods.Items {
+				states = append(states, fmt.Sprintf("%s node=%q phase=%s ready=%v ip=%q", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p), p.Status.PodIP))
+			}
+			return fmt.Errorf("%d of %d pods running and ready: %v", len(ready), len(pods.Items), states)
 		}
 		w.pods = ready
 		return nil

@@ -1,5 +1,3 @@
-//go:build !labstub
-
 package main
 
 import (

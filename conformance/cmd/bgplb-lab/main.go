@@ -45,7 +45,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&dir, "dir", lab.DefaultDir, "lab state directory")
 	root.AddCommand(newUpCmd(&dir), newDownCmd(&dir), newStatusCmd(&dir), newExecCmd(&dir),
-		newKubeconfigCmd(&dir), newForwardCmd(), newKubeletCmd())
+		newKubeconfigCmd(&dir), newDemoCmd(&dir), newForwardCmd(), newKubeletCmd())
 	return root
 }
 
@@ -188,5 +188,44 @@ func newForwardCmd() *cobra.Command {
 	f.StringVar(&listen, "listen", lab.ForwardAddr, "local listen address")
 	f.StringVar(&netns, "netns", lab.ControlPlaneNS, "namespace to dial from")
 	f.StringVar(&target, "target", "198.18.0.254:6443", "address to dial")
+	return cmd
+}
+
+func newDemoCmd(dir *string) *cobra.Command {
+	var (
+		up lab.Options
+		do = lab.DemoOptions{Namespace: "bgplb-demo", Service: "demo"}
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Bring the lab up when it is not, apply the demo manifests and show what happens",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := lab.Open(*dir)
+			if err != nil {
+				fmt.Printf("== Bringing the lab up (%d nodes): FRR router, client, control plane, nodes with kube-proxy and the lab kubelet\n", up.Nodes)
+				up.Dir = *dir
+				up.Logf = func(format string, args ...any) {
+					fmt.Printf("%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+				}
+				if l, err = lab.Up(cmd.Context(), up); err != nil {
+					return err
+				}
+			} else {
+				fmt.Printf("== Using the lab that is already up in %s\n", l.Dir)
+			}
+			if err := l.Demo(cmd.Context(), do, os.Stdout); err != nil {
+				return err
+			}
+			fmt.Printf("\nThe lab stays up: kubectl --kubeconfig %s ...; bgplb-lab exec client -- curl ...; bgplb-lab down\n", l.Kubeconfig())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&up.Nodes, "nodes", 3, "number of nodes when the lab has to be brought up")
+	f.StringVar(&up.K8sBinDir, "k8s-bin-dir", "", "dir with kube-* and CNI plugin binaries (default $HOME/.cache/bgplb/bin)")
+	f.StringVar(&up.BinDir, "bin-dir", "", "dir with bgplb-lab, podserver and bgplbd (default: this executable's dir)")
+	f.StringVar(&do.Manifests, "manifests", "manifests/examples/demo", "dir of the demo's YAML files")
+	f.StringVar(&do.CRDs, "crds", "manifests/base/crds", "dir of the bgplb CRDs to install first (skipped when missing)")
 	return cmd
 }
