@@ -89,6 +89,10 @@ type Timeouts struct {
 var DefaultTimeouts = Timeouts{Converge: 30 * time.Second, Consistently: 15 * time.Second,
 	PodReady: 90 * time.Second, Request: 3 * time.Second}
 
+// WeightedLabel marks Services that the suite's base advertisement leaves out, so a
+// test can select them with an advertisement of its own (weighted ECMP).
+const WeightedLabel = "bgplb.io/conformance-weighted"
+
 // Mode is how the implementation selects Services.
 type Mode string
 

@@ -12,10 +12,6 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
-// WeightedLabel selects Services for the weighted-ECMP advertisement; the suite's
-// base advertisement leaves such Services out.
-const WeightedLabel = "bgplb.io/conformance-weighted"
-
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "BGPWeightedECMP",
@@ -32,7 +28,7 @@ func testWeightedECMP(t *testing.T, s *suite.Suite) {
 	adv := &lbv1.BGPAdvertisement{
 		ObjectMeta: metav1.ObjectMeta{Name: "conformance-weighted"},
 		Spec: lbv1.BGPAdvertisementSpec{
-			ServiceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{WeightedLabel: "true"}},
+			ServiceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{suite.WeightedLabel: "true"}},
 			WeightedECMP:    true,
 		},
 	}
@@ -45,7 +41,7 @@ func testWeightedECMP(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-weighted")
 	d1 := s.Backend(t, ns, "w", "node1", 2)
 	d2 := s.Backend(t, ns, "w", "node2", 1)
-	s.LBService(t, ns, "w", "w", suite.WithLocal, suite.WithLabels(map[string]string{WeightedLabel: "true"}))
+	s.LBService(t, ns, "w", "w", suite.WithLocal, suite.WithLabels(map[string]string{suite.WeightedLabel: "true"}))
 	vip := s.WaitIngress(t, ns, "w")
 	s.WaitPods(t, ns, d1, 2)
 	s.WaitPods(t, ns, d2, 1)

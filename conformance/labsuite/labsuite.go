@@ -1,0 +1,112 @@
+package labsuite
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/conformance/lab"
+	"github.com/bgplb/bgplb/conformance/router"
+	"github.com/bgplb/bgplb/conformance/suite"
+	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+)
+
+// Client is the lab's client namespace behind the router.
+type Client struct{ NS lab.NetNS }
+
+// Address returns the client's IPv4 address.
+func (c Client) Address() netip.Addr { return lab.ClientV4 }
+
+// Dial opens a connection from inside the client namespace.
+func (c Client) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return c.NS.Dialer(5*time.Second)(ctx, network, addr)
+}
+
+// Ping sends one ICMP echo request from the client namespace.
+func (c Client) Ping(ctx context.Context, addr netip.Addr) error {
+	out, err := c.NS.Exec(ctx, "ping", "-n", "-c", "1", "-W", "1", addr.String())
+	if err != nil {
+		return fmt.Errorf("ping %s: %w: %s", addr, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Faults restarts daemons through the lab.
+type Faults struct{ Lab *lab.Lab }
+
+// SignalDaemon implements suite.Faults.
+func (f Faults) SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error {
+	return f.Lab.SignalDaemon(ctx, node, sig, restart)
+}
+
+// New returns a suite for the lab l with every feature declared supported.
+func New(l *lab.Lab) (*suite.Suite, error) {
+	cfg, err := l.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	kube, err := l.Clientset()
+	if err != nil {
+		return nil, err
+	}
+	lbc, err := lbclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create bgplb clientset: %w", err)
+	}
+	s := &suite.Suite{
+		Kube:              kube,
+		LB:                lbc,
+		Router:            router.FRR{Run: l.Router().Vtysh},
+		Client:            Client{NS: lab.NetNS(lab.ClientNS)},
+		Faults:            Faults{Lab: l},
+		Timeouts:          suite.DefaultTimeouts,
+		Class:             lbv1.DefaultLoadBalancerClass,
+		Mode:              suite.ModeExplicitClass,
+		VIPRange:          netip.MustParsePrefix("203.0.113.0/24"),
+		SupportedFeatures: suite.AllFeatures(),
+		PodImage:          "bgplb.io/podserver:lab",
+	}
+	for _, n := range l.Nodes {
+		s.Nodes = append(s.Nodes, suite.Node{Name: n.Name, Addresses: n.IPs})
+	}
+	return s, nil
+}
+
+// ApplyBase creates (or keeps) the pool 203.0.113.0/25 + 2001:db8:ffff::/120, the peer
+// (the lab's FRR, graceful restart on, short timers) and an advertisement of every
+// Service not labelled suite.WeightedLabel.
+func ApplyBase(ctx context.Context, c lbclient.Interface) error {
+	api := c.BgplbV1alpha1()
+	pool := &lbv1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
+		Spec: lbv1.LoadBalancerIPPoolSpec{Blocks: []lbv1.IPBlock{{CIDR: "203.0.113.0/25"}, {CIDR: "2001:db8:ffff::/120"}}}}
+	peer := &lbv1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router"},
+		Spec: lbv1.BGPPeerSpec{
+			LocalASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: lab.RouterFabricV4.String(),
+			Timers: &lbv1.BGPTimers{ConnectRetrySeconds: ptr.To[int32](2), HoldTimeSeconds: ptr.To[int32](9),
+				KeepaliveTimeSeconds: ptr.To[int32](3)},
+			GracefulRestart: &lbv1.GracefulRestart{Enabled: true, RestartTimeSeconds: ptr.To[int32](60)},
+		}}
+	adv := &lbv1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
+		Spec: lbv1.BGPAdvertisementSpec{ServiceSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: suite.WeightedLabel, Operator: metav1.LabelSelectorOpDoesNotExist}},
+		}}}
+	if _, err := api.LoadBalancerIPPools().Create(ctx, pool, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create pool %s: %w", pool.Name, err)
+	}
+	if _, err := api.BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create peer %s: %w", peer.Name, err)
+	}
+	if _, err := api.BGPAdvertisements().Create(ctx, adv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create advertisement %s: %w", adv.Name, err)
+	}
+	return nil
+}
