@@ -134,16 +134,16 @@ func attachPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string) error {
 	case err == nil:
 		oldIf, oldAttach, _, ok := tcxTarget(old)
 		if ok && oldIf == ifindex && oldAttach == ebpf.AttachTCXIngress {
-			uerr := old.Update(prog)
-			old.Close()
-			if uerr == nil {
+			if err := old.Update(prog); err == nil {
+				old.Close()
 				return nil
 			}
-		} else {
-			old.Close()
 		}
 		// Stale (other interface, interface gone, other link type, or
-		// update refused): drop the pin, which detaches the old link.
+		// update refused): detach it now (releasing the last reference by
+		// unpinning detaches only asynchronously) and drop the pin.
+		_ = old.Detach() // best effort: fails when the interface is already gone
+		old.Close()
 		if err := os.Remove(linkPin); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove stale link pin %s: %w", linkPin, err)
 		}
