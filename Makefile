@@ -98,6 +98,11 @@ conformance: deps tools build ## run the conformance suite against a fresh lab; 
 	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
 		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
+bench: deps tools build ## lab benchmarks; tables appended to conformance/bench/RESULTS.md
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 60m -v -run 'TestBench' ./conformance/bench/ \
+		-args -bench.results=$(CURDIR)/conformance/bench/RESULTS.md
+	$(GO) test -run '^$$' -bench . -benchmem ./daemon/ipam/ | tee _output/bench-ipam.txt
+
 lab-up: deps tools build ## bring up the lab ($(NODES) nodes) and leave it running
 	$(BIN)/bgplb-lab up --nodes $(NODES) --dir $(LAB_DIR) --k8s-bin-dir $(TOOLS_BIN) --bin-dir $(BIN)
 
