@@ -439,3 +439,44 @@ func TestParseBlockErrorsNameTheField(t *testing.T) {
 		t.Errorf("v6 cidr: %v %v %v", first, last, err)
 	}
 }
+
+func TestSetPoolsReportsOrphansAndKeepsThemReserved(t *testing.T) {
+	a := newAlloc(t, Config{}, mkPool("p", 0, "203.0.113.0/31"))
+	s := mkSvc("a")
+	writeStatus(s, a.Assign(s, nil))
+	orphans := a.SetPools([]*v1alpha1.LoadBalancerIPPool{mkPool("q", 0, "203.0.113.1/32")})
+	if strings.Join(orphans, ",") != "default/a" {
+		t.Fatalf("orphans %v", orphans)
+	}
+	// Pool p comes back before a is re-assigned: its address is still reserved for a.
+	a.SetPools([]*v1alpha1.LoadBalancerIPPool{mkPool("p", 0, "203.0.113.0/31")})
+	if r := a.Assign(mkSvc("b"), nil); ipStrings(r.IPs) != "203.0.113.1" {
+		t.Fatalf("b got %v, want the address a does not hold", r.IPs)
+	}
+	if r := a.Assign(s, nil); ipStrings(r.IPs) != "203.0.113.0" || r.Changed {
+		t.Fatalf("a: %+v", r)
+	}
+}
+
+func TestInvalidSelectorMakesPoolInvalid(t *testing.T) {
+	p := mkPool("p", 0, "203.0.113.0/30")
+	p.Spec.ServiceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Bogus"}}}
+	a := newAlloc(t, Config{}, p)
+	st := a.Pools()[0].Status
+	if st.Conditions[0].Type != v1alpha1.PoolConditionReady || st.Conditions[0].Status != metav1.ConditionFalse ||
+		!strings.Contains(st.Conditions[0].Message, "spec.serviceSelector") {
+		t.Fatalf("conditions %+v", st.Conditions)
+	}
+	if r := a.Assign(mkSvc("a"), nil); r.Reason != v1alpha1.ReasonNoPool {
+		t.Fatalf("allocated from an invalid pool: %+v", r)
+	}
+}
+
+func TestAssignAllUsesNamespaceLabels(t *testing.T) {
+	a := newAlloc(t, Config{}, withPoolOpts(mkPool("prod", 0, "203.0.113.0/30"), nsSelector("env", "prod")))
+	ns := map[string]labels.Set{"shop": {"env": "prod"}}
+	res := a.AssignAll([]*corev1.Service{mkSvc("shop/a"), mkSvc("dev/b")}, func(n string) labels.Set { return ns[n] })
+	if ipStrings(res[0].IPs) != "203.0.113.0" || res[1].Reason != v1alpha1.ReasonNoPool {
+		t.Fatalf("results %+v", res)
+	}
+}
