@@ -1,0 +1,301 @@
+//go:build linux
+
+package bpf
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// The end-to-end test runs real traffic through both programs:
+//
+//	netns cli (client/router)        netns node                      netns pod
+//	c0 198.18.0.1 ───veth─── n0 198.18.0.11 [lb_uplink]
+//	                                 hpod 198.19.1.1 [lb_pod] ──veth── eth0 198.19.1.5 (server)
+//
+// VIP 203.0.113.100 / 2001:db8:ffff::100 is routed by cli to the node and
+// configured nowhere: only the datapath makes it work. Servers and clients
+// are this test binary re-executed with `ip netns exec` (see TestMain), so no
+// goroutine ever switches namespaces.
+
+const (
+	envE2EServer = "BGPLB_BPF_E2E_SERVER"
+	envE2EClient = "BGPLB_BPF_E2E_CLIENT"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envE2EServer) == "1" {
+		runE2EServer()
+		return
+	}
+	if spec := os.Getenv(envE2EClient); spec != "" {
+		out, err := runE2EClient(spec)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(out)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runE2EServer answers TCP on :8080 and UDP on :5353 with "peer=<remote> <data>".
+func runE2EServer() {
+	ln, err := net.Listen("tcp", "[::]:8080")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pc, err := net.ListenPacket("udp", "[::]:5353")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, addr, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			ap := addr.(*net.UDPAddr).AddrPort()
+			reply := fmt.Sprintf("peer=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), buf[:n])
+			pc.WriteTo([]byte(reply), addr) //nolint:errcheck // test server: the client notices a lost reply
+		}
+	}()
+	fmt.Println("ready")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // best effort
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				return
+			}
+			ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			fmt.Fprintf(c, "peer=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), line)
+		}(c)
+	}
+}
+
+// runE2EClient: "tcp|addr:port|msg", "udp|addr:port|msg" or "ping|addr".
+// Prints "local=<addr:port> reply=<reply>".
+func runE2EClient(spec string) (string, error) {
+	parts := strings.SplitN(spec, "|", 3)
+	switch parts[0] {
+	case "tcp", "udp":
+		c, err := net.DialTimeout(parts[0], parts[1], 2*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck // best effort
+		if _, err := fmt.Fprintf(c, "%s\n", parts[2]); err != nil {
+			return "", err
+		}
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("local=%s reply=%s", c.LocalAddr(), strings.TrimSpace(string(buf[:n]))), nil
+	case "ping":
+		dst := netip.MustParseAddr(parts[1])
+		network, laddr := "ip4:icmp", "0.0.0.0"
+		var typ, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+		proto := 1
+		if dst.Is6() {
+			network, laddr, typ, reply, proto = "ip6:ipv6-icmp", "::", ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, 58
+		}
+		c, err := icmp.ListenPacket(network, laddr)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: 0x77, Seq: 1, Data: []byte("bgplb-ping")}}
+		b, err := msg.Marshal(nil) // ICMPv6 checksum is filled in by the kernel
+		if err != nil {
+			return "", err
+		}
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			return "", err
+		}
+		c.SetDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck // best effort
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return "", err
+			}
+			m, err := icmp.ParseMessage(proto, buf[:n])
+			if err != nil || m.Type != reply {
+				continue
+			}
+			if e, ok := m.Body.(*icmp.Echo); ok && string(e.Data) == "bgplb-ping" {
+				return fmt.Sprintf("local=- reply=echo-reply from %s", from), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("bad client spec %q", spec)
+}
+
+// e2eClient runs the test binary as a client inside ns.
+func e2eClient(ns *testNetns, spec string) (string, error) {
+	cmd := exec.Command("ip", "netns", "exec", ns.name, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envE2EClient+"="+spec)
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return "", fmt.Errorf("client %q: %v: %s", spec, err, ee.Stderr)
+		}
+		return "", fmt.Errorf("client %q: %w", spec, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func TestEndToEnd(t *testing.T) {
+	pinDir := newPinDir(t)
+	cli, node, pod := newNetns(t), newNetns(t), newNetns(t)
+	for _, ns := range []*testNetns{cli, node, pod} {
+		run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "-n", cli.name, "link", "add", "c0", "type", "veth", "peer", "name", "n0", "netns", node.name)
+	run(t, "ip", "-n", node.name, "link", "add", "hpod", "type", "veth", "peer", "name", "eth0", "netns", pod.name)
+	for _, c := range [][]string{
+		{cli.name, "addr", "add", "198.18.0.1/24", "dev", "c0"},
+		{cli.name, "addr", "add", "2001:db8:f::1/64", "dev", "c0", "nodad"},
+		{cli.name, "link", "set", "c0", "up"},
+		{cli.name, "route", "add", "203.0.113.100/32", "via", "198.18.0.11"},
+		{cli.name, "route", "add", "2001:db8:ffff::100/128", "via", "2001:db8:f::11"},
+		{node.name, "addr", "add", "198.18.0.11/24", "dev", "n0"},
+		{node.name, "addr", "add", "2001:db8:f::11/64", "dev", "n0", "nodad"},
+		{node.name, "link", "set", "n0", "up"},
+		{node.name, "addr", "add", "198.19.1.1/24", "dev", "hpod"},
+		{node.name, "addr", "add", "2001:db8:1:1::1/64", "dev", "hpod", "nodad"},
+		{node.name, "link", "set", "hpod", "up"},
+		{pod.name, "addr", "add", "198.19.1.5/24", "dev", "eth0"},
+		{pod.name, "addr", "add", "2001:db8:1:1::5/64", "dev", "eth0", "nodad"},
+		{pod.name, "link", "set", "eth0", "up"},
+		{pod.name, "route", "add", "default", "via", "198.19.1.1"},
+		{pod.name, "-6", "route", "add", "default", "via", "2001:db8:1:1::1"},
+	} {
+		run(t, "ip", append([]string{"-n"}, c...)...)
+	}
+	var upIf, podIf int
+	node.do(t, func() error {
+		n0, err := net.InterfaceByName("n0")
+		if err != nil {
+			return err
+		}
+		hp, err := net.InterfaceByName("hpod")
+		if err != nil {
+			return err
+		}
+		upIf, podIf = n0.Index, hp.Index
+		if err := AttachUplink(pinDir, upIf, UplinkLinkPin(pinDir, "n0")); err != nil {
+			return err
+		}
+		return AttachPod(pinDir, podIf, PodLinkPin(pinDir, "pod", "eth0"))
+	})
+
+	maps, err := OpenMaps(pinDir)
+	must(t, err)
+	defer maps.Close()
+	vip4, vip6 := netip.MustParseAddr("203.0.113.100"), netip.MustParseAddr("2001:db8:ffff::100")
+	must(t, maps.PutBackend(1, Backend{Addr: ap("198.19.1.5:8080"), Ifindex: podIf}))
+	must(t, maps.PutBackend(2, Backend{Addr: ap("198.19.1.5:5353"), Ifindex: podIf}))
+	must(t, maps.PutBackend(3, Backend{Addr: ap("[2001:db8:1:1::5]:8080"), Ifindex: podIf}))
+	must(t, maps.PutBackend(4, Backend{Addr: ap("[2001:db8:1:1::5]:5353"), Ifindex: podIf}))
+	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 80, Proto: ProtoTCP}, Service{ID: 1, Local: true}, []uint32{1}))
+	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 53, Proto: ProtoUDP}, Service{ID: 2, Local: true}, []uint32{2}))
+	must(t, maps.PutService(ServiceKey{VIP: vip6, Port: 80, Proto: ProtoTCP}, Service{ID: 3, Local: true}, []uint32{3}))
+	must(t, maps.PutService(ServiceKey{VIP: vip6, Port: 53, Proto: ProtoUDP}, Service{ID: 4, Local: true}, []uint32{4}))
+	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 81, Proto: ProtoTCP}, Service{ID: 5, Local: true}, nil))
+	must(t, maps.PutVIP(vip4))
+	must(t, maps.PutVIP(vip6))
+
+	srv := exec.Command("ip", "netns", "exec", pod.name, os.Args[0], "-test.run=^$")
+	srv.Env = append(os.Environ(), envE2EServer+"=1")
+	stdout, err := srv.StdoutPipe()
+	must(t, err)
+	srv.Stderr = os.Stderr
+	must(t, srv.Start())
+	t.Cleanup(func() {
+		srv.Process.Kill() //nolint:errcheck // the server may already have exited
+		srv.Wait()         //nolint:errcheck // killed on purpose
+	})
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("server did not start: %q %v", line, err)
+	}
+
+	for _, c := range []struct{ spec, client string }{
+		{"tcp|203.0.113.100:80|hello-tcp4", "198.18.0.1"},
+		{"udp|203.0.113.100:53|hello-udp4", "198.18.0.1"},
+		{"tcp|[2001:db8:ffff::100]:80|hello-tcp6", "2001:db8:f::1"},
+		{"udp|[2001:db8:ffff::100]:53|hello-udp6", "2001:db8:f::1"},
+	} {
+		out, err := e2eClient(cli, c.spec)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		// The server saw the client's own address and port (no SNAT), and
+		// the reply came back from the VIP (the client's socket accepted it).
+		t.Logf("%s: %s", c.spec, out)
+		var local, reply string
+		fmt.Sscanf(out, "local=%s reply=peer=%s", &local, &reply) //nolint:errcheck // checked below
+		msg := c.spec[strings.LastIndex(c.spec, "|")+1:]
+		if local == "" || reply != local || !strings.HasSuffix(out, msg) || !strings.HasPrefix(netip.MustParseAddrPort(local).Addr().String(), c.client) {
+			t.Errorf("%s: got %q, want the server to see the client's address %s", c.spec, out, c.client)
+		}
+	}
+	for _, vip := range []string{"203.0.113.100", "2001:db8:ffff::100"} {
+		out, err := e2eClient(cli, "ping|"+vip)
+		if err != nil || !strings.Contains(out, "echo-reply from "+vip) {
+			t.Errorf("ping %s: %q %v", vip, out, err)
+		}
+	}
+	if _, err := e2eClient(cli, "tcp|203.0.113.100:81|nobody"); err == nil {
+		t.Errorf("Local service without backend answered")
+	}
+
+	// Control: without the uplink program the VIP is unreachable.
+	must(t, DetachUplink(UplinkLinkPin(pinDir, "n0")))
+	if out, err := e2eClient(cli, "tcp|203.0.113.100:80|detached"); err == nil {
+		t.Errorf("VIP answered without the datapath: %q", out)
+	}
+
+	for id := uint32(1); id <= 4; id++ {
+		st, err := maps.ServiceStats(id)
+		must(t, err)
+		if st.Packets == 0 {
+			t.Errorf("service %d: no packets counted", id)
+		}
+	}
+	drops, err := maps.Drops()
+	must(t, err)
+	if drops[DropNoLocalBackend] == 0 {
+		t.Errorf("drops = %v, want noLocalBackend counted", drops)
+	}
+	for r, n := range drops {
+		if r != DropNoLocalBackend {
+			t.Errorf("unexpected drops %v: %d", r, n)
+		}
+	}
+}
