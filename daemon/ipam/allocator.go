@@ -53,7 +53,8 @@ type Result struct {
 	Reason  string
 	Message string
 	// Changed reports that IPs differ from the Service's current status ingress IPs, so
-	// the status must be written. False for a Service whose valid status was kept.
+	// the status must be written (also when the status holds a hostname or an ipMode other
+	// than VIP). False for a Service whose valid status was kept.
 	Changed bool
 }
 
@@ -347,7 +348,7 @@ func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
 	res.Allocated = true
 	res.Reason = v1alpha1.ReasonAllocated
 	res.Message = strings.Join(parts, "; ")
-	res.Changed = !slices.Equal(ips, req.status)
+	res.Changed = req.statusOdd || !slices.Equal(ips, req.status)
 	return res
 }
 

@@ -345,6 +345,13 @@ func TestChangedOnlyWhenStatusDiffers(t *testing.T) {
 	if r5 := a.Assign(bad, nil); !r5.Changed || len(r5.IPs) != 0 || r5.Reason != v1alpha1.ReasonInvalidRequest {
 		t.Fatalf("invalid request with status: %+v", r5)
 	}
+	// A status written by someone else with ipMode Proxy or a hostname is rewritten.
+	proxy := corev1.LoadBalancerIPModeProxy
+	odd := mkSvc("odd")
+	odd.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.2", IPMode: &proxy}}
+	if r := a.Assign(odd, nil); !r.Changed || ipStrings(r.IPs) != "203.0.113.2" {
+		t.Fatalf("ipMode Proxy status not rewritten: %+v", r)
+	}
 	// Foreign Services are never "changed", whatever their status.
 	if r6 := a.Assign(mkSvc("f", class("example.com/x"), status("203.0.113.1")), nil); r6.Changed || r6.Ours {
 		t.Fatalf("foreign: %+v", r6)

@@ -48,6 +48,9 @@ type request struct {
 	local      bool      // externalTrafficPolicy Local
 	selector   string    // canonical spec.selector
 	status     []netip.Addr
+	// statusOdd is set when the status holds something we never write (a hostname, an
+	// ipMode other than VIP, an unparsable IP), so it must be rewritten even if the IPs agree.
+	statusOdd bool
 }
 
 // ServiceKey returns the key the allocator uses for a Service: "namespace/name".
@@ -169,8 +172,13 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	})
 
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if ip, err := parsePlainAddr(ing.IP); err == nil {
+		ip, err := parsePlainAddr(ing.IP)
+		if err == nil {
 			r.status = append(r.status, ip)
+		}
+		if err != nil || ing.Hostname != "" || len(ing.Ports) > 0 ||
+			(ing.IPMode != nil && *ing.IPMode != corev1.LoadBalancerIPModeVIP) {
+			r.statusOdd = true
 		}
 	}
 	return r, nil
