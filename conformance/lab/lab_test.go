@@ -364,8 +364,9 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 			t.Fatalf("POST %s %s: %v", readyURL, v, err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("POST %s %s: %s", readyURL, v, resp.Status)
+		// The answer is the new state: 200 "ready" or 503 "not ready".
+		if want := map[string]int{"true": http.StatusOK, "false": http.StatusServiceUnavailable}[v]; resp.StatusCode != want {
+			t.Fatalf("POST %s %s: %s, want %d", readyURL, v, resp.Status, want)
 		}
 	}
 	endpointReady := func(ip string) (ready, found bool) {
@@ -595,7 +596,11 @@ func testDown(t *testing.T, l *lab.Lab) {
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(line, l.Dir) || strings.Contains(line, "/run/netns/bgplb-") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		if mp := f[4]; strings.HasPrefix(mp, l.Dir) || (strings.HasPrefix(mp, "/run/netns/") && lab.IsLabNetns(filepath.Base(mp))) {
 			t.Errorf("mount left: %s", line)
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,8 @@ type ProcessStatus struct {
 	Name  string
 	PID   int
 	Alive bool
+	// RSS is the resident set size in bytes (0 when not alive).
+	RSS int64
 }
 
 // Processes lists the processes recorded under the lab dir.
@@ -23,7 +27,11 @@ func (l *Lab) Processes() ([]ProcessStatus, error) {
 	procs, err := recordedProcesses(l.Dir)
 	out := make([]ProcessStatus, 0, len(procs))
 	for _, p := range procs {
-		out = append(out, ProcessStatus{Name: p.Name, PID: p.PID, Alive: p.alive()})
+		ps := ProcessStatus{Name: p.Name, PID: p.PID, Alive: p.alive()}
+		if ps.Alive {
+			ps.RSS = rss(p.PID)
+		}
+		out = append(out, ps)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
@@ -47,13 +55,16 @@ func (l *Lab) PrintStatus(ctx context.Context, w io.Writer) {
 	if err != nil {
 		fmt.Fprintf(w, "  error: %v\n", err)
 	}
+	var total int64
 	for _, p := range procs {
 		state := "alive"
 		if !p.Alive {
 			state = "DEAD"
 		}
-		fmt.Fprintf(w, "  %-40s %7d  %s\n", p.Name, p.PID, state)
+		total += p.RSS
+		fmt.Fprintf(w, "  %-48s %7d  %-5s %6.1f MiB\n", p.Name, p.PID, state, float64(p.RSS)/(1<<20))
 	}
+	fmt.Fprintf(w, "  total RSS of lab processes: %.1f MiB\n", float64(total)/(1<<20))
 	fmt.Fprintf(w, "\nnodes:\n")
 	cs, err := l.Clientset()
 	if err == nil {
@@ -95,4 +106,21 @@ func proxyDesc(o Options) string {
 		return "none"
 	}
 	return o.ProxyMode
+}
+
+// rss returns the resident set size of pid in bytes, 0 when unknown.
+func rss(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
 }
