@@ -174,14 +174,25 @@ func (k *kubelet) run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	defer bg.Wait()
 	bg.Add(1)
-	go func() {
+	go func(node *corev1.Node) {
 		defer bg.Done()
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
-			if err := heartbeat(ctx, k.client, node, readySince); err != nil && ctx.Err() == nil {
+			err := heartbeat(ctx, k.client, node, readySince)
+			if apierrors.IsNotFound(err) {
+				// Someone deleted the Node: register it again, as a kubelet does.
+				logger.Info("node object is gone; registering again")
+				if n, regErr := registerNode(ctx, k.client, k.cfg, readySince); regErr == nil {
+					node = n
+					err = renewLease(ctx, k.client, node, time.Now())
+				} else {
+					err = regErr
+				}
+			}
+			if err != nil && ctx.Err() == nil {
 				logger.Error(err, "node heartbeat")
 			}
 		}, heartbeatPeriod)
-	}()
+	}(node)
 
 	// Records of a previous run, loaded before any pod event can claim them.
 	recs, err := k.store.list()
@@ -275,7 +286,7 @@ func (k *kubelet) ensureWorker(uid types.UID, namespace, name string) {
 	}
 	if rec, ok := k.records[uid]; ok {
 		delete(k.records, uid)
-		w.adopt(rec, k.getPod(namespace, name, uid))
+		w.adoptRec = &rec
 	}
 	k.workers[uid] = w
 	k.wg.Add(1)

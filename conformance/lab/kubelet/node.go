@@ -169,6 +169,9 @@ func registerNode(ctx context.Context, client kubernetes.Interface, cfg Config, 
 	if err != nil {
 		return nil, fmt.Errorf("update node %s status: %w", cfg.NodeName, err)
 	}
+	if node, err = clearConditionTaints(ctx, client, node); err != nil {
+		return nil, err
+	}
 	logger.Info("node registered", "podCIDRs", node.Spec.PodCIDRs, "addresses", node.Status.Addresses)
 	return node, nil
 }
@@ -182,10 +185,52 @@ func heartbeat(ctx context.Context, client kubernetes.Interface, node *corev1.No
 	if err != nil {
 		return fmt.Errorf("encode node heartbeat: %w", err)
 	}
-	if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+	patched, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
 		return fmt.Errorf("patch node %s heartbeat: %w", node.Name, err)
 	}
+	if _, err := clearConditionTaints(ctx, client, patched); err != nil {
+		return err
+	}
 	return renewLease(ctx, client, node, now)
+}
+
+// conditionTaints are the taints the node lifecycle controller keeps in line
+// with the Ready condition. The API server's TaintNodesByCondition admission
+// adds not-ready to every new Node; the lab runs no node lifecycle controller,
+// so the lab kubelet, which alone knows the node is ready, removes them.
+var conditionTaints = map[string]bool{
+	corev1.TaintNodeNotReady:    true,
+	corev1.TaintNodeUnreachable: true,
+}
+
+// clearConditionTaints removes conditionTaints from the node, if it has any.
+func clearConditionTaints(ctx context.Context, client kubernetes.Interface, node *corev1.Node) (*corev1.Node, error) {
+	for attempt := 0; ; attempt++ {
+		var keep []corev1.Taint
+		for _, t := range node.Spec.Taints {
+			if !conditionTaints[t.Key] {
+				keep = append(keep, t)
+			}
+		}
+		if len(keep) == len(node.Spec.Taints) {
+			return node, nil
+		}
+		n := node.DeepCopy()
+		n.Spec.Taints = keep
+		updated, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		if err == nil {
+			klog.FromContext(ctx).Info("removed node condition taints", "taints", len(node.Spec.Taints)-len(keep))
+			return updated, nil
+		}
+		if !apierrors.IsConflict(err) || attempt >= 5 {
+			return nil, fmt.Errorf("remove condition taints from node %s: %w", node.Name, err)
+		}
+		name := node.Name
+		if node, err = client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err != nil {
+			return nil, fmt.Errorf("get node %s: %w", name, err)
+		}
+	}
 }
 
 // renewLease creates or renews the node's Lease in kube-node-lease.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
 )
 
 // buildPodserver compiles conformance/podserver into a temporary directory.
@@ -114,4 +116,69 @@ func TestProcessLifecycle(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), "podserver serving") {
 		t.Errorf("process log = %q %v", logs, err)
 	}
+}
+
+// TestAdopt checks what a restarted kubelet does with a previous run's pod:
+// a live process in a live (here: the host) namespace is kept; a live process
+// whose namespace is gone is stopped and the network marked for re-setup.
+func TestAdopt(t *testing.T) {
+	bin := buildPodserver(t)
+	store := stateStore{Dir: t.TempDir()}
+	k := &kubelet{cfg: Config{PodserverPath: bin}, store: store}
+	start := func(name string) *process {
+		t.Helper()
+		proc, err := startProcess(processSpec{Podserver: bin, Name: name, TCP: []int{freeTCPPort(t)},
+			Env: []string{"PATH=" + os.Getenv("PATH")}, LogPath: filepath.Join(t.TempDir(), "log")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = proc.kill() })
+		eventually(t, 5*time.Second, "process running", func() bool { return procMatches(proc.pid, bin, name) })
+		return proc
+	}
+	pod := testPod()
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
+
+	// Host-network pod with a live process: adopted, readiness taken from the API.
+	live := start("web-1")
+	rec := podRecord{UID: "u-live", Namespace: "ns1", Name: "web-1", IPs: []netip.Addr{netip.MustParseAddr("198.18.0.11")}}
+	if err := store.writePID(rec.UID, live.pid, bin); err != nil {
+		t.Fatal(err)
+	}
+	w := &podWorker{k: k, uid: rec.UID, logger: testLogger(t)}
+	w.adopt(rec, pod)
+	if w.proc == nil || w.proc.pid != live.pid || !w.running || !w.ready.ready || w.netLost || w.port != 8080 || w.probeIP.String() != "198.18.0.11" {
+		t.Fatalf("adopted worker = proc %v running %v ready %v netLost %v probe %s:%d", w.proc, w.running, w.ready.ready, w.netLost, w.probeIP, w.port)
+	}
+
+	// Same record but the recorded PID now belongs to another pod's server: not adopted.
+	other := start("someone-else")
+	if err := store.writePID(rec.UID, other.pid, bin); err != nil {
+		t.Fatal(err)
+	}
+	w = &podWorker{k: k, uid: rec.UID, logger: testLogger(t)}
+	w.adopt(rec, pod)
+	if w.proc != nil {
+		t.Errorf("adopted another pod's process %d", other.pid)
+	}
+
+	// The namespace is gone: the process is stopped, the network will be redone.
+	lost := start("web-1")
+	recLost := podRecord{UID: "u-lost", Namespace: "ns1", Name: "web-1", Netns: "bgplb-kt-missing-netns"}
+	if err := store.writePID(recLost.UID, lost.pid, bin); err != nil {
+		t.Fatal(err)
+	}
+	w = &podWorker{k: k, uid: recLost.UID, logger: testLogger(t)}
+	w.adopt(recLost, pod)
+	if w.proc != nil || !w.netLost {
+		t.Errorf("worker with a lost namespace: proc %v netLost %v", w.proc, w.netLost)
+	}
+	if !lost.waitExit(5 * time.Second) {
+		t.Error("process of the lost namespace still runs")
+	}
+}
+
+func testLogger(t *testing.T) klog.Logger {
+	return klog.Background().WithValues("test", t.Name())
 }

@@ -16,6 +16,7 @@ import (
 const (
 	reasonContainerCreating  = "ContainerCreating"
 	reasonContainersNotReady = "ContainersNotReady"
+	reasonCrashLoopBackOff   = "CrashLoopBackOff"
 )
 
 // podView is what the kubelet knows about a pod; buildStatus turns it into a PodStatus.
@@ -51,7 +52,9 @@ var managedConditions = []corev1.PodConditionType{
 // others (DisruptionTarget, readiness gates) are kept as they are.
 func buildStatus(pod *corev1.Pod, nodeIPs []netip.Addr, v podView, now time.Time) corev1.PodStatus {
 	st := corev1.PodStatus{Phase: corev1.PodPending}
-	if v.Running {
+	// A pod whose process ran before stays Running while it is restarted.
+	restarting := !v.Running && v.RestartCount > 0
+	if v.Running || restarting {
 		st.Phase = corev1.PodRunning
 	}
 	if !v.StartTime.IsZero() {
@@ -87,6 +90,14 @@ func buildStatus(pod *corev1.Pod, nodeIPs []netip.Addr, v podView, now time.Time
 			cs.Ready = v.Ready
 			cs.ContainerID = fmt.Sprintf("bgplb-lab://%s-%d", v.ContainerID, i)
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: apiTime(v.ProcessStarted)}
+		case restarting:
+			started := false
+			cs.Started = &started
+			msg := "back-off restarting the pod process"
+			if v.SetupError != "" {
+				msg = v.SetupError
+			}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: reasonCrashLoopBackOff, Message: msg}
 		default:
 			started := false
 			cs.Started = &started

@@ -313,3 +313,19 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildStatusRestarting(t *testing.T) {
+	pod := testPod()
+	v := podView{RestartCount: 2, StartTime: time.Now(), IPs: []netip.Addr{netip.MustParseAddr("198.19.1.5")}}
+	st := buildStatus(pod, []netip.Addr{netip.MustParseAddr("198.18.0.11")}, v, time.Now())
+	if st.Phase != corev1.PodRunning {
+		t.Errorf("phase of a restarting pod = %s, want Running", st.Phase)
+	}
+	cs := st.ContainerStatuses[0]
+	if cs.Ready || cs.RestartCount != 2 || cs.State.Waiting == nil || cs.State.Waiting.Reason != "CrashLoopBackOff" {
+		t.Errorf("container status of a restarting pod = %+v", cs)
+	}
+	if c := condition(st, corev1.PodReady); c.Status != corev1.ConditionFalse {
+		t.Errorf("Ready of a restarting pod = %s", c.Status)
+	}
+}

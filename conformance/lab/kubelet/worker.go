@@ -35,10 +35,11 @@ type podWorker struct {
 	logger    klog.Logger
 	notify    chan struct{}
 
-	rec     *podRecord // nil until setup began
-	proc    *process   // the running podserver, if any
-	probeIP netip.Addr
-	port    int // TCP port probed
+	adoptRec *podRecord // a previous run's record, adopted when the worker starts
+	rec      *podRecord // nil until setup began
+	proc     *process   // the running podserver, if any
+	probeIP  netip.Addr
+	port     int // TCP port probed
 
 	netLost  bool // the recorded namespace vanished: release the old attachment before re-adding
 	running  bool // the process has answered a probe
@@ -61,25 +62,33 @@ func (w *podWorker) kick() {
 	}
 }
 
-// adopt takes over the state of a previous kubelet run for this pod.
+// adopt takes over the state of a previous kubelet run for this pod: a live
+// process in a live namespace is kept; a process whose namespace this kubelet
+// can no longer see is stopped and the pod is set up again.
 func (w *podWorker) adopt(rec podRecord, pod *corev1.Pod) {
 	w.rec = &rec
-	if rec.Netns != "" && !isNetns(netnsPath(rec.Netns)) {
-		w.netLost = true
-		w.logger.Info("pod namespace is gone; the pod network will be set up again", "netns", rec.Netns)
-		return
-	}
+	var proc *process
 	pid, err := w.k.store.readPID(rec.UID)
 	if err != nil {
 		w.logger.Info("cannot read the pod's PID file; the process will be started again", "err", err)
+	} else if pid != 0 {
+		if p, ok := adoptProcess(pid, w.k.cfg.PodserverPath, rec.Name); ok {
+			proc = p
+		} else {
+			w.logger.Info("recorded pod process is gone; it will be started again", "pid", pid)
+		}
+	}
+	if rec.Netns != "" && !isNetns(netnsPath(rec.Netns)) {
+		w.netLost = true
+		w.logger.Info("pod namespace is gone; the pod network will be set up again", "netns", rec.Netns)
+		if proc != nil {
+			if err := proc.kill(); err != nil {
+				w.logger.Error(err, "stop the process of a lost pod namespace")
+			}
+		}
 		return
 	}
-	if pid == 0 {
-		return
-	}
-	proc, ok := adoptProcess(pid, w.k.cfg.PodserverPath, rec.Name)
-	if !ok {
-		w.logger.Info("recorded pod process is gone; it will be started again", "pid", pid)
+	if proc == nil {
 		return
 	}
 	w.proc = proc
@@ -96,6 +105,10 @@ func (w *podWorker) adopt(rec podRecord, pod *corev1.Pod) {
 func (w *podWorker) run(ctx context.Context) {
 	defer w.k.workerDone(w.uid)
 	ctx = klog.NewContext(ctx, w.logger)
+	if w.adoptRec != nil {
+		w.adopt(*w.adoptRec, w.k.getPod(w.namespace, w.name, w.uid))
+		w.adoptRec = nil
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -209,7 +222,7 @@ func (w *podWorker) setup(ctx context.Context, pod *corev1.Pod) error {
 	if w.rec.Netns != "" {
 		if w.netLost {
 			// Release the old attachment (IP, host veth) before adding again.
-			if err := k.net.del(ctx, w.rec.attachment()); err != nil {
+			if err := w.releaseNetwork(ctx); err != nil {
 				return err
 			}
 			w.rec.IPs = nil
@@ -261,6 +274,7 @@ func (w *podWorker) probe(ctx context.Context) {
 	res, err := w.k.prober.probe(ctx, w.probeIP, w.port)
 	if res.answered && !w.running {
 		w.running = true
+		w.backoff = 0
 		w.logger.Info("pod process answers")
 	}
 	if !w.running {
@@ -384,10 +398,7 @@ func (w *podWorker) cleanup(ctx context.Context) error {
 		return nil
 	}
 	if w.rec.Netns != "" {
-		if err := w.k.net.del(ctx, w.rec.attachment()); err != nil {
-			return err
-		}
-		if err := w.k.netns.remove(ctx, w.rec.Netns); err != nil {
+		if err := w.releaseNetwork(ctx); err != nil {
 			return err
 		}
 	}
@@ -396,4 +407,20 @@ func (w *podWorker) cleanup(ctx context.Context) error {
 	}
 	w.rec = nil
 	return nil
+}
+
+// releaseNetwork runs CNI DEL and deletes the pod namespace. A namespace file
+// that is no longer a live namespace (its mount is gone) is removed first, so
+// the plugins see a missing namespace (which DEL tolerates) instead of a file
+// that is not one (which it does not).
+func (w *podWorker) releaseNetwork(ctx context.Context) error {
+	if !isNetns(netnsPath(w.rec.Netns)) {
+		if err := w.k.netns.remove(ctx, w.rec.Netns); err != nil {
+			return err
+		}
+	}
+	if err := w.k.net.del(ctx, w.rec.attachment()); err != nil {
+		return err
+	}
+	return w.k.netns.remove(ctx, w.rec.Netns)
 }
