@@ -4,7 +4,9 @@ package bpf
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -235,5 +237,65 @@ func TestAttachUplink(t *testing.T) {
 	}
 	if ids := tcxPrograms(t, ns, upIf); len(ids) != 0 {
 		t.Fatalf("after DetachUplink %d programs", len(ids))
+	}
+}
+
+// TestAttachPodConcurrentProcesses runs several CNI-like processes that
+// attach at the same time to a fresh pin directory: all must succeed and
+// share one set of maps.
+func TestAttachPodConcurrentProcesses(t *testing.T) {
+	pinDir := newPinDir(t)
+	ns := newNetns(t)
+	const n = 6
+	var cmds []*exec.Cmd
+	var ifs []int
+	for i := 0; i < n; i++ {
+		idx := ns.addVeth(t, fmt.Sprintf("ch%d", i), fmt.Sprintf("cp%d", i))
+		ifs = append(ifs, idx)
+		cmd := exec.Command("ip", "netns", "exec", ns.name, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|%d|%s", envAttach, pinDir, idx, PodLinkPin(pinDir, fmt.Sprintf("c%d", i), "eth0")))
+		cmds = append(cmds, cmd)
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Errorf("attach process %d: %v", i, err)
+		}
+	}
+	var revnatIDs = map[ebpf.MapID]bool{}
+	for i := 0; i < n; i++ {
+		mustAttached(t, PodLinkPin(pinDir, fmt.Sprintf("c%d", i), "eth0"), ifs[i])
+		ids := tcxPrograms(t, ns, ifs[i])
+		if len(ids) != 1 {
+			t.Fatalf("veth %d: %d programs", i, len(ids))
+		}
+		p, err := ebpf.NewProgramFromID(ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := p.Info()
+		p.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mapIDs, _ := info.MapIDs()
+		for _, id := range mapIDs {
+			m, err := ebpf.NewMapFromID(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mi, err := m.Info()
+			m.Close()
+			if err == nil && mi.Name == "lb_revnat" {
+				revnatIDs[id] = true
+			}
+		}
+	}
+	if len(revnatIDs) != 1 {
+		t.Fatalf("programs use %d different lb_revnat maps, want one shared map", len(revnatIDs))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,12 +33,23 @@ import (
 const (
 	envE2EServer = "BGPLB_BPF_E2E_SERVER"
 	envE2EClient = "BGPLB_BPF_E2E_CLIENT"
+	envAttach    = "BGPLB_BPF_ATTACH"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envE2EServer) == "1" {
 		runE2EServer()
 		return
+	}
+	if spec := os.Getenv(envAttach); spec != "" {
+		// pinDir|ifindex|linkPin: what a CNI plugin process does on ADD.
+		parts := strings.Split(spec, "|")
+		idx, _ := strconv.Atoi(parts[1])
+		if err := AttachPod(parts[0], idx, parts[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	if spec := os.Getenv(envE2EClient); spec != "" {
 		out, err := runE2EClient(spec)

@@ -569,3 +569,43 @@ func FuzzUplink(f *testing.F) {
 func FuzzPod(f *testing.F) {
 	fuzzProgram(f, func(fx *fixture) *ebpf.Program { return fx.objs.LbPod })
 }
+
+// TestReverseNATFollowsRequestPath: replies go back toward the router (MAC)
+// the flow's latest request came from, and a service deleted and recreated
+// under a new id does not reuse the old flow's backend choice blindly.
+func TestReverseNATFollowsRequestPath(t *testing.T) {
+	f := newFixture(t)
+	vip, backend, client := ap("203.0.113.80:80"), ap("198.19.1.8:8080"), ap("198.51.100.10:41000")
+	key := ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoTCP}
+	must(t, f.maps.PutBackend(8, Backend{Addr: backend, Ifindex: 8}))
+	must(t, f.maps.PutService(key, Service{ID: 8}, []uint32{8}))
+	router2 := []byte{0x02, 0xc1, 0x1e, 0x00, 0x00, 0x02}
+
+	for _, mac := range [][]byte{macClient, router2} {
+		req := buildPacket(pktSpec{srcMAC: mac, src: client, dst: vip, proto: ipProtoTCP})
+		if ret, _ := f.uplink(t, req); ret != actRedirect {
+			t.Fatalf("request from %x: ret %d", mac, int32(ret))
+		}
+		reply := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP})
+		ret, out := f.pod(t, reply)
+		if ret != actRedirect {
+			t.Fatalf("reply: ret %d", int32(ret))
+		}
+		if d := mustDecode(t, out); !bytes.Equal(d.dstMAC, mac) || d.src != vip {
+			t.Fatalf("reply to %v from %v, want to %x from %v", d.dstMAC, d.src, mac, vip)
+		}
+	}
+
+	// Recreated service (new id) with a new backend: the flow re-picks.
+	must(t, f.maps.DeleteService(key))
+	must(t, f.maps.PutBackend(9, Backend{Addr: ap("198.19.1.9:8080"), Ifindex: 9}))
+	must(t, f.maps.PutService(key, Service{ID: 9}, []uint32{9}))
+	req := buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP})
+	ret, out := f.uplink(t, req)
+	if ret != actRedirect || mustDecode(t, out).dst != ap("198.19.1.9:8080") {
+		t.Fatalf("flow of a recreated service: ret %d dst %v", int32(ret), mustDecode(t, out).dst)
+	}
+	if st, _ := f.maps.ServiceStats(8); st.Packets != 0 {
+		t.Fatalf("counters of the deleted service still present: %+v", st)
+	}
+}
