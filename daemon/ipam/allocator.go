@@ -99,7 +99,9 @@ type PoolStatus struct {
 //   - After cache sync call AssignAll with every Service (any class) so that addresses
 //     already in Service statuses are claimed before anything new is handed out; then
 //     write each Result with Ours && Changed (and the condition when it differs).
-//   - On a Service add/update call Assign; on delete call Release. Write the Result
+//   - On a Service add/update call Assign; on delete call Release. An address the allocator
+//     already holds for a Service wins over that Service's status (an informer's copy may
+//     lag behind our own write); Changed then asks for a rewrite, which is harmless. Write the Result
 //     before calling Assign for another Service (one worker), so a released address is
 //     not seen in two statuses at once.
 //   - On any pool change call SetPools with all pools, write Pools(), and re-Assign every
@@ -222,9 +224,11 @@ func (a *Allocator) Assign(svc *corev1.Service, nsLabels labels.Set) Result {
 	return a.assign(svc, nsLabels)
 }
 
-// AssignAll assigns a complete set of Services: first every Service claims the still
-// valid addresses of its status (oldest Service first, so on a conflict the older wins),
-// then each is assigned in that order. Keys the allocator holds that are not in svcs are
+// AssignAll assigns a complete set of Services: first every Service the allocator holds
+// nothing for claims the still valid addresses of its status (oldest Service first, so on
+// a conflict the older wins), then each is assigned in that order. On a fresh allocator
+// (leader start) this rebuilds every allocation from the statuses; on a resync, what the
+// allocator holds wins over a status that may lag behind its own writes. Keys the allocator holds that are not in svcs are
 // released. Results are in the order of svcs.
 func (a *Allocator) AssignAll(svcs []*corev1.Service, nsLabels func(namespace string) labels.Set) []Result {
 	a.mu.Lock()
@@ -251,6 +255,9 @@ func (a *Allocator) AssignAll(svcs []*corev1.Service, nsLabels func(namespace st
 	for _, svc := range order {
 		if ours, _ := a.cfg.isOurs(svc); !ours || len(svc.Status.LoadBalancer.Ingress) == 0 {
 			continue
+		}
+		if a.svcs[ServiceKey(svc)] != nil {
+			continue // already held: our decision is newer than a possibly stale status
 		}
 		req, err := parseRequest(svc, nsLabels(svc.Namespace))
 		if err != nil || (req.pool != "" && a.pools[req.pool] == nil) {
@@ -352,21 +359,24 @@ func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
 	return res
 }
 
-// pick chooses the address of family f: a still valid one from status or held, else the
-// requested one, else a shared or free one.
+// pick chooses the address of family f: a still valid one we hold or the status shows,
+// else the requested one, else a shared or free one.
 func (a *Allocator) pick(req *request, prev *holding, f family) familyResult {
 	fr := familyResult{f: f}
+	// What we hold comes first: an informer's copy of the status may lag behind our own
+	// last write, and flipping back to that older address would leave the API server
+	// showing an address we consider free. On a fresh allocator only the status counts.
 	var cands []netip.Addr
-	for _, ip := range req.status {
-		if familyOf(ip) == f {
-			cands = append(cands, ip)
-		}
-	}
 	if prev != nil {
 		for _, ip := range prev.ips {
 			if familyOf(ip) == f {
 				cands = append(cands, ip)
 			}
+		}
+	}
+	for _, ip := range req.status {
+		if familyOf(ip) == f {
+			cands = append(cands, ip)
 		}
 	}
 	for _, ip := range cands {

@@ -487,3 +487,29 @@ func TestAssignAllUsesNamespaceLabels(t *testing.T) {
 		t.Fatalf("results %+v", res)
 	}
 }
+
+// TestStaleStatusDoesNotFlipBack: the controller moved a Service from W to X, but the
+// informer still shows W. Neither Assign nor a resync (AssignAll) may go back to W, which
+// would leave X (the API server's truth) free for someone else.
+func TestStaleStatusDoesNotFlipBack(t *testing.T) {
+	a := newAlloc(t, Config{}, mkPool("p", 0, "203.0.113.0/30"))
+	svc := mkSvc("a", sharing("k"), ports(80))
+	writeStatus(svc, a.Assign(svc, nil)) // W = .0
+	// Another sharer takes port 80 first; a moves to X = .1 after its port list changes.
+	other := mkSvc("b", sharing("k"), ports(81), created(-10))
+	writeStatus(other, a.Assign(other, nil))
+	moved := mkSvc("a", sharing("k"), ports(81), status("203.0.113.0"))
+	r := a.Assign(moved, nil)
+	if ipStrings(r.IPs) != "203.0.113.1" {
+		t.Fatalf("a: %+v", r)
+	}
+	// The conflict goes away (b deleted) but the informer still shows a at W.
+	a.Release("default/b")
+	stale := mkSvc("a", sharing("k"), ports(81), status("203.0.113.0"))
+	if r := a.Assign(stale, nil); ipStrings(r.IPs) != "203.0.113.1" || !r.Changed {
+		t.Fatalf("Assign with stale status: %+v", r)
+	}
+	if rs := a.AssignAll([]*corev1.Service{stale}, nil); ipStrings(rs[0].IPs) != "203.0.113.1" {
+		t.Fatalf("AssignAll with stale status: %+v", rs[0])
+	}
+}
