@@ -14,6 +14,8 @@
  * up incrementally) and the packet is handed to the pod with
  * bpf_redirect_peer() (straight into the pod's netns, no second stack pass),
  * so the pod sees the client's real source address.
+ *   - a TCP SYN reusing the tuple of a flow tracked to a terminating backend
+ *     is treated as a new flow.
  *   - no backend for new flows: LB_SVC_F_LOCAL -> drop (counted), else the
  *     packet continues to the kernel (kube-proxy / the primary CNI).
  *   - LB_SVC_F_SOURCE_RANGES and client outside lb_src_ranges -> drop.
@@ -143,8 +145,11 @@ struct pkt {
 	__u8 proto;
 	__u8 v6;
 	__u8 frag;
-	__u8 pad;
+	__u8 tcp_flags;
 };
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 
 static __always_inline void addr_v4mapped(__u8 *dst, __be32 a)
 {
@@ -234,6 +239,7 @@ static __always_inline int parse_ports(struct __sk_buff *skb, struct pkt *p)
 	}
 	__builtin_memcpy(&p->sport, buf, 2);
 	__builtin_memcpy(&p->dport, buf + 2, 2);
+	p->tcp_flags = p->proto == IPPROTO_TCP ? buf[13] : 0;
 	return 0;
 }
 
@@ -463,7 +469,12 @@ int lb_uplink(struct __sk_buff *skb)
 	if (ct && ct->svc_id == svc.id) {
 		be_id = ct->backend_id;
 		bp = bpf_map_lookup_elem(&lb_backends, &be_id);
-		if (bp) {
+		/* A new TCP connection (SYN without ACK) that reuses the 5-tuple of
+		 * a flow tracked to a terminating backend is a new flow: it goes to
+		 * a new-flow backend when there is one (client port reuse during a
+		 * rolling update must not land on a pod that is shutting down). */
+		if (bp && !((bp->flags & LB_BE_F_TERMINATING) && svc.count > 0 &&
+			    (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
 			be = *bp;
 			found = 1;
 		}

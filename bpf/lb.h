@@ -74,7 +74,10 @@ struct lb_vip_key {
 #define LB_VIP_F_ECHO (1U << 0) /* answer ICMP/ICMPv6 echo requests */
 
 /* lb_backend.flags */
-#define LB_BE_F_TERMINATING (1U << 0) /* informational; eligibility is the Maglev table */
+/* Terminating: new-flow eligibility is the Maglev table; additionally, a TCP
+ * SYN (without ACK) whose 5-tuple is still tracked to a terminating backend
+ * re-selects among the new-flow backends (client port reuse). */
+#define LB_BE_F_TERMINATING (1U << 0)
 
 struct lb_backend {
 	__u8 addr[16];  /* pod address (same family as the VIP) */

@@ -266,6 +266,37 @@ func TestConntrackKeepsBackend(t *testing.T) {
 		}
 	}
 
+	// Backend 1 becomes terminating: its established flows stay, but a SYN
+	// reusing one of their tuples is a new connection and goes to 4.
+	must(t, f.maps.PutBackend(1, Backend{Addr: netip.AddrPortFrom(be[1], 8080), Ifindex: 11, Terminating: true}))
+	var reused uint16
+	for p := uint16(0); p < flows; p++ {
+		if first[20000+p] == be[1] {
+			reused = 20000 + p
+			break
+		}
+	}
+	if a := f.flowBackend(t, vip, reused); a != be[1] {
+		t.Fatalf("established flow on a terminating backend moved to %v", a)
+	}
+	syn := buildPacket(pktSpec{src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), reused), dst: vip, proto: ipProtoTCP, tcpFlags: 0x02})
+	if ret, out := f.uplink(t, syn); ret != actRedirect || mustDecode(t, out).dst.Addr() != be[4] {
+		t.Fatalf("SYN reusing a terminating backend's tuple: ret %d, want redirect to %v", int32(ret), be[4])
+	}
+	if a := f.flowBackend(t, vip, reused); a != be[4] {
+		t.Fatalf("the new connection's next packet went to %v, want %v", a, be[4])
+	}
+	// A SYN to a non-terminating backend's flow keeps it (a retransmitted SYN).
+	for p := uint16(0); p < flows; p++ {
+		if first[20000+p] == be[3] {
+			syn := buildPacket(pktSpec{src: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.10"), 20000+p), dst: vip, proto: ipProtoTCP, tcpFlags: 0x02})
+			if ret, out := f.uplink(t, syn); ret != actRedirect || mustDecode(t, out).dst.Addr() != be[3] {
+				t.Fatalf("retransmitted SYN moved off a ready backend")
+			}
+			break
+		}
+	}
+
 	// Listing reflects the maps.
 	svcs, err := f.maps.Services()
 	must(t, err)

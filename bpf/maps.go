@@ -58,9 +58,14 @@ type Service struct {
 
 // Backend is the lb_backends value: a local pod endpoint.
 type Backend struct {
-	Addr        netip.AddrPort // pod IP (same family as the VIPs it serves) and target port
-	Ifindex     int            // ifindex of the pod's host-side veth
-	Terminating bool           // informational (lb list); new-flow eligibility is the Maglev set
+	Addr    netip.AddrPort // pod IP (same family as the VIPs it serves) and target port
+	Ifindex int            // ifindex of the pod's host-side veth
+	// Terminating marks a terminating-but-serving endpoint. Which backends take
+	// new flows is the set given to PutService; additionally a TCP SYN that
+	// reuses the 5-tuple of a flow tracked to a terminating backend is
+	// treated as a new flow (so client port reuse never lands on a pod that
+	// is shutting down while a new-flow backend exists).
+	Terminating bool
 }
 
 // Stats are packet/byte counters summed over CPUs (request direction).
