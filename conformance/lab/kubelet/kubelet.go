@@ -126,14 +126,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("create Kubernetes client: %w", err)
 	}
+	hostMountNS := openParentMountNS(logger)
+	if hostMountNS != nil {
+		defer hostMountNS.Close()
+	}
+	return runWith(ctx, cfg, client, hostMountNS)
+}
+
+// runWith runs the kubelet with a ready client; Run's tests use a fake one.
+func runWith(ctx context.Context, cfg Config, client kubernetes.Interface, hostMountNS *os.File) error {
 	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "pods"), cfg.CNICacheDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create directory %s: %w", d, err)
 		}
-	}
-	hostMountNS := openParentMountNS(logger)
-	if hostMountNS != nil {
-		defer hostMountNS.Close()
 	}
 	k := &kubelet{
 		cfg:      cfg,
@@ -166,6 +171,9 @@ func (k *kubelet) run(ctx context.Context) error {
 		return true, nil
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the API server answered
+		}
 		return fmt.Errorf("register node %s: %w", k.cfg.NodeName, err)
 	}
 	if err := renewLease(ctx, k.client, node, time.Now()); err != nil {

@@ -41,7 +41,9 @@ func openParentMountNS(logger klog.Logger) *os.File {
 	parentPath := "/proc/" + strconv.Itoa(ppid) + "/ns/mnt"
 	parent, err := os.Readlink(parentPath)
 	if err != nil {
-		logger.Info("cannot read the parent's mount namespace; pod namespaces are created in our own", "ppid", ppid, "err", err)
+		logger.Info("cannot read the parent's mount namespace: pod namespaces will be visible only to this kubelet and its children; "+
+			"start the kubelet from a process that stays alive in the host mount namespace, or with nsenter --net instead of ip netns exec",
+			"ppid", ppid, "err", err)
 		return nil
 	}
 	if parent == own {
