@@ -305,6 +305,8 @@ func catalogue() []objCase {
 		{"peer bad source", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, sourceAddress: "198.18.0.0/24"}`, []string{"spec.sourceAddress", "valid IP"}},
 		{"peer secret without key", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, passwordSecretRef: {name: s}}`, []string{"spec.passwordSecretRef.key", "Required value"}},
 		{"peer good eBGP", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, timers: {holdTimeSeconds: 9, keepaliveTimeSeconds: 3, connectRetrySeconds: 5}, gracefulRestart: {enabled: true, restartTimeSeconds: 60}, passwordSecretRef: {name: bgp, key: password}}`, nil},
+		{"peer good hold only", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, timers: {holdTimeSeconds: 9}}`, nil},
+		{"peer hold 0 with keepalive", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, timers: {holdTimeSeconds: 0, keepaliveTimeSeconds: 5}}`, []string{"spec.timers.keepaliveTimeSeconds", "0 when holdTimeSeconds is 0"}},
 		{"peer good hold 0", peer, `spec: {localASN: 4294967295, peerASN: 4294967295, peerAddress: "2001:db8:f::1", ebgpMultihopTTL: 255, timers: {holdTimeSeconds: 0, keepaliveTimeSeconds: 0}}`, nil},
 		// Advertisements.
 		{"adv community too big", adv, `spec: {communities: ["65536:1"]}`, []string{"spec.communities[0]", "AS:VALUE"}},
@@ -377,7 +379,8 @@ func TestCRDsAgainstAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create peer: %v", err)
 		}
-		if peer.Spec.PeerPort == nil || *peer.Spec.PeerPort != 179 || *peer.Spec.Timers.HoldTimeSeconds != 90 || *peer.Spec.Timers.KeepaliveTimeSeconds != 30 {
+		if peer.Spec.PeerPort == nil || *peer.Spec.PeerPort != 179 || *peer.Spec.Timers.HoldTimeSeconds != 90 ||
+			*peer.Spec.Timers.ConnectRetrySeconds != 120 || peer.Spec.Timers.KeepaliveTimeSeconds != nil {
 			t.Errorf("peer defaults not applied: %+v %+v", peer.Spec.PeerPort, peer.Spec.Timers)
 		}
 		ns, err := cs.BgplbV1alpha1().BGPNodeStates().Create(ctx, &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{})

@@ -85,7 +85,7 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultihopTTL *int32 `json:"ebgpMultihopTTL,omitempty"`
 
-	// Timers of the session; absent fields take the defaults shown.
+	// Timers of the session; absent fields take the defaults documented on each field.
 	// +optional
 	Timers *BGPTimers `json:"timers,omitempty"`
 
@@ -100,7 +100,7 @@ type BGPPeerSpec struct {
 }
 
 // BGPTimers are the session timers in seconds.
-// +kubebuilder:validation:XValidation:rule="(has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90) == 0 ? (!has(self.keepaliveTimeSeconds) || self.keepaliveTimeSeconds == 0) : (has(self.keepaliveTimeSeconds) ? self.keepaliveTimeSeconds : 30) < (has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90)",message="keepaliveTimeSeconds must be less than holdTimeSeconds (and 0 when holdTimeSeconds is 0)",fieldPath=".keepaliveTimeSeconds"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTimeSeconds) || ((has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90) == 0 ? self.keepaliveTimeSeconds == 0 : self.keepaliveTimeSeconds < (has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90))",message="keepaliveTimeSeconds must be less than holdTimeSeconds (and 0 when holdTimeSeconds is 0)",fieldPath=".keepaliveTimeSeconds"
 type BGPTimers struct {
 	// ConnectRetrySeconds is the time between connection attempts. Defaults to 120.
 	// +kubebuilder:validation:Minimum=1
@@ -117,10 +117,10 @@ type BGPTimers struct {
 	// +optional
 	HoldTimeSeconds *int32 `json:"holdTimeSeconds,omitempty"`
 
-	// KeepaliveTimeSeconds is the keepalive interval, below HoldTimeSeconds. Defaults to 30.
+	// KeepaliveTimeSeconds is the keepalive interval, below HoldTimeSeconds. Absent means
+	// HoldTimeSeconds/3 (0 when HoldTimeSeconds is 0).
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=21845
-	// +kubebuilder:default=30
 	// +optional
 	KeepaliveTimeSeconds *int32 `json:"keepaliveTimeSeconds,omitempty"`
 }
