@@ -137,8 +137,8 @@ func (l *Lab) waitServiceAccount(ctx context.Context, cs kubernetes.Interface, t
 }
 
 // poll calls cond every interval until it returns true or an error, or timeout passes.
-func poll(ctx context.Context, timeout, interval time.Duration, cond func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func poll(parent context.Context, timeout, interval time.Duration, cond func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -152,6 +152,9 @@ func poll(ctx context.Context, timeout, interval time.Duration, cond func(contex
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return fmt.Errorf("interrupted: %w", parent.Err())
+			}
 			return fmt.Errorf("timed out after %s", timeout)
 		case <-t.C:
 		}

@@ -168,6 +168,41 @@ func TestUpFailsFastOnBadInput(t *testing.T) {
 	}
 }
 
+// TestUpInterruptedLeavesNothing cancels Up while the API server starts (like Ctrl-C
+// in a half-finished up): Up fails and tears down what it made.
+func TestUpInterruptedLeavesNothing(t *testing.T) {
+	dir := labDir(t)
+	opts := labOptions(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := os.Stat(filepath.Join(dir, "pids", "kube-apiserver.pid")); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	_, err := lab.Up(ctx, opts)
+	if err == nil {
+		_ = lab.Down(dir)
+		t.Fatal("Up succeeded although it was cancelled while the API server started")
+	}
+	t.Logf("interrupted Up: %v", err)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab dir left behind (stat: %v)", err)
+	}
+	if nss, _ := lab.LabNetns(); len(nss) > 0 {
+		t.Errorf("namespaces left behind: %v", nss)
+	}
+	if ln, err := net.Listen("tcp", lab.ForwardAddr); err != nil {
+		t.Errorf("forwarder still holds %s: %v", lab.ForwardAddr, err)
+	} else {
+		ln.Close()
+	}
+}
+
 // TestLab brings one lab up and runs acceptance 1–3 on it, then 4 (down).
 func TestLab(t *testing.T) {
 	dir := labDir(t)
@@ -661,4 +696,92 @@ func get(t *testing.T, c *http.Client, url string) string {
 		return err
 	})
 	return got
+}
+
+// TestLabDualStackIptables brings up a 2-node dual-stack lab with kube-proxy in iptables
+// mode: pods get an IPv4 and an IPv6 address, the client reaches both and sees its own
+// address, and both ClusterIPs of a RequireDualStack Service answer from a node.
+func TestLabDualStackIptables(t *testing.T) {
+	dir := labDir(t)
+	opts := labOptions(t, dir)
+	opts.Nodes, opts.IPv6, opts.ProxyMode = 2, true, "iptables"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, opts)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.Down(dir); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	cs, err := l.Clientset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "default ServiceAccount", func() error {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+	labels := map[string]string{"app": "ds"}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: "default", Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "bgplb.io/podserver",
+			Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	policy := corev1.IPFamilyPolicyRequireDualStack
+	svc, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Selector: labels, IPFamilyPolicy: &policy,
+			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create dual-stack service: %v", err)
+	}
+	if len(svc.Spec.ClusterIPs) != 2 {
+		t.Fatalf("service ClusterIPs %v, want one per family", svc.Spec.ClusterIPs)
+	}
+	var p *corev1.Pod
+	eventually(t, 60*time.Second, "pod Running and Ready with two IPs", func() error {
+		got, err := cs.CoreV1().Pods("default").Get(ctx, "ds", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !podReady(got) || len(got.Status.PodIPs) != 2 {
+			return fmt.Errorf("phase=%s ready=%v ips=%v", got.Status.Phase, podReady(got), got.Status.PodIPs)
+		}
+		p = got
+		return nil
+	})
+	client := lab.NetNS(lab.ClientNS).HTTPClient(3 * time.Second)
+	want := map[bool]string{false: lab.ClientV4.String(), true: lab.ClientV6.String()}
+	for _, ip := range p.Status.PodIPs {
+		v6 := strings.Contains(ip.IP, ":")
+		if got := get(t, client, "http://"+net.JoinHostPort(ip.IP, "8080")+"/clientip"); got != want[v6] {
+			t.Errorf("/clientip via %s = %q, want %s", ip.IP, got, want[v6])
+		}
+	}
+	node, _ := l.Node(p.Spec.NodeName)
+	other := l.Nodes[0]
+	if other.Name == node.Name {
+		other = l.Nodes[1]
+	}
+	nc := lab.NetNS(other.Netns).HTTPClient(2 * time.Second)
+	for _, cip := range svc.Spec.ClusterIPs {
+		url := "http://" + net.JoinHostPort(cip, "80") + "/hostname"
+		eventually(t, 30*time.Second, "ClusterIP "+cip+" from "+other.Netns+" (iptables)", func() error {
+			got, err := tryGet(nc, url)
+			if err == nil && got != "ds" {
+				err = fmt.Errorf("hostname %q, want ds", got)
+			}
+			return err
+		})
+	}
+	if out, err := lab.NetNS(other.Netns).Exec(ctx, "iptables-save", "-t", "nat"); err != nil || !strings.Contains(string(out), "KUBE-SERVICES") {
+		t.Errorf("no kube-proxy iptables rules in %s: %v", other.Netns, err)
+	}
 }

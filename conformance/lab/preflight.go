@@ -69,6 +69,10 @@ func preflight(o Options) error {
 	if isLabDir(o.Dir) {
 		return fmt.Errorf("%w (lab dir %s exists)", ErrAlreadyUp, o.Dir)
 	}
+	if entries, err := os.ReadDir(o.Dir); err == nil && len(entries) > 0 {
+		// down removes the lab dir: never adopt one that holds someone else's files.
+		return fmt.Errorf("lab dir %s exists, is not empty and is not a lab dir: pick another --dir", o.Dir)
+	}
 	if nss, _ := LabNetns(); len(nss) > 0 { // a listing error shows up again in Up
 		return fmt.Errorf("%w (namespace %s exists)", ErrAlreadyUp, nss[0])
 	}
