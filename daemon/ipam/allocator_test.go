@@ -513,3 +513,33 @@ func TestStaleStatusDoesNotFlipBack(t *testing.T) {
 		t.Fatalf("AssignAll with stale status: %+v", rs[0])
 	}
 }
+
+// TestOverlapRecovery (G2): an overlapping pool is unused while it overlaps and becomes
+// usable once fixed; the older pool's allocations are never disturbed.
+func TestOverlapRecovery(t *testing.T) {
+	old := mkPool("old", 0, "203.0.113.0/31")
+	a := newAlloc(t, Config{}, old, mkPool("new", 1, "203.0.113.0/30"))
+	s1 := mkSvc("a")
+	writeStatus(s1, a.Assign(s1, nil))
+	s2 := mkSvc("b")
+	writeStatus(s2, a.Assign(s2, nil))
+	if r := a.Assign(mkSvc("c"), nil); r.Reason != v1alpha1.ReasonPoolExhausted {
+		t.Fatalf("c allocated from the conflicting pool: %+v", r)
+	}
+	a.SetPools([]*v1alpha1.LoadBalancerIPPool{old, mkPool("new", 1, "203.0.113.2/31")})
+	if r := a.Assign(mkSvc("c"), nil); ipStrings(r.IPs) != "203.0.113.2" {
+		t.Fatalf("c after the fix: %+v", r)
+	}
+	for _, s := range []*corev1.Service{s1, s2} {
+		if r := a.Assign(s, nil); r.Changed {
+			t.Fatalf("%s moved after the fix: %+v", r.Key, r)
+		}
+	}
+	for _, ps := range a.Pools() {
+		for _, c := range ps.Status.Conditions {
+			if c.Type == v1alpha1.PoolConditionConflicting && c.Status != metav1.ConditionFalse {
+				t.Fatalf("pool %s still conflicting: %+v", ps.Name, c)
+			}
+		}
+	}
+}
