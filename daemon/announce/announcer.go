@@ -171,6 +171,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	}
 	d.state.Reason = ReasonAnnounced
 	d.state.Message = dec.Message
+	d.backends.Announced = true
 	for p := range d.paths {
 		d.state.Prefixes = append(d.state.Prefixes, p)
 	}

@@ -57,6 +57,9 @@ type ServiceBackends struct {
 	Local bool
 	// SourceRanges is spec.loadBalancerSourceRanges (empty: all allowed).
 	SourceRanges []netip.Prefix
+	// Announced is true when this node announces the VIPs (the datapath then marks them,
+	// e.g. to answer ICMP echo).
+	Announced bool
 	// NewFlow are the local endpoints taking new flows; Keep those whose established flows
 	// are kept (a superset), as computed by eligibility.SelectEndpoints.
 	NewFlow []eligibility.LocalEndpoint

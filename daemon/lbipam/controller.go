@@ -51,13 +51,23 @@ type Controller struct {
 	// poolWritten is the status last written per pool name: the cache may lag behind our
 	// own writes, so "cache equals desired" alone could skip a needed correction.
 	poolWritten map[string]v1alpha1.LoadBalancerIPPoolStatus
+	// svcWritten remembers, per Service key, what was last written on top of which cached
+	// resourceVersion: while the cache still shows that version, the write is not repeated.
+	svcWritten map[string]written
+}
+
+type written struct {
+	fromRV  string
+	ingress []corev1.LoadBalancerIngress
+	cond    metav1.Condition
 }
 
 // New returns a controller. recorder may be nil (no events); requeue (may be nil) is
 // called with the keys of pending Services when an address is released.
 func New(kube kubernetes.Interface, crd versioned.Interface, src Sources, cfg ipam.Config, recorder record.EventRecorder, requeue func(string)) *Controller {
 	return &Controller{kube: kube, crd: crd, src: src, alloc: ipam.New(cfg), recorder: recorder, requeue: requeue,
-		pending: map[string]bool{}, poolWritten: map[string]v1alpha1.LoadBalancerIPPoolStatus{}}
+		pending: map[string]bool{}, poolWritten: map[string]v1alpha1.LoadBalancerIPPoolStatus{},
+		svcWritten: map[string]written{}}
 }
 
 // Sync is the watch.SyncFunc.
@@ -84,6 +94,7 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 			c.retryPending(key)
 		}
 		delete(c.pending, key)
+		delete(c.svcWritten, key)
 		return c.writePools(ctx)
 	}
 	if err != nil {
@@ -157,10 +168,14 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 	ingress := res.Ingress()
 	cond := res.Condition(svc.Generation)
 	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
-	sameCond := old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message &&
-		old.ObservedGeneration == cond.ObservedGeneration
+	sameCond := sameCondition(old, cond)
 	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
+		delete(c.svcWritten, res.Key)
 		return nil
+	}
+	if w, ok := c.svcWritten[res.Key]; ok && w.fromRV == svc.ResourceVersion && svc.ResourceVersion != "" &&
+		ingressEqual(w.ingress, ingress) && sameCondition(&w.cond, cond) {
+		return nil // already written; the cache has not caught up yet
 	}
 	upd := svc.DeepCopy()
 	upd.Status.LoadBalancer.Ingress = ingress
@@ -168,6 +183,7 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 	if _, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update status of service %s: %w", res.Key, err)
 	}
+	c.svcWritten[res.Key] = written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond}
 	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
 	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,
 		"reason", res.Reason, "message", res.Message)
@@ -234,6 +250,11 @@ func ingressEqual(a, b []corev1.LoadBalancerIngress) bool {
 		}
 	}
 	return true
+}
+
+func sameCondition(old *metav1.Condition, c metav1.Condition) bool {
+	return old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message &&
+		old.ObservedGeneration == c.ObservedGeneration
 }
 
 func addrsEqual(a, b []netip.Addr) bool { return slices.Equal(a, b) }

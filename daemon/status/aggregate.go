@@ -187,12 +187,14 @@ func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
 	}
 	slices.SortFunc(states, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
 	var rv strings.Builder
+	cacheable := true
 	for _, s := range states {
 		rv.WriteString(s.Name + "@" + s.ResourceVersion + ",")
+		cacheable = cacheable && s.ResourceVersion != ""
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.index.nodesBySvc != nil && a.indexRV == rv.String() {
+	if cacheable && a.index.nodesBySvc != nil && a.indexRV == rv.String() {
 		return a.index, nil
 	}
 	idx := nodeStateIndex{nodesBySvc: map[string][]string{}}

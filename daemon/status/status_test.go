@@ -30,7 +30,7 @@ type fakeAnnounce struct {
 }
 
 func (f *fakeAnnounce) State() ([]announce.ServiceState, []announce.Prefix) { return nil, f.prefixes }
-func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem                 { return f.problems }
+func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem                { return f.problems }
 
 func must(t *testing.T, err error) {
 	t.Helper()

@@ -1,0 +1,360 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/announce"
+	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/ipam"
+	"github.com/bgplb/bgplb/daemon/lbipam"
+	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/registry"
+	"github.com/bgplb/bgplb/daemon/registry/api"
+	"github.com/bgplb/bgplb/daemon/status"
+	"github.com/bgplb/bgplb/daemon/watch"
+)
+
+// Run runs the daemon until ctx is done. It returns an error when a part fails to start;
+// after a clean shutdown it returns nil.
+func Run(ctx context.Context, cfg Config) error {
+	restCfg, err := restConfig(cfg.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	restCfg.UserAgent = "bgplbd/" + cfg.Version
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("create kubernetes client: %w", err)
+	}
+	crd, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("create bgplb client: %w", err)
+	}
+	return run(ctx, cfg, kube, crd, bgp.NewSpeaker(klog.FromContext(ctx)))
+}
+
+// run is Run with the clients and the speaker given (tests pass fakes).
+func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd versioned.Interface, speaker bgp.Speaker) error {
+	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
+	ctx = klog.NewContext(ctx, logger)
+	logger.Info("starting bgplbd", "version", cfg.Version, "class", cfg.Class, "defaultClass", cfg.DefaultClass,
+		"datapath", cfg.Datapath, "socket", cfg.Socket)
+	metrics.Register()
+	eligibility.RegisterMetrics()
+
+	var ready atomic.Bool
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	serveHTTP(ctx, &wg, cfg, &ready)
+
+	// The endpoint registry: adopt what the CNI plugin recorded while we were down.
+	reg := registry.New()
+	if _, err := reg.Rebuild(ctx, api.RecordStore{Dir: cfg.RecordsDir}); err != nil {
+		logger.Info("endpoint registry rebuilt with errors", "err", err)
+	}
+
+	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+
+	node, err := waitForNode(ctx, kube, cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	routerID := cfg.RouterID
+	if !routerID.IsValid() {
+		routerID, _ = nodeIP(node, true) // waitForNode guarantees one
+	}
+
+	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
+		return fmt.Errorf("start bgp speaker: %w", err)
+	}
+	defer func() {
+		// No Cease: graceful-restart peers keep our routes while the next daemon starts.
+		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer c()
+		if err := speaker.Stop(sctx, true); err != nil {
+			logger.Info("stopping bgp speaker failed", "err", err)
+		}
+	}()
+
+	var endpoints eligibility.EndpointRegistry
+	if cfg.Datapath {
+		endpoints = registryView{reg}
+	}
+	runner, err := eligibility.NewRunner(ctx, newPluginRegistry(), cfg.Profile, eligibility.NewHandle(cfg.NodeName, endpoints, speaker))
+	if err != nil {
+		return fmt.Errorf("create eligibility runner: %w", err)
+	}
+
+	dp, err := startDatapath(ctx, cfg, node, reg)
+	if err != nil {
+		return err
+	}
+
+	ann := announce.New(announce.Sources{
+		Services:       caches.Services,
+		Slices:         caches.SlicesForService,
+		Node:           caches.Node,
+		Pools:          caches.Pools(),
+		Peers:          caches.Peers(),
+		Advertisements: caches.Advertisements(),
+		Secrets:        caches.Secrets,
+	}, runner, speaker, dp.announceDatapath())
+	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, caches.Node, time.Second)
+	ann.OnChange(nodeState.Trigger)
+
+	queue := watch.NewQueue("announce", ann.Sync)
+	caches.Subscribe(queue, watch.Triggers{
+		Services:       true,
+		Slices:         true,
+		Node:           []string{watch.AllServices, announce.PeersKey},
+		Secrets:        []string{announce.PeersKey},
+		Pools:          []string{announce.PeersKey, watch.AllServices},
+		Peers:          []string{announce.PeersKey},
+		Advertisements: []string{watch.AllServices},
+	})
+	cancelReg := reg.Subscribe(func(ep api.Endpoint, _ bool) { caches.EnqueueEndpoint(queue, ep) })
+	defer cancelReg()
+
+	caches.Start(ctx)
+	if !caches.WaitForCacheSync(ctx) {
+		return errors.New("wait for informer caches: " + context.Cause(ctx).Error())
+	}
+	logger.Info("informer caches synced")
+
+	// The socket is served once the caches can answer: the CNI plugin's STATUS reports us ready.
+	wg.Go(func() {
+		if err := reg.Serve(ctx, cfg.Socket); err != nil {
+			logger.Error(err, "endpoint registry server failed")
+			cancel()
+		}
+	})
+
+	// First pass, synchronously: peers, then every Service, then prune what no Service
+	// claimed from before the restart.
+	if err := ann.SyncPeers(ctx); err != nil {
+		logger.Info("initial peer sync failed, will retry", "err", err)
+		queue.Add(announce.PeersKey)
+	}
+	for _, key := range caches.ServiceKeys() {
+		if err := ann.SyncService(ctx, key); err != nil {
+			logger.Info("initial service sync failed, will retry", "service", key, "err", err)
+			queue.Add(key)
+		}
+	}
+	if err := dp.prune(ctx); err != nil {
+		logger.Info("pruning stale datapath entries failed", "err", err)
+	}
+	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
+	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-speaker.Changes():
+				nodeState.Trigger()
+			}
+		}
+	})
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+
+	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, kube, crd, caches, recorder) }
+	if cfg.LeaderElect {
+		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
+	} else {
+		wg.Go(func() { leaderWork(ctx) })
+	}
+
+	ready.Store(true)
+	logger.Info("bgplbd ready")
+	<-ctx.Done()
+	ready.Store(false)
+	logger.Info("shutting down: routes and datapath stay in place for the next daemon")
+	return nil
+}
+
+// runLeader runs the LB-IPAM controller and the Announced aggregator until ctx is done.
+func runLeader(ctx context.Context, cfg Config, kube kubernetes.Interface, crd versioned.Interface, caches *watch.Caches, recorder record.EventRecorder) {
+	logger := klog.FromContext(ctx)
+	logger.Info("running as LB-IPAM leader")
+	metrics.IsLeader.Set(1)
+	defer metrics.IsLeader.Set(0)
+
+	var ipamQueue *watch.Queue
+	ctrl := lbipam.New(kube, crd, lbipam.Sources{
+		Services:        caches.Services,
+		Pools:           caches.Pools(),
+		NamespaceLabels: caches.NamespaceLabels,
+	}, ipam.Config{Class: cfg.Class, DefaultClass: cfg.DefaultClass}, recorder, func(k string) { ipamQueue.Add(k) })
+	ipamQueue = watch.NewQueue("lbipam", ctrl.Sync)
+	removeIPAM := caches.Subscribe(ipamQueue, watch.Triggers{
+		Services:   true,
+		Pools:      []string{lbipam.PoolsKey},
+		Namespaces: []string{lbipam.PoolsKey},
+	})
+	defer removeIPAM()
+
+	agg := status.NewAggregator(kube, status.AggregatorSources{
+		Services:       caches.Services,
+		NodeStates:     caches.NodeStates(),
+		Peers:          caches.Peers(),
+		Advertisements: caches.Advertisements(),
+		Pools:          caches.Pools(),
+	}, cfg.Class, cfg.DefaultClass)
+	aggQueue := watch.NewQueue("announced", agg.Sync)
+	removeAgg := caches.Subscribe(aggQueue, watch.Triggers{
+		Services:       true,
+		NodeStates:     []string{watch.AllServices},
+		Peers:          []string{watch.AllServices},
+		Advertisements: []string{watch.AllServices},
+	})
+	defer removeAgg()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { ipamQueue.Run(ctx, 1) }) // one worker: see lbipam's contract
+	wg.Go(func() { aggQueue.Run(ctx, 2) })
+	wg.Wait()
+	logger.Info("stopped LB-IPAM leader work")
+}
+
+// registryView adapts the registry to eligibility.EndpointRegistry.
+type registryView struct{ r *registry.Registry }
+
+func (v registryView) Registered(namespace, name string, ip netip.Addr) bool {
+	ep, ok := v.r.ByIP(ip)
+	if !ok {
+		return false
+	}
+	return name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load in-cluster config (or pass --kubeconfig): %w", err)
+		}
+		return c, nil
+	}
+	c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	return c, nil
+}
+
+// waitForNode gets this node's object, retrying until it exists or ctx is done.
+func waitForNode(ctx context.Context, kube kubernetes.Interface, name string) (*corev1.Node, error) {
+	var node *corev1.Node
+	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			klog.FromContext(ctx).Info("waiting for the node object", "err", err)
+			return false, nil
+		}
+		if _, ok := nodeIP(n, true); !ok {
+			klog.FromContext(ctx).Info("waiting for the node's IPv4 InternalIP")
+			return false, nil
+		}
+		node = n
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get node %s: %w", name, err)
+	}
+	return node, nil
+}
+
+// nodeIP returns the node's first InternalIP of the family (v4 true: IPv4).
+func nodeIP(n *corev1.Node, v4 bool) (netip.Addr, bool) {
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Address)
+		if err == nil && ip.Unmap().Is4() == v4 {
+			return ip.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// serveHTTP starts the metrics and health servers.
+func serveHTTP(ctx context.Context, wg *sync.WaitGroup, cfg Config, ready *atomic.Bool) {
+	logger := klog.FromContext(ctx)
+	start := func(name, addr string, h http.Handler) {
+		if addr == "" {
+			return
+		}
+		srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error(err, "http server failed", "server", name, "address", addr)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx) // best effort on exit
+		})
+	}
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", legacyregistry.Handler())
+	healthMux := http.NewServeMux()
+	healthMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	healthMux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	if cfg.MetricsAddr == cfg.HealthAddr {
+		metricsMux.Handle("/healthz", healthMux)
+		metricsMux.Handle("/readyz", healthMux)
+		start("metrics+health", cfg.MetricsAddr, metricsMux)
+		return
+	}
+	start("metrics", cfg.MetricsAddr, metricsMux)
+	start("health", cfg.HealthAddr, healthMux)
+}
+
+// hostname is used as a fallback identity.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}

@@ -1,0 +1,38 @@
+//go:build linux
+
+package datapath
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/bpf"
+)
+
+// AttachUplinks attaches the uplink program (tcx ingress) to each named interface, with the
+// link pinned under pinDir so it survives daemon restarts. Idempotent.
+func AttachUplinks(ctx context.Context, pinDir string, names []string) error {
+	for _, name := range names {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return fmt.Errorf("attach uplink program to %s: %w", name, err)
+		}
+		if err := bpf.AttachUplink(pinDir, ifc.Index, bpf.UplinkLinkPin(pinDir, name)); err != nil {
+			return fmt.Errorf("attach uplink program to %s: %w", name, err)
+		}
+		klog.FromContext(ctx).Info("uplink program attached", "interface", name, "ifindex", ifc.Index)
+	}
+	return nil
+}
+
+// OpenMaps opens (creating when missing) the maps pinned in pinDir.
+func OpenMaps(pinDir string) (*bpf.Maps, error) {
+	m, err := bpf.OpenMaps(pinDir)
+	if err != nil {
+		return nil, fmt.Errorf("open datapath maps in %s: %w", pinDir, err)
+	}
+	return m, nil
+}
