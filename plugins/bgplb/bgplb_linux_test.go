@@ -275,6 +275,15 @@ var _ = Describe("bgplb chained plugin", func() {
 			})
 		}
 
+		It("collects everything when the list is null (libcni's encoding of none)", func() {
+			_, err := e.add(e.args("ctr1", "eth0", e.netconf("1.1.0", prev, nil)))
+			Expect(err).NotTo(HaveOccurred())
+			out, code := e.runBinary([]string{"CNI_COMMAND=GC", "CNI_PATH=/nonexistent"},
+				e.netconf("1.1.0", nil, map[string]any{"cni.dev/valid-attachments": nil}))
+			Expect(code).To(Equal(0), "%s", out)
+			e.nothingAttached()
+		})
+
 		It("collects nothing when no attachment list is given", func() {
 			_, err := e.add(e.args("ctr1", "eth0", e.netconf("1.1.0", prev, nil)))
 			Expect(err).NotTo(HaveOccurred())

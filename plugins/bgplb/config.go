@@ -34,6 +34,10 @@ type PluginConf struct {
 	// LegacyAttachments is the pre-1.1.0-final name of cni.dev/valid-attachments (GC).
 	LegacyAttachments []types.GCAttachment `json:"cni.dev/attachments,omitempty"`
 
+	// gcListGiven is true when stdin has cni.dev/valid-attachments or cni.dev/attachments,
+	// even as null: libcni sends null for "no valid attachments".
+	gcListGiven bool
+
 	// result is PrevResult converted to the current result version (nil when not chained).
 	result *current.Result
 }
@@ -48,6 +52,13 @@ func parseConfig(stdin []byte, ignorePrevResult bool) (*PluginConf, error) {
 	if err := json.Unmarshal(stdin, conf); err != nil {
 		return nil, cniError(types.ErrDecodingFailure, "decode network configuration", err)
 	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(stdin, &keys); err != nil {
+		return nil, cniError(types.ErrDecodingFailure, "decode network configuration", err)
+	}
+	_, valid := keys["cni.dev/valid-attachments"]
+	_, legacy := keys["cni.dev/attachments"]
+	conf.gcListGiven = valid || legacy
 	if conf.DaemonSocket == "" {
 		conf.DaemonSocket = defaultDaemonSocket
 	}

@@ -286,7 +286,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	logger, closeLog := openLog(conf.LogFile, "GC", "", "")
 	defer closeLog()
-	if conf.ValidAttachments == nil && conf.LegacyAttachments == nil {
+	if !conf.gcListGiven {
 		// Without the list we cannot tell valid from stale; removing everything would
 		// break every pod on the node.
 		logger.Printf("no cni.dev/valid-attachments given: nothing collected")
