@@ -41,12 +41,14 @@ type podWorker struct {
 	probeIP  netip.Addr
 	port     int // TCP port probed
 
-	netLost  bool // the recorded namespace vanished: release the old attachment before re-adding
-	running  bool // the process has answered a probe
-	ready    readiness
-	setupErr string
-	backoff  time.Duration
-	retryAt  time.Time
+	netLost bool // the recorded namespace vanished: release the old attachment before re-adding
+	running bool // the process has answered a probe
+	ready   readiness
+	// lastProbe is when the last readiness probe started.
+	lastProbe time.Time
+	setupErr  string
+	backoff   time.Duration
+	retryAt   time.Time
 
 	terminating bool
 	killAt      time.Time
@@ -175,9 +177,9 @@ func (w *podWorker) sync(ctx context.Context) (time.Duration, bool) {
 		}
 		w.setupErr = ""
 	}
-	w.probe(ctx)
+	next := w.probe(ctx)
 	w.syncStatus(ctx, pod)
-	return probePeriod, false
+	return next, false
 }
 
 func (w *podWorker) nextBackoff() time.Duration {
@@ -267,9 +269,16 @@ func (w *podWorker) setup(ctx context.Context, pod *corev1.Pod) error {
 }
 
 // probe runs one readiness probe and updates running/ready.
-func (w *podWorker) probe(ctx context.Context) {
+// Probes run at most once per probePeriod however often the worker is woken
+// (every status patch comes back as a pod event), so the failure threshold
+// keeps meaning time. probe returns when the next one is due.
+func (w *podWorker) probe(ctx context.Context) time.Duration {
+	if wait := probePeriod - time.Since(w.lastProbe); wait > 0 {
+		return wait
+	}
+	w.lastProbe = time.Now()
 	if w.proc == nil || !w.probeIP.IsValid() {
-		return
+		return probePeriod
 	}
 	res, err := w.k.prober.probe(ctx, w.probeIP, w.port)
 	if res.answered && !w.running {
@@ -278,11 +287,12 @@ func (w *podWorker) probe(ctx context.Context) {
 		w.logger.Info("pod process answers")
 	}
 	if !w.running {
-		return
+		return probePeriod
 	}
 	if w.ready.observe(res.ok) {
 		w.logger.Info("pod readiness changed", "ready", w.ready.ready, "probeError", errString(err))
 	}
+	return probePeriod
 }
 
 func errString(err error) string {
@@ -360,9 +370,9 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) (time.Durati
 		}
 	}
 	if w.proc.alive() && now.Before(w.killAt) {
-		w.probe(ctx)
+		next := w.probe(ctx)
 		w.syncStatus(ctx, pod)
-		return min(probePeriod, time.Until(w.killAt)), false
+		return min(next, time.Until(w.killAt)), false
 	}
 	if w.proc.alive() {
 		w.logger.Info("grace period over; killing the pod process", "pid", w.proc.pid)
