@@ -5,6 +5,7 @@ package bpf
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -21,19 +22,25 @@ import (
 
 // The end-to-end test runs real traffic through both programs:
 //
-//	netns cli (client/router)        netns node                      netns pod
-//	c0 198.18.0.1 ───veth─── n0 198.18.0.11 [lb_uplink]
-//	                                 hpod 198.19.1.1 [lb_pod] ──veth── eth0 198.19.1.5 (server)
+//	netns cli            netns rtr                     netns node                  netns pod
+//	c0 198.51.100.10 ── r1 198.51.100.1 (mtu 1280)
+//	                     r0 198.18.0.1 ──────────── n0 198.18.0.11 [lb_uplink]
+//	                                                  hpod 198.19.1.1 [lb_pod] ── eth0 198.19.1.5 (server)
 //
-// VIP 203.0.113.100 / 2001:db8:ffff::100 is routed by cli to the node and
-// configured nowhere: only the datapath makes it work. Servers and clients
-// are this test binary re-executed with `ip netns exec` (see TestMain), so no
-// goroutine ever switches namespaces.
+// (and the same in IPv6). VIP 203.0.113.100 / 2001:db8:ffff::100 is routed by
+// rtr to the node and configured nowhere; the node has no route back to the
+// client LAN and does not forward: only the datapath makes the VIP work, and
+// replies can only find the client by going back to the router's MAC. The
+// rtr -> cli link has a smaller MTU than the client's own interface, so large
+// replies need path MTU discovery through the VIP (ICMP errors translated to
+// the pod). Servers and clients are this test binary re-executed with
+// `ip netns exec` (see TestMain), so no goroutine ever switches namespaces.
 
 const (
 	envE2EServer = "BGPLB_BPF_E2E_SERVER"
 	envE2EClient = "BGPLB_BPF_E2E_CLIENT"
 	envAttach    = "BGPLB_BPF_ATTACH"
+	bigReply     = 64 << 10
 )
 
 func TestMain(m *testing.M) {
@@ -100,17 +107,36 @@ func runE2EServer() {
 			if err != nil {
 				return
 			}
+			if line == "big\n" {
+				c.Write(make([]byte, bigReply)) //nolint:errcheck // the client checks the length
+				return
+			}
 			ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
 			fmt.Fprintf(c, "peer=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), line)
 		}(c)
 	}
 }
 
-// runE2EClient: "tcp|addr:port|msg", "udp|addr:port|msg" or "ping|addr".
+// runE2EClient: "tcp|addr:port|msg", "udp|addr:port|msg", "tcpbig|addr:port" or "ping|addr".
 // Prints "local=<addr:port> reply=<reply>".
 func runE2EClient(spec string) (string, error) {
 	parts := strings.SplitN(spec, "|", 3)
 	switch parts[0] {
+	case "tcpbig":
+		c, err := net.DialTimeout("tcp", parts[1], 2*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // best effort
+		if _, err := fmt.Fprintf(c, "big\n"); err != nil {
+			return "", err
+		}
+		n, err := io.Copy(io.Discard, c)
+		if err != nil {
+			return "", fmt.Errorf("read after %d bytes: %w", n, err)
+		}
+		return fmt.Sprintf("local=%s reply=%d bytes", c.LocalAddr(), n), nil
 	case "tcp", "udp":
 		c, err := net.DialTimeout(parts[0], parts[1], 2*time.Second)
 		if err != nil {
@@ -183,18 +209,27 @@ func e2eClient(ns *testNetns, spec string) (string, error) {
 
 func TestEndToEnd(t *testing.T) {
 	pinDir := newPinDir(t)
-	cli, node, pod := newNetns(t), newNetns(t), newNetns(t)
-	for _, ns := range []*testNetns{cli, node, pod} {
+	cli, rtr, node, pod := newNetns(t), newNetns(t), newNetns(t), newNetns(t)
+	for _, ns := range []*testNetns{cli, rtr, node, pod} {
 		run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
 	}
-	run(t, "ip", "-n", cli.name, "link", "add", "c0", "type", "veth", "peer", "name", "n0", "netns", node.name)
+	run(t, "ip", "-n", cli.name, "link", "add", "c0", "type", "veth", "peer", "name", "r1", "netns", rtr.name)
+	run(t, "ip", "-n", rtr.name, "link", "add", "r0", "type", "veth", "peer", "name", "n0", "netns", node.name)
 	run(t, "ip", "-n", node.name, "link", "add", "hpod", "type", "veth", "peer", "name", "eth0", "netns", pod.name)
 	for _, c := range [][]string{
-		{cli.name, "addr", "add", "198.18.0.1/24", "dev", "c0"},
-		{cli.name, "addr", "add", "2001:db8:f::1/64", "dev", "c0", "nodad"},
+		{cli.name, "addr", "add", "198.51.100.10/24", "dev", "c0"},
+		{cli.name, "addr", "add", "2001:db8:c::10/64", "dev", "c0", "nodad"},
 		{cli.name, "link", "set", "c0", "up"},
-		{cli.name, "route", "add", "203.0.113.100/32", "via", "198.18.0.11"},
-		{cli.name, "route", "add", "2001:db8:ffff::100/128", "via", "2001:db8:f::11"},
+		{cli.name, "route", "add", "default", "via", "198.51.100.1"},
+		{cli.name, "-6", "route", "add", "default", "via", "2001:db8:c::1"},
+		{rtr.name, "addr", "add", "198.51.100.1/24", "dev", "r1"},
+		{rtr.name, "addr", "add", "2001:db8:c::1/64", "dev", "r1", "nodad"},
+		{rtr.name, "link", "set", "r1", "mtu", "1280", "up"},
+		{rtr.name, "addr", "add", "198.18.0.1/24", "dev", "r0"},
+		{rtr.name, "addr", "add", "2001:db8:f::1/64", "dev", "r0", "nodad"},
+		{rtr.name, "link", "set", "r0", "up"},
+		{rtr.name, "route", "add", "203.0.113.100/32", "via", "198.18.0.11"},
+		{rtr.name, "route", "add", "2001:db8:ffff::100/128", "via", "2001:db8:f::11"},
 		{node.name, "addr", "add", "198.18.0.11/24", "dev", "n0"},
 		{node.name, "addr", "add", "2001:db8:f::11/64", "dev", "n0", "nodad"},
 		{node.name, "link", "set", "n0", "up"},
@@ -209,6 +244,7 @@ func TestEndToEnd(t *testing.T) {
 	} {
 		run(t, "ip", append([]string{"-n"}, c...)...)
 	}
+	run(t, "ip", "netns", "exec", rtr.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	var upIf, podIf int
 	node.do(t, func() error {
 		n0, err := net.InterfaceByName("n0")
@@ -257,10 +293,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	for _, c := range []struct{ spec, client string }{
-		{"tcp|203.0.113.100:80|hello-tcp4", "198.18.0.1"},
-		{"udp|203.0.113.100:53|hello-udp4", "198.18.0.1"},
-		{"tcp|[2001:db8:ffff::100]:80|hello-tcp6", "2001:db8:f::1"},
-		{"udp|[2001:db8:ffff::100]:53|hello-udp6", "2001:db8:f::1"},
+		{"tcp|203.0.113.100:80|hello-tcp4", "198.51.100.10"},
+		{"udp|203.0.113.100:53|hello-udp4", "198.51.100.10"},
+		{"tcp|[2001:db8:ffff::100]:80|hello-tcp6", "2001:db8:c::10"},
+		{"udp|[2001:db8:ffff::100]:53|hello-udp6", "2001:db8:c::10"},
 	} {
 		out, err := e2eClient(cli, c.spec)
 		if err != nil {
@@ -281,6 +317,15 @@ func TestEndToEnd(t *testing.T) {
 		out, err := e2eClient(cli, "ping|"+vip)
 		if err != nil || !strings.Contains(out, "echo-reply from "+vip) {
 			t.Errorf("ping %s: %q %v", vip, out, err)
+		}
+	}
+	// 64 KiB replies: segments of the client's MSS (1460) do not fit the
+	// router's 1280-byte link, so this only completes when the router's
+	// ICMP errors reach the pod.
+	for _, vip := range []string{"203.0.113.100:80", "[2001:db8:ffff::100]:80"} {
+		out, err := e2eClient(cli, "tcpbig|"+vip)
+		if err != nil || !strings.HasSuffix(out, fmt.Sprintf("reply=%d bytes", bigReply)) {
+			t.Errorf("large reply from %s: %q %v", vip, out, err)
 		}
 	}
 	if _, err := e2eClient(cli, "tcp|203.0.113.100:81|nobody"); err == nil {

@@ -21,6 +21,9 @@
  *   - LB_SVC_F_SOURCE_RANGES and client outside lb_src_ranges -> drop.
  *   - ICMP/ICMPv6 echo request to a VIP in lb_vips -> answered in place and
  *     sent back out of the interface it came in on.
+ *   - ICMP/ICMPv6 errors (frag needed / packet too big, unreachable, time
+ *     exceeded) quoting a tracked reply -> translated and delivered to the
+ *     flow's backend (path MTU discovery works through the VIP).
  *   - anything else continues untouched (TC_ACT_UNSPEC = TCX_NEXT, so other
  *     tcx programs, e.g. the primary CNI's, still run).
  *
@@ -363,19 +366,13 @@ static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *
  * sum are order-independent), set the reply type, swap MACs and send it back
  * out of the interface it arrived on. */
 static __always_inline int echo_reply(struct __sk_buff *skb, const struct ethhdr *eth,
-				      const struct pkt *p)
+				      const struct pkt *p, struct icmphdr_min ic)
 {
-	struct icmphdr_min ic;
-	__u8 req = p->v6 ? ICMPV6_ECHO_REQUEST : ICMP_ECHO;
 	__u8 rep = p->v6 ? ICMPV6_ECHO_REPLY : ICMP_ECHOREPLY;
 	__be16 old_w, new_w;
 	__u8 macs[12];
 
-	if (p->frag || !is_vip(p->daddr, LB_VIP_F_ECHO))
-		return TC_ACT_UNSPEC;
-	if (bpf_skb_load_bytes(skb, p->l4off, &ic, sizeof(ic)) < 0)
-		return TC_ACT_UNSPEC;
-	if (ic.type != req || ic.code != 0)
+	if (ic.code != 0 || !is_vip(p->daddr, LB_VIP_F_ECHO))
 		return TC_ACT_UNSPEC;
 
 	__builtin_memcpy(&old_w, &ic, 2);
@@ -401,6 +398,139 @@ static __always_inline int echo_reply(struct __sk_buff *skb, const struct ethhdr
 	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0) < 0)
 		return count_drop(LB_DROP_MALFORMED);
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* icmp_error delivers an ICMP/ICMPv6 error about a reply we sent from a VIP
+ * (fragmentation needed / packet too big, unreachable, time exceeded) to the
+ * backend of the tracked flow, translated as if the backend had sent the
+ * quoted packet itself: outer destination VIP -> backend, quoted source
+ * VIP:port -> backend:port, with the ICMP checksum (and for IPv4 the quoted
+ * header's checksum) fixed up. Without this, path MTU discovery toward the
+ * pod black-holes. Untracked errors continue untouched. */
+static __always_inline int icmp_error(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u32 inner_off = p->l4off + 8;
+	__u32 csum_off = p->l4off + 2;
+	struct lb_ct_key ck = {};
+	struct lb_ct_entry *ct;
+	struct lb_backend *bp, be;
+	__u32 inner_l4off, inner_saddr_off, be_id;
+	__u8 inner_proto;
+	__be16 iports[2];
+
+	if (!is_vip(p->daddr, 0))
+		return TC_ACT_UNSPEC;
+	if (p->v6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, inner_off, &ip6, sizeof(ip6)) < 0)
+			return TC_ACT_UNSPEC;
+		inner_proto = ip6.nexthdr;
+		inner_l4off = inner_off + sizeof(ip6);
+		inner_saddr_off = inner_off + 8;
+		__builtin_memcpy(ck.daddr, ip6.saddr, 16);
+		__builtin_memcpy(ck.saddr, ip6.daddr, 16);
+	} else {
+		struct iphdr ip;
+		__u32 ihl;
+
+		if (bpf_skb_load_bytes(skb, inner_off, &ip, sizeof(ip)) < 0)
+			return TC_ACT_UNSPEC;
+		ihl = (__u32)(ip.ver_ihl & 0xf) * 4;
+		if ((ip.ver_ihl >> 4) != 4 || ihl < sizeof(ip))
+			return TC_ACT_UNSPEC;
+		inner_proto = ip.protocol;
+		inner_l4off = inner_off + ihl;
+		inner_saddr_off = inner_off + 12;
+		addr_v4mapped(ck.daddr, ip.saddr);
+		addr_v4mapped(ck.saddr, ip.daddr);
+	}
+	if (inner_proto != IPPROTO_TCP && inner_proto != IPPROTO_UDP)
+		return TC_ACT_UNSPEC;
+	if (bpf_skb_load_bytes(skb, inner_l4off, iports, 4) < 0)
+		return TC_ACT_UNSPEC;
+	/* The quoted packet is a reply: VIP:port -> client:port. */
+	ck.sport = iports[1];
+	ck.dport = iports[0];
+	ck.proto = inner_proto;
+	ct = bpf_map_lookup_elem(&lb_ct, &ck);
+	if (!ct)
+		return TC_ACT_UNSPEC;
+	be_id = ct->backend_id;
+	bp = bpf_map_lookup_elem(&lb_backends, &be_id);
+	if (!bp)
+		return TC_ACT_UNSPEC;
+	be = *bp;
+	if (is_v4mapped(be.addr) == p->v6)
+		return TC_ACT_UNSPEC;
+
+	if (p->v6) {
+		__u8 vip[16], dst[16];
+		__s64 diff;
+
+		__builtin_memcpy(vip, ck.daddr, 16);
+		__builtin_memcpy(dst, be.addr, 16);
+		diff = bpf_csum_diff((__be32 *)vip, 16, (__be32 *)dst, 16, 0);
+		/* outer destination: in the ICMPv6 pseudo-header */
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR) < 0 ||
+		    bpf_skb_store_bytes(skb, IP6_DADDR_OFF, dst, 16, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+		/* quoted source: in the ICMPv6 payload */
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, 0) < 0 ||
+		    bpf_skb_store_bytes(skb, inner_saddr_off, dst, 16, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+	} else {
+		__be32 old_ip, new_ip;
+		__sum16 old_ic, new_ic;
+
+		__builtin_memcpy(&old_ip, p->daddr + 12, 4);
+		__builtin_memcpy(&new_ip, be.addr + 12, 4);
+		if (bpf_l3_csum_replace(skb, IP4_CSUM_OFF, old_ip, new_ip, 4) < 0 ||
+		    bpf_skb_store_bytes(skb, IP4_DADDR_OFF, &new_ip, 4, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+		__builtin_memcpy(&old_ip, ck.daddr + 12, 4);
+		if (bpf_skb_load_bytes(skb, inner_off + 10, &old_ic, 2) < 0 ||
+		    bpf_l3_csum_replace(skb, inner_off + 10, old_ip, new_ip, 4) < 0 ||
+		    bpf_skb_load_bytes(skb, inner_off + 10, &new_ic, 2) < 0 ||
+		    bpf_skb_store_bytes(skb, inner_saddr_off, &new_ip, 4, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+		/* the ICMP checksum covers the quoted address and checksum */
+		if (bpf_l4_csum_replace(skb, csum_off, old_ip, new_ip, 4) < 0 ||
+		    bpf_l4_csum_replace(skb, csum_off, old_ic, new_ic, 2) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+	}
+	if (iports[0] != be.port) {
+		if (bpf_l4_csum_replace(skb, csum_off, iports[0], be.port, 2) < 0 ||
+		    bpf_skb_store_bytes(skb, inner_l4off, &be.port, 2, 0) < 0)
+			return count_drop(LB_DROP_MALFORMED);
+	}
+	return bpf_redirect_peer(be.ifindex, 0);
+}
+
+/* handle_icmp: echo requests to a VIP are answered, errors about tracked
+ * flows go to their backend, everything else continues untouched. */
+static __always_inline int handle_icmp(struct __sk_buff *skb, const struct ethhdr *eth,
+				       const struct pkt *p)
+{
+	struct icmphdr_min ic;
+
+	if (p->frag)
+		return TC_ACT_UNSPEC;
+	if (bpf_skb_load_bytes(skb, p->l4off, &ic, sizeof(ic)) < 0)
+		return TC_ACT_UNSPEC;
+	if (p->v6) {
+		if (ic.type == ICMPV6_ECHO_REQUEST)
+			return echo_reply(skb, eth, p, ic);
+		if (ic.type == ICMPV6_DEST_UNREACH || ic.type == ICMPV6_PKT_TOOBIG ||
+		    ic.type == ICMPV6_TIME_EXCEED)
+			return icmp_error(skb, p);
+		return TC_ACT_UNSPEC;
+	}
+	if (ic.type == ICMP_ECHO)
+		return echo_reply(skb, eth, p, ic);
+	if (ic.type == ICMP_DEST_UNREACH || ic.type == ICMP_TIME_EXCEEDED)
+		return icmp_error(skb, p);
+	return TC_ACT_UNSPEC;
 }
 
 /* src_allowed looks the client up in the service's loadBalancerSourceRanges. */
@@ -435,7 +565,7 @@ int lb_uplink(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 
 	if ((!p.v6 && p.proto == IPPROTO_ICMP) || (p.v6 && p.proto == IPPROTO_ICMPV6))
-		return echo_reply(skb, &eth, &p);
+		return handle_icmp(skb, &eth, &p);
 	if (p.frag) {
 		if (is_vip(p.daddr, 0))
 			return count_drop(LB_DROP_FRAGMENT);

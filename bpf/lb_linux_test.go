@@ -535,6 +535,15 @@ func seedPackets() [][]byte {
 		buildPacket(pktSpec{src: ap("[2001:db8:c::10]:0"), dst: ap("[2001:db8:ffff::10]:0"), proto: ipProtoICMPv6, icmpType: 128}),
 		buildPacket(pktSpec{src: ap("198.51.100.10:1"), dst: ap("203.0.113.10:80"), proto: ipProtoUDP, fragment: true}),
 	)
+	// ICMP errors quoting replies of the natCases flows.
+	for _, c := range natCases() {
+		sent := buildPacket(pktSpec{src: c.vip, dst: c.client, proto: c.proto})
+		typ, proto, n := uint8(3), uint8(ipProtoICMP), 14+20+8
+		if c.vip.Addr().Is6() {
+			typ, proto, n = 2, ipProtoICMPv6, 14+40+8
+		}
+		seeds = append(seeds, buildPacket(pktSpec{src: netip.AddrPortFrom(c.client.Addr(), 0), dst: netip.AddrPortFrom(c.vip.Addr(), 0), proto: proto, icmpType: typ, payload: sent[14:n]}))
+	}
 	return seeds
 }
 
@@ -638,5 +647,64 @@ func TestReverseNATFollowsRequestPath(t *testing.T) {
 	}
 	if st, _ := f.maps.ServiceStats(8); st.Packets != 0 {
 		t.Fatalf("counters of the deleted service still present: %+v", st)
+	}
+}
+
+// TestICMPErrorToBackend: an ICMP "fragmentation needed" / ICMPv6 "packet too
+// big" quoting a reply we sent from the VIP reaches the flow's backend,
+// translated so the pod's stack matches it to its socket.
+func TestICMPErrorToBackend(t *testing.T) {
+	f := newFixture(t)
+	for i, c := range []struct {
+		vip, backend, client netip.AddrPort
+		router               netip.Addr
+		proto, icmpType      uint8
+		quoteLen             int
+	}{
+		{ap("203.0.113.90:80"), ap("198.19.1.9:8080"), ap("198.51.100.10:42000"), netip.MustParseAddr("198.51.100.1"), ipProtoICMP, 3, 20 + 8},
+		{ap("[2001:db8:ffff::90]:80"), ap("[2001:db8:1:1::9]:8080"), ap("[2001:db8:c::10]:42000"), netip.MustParseAddr("2001:db8:c::1"), ipProtoICMPv6, 2, 40 + 8},
+	} {
+		id := uint32(90 + i)
+		must(t, f.maps.PutBackend(id, Backend{Addr: c.backend, Ifindex: 9}))
+		must(t, f.maps.PutService(ServiceKey{VIP: c.vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: id}, []uint32{id}))
+		must(t, f.maps.PutVIP(c.vip.Addr()))
+
+		// The reply as it left the node (from the VIP), quoted by the router.
+		sent := buildPacket(pktSpec{src: c.vip, dst: c.client, proto: ipProtoTCP, payload: make([]byte, 64)})
+		quote := sent[14 : 14+c.quoteLen]
+		icmpErr := buildPacket(pktSpec{src: netip.AddrPortFrom(c.router, 0), dst: netip.AddrPortFrom(c.vip.Addr(), 0), proto: c.proto, icmpType: c.icmpType, payload: quote})
+
+		// Not tracked yet: untouched.
+		if ret, out := f.uplink(t, icmpErr); ret != actNext || !bytes.Equal(out, icmpErr) {
+			t.Fatalf("error about an untracked flow: ret %d", int32(ret))
+		}
+		if ret, _ := f.uplink(t, buildPacket(pktSpec{src: c.client, dst: c.vip, proto: ipProtoTCP})); ret != actRedirect {
+			t.Fatalf("request: ret %d", int32(ret))
+		}
+		ret, out := f.uplink(t, icmpErr)
+		if ret != actRedirect {
+			t.Fatalf("error about a tracked flow: ret %d, want redirect", int32(ret))
+		}
+		d := mustDecode(t, out) // verifies the (ICMPv6 pseudo-header) checksum
+		if d.dst.Addr() != c.backend.Addr() || d.src.Addr() != c.router || d.icmpType != c.icmpType {
+			t.Fatalf("outer %v -> %v type %d", d.src, d.dst, d.icmpType)
+		}
+		// The quoted packet now reads backend:port -> client:port.
+		inner := d.payload
+		var isrc, idst netip.Addr
+		var ports []byte
+		if c.vip.Addr().Is4() {
+			if csumFold(csumAdd(0, inner[:20])) != 0xffff {
+				t.Fatalf("quoted IPv4 header checksum wrong: % x", inner[:20])
+			}
+			isrc, idst, ports = netip.AddrFrom4([4]byte(inner[12:16])), netip.AddrFrom4([4]byte(inner[16:20])), inner[20:24]
+		} else {
+			isrc, idst, ports = netip.AddrFrom16([16]byte(inner[8:24])), netip.AddrFrom16([16]byte(inner[24:40])), inner[40:44]
+		}
+		gotSrc := netip.AddrPortFrom(isrc, binary.BigEndian.Uint16(ports))
+		gotDst := netip.AddrPortFrom(idst, binary.BigEndian.Uint16(ports[2:]))
+		if gotSrc != c.backend || gotDst != c.client {
+			t.Fatalf("quoted packet %v -> %v, want %v -> %v", gotSrc, gotDst, c.backend, c.client)
+		}
 	}
 }
