@@ -36,7 +36,7 @@ LAB_PKGS      ?= ./conformance/lab/
 export BGPLB_BIN_DIR := $(BIN)
 export BGPLB_K8S_BIN_DIR := $(TOOLS_BIN)
 
-.PHONY: all deps tools build generate check-generate lint test test-unit test-lab \
+.PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-lab \
 	demo lab-up lab-down lab-status conformance bench manifests clean help
 
 all: build
@@ -85,10 +85,13 @@ lint: ## gofmt, go vet, staticcheck
 test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
+test-apiserver: tools ## CRD validation against a real kube-apiserver + etcd
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver ./daemon/apis/...
+
 test-lab: deps tools build ## end-to-end tests against the one-machine lab (root)
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 40m -v $(LAB_PKGS)
 
-test: deps tools build lint check-generate test-unit test-lab ## everything CI runs
+test: deps tools build lint check-generate test-unit test-apiserver test-lab ## everything CI runs
 
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh
