@@ -24,6 +24,9 @@
  *   - ICMP/ICMPv6 errors (frag needed / packet too big, unreachable, time
  *     exceeded) quoting a tracked reply -> translated and delivered to the
  *     flow's backend (path MTU discovery works through the VIP).
+ *   - other TCP/UDP ports and other protocols (not ICMP) to a VIP in lb_vips
+ *     -> drop (counted): the kernel does not own the VIP and would route the
+ *     packet back to the router (a loop until the TTL expires).
  *   - anything else continues untouched (TC_ACT_UNSPEC = TCX_NEXT, so other
  *     tcx programs, e.g. the primary CNI's, still run).
  *
@@ -571,8 +574,11 @@ int lb_uplink(struct __sk_buff *skb)
 			return count_drop(LB_DROP_FRAGMENT);
 		return TC_ACT_UNSPEC;
 	}
-	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP)
+	if (p.proto != IPPROTO_TCP && p.proto != IPPROTO_UDP) {
+		if (is_vip(p.daddr, 0))
+			return count_drop(LB_DROP_NO_SERVICE);
 		return TC_ACT_UNSPEC;
+	}
 	if (parse_ports(skb, &p) < 0) {
 		if (is_vip(p.daddr, 0))
 			return count_drop(LB_DROP_MALFORMED);
@@ -583,8 +589,14 @@ int lb_uplink(struct __sk_buff *skb)
 	sk.port = p.dport;
 	sk.proto = p.proto;
 	svcp = bpf_map_lookup_elem(&lb_services, &sk);
-	if (!svcp)
+	if (!svcp) {
+		/* A VIP we announce but no service on this port/protocol: the
+		 * kernel does not own the VIP and would route the packet back to
+		 * the router, which sends it here again until the TTL runs out. */
+		if (is_vip(p.daddr, 0))
+			return count_drop(LB_DROP_NO_SERVICE);
 		return TC_ACT_UNSPEC;
+	}
 	svc = *svcp;
 
 	if ((svc.flags & LB_SVC_F_SOURCE_RANGES) && !src_allowed(svc.id, &p))

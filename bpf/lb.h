@@ -19,8 +19,9 @@
  *
  *  lb_services    HASH        lb_service_key {vip, port, proto} -> lb_service {id, flags, count}
  *  lb_vips        HASH        lb_vip_key {addr} -> __u32 flags (LB_VIP_F_*); a VIP this node
- *                             announces: ICMP/ICMPv6 echo to it is answered, fragments and
- *                             truncated TCP/UDP to it are dropped.
+ *                             announces: ICMP/ICMPv6 echo to it is answered; fragments,
+ *                             truncated TCP/UDP, ports/protocols without a service (other
+ *                             than ICMP) to it are dropped and counted.
  *  lb_backends    HASH        __u32 backend id -> lb_backend {addr, port, flags, ifindex}
  *  lb_maglev      HASH        __u32 service id -> lb_maglev_table {backend_ids[LB_MAGLEV_M]}
  *                             (consistent-hash table of the backends that take NEW flows;
@@ -148,5 +149,6 @@ enum lb_drop_reason {
 	LB_DROP_FRAGMENT = 4,         /* IPv4 fragment to a VIP */
 	LB_DROP_MALFORMED = 5,        /* truncated L4 header to a VIP */
 	LB_DROP_CT_FULL = 6,          /* conntrack/revnat entry could not be written */
+	LB_DROP_NO_SERVICE = 7,       /* to a VIP in lb_vips, but no service on that port/protocol */
 	LB_DROP_MAX = 8,
 };

@@ -435,27 +435,50 @@ func TestNoLocalBackend(t *testing.T) {
 
 func TestPassUntouched(t *testing.T) {
 	f := newFixture(t)
-	vip := netip.MustParseAddr("203.0.113.60")
+	// vip has a service but is not in lb_vips (e.g. only its service entry
+	// exists yet); marked is an announced VIP (PutVIP).
+	vip, marked := netip.MustParseAddr("203.0.113.60"), netip.MustParseAddr("203.0.113.61")
 	must(t, f.maps.PutBackend(1, Backend{Addr: ap("198.19.1.1:80"), Ifindex: 3}))
 	must(t, f.maps.PutService(ServiceKey{VIP: vip, Port: 80, Proto: ProtoTCP}, Service{ID: 1}, []uint32{1}))
-	must(t, f.maps.PutVIP(vip))
+	must(t, f.maps.PutService(ServiceKey{VIP: marked, Port: 80, Proto: ProtoTCP}, Service{ID: 2}, []uint32{1}))
+	must(t, f.maps.PutVIP(marked))
 	client := ap("198.51.100.10:5555")
 	arp := append(append(append([]byte{}, macNode...), macClient...), 0x08, 0x06)
 	arp = append(arp, make([]byte, 28)...)
-	for name, pkt := range map[string][]byte{
-		"other port":  buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(vip, 81), proto: ipProtoTCP}),
-		"udp to tcp":  buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(vip, 80), proto: ipProtoUDP}),
-		"other addr":  buildPacket(pktSpec{src: client, dst: ap("198.19.1.1:80"), proto: ipProtoTCP}),
-		"other proto": buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(vip, 0), proto: 47, payload: make([]byte, 16)}),
-		"arp":         arp,
-		"eth only":    arp[:14],
-	} {
+	foreign := func(to netip.Addr) map[string][]byte {
+		return map[string][]byte{
+			"other port":  buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(to, 81), proto: ipProtoTCP}),
+			"udp to tcp":  buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(to, 80), proto: ipProtoUDP}),
+			"other proto": buildPacket(pktSpec{src: client, dst: netip.AddrPortFrom(to, 0), proto: 47, payload: make([]byte, 16)}),
+		}
+	}
+	pass := foreign(vip)
+	pass["other addr"] = buildPacket(pktSpec{src: client, dst: ap("198.19.1.1:80"), proto: ipProtoTCP})
+	pass["arp"] = arp
+	pass["eth only"] = arp[:14]
+	for name, pkt := range pass {
 		if ret, out := f.uplink(t, pkt); ret != actNext || !bytes.Equal(out, pkt) {
 			t.Errorf("%s: ret %d, changed %v", name, int32(ret), !bytes.Equal(out, pkt))
 		}
 		if ret, out := f.pod(t, pkt); ret != actNext || !bytes.Equal(out, pkt) {
 			t.Errorf("pod %s: ret %d, changed %v", name, int32(ret), !bytes.Equal(out, pkt))
 		}
+	}
+	if d := f.drops(t); len(d) != 0 {
+		t.Fatalf("drops %v, want none", d)
+	}
+	// The same to an announced VIP: dropped (the kernel would route it back
+	// to the router), counted; the pod program still ignores them.
+	for name, pkt := range foreign(marked) {
+		if ret, _ := f.uplink(t, pkt); ret != actShot {
+			t.Errorf("%s to an announced VIP: ret %d, want drop", name, int32(ret))
+		}
+		if ret, out := f.pod(t, pkt); ret != actNext || !bytes.Equal(out, pkt) {
+			t.Errorf("pod %s: ret %d", name, int32(ret))
+		}
+	}
+	if n := f.drops(t)[DropNoService]; n != 3 {
+		t.Fatalf("noService drops = %d, want 3", n)
 	}
 }
 
@@ -705,6 +728,25 @@ func TestICMPErrorToBackend(t *testing.T) {
 		gotDst := netip.AddrPortFrom(idst, binary.BigEndian.Uint16(ports[2:]))
 		if gotSrc != c.backend || gotDst != c.client {
 			t.Fatalf("quoted packet %v -> %v, want %v -> %v", gotSrc, gotDst, c.backend, c.client)
+		}
+	}
+}
+
+// TestABIConstants checks the Go constants against the compiled object.
+func TestABIConstants(t *testing.T) {
+	spec, err := loadLb()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Maps["lb_maglev"].ValueSize; got != 4*MaglevM {
+		t.Fatalf("lb_maglev value size %d, want 4*MaglevM = %d", got, 4*MaglevM)
+	}
+	if got := spec.Maps["lb_drops"].MaxEntries; got != uint32(dropMax) {
+		t.Fatalf("lb_drops has %d entries, want %d", got, dropMax)
+	}
+	for name, m := range spec.Maps {
+		if m.Pinning != ebpf.PinByName {
+			t.Errorf("map %s is not pinned by name", name)
 		}
 	}
 }

@@ -85,6 +85,7 @@ const (
 	DropFragment       DropReason = 4 // IP fragment to a VIP
 	DropMalformed      DropReason = 5 // truncated L4 header to a VIP, or a failed rewrite
 	DropCTFull         DropReason = 6 // conntrack/reverse-NAT entry could not be written
+	DropNoService      DropReason = 7 // to a VIP in lb_vips, but no service on that port/protocol
 	dropMax            DropReason = 8 // LB_DROP_MAX
 )
 
@@ -95,6 +96,7 @@ var dropNames = map[DropReason]string{
 	DropFragment:       "fragment",
 	DropMalformed:      "malformed",
 	DropCTFull:         "conntrackFull",
+	DropNoService:      "noService",
 }
 
 func (r DropReason) String() string {
@@ -304,8 +306,11 @@ func (m *Maps) DeleteBackend(id uint32) error {
 }
 
 // PutVIP marks addr as a VIP this node announces: ICMP/ICMPv6 echo requests
-// to it are answered, fragments and truncated TCP/UDP packets to it are
-// dropped. Put it with (before announcing) the first service on the VIP.
+// to it are answered; fragments, truncated TCP/UDP packets and packets to
+// ports/protocols without a service entry (except ICMP) are dropped and
+// counted instead of being routed back to the router. Put it after the
+// VIP's service entries and before announcing; delete it after withdrawing
+// and before (or with) the last service entry.
 func (m *Maps) PutVIP(addr netip.Addr) error {
 	if !addr.IsValid() {
 		return fmt.Errorf("put vip: invalid address")
