@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,27 @@ var _ = Describe("bgplb chained plugin", func() {
 			e.nothingAttached()
 		})
 	}
+
+	It("records and registers every IP of a dual-stack pod; CHECK notices a changed IP", func() {
+		prev.IPs = append(prev.IPs, &current.IPConfig{
+			Interface: current.Int(1),
+			Address:   *mustIPNet("2001:db8:1:1::5/64"),
+		})
+		conf := e.netconf("1.0.0", prev, nil)
+		_, err := e.add(e.args("ctr1", "eth0", conf))
+		Expect(err).NotTo(HaveOccurred())
+		rec, ok := e.record("ctr1", "eth0")
+		Expect(ok).To(BeTrue())
+		Expect(rec.IPs).To(Equal([]netip.Addr{netip.MustParseAddr("198.19.1.5"), netip.MustParseAddr("2001:db8:1:1::5")}))
+		for _, ip := range rec.IPs {
+			ep, ok := e.reg.ByIP(ip)
+			Expect(ok).To(BeTrue(), "%s", ip)
+			Expect(ep.Key()).To(Equal("ctr1/eth0"))
+		}
+		Expect(e.check(e.args("ctr1", "eth0", conf))).To(Succeed())
+		prev.IPs = prev.IPs[:1]
+		cniErr(e.check(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, nil))), CodeRecordMissing)
+	})
 
 	It("ADD twice (a runtime retry) keeps one attachment", func() {
 		conf := e.netconf("1.0.0", prev, nil)
@@ -423,3 +445,10 @@ var _ = Describe("bgplb chained plugin", func() {
 		})
 	})
 })
+
+func mustIPNet(cidr string) *net.IPNet {
+	ip, n, err := net.ParseCIDR(cidr)
+	ExpectWithOffset(1, err).NotTo(HaveOccurred())
+	n.IP = ip
+	return n
+}

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,6 +235,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	if !ok {
 		return cniError(CodeRecordMissing, fmt.Sprintf("no endpoint record for %s/%s in %s", args.ContainerID, args.IfName, conf.RecordsDir), nil)
+	}
+	if !slices.Equal(rec.IPs, pl.ips) {
+		return cniError(CodeRecordMissing, fmt.Sprintf("endpoint record has IPs %v, prevResult has %v", rec.IPs, pl.ips), nil)
 	}
 	if rec.HostIfIndex != pl.hostIfIndex {
 		return cniError(CodeRecordMissing, fmt.Sprintf("endpoint record names host ifindex %d, the pod's host veth %s is ifindex %d",
