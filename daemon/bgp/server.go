@@ -23,17 +23,18 @@ const asTrans = 23456
 
 // GoBGPSpeaker implements Speaker with an in-process GoBGP server.
 type GoBGPSpeaker struct {
-	mu        sync.Mutex
-	s         *server.BgpServer
-	global    Global
-	cancel    context.CancelFunc        // stops the peer-event watcher
-	allowed   []netip.Prefix            // prefixes Announce may announce inside of
-	announced map[netip.Prefix]Path     // prefix -> path we last added successfully
-	peers     map[netip.Addr]PeerConfig // neighbour address -> config we applied
-	tracker   *errorTracker
-	states    map[string]api.PeerState_SessionState // neighbour address -> last state from WatchEvent
-	changes   chan struct{}
-	logger    klog.Logger
+	mu         sync.Mutex
+	s          *server.BgpServer
+	global     Global
+	cancel     context.CancelFunc        // stops the peer-event watcher
+	allowed    []netip.Prefix            // prefixes Announce may announce inside of
+	announced  map[netip.Prefix]Path     // prefix -> path we last added successfully
+	peers      map[netip.Addr]PeerConfig // neighbour address -> config we applied
+	restarting bool                      // Global.Restarting, consumed by the first SetPeers
+	tracker    *errorTracker
+	states     map[string]api.PeerState_SessionState // neighbour address -> last state from WatchEvent
+	changes    chan struct{}
+	logger     klog.Logger
 }
 
 var _ Speaker = &GoBGPSpeaker{}
@@ -95,7 +96,7 @@ func (g *GoBGPSpeaker) Start(ctx context.Context, gl Global) error {
 		s.Stop()
 		return fmt.Errorf("watch bgp peer events: %w", err)
 	}
-	g.s, g.global, g.cancel = s, gl, cancel
+	g.s, g.global, g.cancel, g.restarting = s, gl, cancel, gl.Restarting
 	g.logger.Info("BGP speaker started", "asn", gl.ASN, "routerID", gl.RouterID, "listenPort", gl.ListenPort)
 	return nil
 }
@@ -340,11 +341,18 @@ func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
 		g.tracker.clear(addr.String())
 		g.logger.Info("Removed BGP peer", "peer", old.Name, "address", addr)
 	}
+	restarting := g.restarting
+	g.restarting = false
 	for addr, pc := range want {
 		if _, ok := g.peers[addr]; ok {
 			continue
 		}
-		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: g.apiPeer(pc)}); err != nil {
+		ap := g.apiPeer(pc)
+		if restarting && ap.GracefulRestart != nil {
+			ap.GracefulRestart.LocalRestarting = true
+			ap.GracefulRestart.DeferralTime = uint32(SelectionDeferral / time.Second)
+		}
+		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: ap}); err != nil {
 			errs = append(errs, fmt.Errorf("add peer %s (%s): %w", pc.Name, addr, err))
 			continue
 		}
@@ -405,6 +413,14 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		configs[a.String()] = pc
 	}
 	globalASN := g.global.ASN
+	announced4, announced6 := 0, 0
+	for prefix := range g.announced {
+		if prefix.Addr().Is4() {
+			announced4++
+		} else {
+			announced6++
+		}
+	}
 	g.mu.Unlock()
 	if s == nil {
 		return nil, fmt.Errorf("list peers: %w", ErrNotStarted)
@@ -433,10 +449,17 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 				st.EstablishedSince = p.Timers.State.Uptime.AsTime()
 			}
 		}
+		// GoBGP's Advertised counts the End-of-RIB marker too when graceful restart is
+		// negotiated; we never send more than what we announced in the family.
 		for _, a := range p.AfiSafis {
-			if a.State != nil {
-				st.PrefixesSent += a.State.Advertised
+			if a.State == nil || a.State.Family == nil {
+				continue
 			}
+			limit := uint64(announced4)
+			if a.State.Family.Afi == api.Family_AFI_IP6 {
+				limit = uint64(announced6)
+			}
+			st.PrefixesSent += min(a.State.Advertised, limit)
 		}
 		out = append(out, st)
 	})

@@ -48,6 +48,12 @@ type testPeer struct {
 
 func newTestPeer(t *testing.T, asn uint32, routerID, listenAddr string, ourAddr string, ourASN uint32) *testPeer {
 	t.Helper()
+	return newTestPeerGR(t, asn, routerID, listenAddr, ourAddr, ourASN, false)
+}
+
+// newTestPeerGR is newTestPeer, optionally a graceful-restart helper for our speaker.
+func newTestPeerGR(t *testing.T, asn uint32, routerID, listenAddr string, ourAddr string, ourASN uint32, gracefulRestart bool) *testPeer {
+	t.Helper()
 	port := freePort(t, listenAddr)
 	s := server.NewBgpServer()
 	go s.Serve()
@@ -65,11 +71,16 @@ func newTestPeer(t *testing.T, asn uint32, routerID, listenAddr string, ourAddr 
 	if strings.Contains(ourAddr, ":") {
 		family.Afi = api.Family_AFI_IP6
 	}
-	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+	peer := &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: ourAddr, PeerAsn: ourASN},
 		Transport: &api.Transport{PassiveMode: true, LocalAddress: listenAddr},
 		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family, Enabled: true}}},
-	}}); err != nil {
+	}
+	if gracefulRestart {
+		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: 120}
+		peer.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
+	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 		t.Fatalf("add our speaker to test peer: %v", err)
 	}
 	return &testPeer{s: s, addr: netip.MustParseAddr(listenAddr), port: port}
@@ -83,6 +94,7 @@ type ribPath struct {
 	localPref        *uint32
 	linkBandwidth    *float32
 	asPath           string
+	stale            bool
 }
 
 // lookup returns the best path the peer's global RIB holds for prefix, if any.
@@ -113,6 +125,7 @@ func listRIB(t *testing.T, s *server.BgpServer, table api.TableType, name string
 				return
 			}
 			found = true
+			out.stale = p.Stale
 			for _, a := range attrs {
 				switch a := a.(type) {
 				case *bgp.PathAttributeNextHop:

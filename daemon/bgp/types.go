@@ -63,7 +63,19 @@ type Global struct {
 	ListenPort int32
 	// ListenAddresses restricts where ListenPort listens (default all).
 	ListenAddresses []netip.Addr
+	// Restarting marks this start as the restart of a speaker that stopped with
+	// Stop(ctx, true). Peers with graceful restart enabled that the first SetPeers adds
+	// then get the Restart State and Forwarding State bits (RFC 4724 4.1): the helper
+	// keeps our stale routes until our End-of-RIB instead of flushing them when the
+	// session comes back, and GoBGP defers sending our routes until it has the peers'
+	// End-of-RIB or SelectionDeferral (10 s) expires. Safe to set on every start when
+	// graceful restart is in use.
+	Restarting bool
 }
+
+// SelectionDeferral bounds how long a restarting speaker waits for a peer's End-of-RIB
+// before sending its routes to that peer.
+const SelectionDeferral = 10 * time.Second
 
 // GracefulRestart configures RFC 4724 graceful restart for one peer.
 type GracefulRestart struct {
