@@ -179,14 +179,22 @@ type RebuildResult struct {
 // Rebuild makes the registry equal to the live records of store: records whose link pin
 // holds a live link are adopted (registered), records whose pin is gone are dropped (their
 // file is deleted and they are unregistered), and registered endpoints without a record
-// are unregistered. Call it on start, before Serve. Records whose state cannot be
-// determined (unreadable file, pin check error) are left untouched and reported in the
-// joined error; the rest of the rebuild still happens.
+// are unregistered. It holds the store's exclusive lock (api.RecordStore.Lock) throughout,
+// so no CNI ADD or DEL is half done while it looks: call it on start, before Serve, and
+// periodically if you like (it repairs registrations that a CNI ADD could not deliver).
+// Records whose state cannot be determined (unreadable file, pin check error) are left
+// untouched and reported in the joined error; the rest of the rebuild still happens.
 func (r *Registry) Rebuild(ctx context.Context, store api.RecordStore) (RebuildResult, error) {
 	logger := klog.FromContext(ctx)
+	var res RebuildResult
+	unlock, err := store.Lock(true)
+	if err != nil {
+		return res, fmt.Errorf("rebuild endpoint registry: %w", err)
+	}
+	defer unlock()
+
 	records, listErr := store.List()
 	errs := []error{listErr}
-	var res RebuildResult
 	live := map[string]bool{}
 	for _, rec := range records {
 		if err := rec.Validate(); err != nil {
@@ -220,6 +228,7 @@ func (r *Registry) Rebuild(ctx context.Context, store api.RecordStore) (RebuildR
 	defer r.writeMu.Unlock()
 	for _, ep := range res.Adopted {
 		if r.put(ep) {
+			logger.V(2).Info("endpoint adopted from record", "endpoint", ep.Key(), "reason", "recordWithLiveLink")
 			r.notify(ep, false)
 		}
 	}

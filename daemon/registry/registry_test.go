@@ -221,6 +221,43 @@ func TestRebuild(t *testing.T) {
 
 // serve runs r.Serve on a temporary socket. wait cancels the server and returns Serve's
 // result; it is also called at cleanup, so it may be called more than once.
+func TestRebuildWaitsForCNIOperations(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	store := api.RecordStore{Dir: t.TempDir()}
+	e := ep("a", "eth0", "", "", "198.19.1.5")
+	r := New(WithAttachedFunc(func(string) (bool, int, error) { return true, e.HostIfIndex, nil }))
+	// A CNI ADD is half done: it holds the shared lock and has not written its record yet.
+	unlock, err := store.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Rebuild(ctx, store)
+		done <- err
+	}()
+	select {
+	case <-done:
+		t.Fatal("Rebuild ran while a CNI operation held the record lock")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := store.Put(e); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Rebuild did not finish")
+	}
+	if _, ok := r.Get("a", "eth0"); !ok {
+		t.Fatal("Rebuild missed the record completed while it waited")
+	}
+}
+
 func serve(t *testing.T, r *Registry) (sock string, wait func() error) {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)

@@ -16,7 +16,6 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/cni/pkg/version"
-	"golang.org/x/sys/unix"
 
 	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/registry/api"
@@ -365,45 +364,22 @@ func cmdGC(args *skel.CmdArgs) error {
 // bpf's retries ("pin map ...: file exists"); attaching takes milliseconds, so serialising
 // it costs little and leaves the rest of ADD parallel.
 func attachPod(conf *PluginConf, hostIfIndex int, linkPin string) error {
-	unlock, err := lockFile(filepath.Join(conf.RecordsDir, ".attach.lock"), true)
+	unlock, err := api.LockFile(filepath.Join(conf.RecordsDir, ".attach.lock"), true)
 	if err != nil {
-		return err
+		return cniError(CodeRecordFailed, "lock eBPF attach", err)
 	}
 	defer unlock()
 	return bpf.AttachPod(conf.BPFPinDir, hostIfIndex, linkPin)
 }
 
-// lockRecords takes a lock on the records directory: shared for ADD and DEL (which touch
-// only their own attachment, so they run in parallel), exclusive for GC (which must not see
-// an attachment half added or half deleted). The returned function releases it.
+// lockRecords takes the record store's flock (api.RecordStore.Lock): shared for ADD and
+// DEL, exclusive for GC. bgplbd's Rebuild takes it exclusively too.
 func lockRecords(dir string, exclusive bool) (func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, cniError(CodeRecordFailed, "create records dir", err)
-	}
-	return lockFile(filepath.Join(dir, ".lock"), exclusive)
-}
-
-// lockFile flocks p (created when missing); the returned function releases it.
-func lockFile(p string, exclusive bool) (func(), error) {
-	f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE, 0o600)
+	unlock, err := api.RecordStore{Dir: dir}.Lock(exclusive)
 	if err != nil {
-		return nil, cniError(CodeRecordFailed, "open lock file", err)
+		return nil, cniError(CodeRecordFailed, "lock endpoint records", err)
 	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = f.Close() // the lock error is the one to report
-		return nil, cniError(CodeRecordFailed, fmt.Sprintf("lock %s", p), err)
-	}
-	return func() { _ = f.Close() }, nil // closing releases the flock
+	return unlock, nil
 }
 
 // openLog returns a logger writing to logFile (appending), or discarding when it is empty

@@ -270,3 +270,42 @@ func TestClientUnreachable(t *testing.T) {
 		t.Fatal("IsUnreachable(nil)")
 	}
 }
+
+func TestRecordStoreLock(t *testing.T) {
+	s := RecordStore{Dir: filepath.Join(t.TempDir(), "endpoints")}
+	// Two shared holders at once (parallel ADDs).
+	u1, err := s.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u2, err := s.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An exclusive holder (GC, Rebuild) waits for both.
+	got := make(chan func(), 1)
+	go func() {
+		u, err := s.Lock(true)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	select {
+	case <-got:
+		t.Fatal("exclusive lock granted while shared locks are held")
+	case <-time.After(200 * time.Millisecond):
+	}
+	u1()
+	u2()
+	select {
+	case u := <-got:
+		u()
+	case <-time.After(10 * time.Second):
+		t.Fatal("exclusive lock not granted after the shared locks were released")
+	}
+	// The lock file is not a record.
+	if eps, err := s.List(); err != nil || len(eps) != 0 {
+		t.Fatalf("List = %v, %v", eps, err)
+	}
+}

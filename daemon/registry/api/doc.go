@@ -12,7 +12,9 @@
 //     detached); the daemon reads the directory on start so it adopts attachments made while
 //     it was down and forgets the ones deleted while it was down. Writes are atomic
 //     (temporary file + fsync + rename), so concurrent plugin invocations for different
-//     attachments never see or produce partial records.
+//     attachments never see or produce partial records. RecordStore.Lock is the flock
+//     protocol between them: CNI ADD/DEL hold it shared, CNI GC and the daemon's Rebuild
+//     exclusive.
 //
 //   - Client, a small HTTP/JSON client for the daemon's unix socket:
 //
