@@ -309,11 +309,12 @@ func mergePaths(prefix netip.Prefix, wants map[string]bgp.Path) bgp.Path {
 func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	cur := a.services[key]
-	if cur == nil {
+	cur, tracked := a.services[key]
+	if !tracked {
 		cur = &applied{paths: map[netip.Prefix]bgp.Path{}}
 	}
-	changed := !reflect.DeepEqual(cur.state, want.state)
+	// An untracked Service that stays out of scope (another class, no IP) is no change.
+	changed := (tracked || want.backends != nil) && !reflect.DeepEqual(cur.state, want.state)
 
 	// 1. Withdraw (or reduce the contribution to) prefixes this Service no longer wants.
 	for prefix := range cur.paths {

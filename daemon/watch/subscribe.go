@@ -1,6 +1,10 @@
 package watch
 
 import (
+	"maps"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -59,7 +63,7 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 			}
 		}))
 	}
-	add(c.nodes, c.keyHandler(q, t.Node))
+	add(c.nodes, nodeFilter(c.keyHandler(q, t.Node)))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))
 	add(c.nsI, c.keyHandler(q, t.Namespaces))
 	if c.crd != nil {
@@ -122,6 +126,46 @@ func changeHandler(fn func(obj any)) cache.ResourceEventHandler {
 		},
 		DeleteFunc: func(obj any) { fn(obj) },
 	}
+}
+
+// nodeFilter passes Node updates on only when something eligibility or peer selection
+// reads changed (labels, addresses, condition statuses, taints); kubelet heartbeats that
+// only move timestamps would otherwise resync every Service.
+func nodeFilter(h cache.ResourceEventHandler) cache.ResourceEventHandler {
+	if h == nil {
+		return nil
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { h.OnAdd(obj, false) },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if ok1 && ok2 && !nodeRelevantChange(o, n) {
+				return
+			}
+			h.OnUpdate(oldObj, newObj)
+		},
+		DeleteFunc: func(obj any) { h.OnDelete(obj) },
+	}
+}
+
+func nodeRelevantChange(o, n *corev1.Node) bool {
+	if !maps.Equal(o.Labels, n.Labels) || !slices.Equal(o.Status.Addresses, n.Status.Addresses) ||
+		!slices.Equal(o.Spec.PodCIDRs, n.Spec.PodCIDRs) || o.Spec.Unschedulable != n.Spec.Unschedulable ||
+		len(o.Spec.Taints) != len(n.Spec.Taints) || len(o.Status.Conditions) != len(n.Status.Conditions) {
+		return true
+	}
+	for i := range o.Spec.Taints {
+		if o.Spec.Taints[i].Key != n.Spec.Taints[i].Key || o.Spec.Taints[i].Effect != n.Spec.Taints[i].Effect || o.Spec.Taints[i].Value != n.Spec.Taints[i].Value {
+			return true
+		}
+	}
+	for i := range o.Status.Conditions {
+		if o.Status.Conditions[i].Type != n.Status.Conditions[i].Type || o.Status.Conditions[i].Status != n.Status.Conditions[i].Status {
+			return true
+		}
+	}
+	return false
 }
 
 func unwrap(obj any) any {

@@ -128,3 +128,22 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 		t.Fatal("a peer change enqueued services, want only @peers")
 	}
 }
+
+func TestNodeHeartbeatDoesNotResync(t *testing.T) {
+	base := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n", Labels: map[string]string{"a": "b"}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	hb := base.DeepCopy()
+	hb.Status.Conditions[0].LastHeartbeatTime = metav1.Now()
+	if nodeRelevantChange(base, hb) {
+		t.Fatal("a heartbeat counts as a relevant change")
+	}
+	notReady := base.DeepCopy()
+	notReady.Status.Conditions[0].Status = corev1.ConditionFalse
+	relabeled := base.DeepCopy()
+	relabeled.Labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+	for _, n := range []*corev1.Node{notReady, relabeled} {
+		if !nodeRelevantChange(base, n) {
+			t.Fatalf("change %+v not relevant", n)
+		}
+	}
+}
