@@ -109,7 +109,13 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 
 	section("EndpointSlices of the Service (written by kube-controller-manager from the pods' Ready conditions; bgplb reads these)")
 	_ = poll(ctx, 15*time.Second, 300*time.Millisecond, func(ctx context.Context) (bool, error) {
-		return len(demoEndpoints(ctx, cs, o.Namespace, o.Service)) >= len(pods), nil
+		ready := 0
+		for _, ep := range demoEndpoints(ctx, cs, o.Namespace, o.Service) {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				ready++
+			}
+		}
+		return ready >= len(pods), nil
 	}) // print whatever is there after the wait
 	fmt.Fprintf(w, "%-14s %-7s %-6s %-8s %s\n", "ADDRESS", "NODE", "READY", "SERVING", "TERMINATING")
 	for _, ep := range demoEndpoints(ctx, cs, o.Namespace, o.Service) {
@@ -134,6 +140,33 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 		}
 		return vip != "" || !l.daemonRunning(), nil
 	}) // no VIP is a state to report, not an error
+	if l.daemonRunning() {
+		// Give the daemons' sessions (connect retry 2 s on FRR's side) and the VIP
+		// routes time to converge before showing them.
+		_ = poll(ctx, 30*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+			peers, err := l.Router().BGPSummary(ctx, "ipv4")
+			if err != nil {
+				return false, nil
+			}
+			established := 0
+			for _, p := range peers {
+				if p.State == "Established" {
+					established++
+				}
+			}
+			if established < len(l.Nodes) {
+				return false, nil
+			}
+			if vip == "" {
+				return true, nil
+			}
+			out, err := run(ctx, "ip", "-n", RouterNS, "route", "show", vip)
+			return err == nil && len(bytes.TrimSpace(out)) > 0, nil
+		}) // what is not there after the wait is what the sections below show
+	}
+	if s, err := cs.CoreV1().Services(o.Namespace).Get(ctx, o.Service, metav1.GetOptions{}); err == nil {
+		svc = s // conditions after convergence
+	}
 	class := ""
 	if svc.Spec.LoadBalancerClass != nil {
 		class = *svc.Spec.LoadBalancerClass
@@ -173,12 +206,17 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 		return nil
 	}
 	section(fmt.Sprintf("From the client: the VIP %s (routed by the router over BGP ECMP to the nodes, then to a local pod)", vip))
+	out, _ := run(ctx, "ip", "-n", RouterNS, "route", "show", vip) // empty output and an error both mean no route
+	route := strings.TrimSpace(string(out))
+	if route == "" {
+		fmt.Fprintf(w, "router route to the VIP: none: no node announces it (see the Service's bgplb.io/Announced condition above)\n")
+		l.showCurl(ctx, w, fmt.Sprintf("http://%s/clientip", vip))
+		return nil
+	}
+	fmt.Fprintf(w, "router route to the VIP:\n%s\n", route)
 	l.showCurl(ctx, w, fmt.Sprintf("http://%s/clientip", vip))
 	for range 6 {
 		l.showCurl(ctx, w, fmt.Sprintf("http://%s/hostname", vip))
-	}
-	if out, err := run(ctx, "ip", "-n", RouterNS, "route", "show", vip); err == nil {
-		fmt.Fprintf(w, "router route to the VIP:\n%s\n", strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -186,7 +224,7 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 func (l *Lab) showCurl(ctx context.Context, w io.Writer, url string) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, "ip", "netns", "exec", ClientNS, "curl", "-sS", "--max-time", "3", url).CombinedOutput()
+	out, err := exec.CommandContext(cctx, "nsenter", NetNS(ClientNS).Command("curl", "-sS", "--max-time", "3", url)[1:]...).CombinedOutput()
 	res := strings.TrimSpace(string(out))
 	if err != nil {
 		res = fmt.Sprintf("FAILED (%v) %s", err, res)
@@ -205,6 +243,9 @@ func (l *Lab) daemonRunning() bool {
 }
 
 func (l *Lab) noVIPReason() string {
+	if executable(filepath.Join(l.Opts.BinDir, "bgplbd")) && !l.Opts.NoDaemon && !l.daemonRunning() {
+		return "bgplbd was started but is not running (see " + filepath.Join(l.Dir, "logs") + "/node*-bgplbd.log)"
+	}
 	if l.daemonRunning() {
 		return "bgplbd runs but has not assigned one (see the Service conditions above and " + filepath.Join(l.Dir, "logs") + "/node*-bgplbd.log)"
 	}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -169,6 +172,11 @@ func (l *Lab) up(ctx context.Context) error {
 	cs, err := l.Clientset()
 	if err != nil {
 		return err
+	}
+	if !l.Opts.NoDaemon && executable(filepath.Join(l.Opts.BinDir, "bgplbd")) {
+		if err := ensureNamespace(ctx, cs, DaemonNamespace); err != nil {
+			return err
+		}
 	}
 	logf("starting %d nodes", len(l.Nodes))
 	for _, n := range l.Nodes {
@@ -331,4 +339,12 @@ func mountsUnder(dir string) []string {
 func unescapeMount(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	return r.Replace(s)
+}
+
+func ensureNamespace(ctx context.Context, cs kubernetes.Interface, name string) error {
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
 }

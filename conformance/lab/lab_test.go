@@ -53,7 +53,9 @@ func labOptions(t *testing.T, dir string) lab.Options {
 			t.Fatalf("missing binary: %v", err)
 		}
 	}
-	return lab.Options{Dir: dir, Nodes: 3, BinDir: bin, K8sBinDir: k8s, Logf: t.Logf}
+	// NoDaemon: these tests cover the lab itself; the BGP test's own speaker peers from
+	// node1's address, where a running bgplbd would hold the session.
+	return lab.Options{Dir: dir, Nodes: 3, BinDir: bin, K8sBinDir: k8s, NoDaemon: true, Logf: t.Logf}
 }
 
 // labDir returns a fresh, not yet existing lab dir under /run (FRR, running as the frr
@@ -239,6 +241,17 @@ func TestLab(t *testing.T) {
 		}
 		if _, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
 			t.Fatalf("the lab broke after a refused second Up: %v", err)
+		}
+	})
+
+	t.Run("NodeProcessesSeeBPFFS", func(t *testing.T) {
+		// Processes in node namespaces (bgplbd, the CNI plugin via the kubelet) pin
+		// under /sys/fs/bpf/bgplb-lab/<node>: the mount must be visible there.
+		for _, n := range l.Nodes {
+			out, err := lab.NetNS(n.Netns).Exec(ctx, "stat", "-f", "-c", "%T", "/sys/fs/bpf/bgplb-lab")
+			if err != nil || strings.TrimSpace(string(out)) != "bpf_fs" {
+				t.Errorf("%s: /sys/fs/bpf/bgplb-lab is not bpffs: %q %v", n.Netns, out, err)
+			}
 		}
 	})
 
@@ -516,7 +529,7 @@ func testBGP(ctx context.Context, t *testing.T, l *lab.Lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", node.Netns, exe, "-test.run=^$")
+	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+node.Netns, "--", exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+node.IPs[0].String())
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

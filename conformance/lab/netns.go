@@ -88,10 +88,18 @@ func (n NetNS) HTTPClient(timeout time.Duration) *http.Client {
 	}
 }
 
-// Exec runs argv inside the namespace (through `ip netns exec`) and returns its
-// combined output.
+// Command returns the argv that runs argv inside the network namespace only:
+// `nsenter --net=/run/netns/NAME argv...`. nsenter execs argv in place (the PID is
+// argv's own) and, unlike `ip netns exec`, keeps the caller's mount namespace, so
+// /sys/fs/bpf (bpffs pins) and the root /run/netns stay visible; /sys/class/net is the
+// root namespace's view, which nothing in the lab reads.
+func (n NetNS) Command(argv ...string) []string {
+	return append([]string{"nsenter", "--net=" + n.Path(), "--"}, argv...)
+}
+
+// Exec runs argv inside the namespace (see Command) and returns its combined output.
 func (n NetNS) Exec(ctx context.Context, argv ...string) ([]byte, error) {
-	return run(ctx, append([]string{"ip", "netns", "exec", string(n)}, argv...)...)
+	return run(ctx, n.Command(argv...)...)
 }
 
 // Exists reports whether the named namespace exists.

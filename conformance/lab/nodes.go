@@ -127,18 +127,23 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 	return nil
 }
 
-// daemonArgs is THE place that defines how the lab starts bgplbd on a node (everything
-// after the binary path). Keep it in step with bgplbd's flags.
-// TODO(daemon issue): bgplbd's flags are not defined yet; these follow the shared
-// contract's per-node paths and will be adjusted when the daemon lands.
+// DaemonNamespace is where bgplbd keeps its Lease and reads peer password Secrets;
+// Up creates it when it starts bgplbd.
+const DaemonNamespace = "bgplb-system"
+
+// daemonArgs is THE place that defines how the lab starts bgplbd on a node
+// (everything after the binary path). Keep it in step with bgplbd's flags
+// (daemon/app/options.go); every per-node path is the node's own.
 func (l *Lab) daemonArgs(n Node) []string {
 	return []string{
 		"--kubeconfig", filepath.Join(l.Dir, kubeconfigFabric),
 		"--node-name", n.Name,
 		"--socket", n.DaemonSocket(),
-		"--endpoints-dir", n.EndpointsDir(),
+		"--records-dir", n.EndpointsDir(),
 		"--bpf-pin-dir", n.BPFPinDir(),
-		"--router-id", n.IPs[0].String(),
+		"--uplink-interfaces", "eth0",
+		"--namespace", DaemonNamespace,
+		"--v=2",
 	}
 }
 

@@ -20,8 +20,7 @@ import (
 
 // startDetached starts argv in its own session with stdout and stderr appended to
 // <dir>/logs/<name>.log and records its PID in <dir>/pids/<name>.pid. When netns is not
-// empty the command runs inside that namespace through `ip netns exec`, which execs the
-// command in place, so the recorded PID is the command's own.
+// empty the command runs inside that network namespace (see NetNS.Command).
 func startDetached(dir, name, netns string, argv []string, env []string) (int, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return 0, fmt.Errorf("create log dir: %w", err)
@@ -36,7 +35,7 @@ func startDetached(dir, name, netns string, argv []string, env []string) (int, e
 	defer logf.Close()
 	full := argv
 	if netns != "" {
-		full = append([]string{"ip", "netns", "exec", netns}, argv...)
+		full = NetNS(netns).Command(argv...)
 	}
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdout = logf

@@ -125,7 +125,8 @@ func newExecCmd(dir *string) *cobra.Command {
 			if !lab.NetNS(ns).Exists() {
 				return fmt.Errorf("no namespace %s (is the lab up? `bgplb-lab status --dir %s`)", ns, *dir)
 			}
-			c := exec.CommandContext(cmd.Context(), "ip", append([]string{"netns", "exec", ns}, args[1:]...)...)
+			argv := lab.NetNS(ns).Command(args[1:]...)
+			c := exec.CommandContext(cmd.Context(), argv[0], argv[1:]...)
 			c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 			c.Env = append(os.Environ(), "KUBECONFIG="+strings.TrimSuffix(*dir, "/")+"/kubeconfig-fabric")
 			if err := c.Run(); err != nil {
