@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -114,6 +116,34 @@ var _ = Describe("bgplb chained plugin", func() {
 		Expect(filepath.Glob(filepath.Join(e.pinDir, "links", "*"))).To(HaveLen(1))
 		Expect(e.attachedTo("ctr1", "eth0")).To(Equal(hostIdx))
 		Expect(e.reg.List()).To(HaveLen(1))
+	})
+
+	Describe("ADD undoes its earlier steps when a later one fails", func() {
+		It("detaches when the record cannot be written (101)", func() {
+			// A non-empty directory where the record file must go makes the rename fail.
+			Expect(os.MkdirAll(filepath.Join(e.recordsDir, "ctr1@eth0.json", "x"), 0o700)).To(Succeed())
+			_, err := e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, nil)))
+			cniErr(err, CodeRecordFailed)
+			Expect(e.attachedTo("ctr1", "eth0")).To(Equal(0))
+			Expect(filepath.Glob(filepath.Join(e.pinDir, "links", "*"))).To(BeEmpty())
+			Expect(e.reg.List()).To(BeEmpty())
+		})
+
+		It("detaches and deletes the record when the daemon rejects the endpoint (102)", func() {
+			sock := filepath.Join(GinkgoT().TempDir(), "rejecting.sock")
+			l, err := net.Listen("unix", sock)
+			Expect(err).NotTo(HaveOccurred())
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = w.Write([]byte(`{"error":"no"}`))
+			})}
+			go func() { _ = srv.Serve(l) }()
+			DeferCleanup(srv.Close)
+			_, err = e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, map[string]any{"daemonSocket": sock})))
+			te := cniErr(err, CodeDaemonRejected)
+			Expect(te.Details).To(ContainSubstring("500"))
+			e.nothingAttached()
+		})
 	})
 
 	Describe("ADD with the daemon down", func() {
