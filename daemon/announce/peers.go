@@ -28,14 +28,10 @@ type PeerProblem struct {
 // brought up without authentication.
 func (a *Announcer) SyncPeers(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	pools, err := a.src.Pools.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("list loadbalancerippools: %w", err)
-	}
 	// Allowed prefixes first: a pool that appeared may be needed by pending announcements,
 	// one that disappeared makes the speaker withdraw what fell outside.
-	if err := a.speaker.SetAllowedPrefixes(ctx, PoolPrefixes(pools)); err != nil {
-		return fmt.Errorf("set allowed prefixes: %w", err)
+	if err := a.SyncAllowedPrefixes(ctx); err != nil {
+		return err
 	}
 	peers, err := a.src.Peers.List(labels.Everything())
 	if err != nil {
@@ -91,6 +87,20 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 		if a.onChange != nil {
 			a.onChange()
 		}
+	}
+	return nil
+}
+
+// SyncAllowedPrefixes sets the speaker's allowed prefixes to the pools' blocks. On start
+// the daemon calls it, then syncs every Service, and only then SyncPeers, so a
+// graceful-restart peer receives the complete table before End-of-RIB.
+func (a *Announcer) SyncAllowedPrefixes(ctx context.Context) error {
+	pools, err := a.src.Pools.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	if err := a.speaker.SetAllowedPrefixes(ctx, PoolPrefixes(pools)); err != nil {
+		return fmt.Errorf("set allowed prefixes: %w", err)
 	}
 	return nil
 }

@@ -70,11 +70,7 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	defer func() { cancel(); wg.Wait() }()
 	serveHTTP(ctx, &wg, cfg, &ready)
 
-	// The endpoint registry: adopt what the CNI plugin recorded while we were down.
 	reg := registry.New()
-	if _, err := reg.Rebuild(ctx, api.RecordStore{Dir: cfg.RecordsDir}); err != nil {
-		logger.Info("endpoint registry rebuilt with errors", "err", err)
-	}
 
 	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
 	if err != nil {
@@ -141,13 +137,11 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	cancelReg := reg.Subscribe(func(ep api.Endpoint, _ bool) { caches.EnqueueEndpoint(queue, ep) })
 	defer cancelReg()
 
-	caches.Start(ctx)
-	if !caches.WaitForCacheSync(ctx) {
-		return errors.New("wait for informer caches: " + context.Cause(ctx).Error())
+	// The endpoint registry: adopt what the CNI plugin recorded while we were down, then
+	// serve its socket at once, so no ADD falls between the rebuild and the first request.
+	if _, err := reg.Rebuild(ctx, api.RecordStore{Dir: cfg.RecordsDir}); err != nil {
+		logger.Info("endpoint registry rebuilt with errors", "err", err)
 	}
-	logger.Info("informer caches synced")
-
-	// The socket is served once the caches can answer: the CNI plugin's STATUS reports us ready.
 	wg.Go(func() {
 		if err := reg.Serve(ctx, cfg.Socket); err != nil {
 			logger.Error(err, "endpoint registry server failed")
@@ -155,17 +149,27 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 		}
 	})
 
-	// First pass, synchronously: peers, then every Service, then prune what no Service
-	// claimed from before the restart.
-	if err := ann.SyncPeers(ctx); err != nil {
-		logger.Info("initial peer sync failed, will retry", "err", err)
-		queue.Add(announce.PeersKey)
+	caches.Start(ctx)
+	if !caches.WaitForCacheSync(ctx) {
+		return errors.New("wait for informer caches: " + context.Cause(ctx).Error())
+	}
+	logger.Info("informer caches synced")
+
+	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
+	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
+	// Service claimed from before the restart.
+	if err := ann.SyncAllowedPrefixes(ctx); err != nil {
+		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
 	}
 	for _, key := range caches.ServiceKeys() {
 		if err := ann.SyncService(ctx, key); err != nil {
 			logger.Info("initial service sync failed, will retry", "service", key, "err", err)
 			queue.Add(key)
 		}
+	}
+	if err := ann.SyncPeers(ctx); err != nil {
+		logger.Info("initial peer sync failed, will retry", "err", err)
+		queue.Add(announce.PeersKey)
 	}
 	if err := dp.prune(ctx); err != nil {
 		logger.Info("pruning stale datapath entries failed", "err", err)
