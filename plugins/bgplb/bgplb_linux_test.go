@@ -74,6 +74,10 @@ var _ = Describe("bgplb chained plugin", func() {
 			Expect(ok).To(BeTrue())
 			Expect(ep.Key()).To(Equal("ctr1/eth0"))
 			Expect(e.reg.ByPod("default", "web-ctr1")).To(HaveLen(1))
+			listed, err := api.NewClient(e.sock).List(context.Background())
+			Expect(err).NotTo(HaveOccurred())
+			Expect(listed).To(HaveLen(1))
+			Expect(listed[0]).To(Equal(rec))
 
 			if testutils.SpecVersionHasCHECK(ver) {
 				Expect(e.check(e.args("ctr1", "eth0", conf))).To(Succeed())
