@@ -212,6 +212,10 @@ func TestEndToEnd(t *testing.T) {
 	cli, rtr, node, pod := newNetns(t), newNetns(t), newNetns(t), newNetns(t)
 	for _, ns := range []*testNetns{cli, rtr, node, pod} {
 		run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
+		// No duplicate address detection, also for the link-local addresses
+		// the veths get: a tentative link-local drops the neighbour
+		// discovery replies sent to it during the first second.
+		run(t, "ip", "netns", "exec", ns.name, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 	}
 	run(t, "ip", "-n", cli.name, "link", "add", "c0", "type", "veth", "peer", "name", "r1", "netns", rtr.name)
 	run(t, "ip", "-n", rtr.name, "link", "add", "r0", "type", "veth", "peer", "name", "n0", "netns", node.name)

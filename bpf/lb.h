@@ -15,7 +15,9 @@
  *  - Service ids and backend ids are allocated by the daemon, never 0, and
  *    should not be reused while conntrack entries may still name them.
  *
- * Maps (all pinned by name in the pin directory, LIBBPF_PIN_BY_NAME):
+ * Maps (all pinned by name in the pin directory, LIBBPF_PIN_BY_NAME; hash
+ * maps other than the LRU conntrack maps are BPF_F_NO_PREALLOC, so an idle
+ * node pays only for the two preallocated LRUs, about 30 MiB):
  *
  *  lb_services    HASH        lb_service_key {vip, port, proto} -> lb_service {id, flags, count}
  *  lb_vips        HASH        lb_vip_key {addr} -> __u32 flags (LB_VIP_F_*); a VIP this node
