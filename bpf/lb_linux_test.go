@@ -749,4 +749,17 @@ func TestABIConstants(t *testing.T) {
 			t.Errorf("map %s is not pinned by name", name)
 		}
 	}
+	// The big-endian object declares the same maps and programs.
+	be, err := ebpf.LoadCollectionSpec("lb_bpfeb.o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.ByteOrder.String() != "BigEndian" || len(be.Maps) != len(spec.Maps) || len(be.Programs) != len(spec.Programs) {
+		t.Fatalf("lb_bpfeb.o: order %v, %d maps, %d programs", be.ByteOrder, len(be.Maps), len(be.Programs))
+	}
+	for name, m := range spec.Maps {
+		if b := be.Maps[name]; b == nil || b.KeySize != m.KeySize || b.ValueSize != m.ValueSize || b.MaxEntries != m.MaxEntries || b.Flags != m.Flags {
+			t.Errorf("map %s differs between lb_bpfel.o and lb_bpfeb.o", name)
+		}
+	}
 }
