@@ -44,6 +44,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	restCfg.UserAgent = "bgplbd/" + cfg.Version
+	restCfg.QPS, restCfg.Burst = cfg.KubeAPIQPS, cfg.KubeAPIBurst
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("create kubernetes client: %w", err)
@@ -228,7 +229,7 @@ func runLeader(ctx context.Context, cfg Config, kube kubernetes.Interface, crd v
 	})
 	defer removeIPAM()
 
-	agg := status.NewAggregator(kube, status.AggregatorSources{
+	agg := status.NewAggregator(kube, crd, status.AggregatorSources{
 		Services:       caches.Services,
 		NodeStates:     caches.NodeStates(),
 		Peers:          caches.Peers(),
@@ -238,8 +239,8 @@ func runLeader(ctx context.Context, cfg Config, kube kubernetes.Interface, crd v
 	aggQueue := watch.NewQueue("announced", agg.Sync)
 	removeAgg := caches.Subscribe(aggQueue, watch.Triggers{
 		Services:       true,
-		NodeStates:     []string{watch.AllServices},
-		Peers:          []string{watch.AllServices},
+		NodeStates:     []string{watch.AllServices, status.PeersKey},
+		Peers:          []string{watch.AllServices, status.PeersKey},
 		Advertisements: []string{watch.AllServices},
 	})
 	defer removeAgg()

@@ -158,6 +158,14 @@ func TestRunEndToEnd(t *testing.T) {
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAnnounced)
 		return c != nil && c.Status == metav1.ConditionTrue
 	})
+	eventually(t, "BGPPeer Established condition", func() bool {
+		p, err := crd.BgplbV1alpha1().BGPPeers().Get(ctx, "router", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PeerConditionEstablished)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Message == "1 of 1 node(s) established"
+	})
 	f, err := kube.CoreV1().Services("default").Get(ctx, "foreign", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -50,6 +50,8 @@ type Options struct {
 	RetryPeriod        time.Duration
 	Workers            int
 	ASN                uint32
+	KubeAPIQPS         float32
+	KubeAPIBurst       int
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -75,6 +77,8 @@ func NewOptions() *Options {
 		RetryPeriod:        2 * time.Second,
 		Workers:            4,
 		ASN:                64513,
+		KubeAPIQPS:         100,
+		KubeAPIBurst:       200,
 	}
 }
 
@@ -100,6 +104,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "Renew deadline of the LB-IPAM leader election.")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "Retry period of the LB-IPAM leader election.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Number of Services synced concurrently.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server (the LB-IPAM leader writes one status per Service).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 }
 
@@ -126,6 +132,8 @@ type Config struct {
 	RetryPeriod      time.Duration
 	Workers          int
 	ASN              uint32
+	KubeAPIQPS       float32
+	KubeAPIBurst     int
 	RouterID         netip.Addr // invalid: the node's IPv4 InternalIP
 	ListenPort       int32
 	Profile          eligibility.Profile
@@ -200,6 +208,9 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if o.Workers < 1 {
 		bad("--workers: must be at least 1")
 	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		bad("--kube-api-qps/--kube-api-burst: must be positive")
+	}
 	if o.ASN == 0 {
 		bad("--asn: must be 1-4294967295")
 	}
@@ -221,7 +232,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		Namespace: o.Namespace, MetricsAddr: o.MetricsBindAddress, HealthAddr: o.HealthBindAddress,
 		LeaderElect: o.LeaderElect, LeaseNamespace: leaseNS, LeaseName: o.LeaseName,
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
-		Workers: o.Workers, ASN: o.ASN, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
+		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version,
 	}, nil
 }

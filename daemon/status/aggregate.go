@@ -20,6 +20,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 )
 
@@ -35,6 +36,7 @@ type AggregatorSources struct {
 // Aggregator writes the bgplb.io/Announced condition of our Services (leader only).
 type Aggregator struct {
 	kube         kubernetes.Interface
+	crd          versioned.Interface
 	src          AggregatorSources
 	class        string
 	defaultClass bool
@@ -52,9 +54,12 @@ type nodeStateIndex struct {
 
 // NewAggregator returns an Aggregator for Services of class (and class-less ones when
 // defaultClass).
-func NewAggregator(kube kubernetes.Interface, src AggregatorSources, class string, defaultClass bool) *Aggregator {
-	return &Aggregator{kube: kube, src: src, class: class, defaultClass: defaultClass}
+func NewAggregator(kube kubernetes.Interface, crd versioned.Interface, src AggregatorSources, class string, defaultClass bool) *Aggregator {
+	return &Aggregator{kube: kube, crd: crd, src: src, class: class, defaultClass: defaultClass}
 }
+
+// PeersKey is the work-queue key that makes Sync write the BGPPeers' status conditions.
+const PeersKey = "@bgppeers"
 
 // Ours reports whether svc is a LoadBalancer Service of our class.
 func (a *Aggregator) Ours(svc *corev1.Service) bool {
@@ -67,8 +72,12 @@ func (a *Aggregator) Ours(svc *corev1.Service) bool {
 	return *svc.Spec.LoadBalancerClass == a.class
 }
 
-// Sync is the watch.SyncFunc for Service keys.
+// Sync is the watch.SyncFunc: Service keys get the Announced condition, PeersKey the
+// BGPPeers' Established and Invalid conditions.
 func (a *Aggregator) Sync(ctx context.Context, key string) error {
+	if key == PeersKey {
+		return a.syncPeers(ctx)
+	}
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
@@ -94,9 +103,7 @@ func (a *Aggregator) Sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
-	if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message &&
-		old.ObservedGeneration == cond.ObservedGeneration {
+	if sameCond(meta.FindStatusCondition(svc.Status.Conditions, cond.Type), cond) {
 		return nil
 	}
 	upd := svc.DeepCopy()
@@ -217,4 +224,80 @@ func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
 	}
 	a.index, a.indexRV = idx, rv.String()
 	return idx, nil
+}
+
+// syncPeers writes each BGPPeer's Established condition (every selected node has the
+// session up; the message counts nodes) and Invalid condition (a node could not configure
+// the peer, e.g. a missing password Secret) from the nodes' BGPNodeStates.
+func (a *Aggregator) syncPeers(ctx context.Context) error {
+	peers, err := a.src.Peers.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list bgppeers: %w", err)
+	}
+	states, err := a.src.NodeStates.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list bgpnodestates: %w", err)
+	}
+	slices.SortFunc(states, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
+	var errs []error
+	for _, p := range peers {
+		total, up := 0, 0
+		var down, invalid []string
+		for _, s := range states {
+			for _, ps := range s.Status.Peers {
+				if ps.Name != p.Name {
+					continue
+				}
+				if ps.Address == "" && ps.LastError != "" { // not configured on that node
+					invalid = append(invalid, s.Name+": "+ps.LastError)
+					continue
+				}
+				total++
+				if ps.State == v1alpha1.SessionEstablished {
+					up++
+				} else if len(down) < 3 {
+					d := s.Name + " " + ps.State
+					if ps.LastError != "" {
+						d += " (" + ps.LastError + ")"
+					}
+					down = append(down, d)
+				}
+			}
+		}
+		est := metav1.Condition{Type: v1alpha1.PeerConditionEstablished, ObservedGeneration: p.Generation}
+		switch {
+		case total == 0:
+			est.Status, est.Reason, est.Message = metav1.ConditionFalse, "NoSessions", "no node has a session with this peer"
+		case up == total:
+			est.Status, est.Reason = metav1.ConditionTrue, "Established"
+			est.Message = fmt.Sprintf("%d of %d node(s) established", up, total)
+		default:
+			est.Status, est.Reason = metav1.ConditionFalse, announce.ReasonSessionsDown
+			est.Message = fmt.Sprintf("%d of %d node(s) established; down: %s", up, total, strings.Join(down, "; "))
+		}
+		inv := metav1.Condition{Type: v1alpha1.PeerConditionInvalid, ObservedGeneration: p.Generation,
+			Status: metav1.ConditionFalse, Reason: "Valid", Message: "every selected node configured the peer"}
+		if len(invalid) > 0 {
+			inv.Status, inv.Reason, inv.Message = metav1.ConditionTrue, "NotConfigured", strings.Join(invalid, "; ")
+		}
+		if sameCond(meta.FindStatusCondition(p.Status.Conditions, est.Type), est) &&
+			sameCond(meta.FindStatusCondition(p.Status.Conditions, inv.Type), inv) {
+			continue
+		}
+		upd := p.DeepCopy()
+		meta.SetStatusCondition(&upd.Status.Conditions, est)
+		meta.SetStatusCondition(&upd.Status.Conditions, inv)
+		if _, err := a.crd.BgplbV1alpha1().BGPPeers().UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("update status of bgppeer %s: %w", p.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+func sameCond(old *metav1.Condition, c metav1.Condition) bool {
+	return old != nil && old.Status == c.Status && old.Reason == c.Reason && old.Message == c.Message &&
+		old.ObservedGeneration == c.ObservedGeneration
 }

@@ -104,7 +104,8 @@ func TestAggregatorReasons(t *testing.T) {
 	must(t, services.Add(foreign))
 	must(t, pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "p"},
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}))
-	a := NewAggregator(kube, AggregatorSources{
+	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}})
+	a := NewAggregator(kube, crd, AggregatorSources{
 		Services: corelisters.NewServiceLister(services), NodeStates: bgplisters.NewBGPNodeStateLister(states),
 		Peers: bgplisters.NewBGPPeerLister(peers), Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
 		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),
@@ -150,5 +151,49 @@ func TestAggregatorReasons(t *testing.T) {
 		if act.GetVerb() == "update" {
 			t.Fatalf("unchanged condition written again: %v", act)
 		}
+	}
+}
+
+func TestPeerConditions(t *testing.T) {
+	ctx := context.Background()
+	idx := func() cache.Indexer { return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{}) }
+	states, peers := idx(), idx()
+	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}
+	must(t, peers.Add(peer))
+	crd := crdfake.NewSimpleClientset(peer)
+	a := NewAggregator(fake.NewSimpleClientset(), crd, AggregatorSources{
+		NodeStates: bgplisters.NewBGPNodeStateLister(states), Peers: bgplisters.NewBGPPeerLister(peers),
+	}, v1alpha1.DefaultLoadBalancerClass, false)
+	set := func(name string, ps v1alpha1.BGPPeerState) {
+		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{ps}}}))
+	}
+	get := func() (*metav1.Condition, *metav1.Condition) {
+		p, err := crd.BgplbV1alpha1().BGPPeers().Get(ctx, "router", metav1.GetOptions{})
+		must(t, err)
+		must(t, peers.Update(p))
+		return meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PeerConditionEstablished),
+			meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PeerConditionInvalid)
+	}
+	set("node1", v1alpha1.BGPPeerState{Name: "router", Address: "198.18.0.1", State: "Established"})
+	set("node2", v1alpha1.BGPPeerState{Name: "router", Address: "198.18.0.1", State: "Active", LastError: "connect: connection refused"})
+	must(t, a.Sync(ctx, PeersKey))
+	est, inv := get()
+	if est == nil || est.Status != metav1.ConditionFalse || !strings.Contains(est.Message, "1 of 2") || !strings.Contains(est.Message, "connection refused") {
+		t.Fatalf("Established = %+v", est)
+	}
+	if inv == nil || inv.Status != metav1.ConditionFalse {
+		t.Fatalf("Invalid = %+v", inv)
+	}
+	set("node2", v1alpha1.BGPPeerState{Name: "router", State: "Idle", LastError: `passwordSecretRef: secret "x" not found`})
+	must(t, a.Sync(ctx, PeersKey))
+	est, inv = get()
+	if est.Status != metav1.ConditionTrue || inv.Status != metav1.ConditionTrue || !strings.Contains(inv.Message, "node2: passwordSecretRef") {
+		t.Fatalf("Established = %+v, Invalid = %+v", est, inv)
+	}
+	crd.ClearActions()
+	must(t, a.Sync(ctx, PeersKey))
+	if len(crd.Actions()) != 0 {
+		t.Fatalf("unchanged peer status written: %v", crd.Actions())
 	}
 }
