@@ -276,3 +276,45 @@ func TestCNIAddErrors(t *testing.T) {
 		t.Fatalf("ADD with a missing plugin = %v, want an error naming it", err)
 	}
 }
+
+// TestNetnsStaleFile: a namespace file whose mount is gone (left by a kubelet
+// whose mount namespace died) is replaced by ensure and removed by remove.
+func TestNetnsStaleFile(t *testing.T) {
+	requireRoot(t)
+	name := fmt.Sprintf("bgplb-kt-stale-%d", os.Getpid()%100000)
+	m := &netnsManager{}
+	t.Cleanup(func() {
+		if err := m.remove(context.Background(), name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	stale := func() {
+		t.Helper()
+		if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(netnsPath(name), nil, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		if isNetns(netnsPath(name)) {
+			t.Fatal("a regular file counts as a namespace")
+		}
+	}
+	stale()
+	if err := m.ensure(context.Background(), name); err != nil {
+		t.Fatalf("ensure over a stale file: %v", err)
+	}
+	if !isNetns(netnsPath(name)) {
+		t.Fatal("ensure did not make a namespace")
+	}
+	if err := m.remove(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	stale()
+	if err := m.remove(context.Background(), name); err != nil {
+		t.Fatalf("remove of a stale file: %v", err)
+	}
+	if _, err := os.Stat(netnsPath(name)); !os.IsNotExist(err) {
+		t.Errorf("stale file survived remove (%v)", err)
+	}
+}
