@@ -227,3 +227,55 @@ func pinnedAttached(linkPin, progName string) (bool, int, error) {
 	}
 	return true, ifindex, nil
 }
+
+// UpdatePrograms swaps the programs of this build atomically into every live
+// link pinned in <pinDir>/links (pod_* links get lb_pod, uplink_* links
+// lb_uplink), e.g. when an upgraded daemon starts: attachments, maps and
+// conntrack state are kept, there is no window without a program. Links
+// whose interface is gone are skipped (their owners remove them). It
+// returns how many links were updated.
+func UpdatePrograms(pinDir string) (int, error) {
+	var progs lbPrograms
+	if err := loadObjects(pinDir, &progs); err != nil {
+		return 0, err
+	}
+	defer progs.Close()
+	dir := filepath.Join(pinDir, "links")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("list link pins in %s: %w", dir, err)
+	}
+	updated := 0
+	for _, e := range entries {
+		var prog *ebpf.Program
+		switch {
+		case strings.HasPrefix(e.Name(), "pod_"):
+			prog = progs.LbPod
+		case strings.HasPrefix(e.Name(), "uplink_"):
+			prog = progs.LbUplink
+		default:
+			continue
+		}
+		pin := filepath.Join(dir, e.Name())
+		l, err := link.LoadPinnedLink(pin, nil)
+		if err != nil {
+			continue // not a link (or just removed): nothing to update
+		}
+		ifindex, _, _, ok := tcxTarget(l)
+		if ok && ifindex != 0 {
+			err = l.Update(prog)
+		}
+		l.Close()
+		if !ok || ifindex == 0 {
+			continue
+		}
+		if err != nil {
+			return updated, fmt.Errorf("update program of link %s: %w", pin, err)
+		}
+		updated++
+	}
+	return updated, nil
+}

@@ -299,3 +299,34 @@ func TestAttachPodConcurrentProcesses(t *testing.T) {
 		t.Fatalf("programs use %d different lb_revnat maps, want one shared map", len(revnatIDs))
 	}
 }
+
+func TestUpdatePrograms(t *testing.T) {
+	pinDir := newPinDir(t)
+	ns := newNetns(t)
+	podIf := ns.addVeth(t, "uh0", "up0")
+	upIf := ns.addVeth(t, "uu0", "uu1")
+	goneIf := ns.addVeth(t, "ug0", "ug1")
+	ns.do(t, func() error {
+		if err := AttachPod(pinDir, podIf, PodLinkPin(pinDir, "c", "eth0")); err != nil {
+			return err
+		}
+		if err := AttachPod(pinDir, goneIf, PodLinkPin(pinDir, "gone", "eth0")); err != nil {
+			return err
+		}
+		return AttachUplink(pinDir, upIf, UplinkLinkPin(pinDir, "uu0"))
+	})
+	ns.delLink(t, "ug0")
+	before := map[int]ebpf.ProgramID{podIf: tcxPrograms(t, ns, podIf)[0], upIf: tcxPrograms(t, ns, upIf)[0]}
+
+	n, err := UpdatePrograms(pinDir)
+	if err != nil || n != 2 {
+		t.Fatalf("UpdatePrograms = %d, %v; want 2 updated", n, err)
+	}
+	for idx, want := range map[int]string{podIf: progNamePod, upIf: progNameUplink} {
+		ids := tcxPrograms(t, ns, idx)
+		if len(ids) != 1 || ids[0] == before[idx] || progName(t, ids[0]) != want {
+			t.Fatalf("ifindex %d: programs %v (before %d), want one new %s", idx, ids, before[idx], want)
+		}
+	}
+	mustAttached(t, PodLinkPin(pinDir, "c", "eth0"), podIf)
+}

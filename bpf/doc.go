@@ -15,8 +15,9 @@
 //
 // Who calls what: plugins/bgplb uses PodLinkPin, AttachPod, DetachPod and
 // PodAttached; daemon/datapath uses OpenMaps and the Maps accessors (the only
-// way to write the maps) plus AttachUplink/DetachUplink; bgplbctl reads the
-// maps through Maps.Services, Maps.Backends and Maps.Drops.
+// way to write the maps) plus AttachUplink/DetachUplink, and UpdatePrograms
+// after an upgrade; bgplbctl reads the maps through Maps.Services,
+// Maps.Backends, Maps.Drops and Maps.Flows.
 //
 // Invariants: maps are created on first load and reused afterwards (so a
 // daemon restart or a CNI invocation never resets them); links are pinned, so
