@@ -25,7 +25,8 @@ import (
 //	netns cli            netns rtr                     netns node                  netns pod
 //	c0 198.51.100.10 ── r1 198.51.100.1 (mtu 1280)
 //	                     r0 198.18.0.1 ──────────── n0 198.18.0.11 [lb_uplink]
-//	                                                  hpod 198.19.1.1 [lb_pod] ── eth0 198.19.1.5 (server)
+//	                                                  hpod 198.19.1.1 [lb_pod] ── eth0 198.19.1.5 (server pod1)
+//	                                                  hpod2 198.19.2.1 [lb_pod] ─ eth0 198.19.2.5 (server pod2)
 //
 // (and the same in IPv6). VIP 203.0.113.100 / 2001:db8:ffff::100 is routed by
 // rtr to the node and configured nowhere; the node has no route back to the
@@ -44,8 +45,8 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(envE2EServer) == "1" {
-		runE2EServer()
+	if name := os.Getenv(envE2EServer); name != "" {
+		runE2EServer(name)
 		return
 	}
 	if spec := os.Getenv(envAttach); spec != "" {
@@ -70,8 +71,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runE2EServer answers TCP on :8080 and UDP on :5353 with "peer=<remote> <data>".
-func runE2EServer() {
+// runE2EServer answers TCP on :8080 and UDP on :5353 with
+// "peer=<remote> name=<name> <data>".
+func runE2EServer(name string) {
 	ln, err := net.Listen("tcp", "[::]:8080")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -90,7 +92,7 @@ func runE2EServer() {
 				return
 			}
 			ap := addr.(*net.UDPAddr).AddrPort()
-			reply := fmt.Sprintf("peer=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), buf[:n])
+			reply := fmt.Sprintf("peer=%s name=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), name, buf[:n])
 			pc.WriteTo([]byte(reply), addr) //nolint:errcheck // test server: the client notices a lost reply
 		}
 	}()
@@ -112,7 +114,7 @@ func runE2EServer() {
 				return
 			}
 			ap := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-			fmt.Fprintf(c, "peer=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), line)
+			fmt.Fprintf(c, "peer=%s name=%s %s", netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), name, line)
 		}(c)
 	}
 }
@@ -122,6 +124,29 @@ func runE2EServer() {
 func runE2EClient(spec string) (string, error) {
 	parts := strings.SplitN(spec, "|", 3)
 	switch parts[0] {
+	case "tcpmany":
+		// N sequential connections; counts replies per server name.
+		n, _ := strconv.Atoi(parts[2])
+		names := map[string]int{}
+		for i := 0; i < n; i++ {
+			c, err := net.DialTimeout("tcp", parts[1], 2*time.Second)
+			if err != nil {
+				return "", fmt.Errorf("connection %d: %w", i, err)
+			}
+			c.SetDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck // best effort
+			fmt.Fprintf(c, "many\n")                       //nolint:errcheck // the read below fails too
+			b, err := io.ReadAll(c)
+			c.Close()
+			if err != nil {
+				return "", fmt.Errorf("connection %d: %w", i, err)
+			}
+			f := strings.Fields(string(b))
+			if len(f) < 2 || !strings.HasPrefix(f[1], "name=") {
+				return "", fmt.Errorf("connection %d: reply %q", i, b)
+			}
+			names[strings.TrimPrefix(f[1], "name=")]++
+		}
+		return fmt.Sprintf("ok=%d pod1=%d pod2=%d", n, names["pod1"], names["pod2"]), nil
 	case "tcpbig":
 		c, err := net.DialTimeout("tcp", parts[1], 2*time.Second)
 		if err != nil {
@@ -209,8 +234,8 @@ func e2eClient(ns *testNetns, spec string) (string, error) {
 
 func TestEndToEnd(t *testing.T) {
 	pinDir := newPinDir(t)
-	cli, rtr, node, pod := newNetns(t), newNetns(t), newNetns(t), newNetns(t)
-	for _, ns := range []*testNetns{cli, rtr, node, pod} {
+	cli, rtr, node, pod, pod2 := newNetns(t), newNetns(t), newNetns(t), newNetns(t), newNetns(t)
+	for _, ns := range []*testNetns{cli, rtr, node, pod, pod2} {
 		run(t, "ip", "-n", ns.name, "link", "set", "lo", "up")
 		// No duplicate address detection, also for the link-local addresses
 		// the veths get: a tentative link-local drops the neighbour
@@ -220,6 +245,7 @@ func TestEndToEnd(t *testing.T) {
 	run(t, "ip", "-n", cli.name, "link", "add", "c0", "type", "veth", "peer", "name", "r1", "netns", rtr.name)
 	run(t, "ip", "-n", rtr.name, "link", "add", "r0", "type", "veth", "peer", "name", "n0", "netns", node.name)
 	run(t, "ip", "-n", node.name, "link", "add", "hpod", "type", "veth", "peer", "name", "eth0", "netns", pod.name)
+	run(t, "ip", "-n", node.name, "link", "add", "hpod2", "type", "veth", "peer", "name", "eth0", "netns", pod2.name)
 	for _, c := range [][]string{
 		{cli.name, "addr", "add", "198.51.100.10/24", "dev", "c0"},
 		{cli.name, "addr", "add", "2001:db8:c::10/64", "dev", "c0", "nodad"},
@@ -245,12 +271,28 @@ func TestEndToEnd(t *testing.T) {
 		{pod.name, "link", "set", "eth0", "up"},
 		{pod.name, "route", "add", "default", "via", "198.19.1.1"},
 		{pod.name, "-6", "route", "add", "default", "via", "2001:db8:1:1::1"},
+		{node.name, "addr", "add", "198.19.2.1/24", "dev", "hpod2"},
+		{node.name, "addr", "add", "2001:db8:1:2::1/64", "dev", "hpod2", "nodad"},
+		{node.name, "link", "set", "hpod2", "up"},
+		{pod2.name, "addr", "add", "198.19.2.5/24", "dev", "eth0"},
+		{pod2.name, "addr", "add", "2001:db8:1:2::5/64", "dev", "eth0", "nodad"},
+		{pod2.name, "link", "set", "eth0", "up"},
+		{pod2.name, "route", "add", "default", "via", "198.19.2.1"},
+		{pod2.name, "-6", "route", "add", "default", "via", "2001:db8:1:2::1"},
 	} {
 		run(t, "ip", append([]string{"-n"}, c...)...)
 	}
 	run(t, "ip", "netns", "exec", rtr.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
-	var upIf, podIf int
+	var upIf, podIf, pod2If int
 	node.do(t, func() error {
+		hp2, err := net.InterfaceByName("hpod2")
+		if err != nil {
+			return err
+		}
+		pod2If = hp2.Index
+		if err := AttachPod(pinDir, pod2If, PodLinkPin(pinDir, "pod2", "eth0")); err != nil {
+			return err
+		}
 		n0, err := net.InterfaceByName("n0")
 		if err != nil {
 			return err
@@ -274,26 +316,30 @@ func TestEndToEnd(t *testing.T) {
 	must(t, maps.PutBackend(2, Backend{Addr: ap("198.19.1.5:5353"), Ifindex: podIf}))
 	must(t, maps.PutBackend(3, Backend{Addr: ap("[2001:db8:1:1::5]:8080"), Ifindex: podIf}))
 	must(t, maps.PutBackend(4, Backend{Addr: ap("[2001:db8:1:1::5]:5353"), Ifindex: podIf}))
-	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 80, Proto: ProtoTCP}, Service{ID: 1, Local: true}, []uint32{1}))
+	must(t, maps.PutBackend(6, Backend{Addr: ap("198.19.2.5:8080"), Ifindex: pod2If}))
+	must(t, maps.PutBackend(7, Backend{Addr: ap("[2001:db8:1:2::5]:8080"), Ifindex: pod2If}))
+	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 80, Proto: ProtoTCP}, Service{ID: 1, Local: true}, []uint32{1, 6}))
 	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 53, Proto: ProtoUDP}, Service{ID: 2, Local: true}, []uint32{2}))
-	must(t, maps.PutService(ServiceKey{VIP: vip6, Port: 80, Proto: ProtoTCP}, Service{ID: 3, Local: true}, []uint32{3}))
+	must(t, maps.PutService(ServiceKey{VIP: vip6, Port: 80, Proto: ProtoTCP}, Service{ID: 3, Local: true}, []uint32{3, 7}))
 	must(t, maps.PutService(ServiceKey{VIP: vip6, Port: 53, Proto: ProtoUDP}, Service{ID: 4, Local: true}, []uint32{4}))
 	must(t, maps.PutService(ServiceKey{VIP: vip4, Port: 81, Proto: ProtoTCP}, Service{ID: 5, Local: true}, nil))
 	must(t, maps.PutVIP(vip4))
 	must(t, maps.PutVIP(vip6))
 
-	srv := exec.Command("ip", "netns", "exec", pod.name, os.Args[0], "-test.run=^$")
-	srv.Env = append(os.Environ(), envE2EServer+"=1")
-	stdout, err := srv.StdoutPipe()
-	must(t, err)
-	srv.Stderr = os.Stderr
-	must(t, srv.Start())
-	t.Cleanup(func() {
-		srv.Process.Kill() //nolint:errcheck // the server may already have exited
-		srv.Wait()         //nolint:errcheck // killed on purpose
-	})
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
-		t.Fatalf("server did not start: %q %v", line, err)
+	for name, ns := range map[string]*testNetns{"pod1": pod, "pod2": pod2} {
+		srv := exec.Command("ip", "netns", "exec", ns.name, os.Args[0], "-test.run=^$")
+		srv.Env = append(os.Environ(), envE2EServer+"="+name)
+		stdout, err := srv.StdoutPipe()
+		must(t, err)
+		srv.Stderr = os.Stderr
+		must(t, srv.Start())
+		t.Cleanup(func() {
+			srv.Process.Kill() //nolint:errcheck // the server may already have exited
+			srv.Wait()         //nolint:errcheck // killed on purpose
+		})
+		if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+			t.Fatalf("server %s did not start: %q %v", name, line, err)
+		}
 	}
 
 	for _, c := range []struct{ spec, client string }{
@@ -323,6 +369,21 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("ping %s: %q %v", vip, out, err)
 		}
 	}
+	// Many connections spread over both pods (Maglev over the 5-tuple), none lost.
+	for _, vip := range []string{"203.0.113.100:80", "[2001:db8:ffff::100]:80"} {
+		out, err := e2eClient(cli, "tcpmany|"+vip+"|300")
+		if err != nil {
+			t.Errorf("300 connections to %s: %v", vip, err)
+			continue
+		}
+		t.Logf("300 connections to %s: %s", vip, out)
+		var ok, n1, n2 int
+		fmt.Sscanf(out, "ok=%d pod1=%d pod2=%d", &ok, &n1, &n2) //nolint:errcheck // checked below
+		if ok != 300 || n1+n2 != 300 || n1 < 60 || n2 < 60 {
+			t.Errorf("300 connections to %s: %s, want all answered and both pods used", vip, out)
+		}
+	}
+
 	// 64 KiB replies: segments of the client's MSS (1460) do not fit the
 	// router's 1280-byte link, so this only completes when the router's
 	// ICMP errors reach the pod.
