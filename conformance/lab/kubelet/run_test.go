@@ -104,10 +104,11 @@ func TestRunHostNetworkPod(t *testing.T) {
 		return ready && len(n.Status.Addresses) == 2 && n.Status.Addresses[0].Address == "127.0.0.1" &&
 			n.Status.Allocatable.Pods().Value() == 110
 	})
-	lease, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node1", metav1.GetOptions{})
-	if err != nil || lease.Spec.RenewTime == nil || ptr.Deref(lease.Spec.HolderIdentity, "") != "node1" {
-		t.Fatalf("node lease = %+v, %v", lease, err)
-	}
+	eventually(t, 5*time.Second, "node lease held", func() bool {
+		lease, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node1", metav1.GetOptions{})
+		return err == nil && lease.Spec.RenewTime != nil && ptr.Deref(lease.Spec.HolderIdentity, "") == "node1" &&
+			ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) == leaseDuration
+	})
 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hostnet", UID: "3c9d8e7f-0a1b-4c2d-8e3f-405162738495"},
@@ -190,6 +191,60 @@ func TestRunHostNetworkPod(t *testing.T) {
 	}
 	if procMatches(pid, bin, "hostnet") {
 		t.Error("pod process still runs after the pod was deleted")
+	}
+	entries, err := os.ReadDir(filepath.Join(stateDir, "pods"))
+	if err != nil || len(entries) != 0 {
+		t.Errorf("pod state left behind: %v %v", entries, err)
+	}
+}
+
+// TestRunRestartDuringTermination: a kubelet restarted while a pod is in its
+// grace period continues the termination without signalling the process again
+// (the podserver, like many apps, exits at once on a second signal).
+func TestRunRestartDuringTermination(t *testing.T) {
+	bin := buildPodserver(t)
+	port := freeTCPPort(t)
+	stateDir := t.TempDir()
+	cfg := Config{
+		NodeName: "node1", NodeIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		CNIConfDir: t.TempDir(), CNIBinDir: t.TempDir(), CNICacheDir: t.TempDir(), StateDir: stateDir, PodserverPath: bin,
+	}
+	client := fake.NewClientset()
+	stop := startKubelet(t, cfg, client)
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "slow-stop", UID: "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"},
+		Spec: corev1.PodSpec{NodeName: "node1", HostNetwork: true, Containers: []corev1.Container{{
+			Name: "app", Image: "x", Ports: []corev1.ContainerPort{{ContainerPort: int32(port)}},
+			Env: []corev1.EnvVar{{Name: "SHUTDOWN_DELAY", Value: "5"}},
+		}}},
+	}
+	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "pod Ready", func() bool {
+		p, ok := getPod(t, client, "slow-stop")
+		return ok && isReady(p)
+	})
+	p, _ := getPod(t, client, "slow-stop")
+	p.DeletionTimestamp = ptr.To(metav1.Now())
+	p.DeletionGracePeriodSeconds = ptr.To[int64](30)
+	if _, err := client.CoreV1().Pods("default").Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := time.Now()
+	eventually(t, 5*time.Second, "terminating pod not Ready", func() bool {
+		p, ok := getPod(t, client, "slow-stop")
+		return ok && !isReady(p)
+	})
+	stop()
+	startKubelet(t, cfg, client)
+	eventually(t, 15*time.Second, "pod object deleted", func() bool {
+		_, ok := getPod(t, client, "slow-stop")
+		return !ok
+	})
+	if d := time.Since(deleted); d < 4500*time.Millisecond {
+		t.Errorf("pod deleted %s after the deletion request: the restarted kubelet cut its 5s shutdown delay short", d)
 	}
 	entries, err := os.ReadDir(filepath.Join(stateDir, "pods"))
 	if err != nil || len(entries) != 0 {

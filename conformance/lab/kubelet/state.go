@@ -29,6 +29,8 @@ type podRecord struct {
 	// ProcessStarted is when the current podserver was started.
 	ProcessStarted time.Time `json:"processStarted,omitzero"`
 	RestartCount   int32     `json:"restartCount"`
+	// TerminationStarted is when the process got SIGTERM for a graceful deletion.
+	TerminationStarted time.Time `json:"terminationStarted,omitzero"`
 }
 
 // attachment returns the CNI identity of the record's pod.

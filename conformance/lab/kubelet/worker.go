@@ -361,11 +361,24 @@ func (w *podWorker) terminate(ctx context.Context, pod *corev1.Pod) (time.Durati
 		} else if pod.Spec.TerminationGracePeriodSeconds != nil {
 			grace = time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
 		}
-		w.killAt = now.Add(grace)
-		w.logger.Info("pod terminating", "grace", grace)
-		if w.proc != nil {
-			if err := w.proc.signal(syscall.SIGTERM); err != nil {
-				w.logger.Error(err, "SIGTERM pod process")
+		if w.rec != nil && !w.rec.TerminationStarted.IsZero() {
+			// A previous run already sent SIGTERM: keep its deadline, do not
+			// signal again (a second signal may end the grace period early).
+			w.killAt = w.rec.TerminationStarted.Add(grace)
+			w.logger.Info("pod terminating (continued from a previous run)", "grace", grace, "killAt", w.killAt)
+		} else {
+			w.killAt = now.Add(grace)
+			w.logger.Info("pod terminating", "grace", grace)
+			if w.rec != nil {
+				w.rec.TerminationStarted = now
+				if err := w.k.store.put(*w.rec); err != nil {
+					w.logger.Error(err, "record termination start")
+				}
+			}
+			if w.proc != nil {
+				if err := w.proc.signal(syscall.SIGTERM); err != nil {
+					w.logger.Error(err, "SIGTERM pod process")
+				}
 			}
 		}
 	}
