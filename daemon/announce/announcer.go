@@ -151,18 +151,28 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 		d.state.Reason, d.state.Message = ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
 		return d, nil
 	}
-	adverts, err := a.matchingAdvertisements(svc, node, vips)
+	adverts, inPools, err := a.matchingAdvertisements(svc, node, vips)
 	if err != nil {
 		return d, err
 	}
 	d.paths = map[netip.Prefix]bgp.Path{}
+	outside := 0
 	for _, vip := range vips {
+		if !inPools[vip] {
+			outside++ // never announced (the speaker would refuse it too)
+			continue
+		}
 		ads := adverts[vip]
 		if len(ads) == 0 {
 			continue
 		}
 		p := pathFor(ctx, vip, ads, dec.Weight)
 		d.paths[p.Prefix] = p
+	}
+	if len(d.paths) == 0 && outside == len(vips) {
+		d.state.Reason, d.state.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", vips)
+		d.paths = nil
+		return d, nil
 	}
 	if len(d.paths) == 0 {
 		d.state.Reason, d.state.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
@@ -180,15 +190,19 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 }
 
 // matchingAdvertisements returns per VIP the advertisements selecting the Service, the
-// VIP's pool and this node.
-func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Node, vips []netip.Addr) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, error) {
+// VIP's pool and this node, and which VIPs are inside some pool.
+func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Node, vips []netip.Addr) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool, error) {
 	ads, err := a.src.Advertisements.List(labels.Everything())
 	if err != nil {
-		return nil, fmt.Errorf("list bgpadvertisements: %w", err)
+		return nil, nil, fmt.Errorf("list bgpadvertisements: %w", err)
 	}
 	pools, err := a.src.Pools.List(labels.Everything())
 	if err != nil {
-		return nil, fmt.Errorf("list loadbalancerippools: %w", err)
+		return nil, nil, fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	inPools := map[netip.Addr]bool{}
+	for _, vip := range vips {
+		inPools[vip] = len(PoolsContaining(pools, vip)) > 0
 	}
 	sort.Slice(ads, func(i, j int) bool { return ads[i].Name < ads[j].Name })
 	var nodeLabels map[string]string
@@ -220,7 +234,7 @@ func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Nod
 			out[vip] = append(out[vip], ad)
 		}
 	}
-	return out, nil
+	return out, inPools, nil
 }
 
 // pathFor merges the attributes of the advertisements for one VIP.

@@ -138,21 +138,23 @@ func newFixture(t *testing.T) *fixture {
 	idx := func() cache.Indexer {
 		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	}
-	f := &fixture{t: t, j: &journal{}, services: idx(), slices: idx(), pools: idx(), peers: idx(), adverts: idx(), secrets: idx(),
+	slicesIdx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{"svc": func(obj any) ([]string, error) {
+		s := obj.(*discoveryv1.EndpointSlice)
+		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
+	}})
+	f := &fixture{t: t, j: &journal{}, services: idx(), slices: slicesIdx, pools: idx(), peers: idx(), adverts: idx(), secrets: idx(),
 		node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"rack": "a"}}}}
 	f.speaker = &fakeSpeaker{j: f.j, paths: map[netip.Prefix]bgp.Path{}}
 	f.dp = &fakeDatapath{j: f.j, services: map[string]*ServiceBackends{}}
 	src := Sources{
 		Services: corelisters.NewServiceLister(f.services),
 		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+			objs, err := f.slices.ByIndex("svc", ns+"/"+name)
 			var out []*discoveryv1.EndpointSlice
-			for _, o := range f.slices.List() {
-				s := o.(*discoveryv1.EndpointSlice)
-				if s.Namespace == ns && s.Labels[discoveryv1.LabelServiceName] == name {
-					out = append(out, s)
-				}
+			for _, o := range objs {
+				out = append(out, o.(*discoveryv1.EndpointSlice))
 			}
-			return out, nil
+			return out, err
 		},
 		Node:           func() *corev1.Node { return f.node },
 		Pools:          bgplisters.NewLoadBalancerIPPoolLister(f.pools),
@@ -164,6 +166,10 @@ func newFixture(t *testing.T) *fixture {
 	must(t, f.pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "pool", Labels: map[string]string{"tier": "web"}},
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}))
 	return f
+}
+
+func (f *fixture) poolMeta() metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: "pool", Labels: map[string]string{"tier": "web"}}
 }
 
 func must(t *testing.T, err error) {
@@ -436,5 +442,17 @@ func TestBlockPrefixesOfRange(t *testing.T) {
 	must(t, err)
 	if len(got) != 1 || got[0].String() != "2001:db8:ffff::/112" {
 		t.Fatalf("v6 range = %v", got)
+	}
+}
+
+func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
+	f := newFixture(t)
+	f.advert("all", v1alpha1.BGPAdvertisementSpec{})
+	f.service("web", "198.51.100.77", corev1.ServiceExternalTrafficPolicyLocal)
+	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
+	f.sync("default/web")
+	states, _ := f.a.State()
+	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonIPOutsidePools {
+		t.Fatalf("announced %v, state %+v; want nothing and IPOutsidePools", f.announced(), states)
 	}
 }

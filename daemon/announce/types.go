@@ -88,6 +88,7 @@ const (
 	ReasonNoPeers                 = "NoPeers"
 	ReasonSessionsDown            = "SessionsDown"
 	ReasonNoIP                    = "NoIP"
+	ReasonIPOutsidePools          = "IPOutsidePools"
 )
 
 // ServiceState is what the announcer last applied for one Service.
