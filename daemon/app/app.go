@@ -84,7 +84,10 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	}
 	routerID := cfg.RouterID
 	if !routerID.IsValid() {
-		routerID, _ = nodeIP(node, true) // waitForNode guarantees one
+		var ok bool
+		if routerID, ok = nodeIP(node, true); !ok {
+			return fmt.Errorf("node %s has no IPv4 InternalIP for the BGP router ID: set bgp.routerID in the DaemonConfiguration", cfg.NodeName)
+		}
 	}
 
 	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
@@ -287,8 +290,10 @@ func waitForNode(ctx context.Context, kube kubernetes.Interface, name string) (*
 			klog.FromContext(ctx).Info("waiting for the node object", "err", err)
 			return false, nil
 		}
-		if _, ok := nodeIP(n, true); !ok {
-			klog.FromContext(ctx).Info("waiting for the node's IPv4 InternalIP")
+		_, v4 := nodeIP(n, true)
+		_, v6 := nodeIP(n, false)
+		if !v4 && !v6 {
+			klog.FromContext(ctx).Info("waiting for the node's InternalIP")
 			return false, nil
 		}
 		node = n

@@ -42,7 +42,10 @@ func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *regi
 	}
 	uplinks := cfg.UplinkInterfaces
 	if len(uplinks) == 0 {
-		ip, _ := nodeIP(node, true)
+		ip, ok := nodeIP(node, true)
+		if !ok {
+			ip, _ = nodeIP(node, false)
+		}
 		name, err := interfaceHolding(ip)
 		if err != nil {
 			return dpHandle{}, fmt.Errorf("find the uplink interface (set --uplink-interfaces): %w", err)

@@ -1,6 +1,3 @@
-// Command bgplbctl inspects and explains a node's bgplb: status of peers, routes and VIPs,
-// the datapath's service→backend table, a health check ("doctor") and router configuration
-// generated for FRR, BIRD and OPNsense.
 package main
 
 import (

@@ -1,4 +1,3 @@
-// Command bgplbd is the bgplb node daemon. It parses flags and hands over to daemon/app.
 package main
 
 import (
