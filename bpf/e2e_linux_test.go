@@ -12,12 +12,14 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // The end-to-end test runs real traffic through both programs:
@@ -119,11 +121,44 @@ func runE2EServer(name string) {
 	}
 }
 
-// runE2EClient: "tcp|addr:port|msg", "udp|addr:port|msg", "tcpbig|addr:port" or "ping|addr".
+// runE2EClient: "tcp|addr:port|msg", "udp|addr:port|msg", "tcpfrom|lport|addr:port|msg",
+// "tcpmany|addr:port|n", "tcpbig|addr:port" or "ping|addr".
 // Prints "local=<addr:port> reply=<reply>".
 func runE2EClient(spec string) (string, error) {
 	parts := strings.SplitN(spec, "|", 3)
 	switch parts[0] {
+	case "tcpfrom":
+		// tcpfrom|localport|addr:port|msg: like tcp, from a fixed client port.
+		sub := strings.SplitN(parts[2], "|", 2)
+		lport, _ := strconv.Atoi(parts[1])
+		d := net.Dialer{
+			Timeout:   2 * time.Second,
+			LocalAddr: &net.TCPAddr{Port: lport},
+			Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				})
+				if err != nil {
+					return err
+				}
+				return serr
+			},
+		}
+		c, err := d.Dial("tcp", sub[0])
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck // best effort
+		if _, err := fmt.Fprintf(c, "%s\n", sub[1]); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(c)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("local=%s reply=%s", c.LocalAddr(), strings.TrimSpace(string(b))), nil
 	case "tcpmany":
 		// N sequential connections; counts replies per server name.
 		n, _ := strconv.Atoi(parts[2])
@@ -395,6 +430,27 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if _, err := e2eClient(cli, "tcp|203.0.113.100:81|nobody"); err == nil {
 		t.Errorf("Local service without backend answered")
+	}
+
+	// Reverse-NAT entries outlive their flows: after a VIP connection from
+	// client port P answered by pod1, the client connects to pod1's own
+	// address from the same port (plain routing through the node). That
+	// flow has the same tuple at the pod and must not be rewritten.
+	run(t, "ip", "netns", "exec", node.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	run(t, "ip", "-n", node.name, "route", "add", "default", "via", "198.18.0.1")
+	run(t, "ip", "-n", rtr.name, "route", "add", "198.19.1.0/24", "via", "198.18.0.11")
+	port := 0
+	for p := 45000; p < 45050 && port == 0; p++ {
+		if out, err := e2eClient(cli, fmt.Sprintf("tcpfrom|%d|203.0.113.100:80|vip", p)); err == nil && strings.Contains(out, "name=pod1") {
+			port = p
+		}
+	}
+	if port == 0 {
+		t.Fatal("no VIP connection from ports 45000-45049 reached pod1")
+	}
+	out, err := e2eClient(cli, fmt.Sprintf("tcpfrom|%d|198.19.1.5:8080|direct", port))
+	if want := fmt.Sprintf("reply=peer=198.51.100.10:%d name=pod1 direct", port); err != nil || !strings.HasSuffix(out, want) {
+		t.Errorf("direct connection from the port of an earlier VIP flow: %q %v, want %q", out, err, want)
 	}
 
 	// Control: without the uplink program the VIP is unreachable.

@@ -35,8 +35,12 @@
  * gets its source rewritten back to VIP:port and is redirected out of the
  * uplink the request arrived on, with the request's MAC addresses swapped, so
  * the reply goes back to the router that sent the request (symmetric return
- * path, even when the client shares the node's subnet). Everything else
- * continues untouched.
+ * path, even when the client shares the node's subnet). Reverse-NAT entries
+ * outlive their flows (LRU), so a TCP SYN-ACK must acknowledge the client
+ * ISN the uplink recorded and a UDP entry expires after LB_UDP_IDLE_NS idle;
+ * stale entries are deleted, so a later flow with the same tuple that did
+ * not come through the VIP is not rewritten. Everything else continues
+ * untouched.
  *
  * Packet headers are read with bpf_skb_load_bytes() and written with
  * bpf_skb_store_bytes()/bpf_l{3,4}_csum_replace(), so non-linear skbs work and
@@ -157,7 +161,11 @@ struct pkt {
 	__u8 v6;
 	__u8 frag;
 	__u8 tcp_flags;
+	__be32 tcp_seq;
+	__be32 tcp_ack;
 };
+
+#define REFRESH_NS 1000000000ULL
 
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
@@ -250,7 +258,11 @@ static __always_inline int parse_ports(struct __sk_buff *skb, struct pkt *p)
 	}
 	__builtin_memcpy(&p->sport, buf, 2);
 	__builtin_memcpy(&p->dport, buf + 2, 2);
-	p->tcp_flags = p->proto == IPPROTO_TCP ? buf[13] : 0;
+	if (p->proto == IPPROTO_TCP) {
+		p->tcp_flags = buf[13];
+		__builtin_memcpy(&p->tcp_seq, buf + 4, 4);
+		__builtin_memcpy(&p->tcp_ack, buf + 8, 4);
+	}
 	return 0;
 }
 
@@ -565,7 +577,8 @@ int lb_uplink(struct __sk_buff *skb)
 	struct lb_revnat_key rk = {};
 	struct lb_revnat_entry *rn;
 	__u32 be_id = 0;
-	int found = 0;
+	__u64 now;
+	int found = 0, syn;
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
 		return TC_ACT_UNSPEC;
@@ -666,9 +679,12 @@ int lb_uplink(struct __sk_buff *skb)
 	rk.sport = be.port;
 	rk.dport = p.sport;
 	rk.proto = p.proto;
+	now = bpf_ktime_get_ns();
+	syn = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	rn = bpf_map_lookup_elem(&lb_revnat, &rk);
-	if (!rn || rn->ifindex != skb->ifindex || rn->svc_id != svc.id ||
-	    !mac_eq(rn->client_mac, eth.h_source) || !mac_eq(rn->node_mac, eth.h_dest)) {
+	if (!rn || rn->ifindex != skb->ifindex || rn->svc_id != svc.id || rn->backend_id != be_id ||
+	    !mac_eq(rn->client_mac, eth.h_source) || !mac_eq(rn->node_mac, eth.h_dest) ||
+	    (syn && (!(rn->flags & LB_RN_F_SYN) || rn->syn_seq != p.tcp_seq))) {
 		struct lb_revnat_entry nv = {};
 
 		__builtin_memcpy(nv.vip, p.daddr, 16);
@@ -678,8 +694,18 @@ int lb_uplink(struct __sk_buff *skb)
 		nv.ifindex = skb->ifindex;
 		nv.svc_id = svc.id;
 		nv.backend_id = be_id;
+		nv.last_ns = now;
+		if (syn) {
+			nv.flags = LB_RN_F_SYN;
+			nv.syn_seq = p.tcp_seq;
+		} else if (rn) {
+			nv.flags = rn->flags;
+			nv.syn_seq = rn->syn_seq;
+		}
 		if (bpf_map_update_elem(&lb_revnat, &rk, &nv, BPF_ANY) < 0)
 			return count_drop(LB_DROP_CT_FULL);
+	} else if (now - rn->last_ns > REFRESH_NS) {
+		rn->last_ns = now;
 	}
 
 	if (nat_rewrite(skb, &p, 0, be.addr, be.port) < 0)
@@ -698,6 +724,7 @@ int lb_pod(struct __sk_buff *skb)
 	struct lb_revnat_key rk = {};
 	struct lb_revnat_entry *rnp, rn;
 	__u8 macs[12];
+	__u64 now;
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
 		return TC_ACT_UNSPEC;
@@ -719,6 +746,25 @@ int lb_pod(struct __sk_buff *skb)
 	rn = *rnp;
 	if (is_v4mapped(rn.vip) == p.v6)
 		return TC_ACT_UNSPEC;
+
+	/* A stale entry (its flow is over, this is a flow that did not come
+	 * through the VIP) is deleted and the packet left alone. */
+	now = bpf_ktime_get_ns();
+	if (p.proto == IPPROTO_TCP) {
+		if ((p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) &&
+		    (!(rn.flags & LB_RN_F_SYN) ||
+		     bpf_ntohl(p.tcp_ack) != bpf_ntohl(rn.syn_seq) + 1)) {
+			bpf_map_delete_elem(&lb_revnat, &rk);
+			return TC_ACT_UNSPEC;
+		}
+	} else {
+		if (now - rn.last_ns > LB_UDP_IDLE_NS) {
+			bpf_map_delete_elem(&lb_revnat, &rk);
+			return TC_ACT_UNSPEC;
+		}
+		if (now - rn.last_ns > REFRESH_NS)
+			rnp->last_ns = now;
+	}
 
 	if (nat_rewrite(skb, &p, 1, rn.vip, rn.vip_port) < 0)
 		return count_drop(LB_DROP_MALFORMED);

@@ -126,15 +126,28 @@ struct lb_revnat_key {
 	__u8 pad[3];
 };
 
+/* lb_revnat_entry.flags */
+#define LB_RN_F_SYN (1U << 0) /* syn_seq holds the client's initial sequence number */
+
+/* How long a UDP reverse-NAT entry stays valid without packets either way. */
+#define LB_UDP_IDLE_NS (120ULL * 1000000000ULL)
+
 struct lb_revnat_entry {
 	__u8 vip[16];
 	__be16 vip_port;
 	__u8 client_mac[6]; /* source MAC of the request: destination of replies */
 	__u8 node_mac[6];   /* destination MAC of the request: source of replies */
-	__u16 pad;
+	__u16 flags;        /* LB_RN_F_* */
 	__u32 ifindex;      /* interface the request arrived on: replies leave through it */
 	__u32 svc_id;
 	__u32 backend_id;
+	/* Staleness guards: the entry outlives its flow (LRU), and a later flow
+	 * with the same tuple that does not come through the VIP (client -> pod
+	 * IP directly) must not be rewritten. TCP: the backend's SYN-ACK must
+	 * acknowledge syn_seq + 1, else the entry is stale and deleted. UDP: the
+	 * entry is stale after LB_UDP_IDLE_NS without packets in either direction. */
+	__be32 syn_seq;
+	__u64 last_ns;      /* bpf_ktime_get_ns(), refreshed at most once a second */
 };
 
 struct lb_stats {

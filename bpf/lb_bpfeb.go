@@ -50,10 +50,12 @@ type lbLbRevnatEntry struct {
 	VipPort   uint16
 	ClientMac [6]uint8
 	NodeMac   [6]uint8
-	Pad       uint16
+	Flags     uint16
 	Ifindex   uint32
 	SvcId     uint32
 	BackendId uint32
+	SynSeq    uint32
+	LastNs    uint64
 }
 
 type lbLbRevnatKey struct {

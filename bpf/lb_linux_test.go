@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // tc/tcx return codes as seen by BPF_PROG_TEST_RUN.
@@ -761,5 +762,68 @@ func TestABIConstants(t *testing.T) {
 		if b := be.Maps[name]; b == nil || b.KeySize != m.KeySize || b.ValueSize != m.ValueSize || b.MaxEntries != m.MaxEntries || b.Flags != m.Flags {
 			t.Errorf("map %s differs between lb_bpfel.o and lb_bpfeb.o", name)
 		}
+	}
+}
+
+// TestReverseNATStaleEntries: reverse-NAT entries outlive their flows; a later
+// flow between the same pod and client ports that did not come through the
+// VIP must not be rewritten.
+func TestReverseNATStaleEntries(t *testing.T) {
+	f := newFixture(t)
+	vip, backend, client := ap("203.0.113.85:80"), ap("198.19.1.8:8080"), ap("198.51.100.10:43000")
+	must(t, f.maps.PutBackend(8, Backend{Addr: backend, Ifindex: 8}))
+	must(t, f.maps.PutService(ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: 8}, []uint32{8}))
+	must(t, f.maps.PutService(ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoUDP}, Service{ID: 9}, []uint32{8}))
+	const synFlag, synAck = 0x02, 0x12
+
+	// TCP through the VIP: the SYN-ACK acknowledging the client's ISN is translated.
+	syn := buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP, tcpFlags: synFlag, seq: 7000})
+	if ret, _ := f.uplink(t, syn); ret != actRedirect {
+		t.Fatalf("SYN: ret %d", int32(ret))
+	}
+	sa := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, tcpFlags: synAck, seq: 900, ack: 7001})
+	if ret, out := f.pod(t, sa); ret != actRedirect || mustDecode(t, out).src != vip {
+		t.Fatalf("SYN-ACK of the VIP flow: ret %d", int32(ret))
+	}
+	// Later the client talks to the pod directly from the same port: the
+	// pod's SYN-ACK acknowledges another ISN and everything stays untouched.
+	sa2 := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, tcpFlags: synAck, seq: 5000, ack: 123457})
+	data := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, seq: 5001, ack: 123457, payload: []byte("direct")})
+	for name, pkt := range map[string][]byte{"SYN-ACK": sa2, "data": data} {
+		if ret, out := f.pod(t, pkt); ret != actNext || !bytes.Equal(out, pkt) {
+			t.Fatalf("direct flow %s: ret %d, changed %v", name, int32(ret), !bytes.Equal(out, pkt))
+		}
+	}
+	// A new connection through the VIP on the same tuple works again.
+	syn = buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP, tcpFlags: synFlag, seq: 9000})
+	if ret, _ := f.uplink(t, syn); ret != actRedirect {
+		t.Fatalf("second SYN: ret %d", int32(ret))
+	}
+	sa = buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, tcpFlags: synAck, seq: 100, ack: 9001})
+	if ret, out := f.pod(t, sa); ret != actRedirect || mustDecode(t, out).src != vip {
+		t.Fatalf("SYN-ACK of the second VIP flow: ret %d", int32(ret))
+	}
+
+	// UDP: an entry idle for longer than LB_UDP_IDLE_NS is stale.
+	req := buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoUDP})
+	if ret, _ := f.uplink(t, req); ret != actRedirect {
+		t.Fatalf("UDP request: ret %d", int32(ret))
+	}
+	reply := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoUDP})
+	if ret, out := f.pod(t, reply); ret != actRedirect || mustDecode(t, out).src != vip {
+		t.Fatalf("UDP reply: ret %d", int32(ret))
+	}
+	var ts unix.Timespec
+	must(t, unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts))
+	rk := lbLbRevnatKey{Saddr: backend.Addr().As16(), Daddr: client.Addr().As16(), Sport: htons(backend.Port()), Dport: htons(client.Port()), Proto: ipProtoUDP}
+	var rn lbLbRevnatEntry
+	must(t, f.objs.LbRevnat.Lookup(&rk, &rn))
+	rn.LastNs = uint64(ts.Nano()) - 121e9
+	must(t, f.objs.LbRevnat.Put(&rk, &rn))
+	if ret, out := f.pod(t, reply); ret != actNext || !bytes.Equal(out, reply) {
+		t.Fatalf("reply on an idle UDP entry: ret %d, want untouched", int32(ret))
+	}
+	if err := f.objs.LbRevnat.Lookup(&rk, &rn); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Fatalf("idle UDP entry not deleted: %v", err)
 	}
 }

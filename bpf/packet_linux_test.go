@@ -25,7 +25,8 @@ type pktSpec struct {
 	srcMAC, dstMAC net.HardwareAddr
 	src, dst       netip.AddrPort
 	proto          uint8
-	tcpFlags       uint8 // default ACK|PSH
+	tcpFlags       uint8  // default ACK|PSH
+	seq, ack       uint32 // TCP; default 1000, 2000
 	icmpType       uint8
 	payload        []byte
 	udpNoCsum      bool // IPv4 UDP with checksum 0
@@ -80,8 +81,12 @@ func buildPacket(s pktSpec) []byte {
 		l4 = make([]byte, 20, 20+len(s.payload))
 		binary.BigEndian.PutUint16(l4[0:], s.src.Port())
 		binary.BigEndian.PutUint16(l4[2:], s.dst.Port())
-		binary.BigEndian.PutUint32(l4[4:], 1000)
-		binary.BigEndian.PutUint32(l4[8:], 2000)
+		seq, ack := s.seq, s.ack
+		if seq == 0 && ack == 0 {
+			seq, ack = 1000, 2000
+		}
+		binary.BigEndian.PutUint32(l4[4:], seq)
+		binary.BigEndian.PutUint32(l4[8:], ack)
 		l4[12] = 5 << 4
 		l4[13] = s.tcpFlags
 		if l4[13] == 0 {
