@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -454,5 +455,22 @@ func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
 	states, _ := f.a.State()
 	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonIPOutsidePools {
 		t.Fatalf("announced %v, state %+v; want nothing and IPOutsidePools", f.announced(), states)
+	}
+}
+
+func TestDuplicatePeerAddressKeepsTheOlderPeer(t *testing.T) {
+	f := newFixture(t)
+	old := metav1.NewTime(time.Now().Add(-time.Hour))
+	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router", CreationTimestamp: old},
+		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1"}}))
+	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "a-wrong-asn", CreationTimestamp: metav1.Now()},
+		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64612, PeerAddress: "198.18.0.1"}}))
+	f.sync(PeersKey)
+	if len(f.speaker.peers) != 1 || f.speaker.peers[0].Name != "lab-router" || f.speaker.peers[0].PeerASN != 64512 {
+		t.Fatalf("configured peers = %+v, want the older lab-router only", f.speaker.peers)
+	}
+	pr := f.a.PeerProblems()
+	if len(pr) != 1 || pr[0].Peer != "a-wrong-asn" || !strings.Contains(pr[0].Message, "also used by BGPPeer lab-router") {
+		t.Fatalf("problems = %+v", pr)
 	}
 }

@@ -37,7 +37,14 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list bgppeers: %w", err)
 	}
-	slices.SortFunc(peers, func(x, y *v1alpha1.BGPPeer) int { return strings.Compare(x.Name, y.Name) })
+	// Oldest first: when two BGPPeers name one address, the older one keeps its session and
+	// the newer one is reported, so adding a bad duplicate never disturbs a working peer.
+	slices.SortFunc(peers, func(x, y *v1alpha1.BGPPeer) int {
+		if c := x.CreationTimestamp.Compare(y.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Name, y.Name)
+	})
 	var nodeLabels map[string]string
 	if a.src.Node != nil {
 		if n := a.src.Node(); n != nil {

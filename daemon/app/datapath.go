@@ -66,6 +66,11 @@ func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *regi
 	if err != nil {
 		return dpHandle{}, fmt.Errorf("adopt datapath maps: %w", err)
 	}
+	if n, err := datapath.UpdatePrograms(cfg.BPFPinDir); err != nil {
+		logger.Info("updating the programs of pinned links failed; they keep the old ones", "err", err)
+	} else if n > 0 {
+		logger.Info("programs of pinned links updated to this build", "links", n)
+	}
 	if err := datapath.AttachUplinks(ctx, cfg.BPFPinDir, uplinks); err != nil {
 		return dpHandle{}, err
 	}

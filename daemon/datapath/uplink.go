@@ -28,6 +28,17 @@ func AttachUplinks(ctx context.Context, pinDir string, names []string) error {
 	return nil
 }
 
+// UpdatePrograms swaps this build's programs into every live pinned link (pod and uplink),
+// keeping attachments, maps and conntrack: an upgraded daemon serves with its own programs
+// without a window. It returns how many links were updated.
+func UpdatePrograms(pinDir string) (int, error) {
+	n, err := bpf.UpdatePrograms(pinDir)
+	if err != nil {
+		return n, fmt.Errorf("update pinned programs in %s: %w", pinDir, err)
+	}
+	return n, nil
+}
+
 // OpenMaps opens (creating when missing) the maps pinned in pinDir.
 func OpenMaps(pinDir string) (*bpf.Maps, error) {
 	m, err := bpf.OpenMaps(pinDir)
