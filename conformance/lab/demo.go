@@ -154,9 +154,9 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 					established++
 				}
 			}
-			if established < len(l.Nodes) {
-				return false, nil
-			}
+			return established >= len(l.Nodes), nil
+		}) // what is not there after the wait is what the sections below show
+		_ = poll(ctx, 10*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 			if vip == "" {
 				return true, nil
 			}
