@@ -396,7 +396,15 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants m
 	if announced && reflect.DeepEqual(old, merged) {
 		return nil
 	}
-	if err := a.speaker.Announce(ctx, merged); err != nil {
+	err := a.speaker.Announce(ctx, merged)
+	if errors.Is(err, bgp.ErrPrefixNotAllowed) {
+		// The pool may be newer than the speaker's allowed set (its PeersKey sync is still
+		// queued): refresh the set from the cache and try once more.
+		if serr := a.SyncAllowedPrefixes(ctx); serr == nil {
+			err = a.speaker.Announce(ctx, merged)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, bgp.ErrPrefixNotAllowed) {
 			return fmt.Errorf("announce %s: outside every pool: %w", prefix, err)
 		}

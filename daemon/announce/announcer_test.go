@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -69,6 +70,9 @@ func (f *fakeSpeaker) Announce(_ context.Context, p bgp.Path) error {
 	if err := f.failNext; err != nil {
 		f.failNext = nil
 		return err
+	}
+	if f.allowed != nil && !slices.ContainsFunc(f.allowed, func(a netip.Prefix) bool { return a.Overlaps(p.Prefix) && a.Bits() <= p.Prefix.Bits() }) {
+		return bgp.ErrPrefixNotAllowed
 	}
 	f.paths[p.Prefix] = p
 	f.announces++
@@ -472,5 +476,19 @@ func TestDuplicatePeerAddressKeepsTheOlderPeer(t *testing.T) {
 	pr := f.a.PeerProblems()
 	if len(pr) != 1 || pr[0].Peer != "a-wrong-asn" || !strings.Contains(pr[0].Message, "also used by BGPPeer lab-router") {
 		t.Fatalf("problems = %+v", pr)
+	}
+}
+
+func TestNewPoolIsAllowedWithoutWaitingForThePeerSync(t *testing.T) {
+	f := newFixture(t)
+	f.advert("all", v1alpha1.BGPAdvertisementSpec{})
+	f.sync(PeersKey) // allowed = 203.0.113.0/24
+	must(t, f.pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "v6"},
+		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "2001:db8:ffff::/112"}}}}))
+	f.service("web", "2001:db8:ffff::10", corev1.ServiceExternalTrafficPolicyCluster)
+	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
+	f.sync("default/web")
+	if got := f.announced(); !reflect.DeepEqual(got, []string{"2001:db8:ffff::10/128"}) {
+		t.Fatalf("announced %v", got)
 	}
 }
