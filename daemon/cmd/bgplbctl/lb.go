@@ -102,6 +102,24 @@ func runLBList(pinDir string, out io.Writer) error {
 		}
 	}
 	_ = tw.Flush() // writing to stdout
+	inSet := map[uint32]bool{}
+	for _, s := range svcs {
+		for _, id := range s.Backends {
+			inSet[id] = true
+		}
+	}
+	var draining []bpf.BackendEntry
+	for _, b := range bes {
+		if !inSet[b.ID] {
+			draining = append(draining, b)
+		}
+	}
+	if len(draining) > 0 {
+		fmt.Fprintln(out, "\nBackends keeping established flows only (no new flows):")
+		for _, b := range draining {
+			fmt.Fprintf(out, "  %s #%d ifindex %d packets %d bytes %d\n", b.Backend.Addr, b.ID, b.Backend.Ifindex, b.Stats.Packets, b.Stats.Bytes)
+		}
+	}
 	drops, err := m.Drops()
 	if err != nil {
 		return err
