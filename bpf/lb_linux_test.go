@@ -426,9 +426,24 @@ func TestNoLocalBackend(t *testing.T) {
 		t.Fatalf("drops = %v, want only the Local one", d)
 	}
 
-	// A backend of the wrong family is never used.
+	// PutService refuses missing and wrong-family backends ...
 	must(t, f.maps.PutBackend(7, Backend{Addr: ap("[2001:db8:1:1::7]:80"), Ifindex: 7}))
-	must(t, f.maps.PutService(cluster, Service{ID: 2}, []uint32{7}))
+	if err := f.maps.PutService(cluster, Service{ID: 2}, []uint32{8}); err == nil {
+		t.Fatal("PutService with a missing backend succeeded")
+	}
+	if err := f.maps.PutService(cluster, Service{ID: 2}, []uint32{7}); err == nil {
+		t.Fatal("PutService with an IPv6 backend for an IPv4 VIP succeeded")
+	}
+	if _, ids, _, err := f.maps.LookupService(cluster); err != nil || len(ids) != 0 {
+		t.Fatalf("refused PutService changed the service: %v %v", ids, err)
+	}
+	// ... and the program never uses one that slipped in (raw map write).
+	var mt lbLbMaglevTable
+	for i := range mt.BackendIds {
+		mt.BackendIds[i] = 7
+	}
+	must(t, f.objs.LbMaglev.Put(uint32(2), &mt))
+	must(t, f.objs.LbServices.Put(&lbLbServiceKey{Vip: cluster.VIP.As16(), Port: htons(80), Proto: 6}, &lbLbService{Id: 2, Count: 1}))
 	if ret, _ := f.uplink(t, req); ret != actShot || f.drops(t)[DropNoBackend] != 1 {
 		t.Fatalf("wrong-family backend: ret %d drops %v", int32(ret), f.drops(t))
 	}

@@ -167,7 +167,8 @@ func ignoreNotExist(err error) error {
 // already tracked keep their backend while it exists in lb_backends. The
 // Maglev table is written before the service entry publishes a non-zero
 // count, so the program never sees a count without a table. An empty set
-// means "no local backend" (Local: drop; Cluster: to the kernel).
+// means "no local backend" (Local: drop; Cluster: to the kernel). Every id
+// must name a backend of the VIP's address family already in lb_backends.
 func (m *Maps) PutService(k ServiceKey, s Service, backendIDs []uint32) error {
 	rk, err := k.raw()
 	if err != nil {
@@ -175,6 +176,15 @@ func (m *Maps) PutService(k ServiceKey, s Service, backendIDs []uint32) error {
 	}
 	if s.ID == 0 {
 		return fmt.Errorf("put service %v: id 0 is reserved", k)
+	}
+	for _, id := range backendIDs {
+		var b lbLbBackend
+		if err := m.m.LbBackends.Lookup(id, &b); err != nil {
+			return fmt.Errorf("put service %v: backend %d: %w", k, id, err)
+		}
+		if addrFrom16(b.Addr).Is4() != k.VIP.Unmap().Is4() {
+			return fmt.Errorf("put service %v: backend %d (%v) is of another address family", k, id, addrFrom16(b.Addr))
+		}
 	}
 	table := MaglevTable(backendIDs)
 	count := uint32(0)
