@@ -67,8 +67,8 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 
 	var ready atomic.Bool
 	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); wg.Wait() }()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer func() { cancel(nil); wg.Wait() }()
 	serveHTTP(ctx, &wg, cfg, &ready)
 
 	reg := registry.New()
@@ -148,8 +148,7 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	}
 	wg.Go(func() {
 		if err := reg.Serve(ctx, cfg.Socket); err != nil {
-			logger.Error(err, "endpoint registry server failed")
-			cancel()
+			cancel(fmt.Errorf("endpoint registry server: %w", err)) // fatal: the CNI plugin needs it
 		}
 	})
 
@@ -208,6 +207,9 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	<-ctx.Done()
 	ready.Store(false)
 	logger.Info("shutting down: routes and datapath stay in place for the next daemon")
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 

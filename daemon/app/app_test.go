@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,5 +190,30 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunFailsWhenTheSocketCannotBeServed(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bgplbd.sock")
+	if err := os.WriteFile(sock, []byte("not a socket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.18.0.11"}}}}
+	o := NewOptions()
+	o.NodeName, o.Datapath, o.LeaderElect = "node1", false, false
+	o.Socket, o.RecordsDir = sock, filepath.Join(dir, "endpoints")
+	o.MetricsBindAddress, o.HealthBindAddress = "", ""
+	cfg, err := o.Config("test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = run(ctx, cfg, fake.NewSimpleClientset(node), crdfake.NewSimpleClientset(), bgptest.NewFake())
+	if err == nil || !strings.Contains(err.Error(), "endpoint registry server") || ctx.Err() != nil {
+		t.Fatalf("run = %v (ctx %v), want a registry server error before the timeout", err, ctx.Err())
 	}
 }
