@@ -617,6 +617,33 @@ func testDown(t *testing.T, l *lab.Lab) {
 	if len(procs) == 0 {
 		t.Fatal("no recorded processes before down")
 	}
+	// Simulate a crash: kill the kubelet of a node that runs a pod and forget the PIDs
+	// of its pods, so down must find their processes through the lab namespaces.
+	crashed := ""
+	for _, p := range procs {
+		if node, _, ok := strings.Cut(p.Name, "/kubelet/"); ok && p.Alive {
+			crashed = node
+			break
+		}
+	}
+	if crashed == "" {
+		t.Fatal("no pod process recorded by any kubelet")
+	}
+	var orphans []int
+	for _, p := range procs {
+		if strings.HasPrefix(p.Name, crashed+"/kubelet/") && p.Alive {
+			orphans = append(orphans, p.PID)
+			if err := os.Remove(filepath.Join(l.Dir, p.Name+".pid")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p.Name == "pids/"+crashed+"-kubelet" {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill %s's kubelet: %v", crashed, err)
+			}
+		}
+	}
+	t.Logf("killed %s's kubelet; orphaned pod processes: %v", crashed, orphans)
 	pinDir := lab.BPFPinRoot + "/down-test"
 	if err := os.MkdirAll(pinDir, 0o755); err != nil {
 		t.Fatalf("create a directory in the lab's bpffs root: %v", err)
@@ -633,6 +660,13 @@ func testDown(t *testing.T, l *lab.Lab) {
 		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat"); err == nil {
 			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] != "Z" {
 				t.Errorf("process %s (pid %d) still running", p.Name, p.PID)
+			}
+		}
+	}
+	for _, pid := range orphans {
+		if stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+			if f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(f) > 0 && f[0] != "Z" {
+				t.Errorf("orphaned pod process %d still running", pid)
 			}
 		}
 	}
