@@ -256,6 +256,12 @@ func (k *kubelet) run(ctx context.Context) error {
 	logger.Info("lab kubelet running", "pods", len(pods), "podCIDRs", node.Spec.PodCIDRs)
 
 	<-ctx.Done()
+	// An ensureWorker that saw the context alive has finished its wg.Add once
+	// we hold the lock; later ones see it done and add nothing.
+	k.mu.Lock()
+	running := len(k.workers)
+	k.mu.Unlock()
+	logger.V(2).Info("stopping pod workers", "workers", running)
 	k.wg.Wait()
 	logger.Info("lab kubelet stopped; pod processes keep running")
 	return nil
