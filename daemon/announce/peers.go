@@ -75,20 +75,23 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 		seen[cfg.Address] = p.Name
 		cfgs = append(cfgs, cfg)
 	}
-	for _, pr := range problems {
-		logger.Info("BGPPeer not configured on this node", "peer", pr.Peer, "reason", pr.Message)
-	}
 	if err := a.speaker.SetPeers(ctx, cfgs); err != nil {
 		return fmt.Errorf("set bgp peers: %w", err)
 	}
 	a.mu.Lock()
-	changed := !slices.Equal(a.peerProblems, problems) || !slices.EqualFunc(a.peerNames, cfgs, func(n string, c bgp.PeerConfig) bool { return n == c.Name })
+	problemsChanged := !slices.Equal(a.peerProblems, problems)
+	changed := problemsChanged || !slices.EqualFunc(a.peerNames, cfgs, func(n string, c bgp.PeerConfig) bool { return n == c.Name })
 	a.peerProblems = problems
 	a.peerNames = a.peerNames[:0]
 	for _, c := range cfgs {
 		a.peerNames = append(a.peerNames, c.Name)
 	}
 	a.mu.Unlock()
+	if problemsChanged {
+		for _, pr := range problems {
+			logger.Info("BGPPeer not configured on this node", "peer", pr.Peer, "reason", pr.Message)
+		}
+	}
 	if changed {
 		logger.V(2).Info("bgp peers configured", "peers", len(cfgs), "problems", len(problems))
 		if a.onChange != nil {

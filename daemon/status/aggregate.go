@@ -47,9 +47,10 @@ type Aggregator struct {
 }
 
 type nodeStateIndex struct {
-	nodesBySvc  map[string][]string // Service key -> nodes announcing one of its prefixes
+	nodesBySvc  map[string][]string // Service key -> nodes announcing one of its prefixes to ≥1 established peer
+	wantBySvc   map[string][]string // Service key -> nodes that would announce it but have no established peer
 	established int                 // sessions Established over all nodes
-	sessions    int                 // sessions over all nodes
+	sessions    int                 // configured sessions over all nodes
 }
 
 // NewAggregator returns an Aggregator for Services of class (and class-less ones when
@@ -137,9 +138,14 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 		if err != nil {
 			return cond, err
 		}
+		want := idx.wantBySvc[key]
 		switch {
 		case len(peers) == 0:
 			cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
+		case len(want) > 0:
+			cond.Reason = announce.ReasonSessionsDown
+			cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session; %d of %d session(s) established cluster-wide",
+				len(want), strings.Join(want, ", "), idx.established, idx.sessions)
 		case idx.established == 0:
 			cond.Reason = announce.ReasonSessionsDown
 			cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", idx.sessions)
@@ -204,9 +210,12 @@ func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
 	if cacheable && a.index.nodesBySvc != nil && a.indexRV == rv.String() {
 		return a.index, nil
 	}
-	idx := nodeStateIndex{nodesBySvc: map[string][]string{}}
+	idx := nodeStateIndex{nodesBySvc: map[string][]string{}, wantBySvc: map[string][]string{}}
 	for _, s := range states {
 		for _, p := range s.Status.Peers {
+			if p.Address == "" {
+				continue // a BGPPeer this node could not configure (see its Invalid condition)
+			}
 			idx.sessions++
 			if p.State == v1alpha1.SessionEstablished {
 				idx.established++
@@ -215,9 +224,20 @@ func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
 		seen := map[string]bool{}
 		for _, p := range s.Status.Prefixes {
 			for _, svc := range p.Services {
-				if !seen[svc] {
+				if seen[svc] {
+					continue
+				}
+				if len(p.Peers) > 0 {
 					seen[svc] = true
 					idx.nodesBySvc[svc] = append(idx.nodesBySvc[svc], s.Name)
+				}
+			}
+		}
+		for _, p := range s.Status.Prefixes {
+			for _, svc := range p.Services {
+				if !seen[svc] {
+					seen[svc] = true
+					idx.wantBySvc[svc] = append(idx.wantBySvc[svc], s.Name)
 				}
 			}
 		}

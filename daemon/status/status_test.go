@@ -132,7 +132,7 @@ func TestAggregatorReasons(t *testing.T) {
 	must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}))
 	nodeState := func(name, rv, state string, prefixes ...v1alpha1.AnnouncedPrefix) {
 		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv},
-			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", State: state}}, Prefixes: prefixes}}))
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}, Prefixes: prefixes}}))
 	}
 	nodeState("node1", "1", "Active")
 	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
@@ -140,8 +140,10 @@ func TestAggregatorReasons(t *testing.T) {
 	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
-	nodeState("node1", "3", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}})
-	nodeState("node2", "1", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}})
+	nodeState("node1", "3", "Active", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}})
+	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it but have no established BGP session")
+	nodeState("node1", "4", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}, Peers: []string{"router"}})
+	nodeState("node2", "1", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}, Peers: []string{"router"}})
 	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2); 2 of 2")
 
 	// Unchanged: no write.
