@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
 	cnitypes "github.com/containernetworking/cni/pkg/types"
 	cnitypes100 "github.com/containernetworking/cni/pkg/types/100"
 )
+
+// cniTimeout bounds one ADD or DEL of the whole plugin list (a hung plugin
+// then shows up as a setup error and is retried, as with a real runtime).
+const cniTimeout = 2 * time.Minute
 
 // network runs the node's CNI configuration through libcni, as a container
 // runtime does.
@@ -79,6 +84,8 @@ func (n *network) add(ctx context.Context, a podAttachment) ([]netip.Addr, error
 		return nil, err
 	}
 	rt := runtimeConf(a)
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	res, err := n.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		if delErr := n.cni.DelNetworkList(ctx, list, rt); delErr != nil {
@@ -103,6 +110,8 @@ func (n *network) del(ctx context.Context, a podAttachment) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, cniTimeout)
+	defer cancel()
 	if err := n.cni.DelNetworkList(ctx, list, runtimeConf(a)); err != nil {
 		return fmt.Errorf("delete pod network %s: %w", list.Name, err)
 	}
