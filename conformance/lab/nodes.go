@@ -162,7 +162,7 @@ func (l *Lab) waitNodesReady(ctx context.Context, cs kubernetes.Interface, timeo
 	})
 	if err != nil {
 		return fmt.Errorf("wait for nodes %v to be Ready (see %s): %w", notReady,
-			filepath.Join(l.Dir, "logs", notReady[0]+"-kubelet.log"), err)
+			filepath.Join(l.Dir, "logs", "node*-kubelet.log"), err)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ func preflight(o Options) error {
 			missing = append(missing, p)
 		}
 	}
-	for _, c := range []string{"vtysh", "etcd", "ip", "sysctl"} {
+	for _, c := range []string{"vtysh", "etcd", "ip", "sysctl", "nsenter"} {
 		if _, err := exec.LookPath(c); err != nil {
 			missing = append(missing, c)
 		}
