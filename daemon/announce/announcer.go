@@ -244,7 +244,7 @@ func pathFor(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertiseme
 	weighted := false
 	for _, ad := range ads {
 		for _, c := range ad.Spec.Communities {
-			v, err := bgp.ParseCommunity(string(c))
+			v, err := parseCommunity(string(c))
 			if err != nil {
 				logger.Info("ignoring unsupported community", "advertisement", ad.Name, "community", c, "err", err)
 				continue
@@ -273,6 +273,25 @@ func pathFor(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertiseme
 	}
 	normalizePath(&p)
 	return p
+}
+
+// wellKnownCommunities are the RFC 1997/7999/8326/... names the CRD accepts beyond
+// bgp.ParseCommunity's set (name -> value).
+var wellKnownCommunities = map[string]uint32{
+	"graceful-shutdown": 0xFFFF0000, // RFC 8326
+	"accept-own":        0xFFFF0001, // RFC 7611
+	"llgr-stale":        0xFFFF0006, // RFC 9494
+	"no-llgr":           0xFFFF0007, // RFC 9494
+	"blackhole":         0xFFFF029A, // RFC 7999
+	"local-as":          0xFFFFFF03, // alias of no-export-subconfed
+}
+
+// parseCommunity parses what BGPAdvertisement.communities allows.
+func parseCommunity(s string) (uint32, error) {
+	if v, ok := wellKnownCommunities[strings.ToLower(s)]; ok {
+		return v, nil
+	}
+	return bgp.ParseCommunity(s)
 }
 
 func normalizePath(p *bgp.Path) {

@@ -492,3 +492,18 @@ func TestNewPoolIsAllowedWithoutWaitingForThePeerSync(t *testing.T) {
 		t.Fatalf("announced %v", got)
 	}
 }
+
+func TestEveryCommunityTheCRDAllowsParses(t *testing.T) {
+	for _, c := range []string{"no-export", "no-advertise", "no-export-subconfed", "local-as", "no-peer", "blackhole",
+		"graceful-shutdown", "accept-own", "llgr-stale", "no-llgr", "65535:65535", "0:0"} {
+		if _, err := parseCommunity(c); err != nil {
+			t.Errorf("community %q: %v", c, err)
+		}
+	}
+	if v, _ := parseCommunity("blackhole"); v != 0xFFFF029A {
+		t.Errorf("blackhole = %#x", v)
+	}
+	if _, err := parseCommunity("65536:1"); err == nil {
+		t.Error("65536:1 accepted")
+	}
+}
