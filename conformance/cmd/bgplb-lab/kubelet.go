@@ -1,10 +1,12 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"net/netip"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/conformance/lab/kubelet"
 )
@@ -56,6 +58,9 @@ func newKubeletCmd() *cobra.Command {
 	f.StringVar(&cfg.CNICacheDir, "cni-cache-dir", "", "libcni cache dir")
 	f.StringVar(&cfg.StateDir, "state-dir", "", "kubelet state dir (pid files of pod processes)")
 	f.StringVar(&cfg.PodserverPath, "podserver", "", "path of the podserver binary")
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags) // -v and friends for the kubelet's klog output
+	f.AddGoFlagSet(klogFlags)
 	for _, req := range []string{"node", "kubeconfig", "node-ip", "pod-cidr", "cni-conf-dir", "cni-bin-dir",
 		"cni-cache-dir", "state-dir", "podserver"} {
 		_ = cmd.MarkFlagRequired(req) // only fails for unknown flag names
