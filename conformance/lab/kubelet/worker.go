@@ -255,11 +255,15 @@ func (w *podWorker) setup(ctx context.Context, pod *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	w.proc = proc
-	w.rec.ProcessStarted = time.Now()
 	if err := k.store.writePID(w.uid, proc.pid, k.cfg.PodserverPath); err != nil {
+		// Untracked, the lab's teardown could not find it: do not keep it.
+		if killErr := proc.kill(); killErr != nil {
+			w.logger.Error(killErr, "stop a pod process without a PID file")
+		}
 		return err
 	}
+	w.proc = proc
+	w.rec.ProcessStarted = time.Now()
 	if err := k.store.put(*w.rec); err != nil {
 		return err
 	}
