@@ -43,6 +43,9 @@ type Announcer struct {
 
 	peerProblems []PeerProblem // BGPPeers selecting this node that could not be configured
 	peerNames    []string      // BGPPeers configured on the speaker, sorted
+
+	exportPodCIDRs bool
+	podCIDRs       []netip.Prefix // pod CIDRs of this node announced by SyncNodeRoutes
 }
 
 // applied is the bookkeeping of one Service.
@@ -69,10 +72,18 @@ func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Annou
 // daemon/status uses it to refresh the node's BGPNodeState. Call before the first Sync.
 func (a *Announcer) OnChange(fn func()) { a.onChange = fn }
 
-// Sync is the watch.SyncFunc: PeersKey runs SyncPeers, any other key SyncService.
+// ExportPodCIDRs makes the announcer also announce this node's spec.podCIDRs (so a router
+// can reach pods without static routes). Call before the first Sync.
+func (a *Announcer) ExportPodCIDRs(on bool) { a.exportPodCIDRs = on }
+
+// Sync is the watch.SyncFunc: PeersKey runs SyncPeers, NodeRoutesKey SyncNodeRoutes, any
+// other key SyncService.
 func (a *Announcer) Sync(ctx context.Context, key string) error {
-	if key == PeersKey {
+	switch key {
+	case PeersKey:
 		return a.SyncPeers(ctx)
+	case NodeRoutesKey:
+		return a.SyncNodeRoutes(ctx)
 	}
 	return a.SyncService(ctx, key)
 }

@@ -507,3 +507,34 @@ func TestEveryCommunityTheCRDAllowsParses(t *testing.T) {
 		t.Error("65536:1 accepted")
 	}
 }
+
+func TestExportPodCIDRs(t *testing.T) {
+	f := newFixture(t)
+	f.a.ExportPodCIDRs(true)
+	f.node.Spec.PodCIDRs = []string{"198.19.1.0/24"}
+	f.sync(PeersKey)
+	f.sync(NodeRoutesKey)
+	if got := f.announced(); !reflect.DeepEqual(got, []string{"198.19.1.0/24"}) {
+		t.Fatalf("announced %v, want the pod CIDR", got)
+	}
+	// A pool change re-sets the allowed prefixes: the pod CIDR must stay allowed.
+	f.sync(PeersKey)
+	if !slices.Contains(f.speaker.allowed, netip.MustParsePrefix("198.19.1.0/24")) {
+		t.Fatalf("allowed %v lacks the pod CIDR", f.speaker.allowed)
+	}
+	f.node.Spec.PodCIDRs = []string{"198.19.9.0/24"}
+	f.sync(NodeRoutesKey)
+	if got := f.announced(); !reflect.DeepEqual(got, []string{"198.19.9.0/24"}) {
+		t.Fatalf("announced %v after the pod CIDR changed", got)
+	}
+}
+
+func TestPodCIDRsNotExportedByDefault(t *testing.T) {
+	f := newFixture(t)
+	f.node.Spec.PodCIDRs = []string{"198.19.1.0/24"}
+	f.sync(PeersKey)
+	f.sync(NodeRoutesKey)
+	if got := f.announced(); len(got) != 0 {
+		t.Fatalf("announced %v without ExportPodCIDRs", got)
+	}
+}

@@ -109,8 +109,65 @@ func (a *Announcer) SyncAllowedPrefixes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list loadbalancerippools: %w", err)
 	}
-	if err := a.speaker.SetAllowedPrefixes(ctx, PoolPrefixes(pools)); err != nil {
+	allowed := PoolPrefixes(pools)
+	allowed = append(allowed, a.wantedPodCIDRs()...)
+	if err := a.speaker.SetAllowedPrefixes(ctx, allowed); err != nil {
 		return fmt.Errorf("set allowed prefixes: %w", err)
+	}
+	return nil
+}
+
+// wantedPodCIDRs returns this node's pod CIDRs when exporting them is on.
+func (a *Announcer) wantedPodCIDRs() []netip.Prefix {
+	if !a.exportPodCIDRs || a.src.Node == nil {
+		return nil
+	}
+	n := a.src.Node()
+	if n == nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, c := range n.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}
+
+// SyncNodeRoutes announces this node's pod CIDRs (when ExportPodCIDRs is on) and withdraws
+// the ones it no longer has. Pod CIDRs never overlap VIP pools' host routes in practice;
+// a CIDR equal to an announced VIP prefix is skipped.
+func (a *Announcer) SyncNodeRoutes(ctx context.Context) error {
+	want := a.wantedPodCIDRs()
+	if len(want) > 0 {
+		if err := a.SyncAllowedPrefixes(ctx); err != nil {
+			return err
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.podCIDRs {
+		if slices.Contains(want, p) {
+			continue
+		}
+		if err := a.speaker.Withdraw(ctx, p); err != nil {
+			return fmt.Errorf("withdraw pod cidr %s: %w", p, err)
+		}
+		a.podCIDRs = slices.DeleteFunc(a.podCIDRs, func(q netip.Prefix) bool { return q == p })
+	}
+	for _, p := range want {
+		if slices.Contains(a.podCIDRs, p) {
+			continue
+		}
+		if _, isVIP := a.sent[p]; isVIP {
+			continue
+		}
+		if err := a.speaker.Announce(ctx, bgp.Path{Prefix: p}); err != nil {
+			return fmt.Errorf("announce pod cidr %s: %w", p, err)
+		}
+		a.podCIDRs = append(a.podCIDRs, p)
+		klog.FromContext(ctx).V(2).Info("pod CIDR announced", "prefix", p)
 	}
 	return nil
 }

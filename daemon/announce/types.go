@@ -106,3 +106,6 @@ type ServiceState struct {
 
 // PeersKey is the work-queue key that makes Sync call SyncPeers.
 const PeersKey = "@peers"
+
+// NodeRoutesKey is the work-queue key that makes Sync call SyncNodeRoutes.
+const NodeRoutesKey = "@noderoutes"

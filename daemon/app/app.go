@@ -125,6 +125,7 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 		Advertisements: caches.Advertisements(),
 		Secrets:        caches.Secrets,
 	}, runner, speaker, dp.announceDatapath())
+	ann.ExportPodCIDRs(cfg.ExportPodCIDR)
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 
@@ -132,7 +133,7 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	caches.Subscribe(queue, watch.Triggers{
 		Services:       true,
 		Slices:         true,
-		Node:           []string{watch.AllServices, announce.PeersKey},
+		Node:           []string{watch.AllServices, announce.PeersKey, announce.NodeRoutesKey},
 		Secrets:        []string{announce.PeersKey},
 		Pools:          []string{announce.PeersKey, watch.AllServices},
 		Peers:          []string{announce.PeersKey},
@@ -169,6 +170,10 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 			logger.Info("initial service sync failed, will retry", "service", key, "err", err)
 			queue.Add(key)
 		}
+	}
+	if err := ann.SyncNodeRoutes(ctx); err != nil {
+		logger.Info("initial pod CIDR sync failed, will retry", "err", err)
+		queue.Add(announce.NodeRoutesKey)
 	}
 	if err := ann.SyncPeers(ctx); err != nil {
 		logger.Info("initial peer sync failed, will retry", "err", err)

@@ -52,6 +52,7 @@ type Options struct {
 	ASN                uint32
 	KubeAPIQPS         float32
 	KubeAPIBurst       int
+	ExportPodCIDR      bool
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -106,6 +107,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Number of Services synced concurrently.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server (the LB-IPAM leader writes one status per Service).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
+	fs.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", o.ExportPodCIDR, "Also announce this node's spec.podCIDRs over BGP (routers reach pods without static routes).")
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 }
 
@@ -134,6 +136,7 @@ type Config struct {
 	ASN              uint32
 	KubeAPIQPS       float32
 	KubeAPIBurst     int
+	ExportPodCIDR    bool
 	RouterID         netip.Addr // invalid: the node's IPv4 InternalIP
 	ListenPort       int32
 	Profile          eligibility.Profile
@@ -232,7 +235,8 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		Namespace: o.Namespace, MetricsAddr: o.MetricsBindAddress, HealthAddr: o.HealthBindAddress,
 		LeaderElect: o.LeaderElect, LeaseNamespace: leaseNS, LeaseName: o.LeaseName,
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
-		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
+		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
+		ExportPodCIDR: o.ExportPodCIDR, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version,
 	}, nil
 }
