@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,17 +20,22 @@ import (
 // namespace (see TestMain).
 const helperEnv = "BGPLB_LAB_TEST_HELPER"
 
-// runSpeakerHelper is a GoBGP speaker (AS 64513) peering with the lab router that
+// runSpeakerHelper is a GoBGP speaker (AS HELPER_ASN) peering with the lab router that
 // announces HELPER_PREFIX with next hop HELPER_NEXTHOP. It reads commands from stdin:
 // "withdraw" deletes the path; EOF stops the speaker. It prints "announced" and
 // "withdrawn" on stdout after each step.
 func runSpeakerHelper() int {
 	ctx := context.Background()
 	prefix, nexthop := os.Getenv("HELPER_PREFIX"), os.Getenv("HELPER_NEXTHOP")
+	asn, err := strconv.ParseUint(os.Getenv("HELPER_ASN"), 10, 32)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "HELPER_ASN: %v\n", err)
+		return 1
+	}
 	s := server.NewBgpServer()
 	go s.Serve()
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 64513, RouterId: nexthop, ListenPort: -1,
+		Asn: uint32(asn), RouterId: nexthop, ListenPort: -1,
 	}}); err != nil {
 		fmt.Fprintf(os.Stderr, "start bgp: %v\n", err)
 		return 1

@@ -122,6 +122,10 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := ensureBPFFS(); err != nil {
 		return err
 	}
+	// Pins left by a lab that crashed are stale (the preflight saw no lab): start clean.
+	if err := os.RemoveAll(BPFPinRoot); err != nil {
+		return fmt.Errorf("remove stale pins in %s: %w", BPFPinRoot, err)
+	}
 	if err := os.MkdirAll(BPFPinRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", BPFPinRoot, err)
 	}
@@ -138,7 +142,7 @@ func (l *Lab) up(ctx context.Context) error {
 	}
 	logf("starting FRR")
 	frrDir := filepath.Join(l.Dir, "frr")
-	if err := writeFRRConfig(frrDir, l.Opts.IPv6); err != nil {
+	if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN); err != nil {
 		return err
 	}
 	if _, err := startDetached(l.Dir, "zebra", RouterNS, frrArgs("zebra", frrDir), nil); err != nil {

@@ -260,7 +260,7 @@ func TestLab(t *testing.T) {
 	if ok {
 		t.Run("ReadinessAndTermination", func(t *testing.T) { testReadiness(ctx, t, cs, w) })
 	}
-	t.Run("BGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l) })
+	t.Run("BGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l, lab.NodeASN) })
 	t.Run("Down", func(t *testing.T) {
 		downed = true
 		testDown(t, l)
@@ -522,7 +522,7 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 	})
 }
 
-func testBGP(ctx context.Context, t *testing.T, l *lab.Lab) {
+func testBGP(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32) {
 	const prefix = "203.0.113.250"
 	node := l.Nodes[0]
 	exe, err := os.Executable()
@@ -530,7 +530,8 @@ func testBGP(ctx context.Context, t *testing.T, l *lab.Lab) {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+node.Netns, "--", exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+node.IPs[0].String())
+	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+node.IPs[0].String(),
+		"HELPER_ASN="+strconv.FormatUint(uint64(asn), 10))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -745,13 +746,15 @@ func get(t *testing.T, c *http.Client, url string) string {
 	return got
 }
 
-// TestLabDualStackIptables brings up a 2-node dual-stack lab with kube-proxy in iptables
-// mode: pods get an IPv4 and an IPv6 address, the client reaches both and sees its own
-// address, and both ClusterIPs of a RequireDualStack Service answer from a node.
-func TestLabDualStackIptables(t *testing.T) {
+// TestLabDualStackIptablesIBGP brings up a 2-node dual-stack lab with kube-proxy in
+// iptables mode and the iBGP variant (nodes in the router's AS 64512): pods get an IPv4
+// and an IPv6 address, the client reaches both and sees its own address, both ClusterIPs
+// of a RequireDualStack Service answer from a node, and an iBGP speaker's route reaches
+// the router's FIB.
+func TestLabDualStackIptablesIBGP(t *testing.T) {
 	dir := labDir(t)
 	opts := labOptions(t, dir)
-	opts.Nodes, opts.IPv6, opts.ProxyMode = 2, true, "iptables"
+	opts.Nodes, opts.IPv6, opts.ProxyMode, opts.NodeASN = 2, true, "iptables", lab.RouterASN
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	l, err := lab.Up(ctx, opts)
@@ -831,4 +834,5 @@ func TestLabDualStackIptables(t *testing.T) {
 	if out, err := lab.NetNS(other.Netns).Exec(ctx, "iptables-save", "-t", "nat"); err != nil || !strings.Contains(string(out), "KUBE-SERVICES") {
 		t.Errorf("no kube-proxy iptables rules in %s: %v", other.Netns, err)
 	}
+	t.Run("IBGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l, lab.RouterASN) })
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// BinDir holds the project's binaries: bgplb-lab (required: forwarder and lab
 	// kubelet), podserver (required) and bgplbd (optional).
 	BinDir string
+	// NodeASN is the AS the router expects from the nodes: 64513 (default, eBGP) or
+	// 64512 (iBGP variant: same AS as the router).
+	NodeASN uint32
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any) `json:"-"`
 }
@@ -95,6 +98,12 @@ func (o *Options) defaults() error {
 	case "nftables", "iptables":
 	default:
 		return fmt.Errorf("--proxy-mode %q: must be nftables or iptables", o.ProxyMode)
+	}
+	if o.NodeASN == 0 {
+		o.NodeASN = NodeASN
+	}
+	if o.NodeASN != NodeASN && o.NodeASN != RouterASN {
+		return fmt.Errorf("--node-asn %d: must be %d (eBGP) or %d (iBGP)", o.NodeASN, NodeASN, RouterASN)
 	}
 	if o.K8sBinDir == "" {
 		home, err := os.UserHomeDir()

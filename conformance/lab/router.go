@@ -101,13 +101,13 @@ line vty
 `))
 
 // frrDirs creates the FRR dir owned by frr:frr and writes the configs.
-func writeFRRConfig(frrDir string, ipv6 bool) error {
+func writeFRRConfig(frrDir string, ipv6 bool, nodeASN uint32) error {
 	if err := os.MkdirAll(frrDir, 0o755); err != nil {
 		return fmt.Errorf("create frr dir: %w", err)
 	}
 	var b strings.Builder
 	if err := bgpdConf.Execute(&b, map[string]any{
-		"ASN": RouterASN, "NodeASN": NodeASN, "RouterID": RouterFabricV4,
+		"ASN": RouterASN, "NodeASN": nodeASN, "RouterID": RouterFabricV4,
 		"FabricV4": FabricV4, "FabricV6": FabricV6, "IPv6": ipv6,
 	}); err != nil {
 		return fmt.Errorf("render bgpd config: %w", err)
