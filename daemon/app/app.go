@@ -45,19 +45,36 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	restCfg.UserAgent = "bgplbd/" + cfg.Version
 	restCfg.QPS, restCfg.Burst = cfg.KubeAPIQPS, cfg.KubeAPIBurst
-	kube, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return fmt.Errorf("create kubernetes client: %w", err)
+	// Each client has its own client-side rate limiter: the LB-IPAM writes (one status per
+	// Service) and the Announced-condition writes must not starve each other or the
+	// daemon's own reads.
+	var cs clients
+	for _, c := range []*kubernetes.Interface{&cs.kube, &cs.ipam, &cs.status} {
+		k, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("create kubernetes client: %w", err)
+		}
+		*c = k
 	}
 	crd, err := versioned.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("create bgplb client: %w", err)
 	}
-	return run(ctx, cfg, kube, crd, bgp.NewSpeaker(klog.FromContext(ctx)))
+	cs.crd = crd
+	return run(ctx, cfg, cs, bgp.NewSpeaker(klog.FromContext(ctx)))
+}
+
+// clients are the API clients of the daemon.
+type clients struct {
+	kube   kubernetes.Interface // informers, node, events, leader election
+	ipam   kubernetes.Interface // LB-IPAM Service status writes
+	status kubernetes.Interface // Announced condition writes
+	crd    versioned.Interface
 }
 
 // run is Run with the clients and the speaker given (tests pass fakes).
-func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd versioned.Interface, speaker bgp.Speaker) error {
+func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error {
+	kube, crd := cs.kube, cs.crd
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("starting bgplbd", "version", cfg.Version, "class", cfg.Class, "defaultClass", cfg.DefaultClass,
@@ -200,7 +217,7 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, kube, crd, caches, recorder) }
+	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
 	if cfg.LeaderElect {
 		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
 	} else {
@@ -219,14 +236,14 @@ func run(ctx context.Context, cfg Config, kube kubernetes.Interface, crd version
 }
 
 // runLeader runs the LB-IPAM controller and the Announced aggregator until ctx is done.
-func runLeader(ctx context.Context, cfg Config, kube kubernetes.Interface, crd versioned.Interface, caches *watch.Caches, recorder record.EventRecorder) {
+func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder) {
 	logger := klog.FromContext(ctx)
 	logger.Info("running as LB-IPAM leader")
 	metrics.IsLeader.Set(1)
 	defer metrics.IsLeader.Set(0)
 
 	var ipamQueue *watch.Queue
-	ctrl := lbipam.New(kube, crd, lbipam.Sources{
+	ctrl := lbipam.New(cs.ipam, cs.crd, lbipam.Sources{
 		Services:        caches.Services,
 		Pools:           caches.Pools(),
 		NamespaceLabels: caches.NamespaceLabels,
@@ -239,7 +256,7 @@ func runLeader(ctx context.Context, cfg Config, kube kubernetes.Interface, crd v
 	})
 	defer removeIPAM()
 
-	agg := status.NewAggregator(kube, crd, status.AggregatorSources{
+	agg := status.NewAggregator(cs.status, cs.crd, status.AggregatorSources{
 		Services:       caches.Services,
 		NodeStates:     caches.NodeStates(),
 		Peers:          caches.Peers(),

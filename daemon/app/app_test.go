@@ -116,7 +116,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, kube, crd, speaker) }()
+	go func() { done <- run(ctx, cfg, clients{kube: kube, ipam: kube, status: kube, crd: crd}, speaker) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -212,7 +212,8 @@ func TestRunFailsWhenTheSocketCannotBeServed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	err = run(ctx, cfg, fake.NewSimpleClientset(node), crdfake.NewSimpleClientset(), bgptest.NewFake())
+	kube := fake.NewSimpleClientset(node)
+	err = run(ctx, cfg, clients{kube: kube, ipam: kube, status: kube, crd: crdfake.NewSimpleClientset()}, bgptest.NewFake())
 	if err == nil || !strings.Contains(err.Error(), "endpoint registry server") || ctx.Err() != nil {
 		t.Fatalf("run = %v (ctx %v), want a registry server error before the timeout", err, ctx.Err())
 	}

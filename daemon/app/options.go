@@ -78,8 +78,8 @@ func NewOptions() *Options {
 		RetryPeriod:        2 * time.Second,
 		Workers:            4,
 		ASN:                64513,
-		KubeAPIQPS:         100,
-		KubeAPIBurst:       200,
+		KubeAPIQPS:         200,
+		KubeAPIBurst:       400,
 	}
 }
 
@@ -105,7 +105,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", o.RenewDeadline, "Renew deadline of the LB-IPAM leader election.")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", o.RetryPeriod, "Retry period of the LB-IPAM leader election.")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Number of Services synced concurrently.")
-	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server (the LB-IPAM leader writes one status per Service).")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server, per client (informers, LB-IPAM status writes, Announced condition writes each have one).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
 	fs.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", o.ExportPodCIDR, "Also announce this node's spec.podCIDRs over BGP (routers reach pods without static routes).")
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
