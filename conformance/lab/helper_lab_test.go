@@ -20,8 +20,9 @@ import (
 // namespace (see TestMain).
 const helperEnv = "BGPLB_LAB_TEST_HELPER"
 
-// runSpeakerHelper is a GoBGP speaker (AS HELPER_ASN) peering with the lab router that
-// announces HELPER_PREFIX with next hop HELPER_NEXTHOP. It reads commands from stdin:
+// runSpeakerHelper is a GoBGP speaker (AS HELPER_ASN) peering with the lab router at
+// HELPER_PEER that announces the host route HELPER_PREFIX (IPv4 or IPv6) with next hop
+// HELPER_NEXTHOP and router ID HELPER_ROUTER_ID. It reads commands from stdin:
 // "withdraw" deletes the path; EOF stops the speaker. It prints "announced" and
 // "withdrawn" on stdout after each step.
 func runSpeakerHelper() int {
@@ -35,25 +36,35 @@ func runSpeakerHelper() int {
 	s := server.NewBgpServer()
 	go s.Serve()
 	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: uint32(asn), RouterId: nexthop, ListenPort: -1,
+		Asn: uint32(asn), RouterId: os.Getenv("HELPER_ROUTER_ID"), ListenPort: -1,
 	}}); err != nil {
 		fmt.Fprintf(os.Stderr, "start bgp: %v\n", err)
 		return 1
 	}
+	peer := os.Getenv("HELPER_PEER")
+	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	plen := uint32(32)
+	if strings.Contains(prefix, ":") {
+		family = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+		plen = 128
+	}
 	if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:   &api.PeerConf{NeighborAddress: "198.18.0.1", PeerAsn: 64512},
-		Timers: &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+		Conf:     &api.PeerConf{NeighborAddress: peer, PeerAsn: 64512},
+		Timers:   &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, HoldTime: 9, KeepaliveInterval: 3}},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family, Enabled: true}}},
 	}}); err != nil {
 		fmt.Fprintf(os.Stderr, "add peer: %v\n", err)
 		return 1
 	}
-	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: prefix, PrefixLen: 32})
+	nlri, _ := anypb.New(&api.IPAddressPrefix{Prefix: prefix, PrefixLen: plen})
 	origin, _ := anypb.New(&api.OriginAttribute{Origin: 0})
-	nh, _ := anypb.New(&api.NextHopAttribute{NextHop: nexthop})
-	path := &api.Path{
-		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Nlri:   nlri, Pattrs: []*anypb.Any{origin, nh},
+	var nh *anypb.Any
+	if plen == 32 {
+		nh, _ = anypb.New(&api.NextHopAttribute{NextHop: nexthop})
+	} else {
+		nh, _ = anypb.New(&api.MpReachNLRIAttribute{Family: family, NextHops: []string{nexthop}, Nlris: []*anypb.Any{nlri}})
 	}
+	path := &api.Path{Family: family, Nlri: nlri, Pattrs: []*anypb.Any{origin, nh}}
 	if _, err := s.AddPath(ctx, &api.AddPathRequest{Path: path}); err != nil {
 		fmt.Fprintf(os.Stderr, "add path: %v\n", err)
 		return 1

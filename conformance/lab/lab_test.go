@@ -261,10 +261,7 @@ func TestLab(t *testing.T) {
 		t.Run("ReadinessAndTermination", func(t *testing.T) { testReadiness(ctx, t, cs, w) })
 	}
 	t.Run("BGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l, lab.NodeASN) })
-	t.Run("Down", func(t *testing.T) {
-		downed = true
-		testDown(t, l)
-	})
+	t.Run("Down", func(t *testing.T) { testDown(t, l, &downed) })
 }
 
 type workload struct {
@@ -523,15 +520,26 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 }
 
 func testBGP(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32) {
-	const prefix = "203.0.113.250"
 	node := l.Nodes[0]
+	testBGPFamily(ctx, t, l, asn, "203.0.113.250", node.IPs[0].String(), lab.RouterFabricV4.String())
+}
+
+// testBGPFamily runs the speaker helper in node1's namespace, peering with peer and
+// announcing prefix (a host route) via nexthop; the route must reach the router's FIB
+// and leave it on withdraw.
+func testBGPFamily(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32, prefix, nexthop, peer string) {
+	node := l.Nodes[0]
+	hostLen, ipFlag := "/32", "-4"
+	if strings.Contains(prefix, ":") {
+		hostLen, ipFlag = "/128", "-6"
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+node.Netns, "--", exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+node.IPs[0].String(),
-		"HELPER_ASN="+strconv.FormatUint(uint64(asn), 10))
+	cmd.Env = append(os.Environ(), helperEnv+"=speaker", "HELPER_PREFIX="+prefix, "HELPER_NEXTHOP="+nexthop,
+		"HELPER_PEER="+peer, "HELPER_ROUTER_ID="+node.IPs[0].String(), "HELPER_ASN="+strconv.FormatUint(uint64(asn), 10))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -557,27 +565,32 @@ func testBGP(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32) {
 		}
 	}()
 	router := l.Router()
-	eventually(t, 30*time.Second, "BGP session with "+node.IPs[0].String()+" Established", func() error {
-		peers, err := router.BGPSummary(ctx, "ipv4")
+	family := map[string]string{"-4": "ipv4", "-6": "ipv6"}[ipFlag]
+	speaker := node.IPs[0].String()
+	if ipFlag == "-6" {
+		speaker = nexthop
+	}
+	eventually(t, 30*time.Second, "BGP session with "+speaker+" Established", func() error {
+		peers, err := router.BGPSummary(ctx, family)
 		if err != nil {
 			return err
 		}
-		p, ok := peers[node.IPs[0].String()]
+		p, ok := peers[speaker]
 		if !ok || p.State != "Established" {
 			return fmt.Errorf("peer %+v (found %v); helper output: %s", p, ok, out.String())
 		}
 		return nil
 	})
 	routeVia := func() (string, error) {
-		b, err := exec.CommandContext(ctx, "ip", "-n", lab.RouterNS, "route", "show", prefix+"/32").CombinedOutput()
+		b, err := exec.CommandContext(ctx, "ip", ipFlag, "-n", lab.RouterNS, "route", "show", prefix+hostLen).CombinedOutput()
 		return strings.TrimSpace(string(b)), err
 	}
-	eventually(t, 20*time.Second, prefix+"/32 in the router's FIB via "+node.IPs[0].String(), func() error {
+	eventually(t, 20*time.Second, prefix+hostLen+" in the router's FIB via "+nexthop, func() error {
 		r, err := routeVia()
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(r, "via "+node.IPs[0].String()) || !strings.Contains(r, "proto bgp") {
+		if !strings.Contains(r, "via "+nexthop) || !strings.Contains(r, "proto bgp") {
 			return fmt.Errorf("route: %q", r)
 		}
 		return nil
@@ -589,16 +602,16 @@ func testBGP(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32) {
 			} `json:"nexthops"`
 		} `json:"paths"`
 	}
-	if err := router.JSON(ctx, "show bgp ipv4 unicast "+prefix+"/32 json", &rib); err != nil {
+	if err := router.JSON(ctx, "show bgp "+family+" unicast "+prefix+hostLen+" json", &rib); err != nil {
 		t.Fatal(err)
 	}
-	if len(rib.Paths) != 1 || len(rib.Paths[0].Nexthops) == 0 || rib.Paths[0].Nexthops[0].IP != node.IPs[0].String() {
-		t.Errorf("router RIB for %s: %+v, want one path via %s", prefix, rib, node.IPs[0])
+	if len(rib.Paths) != 1 || len(rib.Paths[0].Nexthops) == 0 || rib.Paths[0].Nexthops[0].IP != nexthop {
+		t.Errorf("router RIB for %s: %+v, want one path via %s", prefix, rib, nexthop)
 	}
 	if _, err := io.WriteString(stdin, "withdraw\n"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, prefix+"/32 gone from the router's FIB", func() error {
+	eventually(t, 20*time.Second, prefix+hostLen+" gone from the router's FIB", func() error {
 		r, err := routeVia()
 		if err != nil {
 			return err
@@ -610,7 +623,10 @@ func testBGP(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32) {
 	})
 }
 
-func testDown(t *testing.T, l *lab.Lab) {
+// testDown checks acceptance 4; it sets *downed once it has called Down, so the
+// cleanup does not tear down twice (a second Down could hit a lab someone else
+// started meanwhile: namespace names are global).
+func testDown(t *testing.T, l *lab.Lab, downed *bool) {
 	procs, err := l.Processes()
 	if err != nil {
 		t.Fatal(err)
@@ -650,7 +666,9 @@ func testDown(t *testing.T, l *lab.Lab) {
 		t.Fatalf("create a directory in the lab's bpffs root: %v", err)
 	}
 	start := time.Now()
-	if err := lab.Down(l.Dir); err != nil {
+	err = lab.Down(l.Dir)
+	*downed = true
+	if err != nil {
 		t.Fatalf("down: %v", err)
 	}
 	t.Logf("down in %s", time.Since(start).Round(10*time.Millisecond))
@@ -835,4 +853,7 @@ func TestLabDualStackIptablesIBGP(t *testing.T) {
 		t.Errorf("no kube-proxy iptables rules in %s: %v", other.Netns, err)
 	}
 	t.Run("IBGPToRouterFIB", func(t *testing.T) { testBGP(ctx, t, l, lab.RouterASN) })
+	t.Run("IBGPv6ToRouterFIB", func(t *testing.T) {
+		testBGPFamily(ctx, t, l, lab.RouterASN, "2001:db8:ffff::250", l.Nodes[0].IPs[1].String(), lab.RouterFabricV6.String())
+	})
 }

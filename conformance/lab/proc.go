@@ -15,8 +15,9 @@ import (
 )
 
 // A pid file holds the PID on its first line and, optionally, the absolute path of the
-// executable on the second. Files written by other lab components (the lab kubelet) may
-// hold only the PID.
+// executable on the second and the process's start time (field 22 of /proc/PID/stat,
+// clock ticks since boot) on the third. Files written by other lab components (the lab
+// kubelet) may hold only the PID and the executable.
 
 // startDetached starts argv in its own session with stdout and stderr appended to
 // <dir>/logs/<name>.log and records its PID in <dir>/pids/<name>.pid. When netns is not
@@ -55,6 +56,9 @@ func startDetached(dir, name, netns string, argv []string, env []string) (int, e
 		exe = abs
 	}
 	content := fmt.Sprintf("%d\n%s\n", pid, exe)
+	if ticks, ok := startTicks(pid); ok {
+		content += ticks + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, "pids", name+".pid"), []byte(content), 0o644); err != nil {
 		_ = cmd.Process.Kill() // best effort: we cannot track it, so do not leave it running
 		return 0, fmt.Errorf("write pid file of %s: %w", name, err)
@@ -66,10 +70,10 @@ func startDetached(dir, name, netns string, argv []string, env []string) (int, e
 
 // labProcess is one PID recorded under the lab dir.
 type labProcess struct {
-	Name    string // pid file path relative to the lab dir, without ".pid"
-	PID     int
-	Exe     string // expected executable, may be empty
-	written time.Time
+	Name  string // pid file path relative to the lab dir, without ".pid"
+	PID   int
+	Exe   string // expected executable, may be empty
+	Start string // expected start time in clock ticks since boot, may be empty
 }
 
 // recordedProcesses returns every *.pid file under dir.
@@ -98,11 +102,11 @@ func recordedProcesses(dir string) ([]labProcess, error) {
 		if len(lines) > 1 {
 			p.Exe = strings.TrimSpace(lines[1])
 		}
+		if len(lines) > 2 {
+			p.Start = strings.TrimSpace(lines[2])
+		}
 		if rel, err := filepath.Rel(dir, path); err == nil {
 			p.Name = strings.TrimSuffix(rel, ".pid")
-		}
-		if info, err := d.Info(); err == nil {
-			p.written = info.ModTime()
 		}
 		out = append(out, p)
 		return nil
@@ -114,31 +118,20 @@ func recordedProcesses(dir string) ([]labProcess, error) {
 }
 
 // alive reports whether the recorded process still runs and is still the one recorded:
-// not a zombie, started no later than its pid file was written, and, when the file
-// names an executable, running that executable.
+// not a zombie, with the recorded start time when the file has one (a reused PID has
+// another), and running the recorded executable when the file names one.
 func (p labProcess) alive() bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
-	if err != nil {
+	fields, ok := procStat(p.PID)
+	if !ok || fields[0] == "Z" || fields[0] == "X" {
 		return false
 	}
-	// Fields after the ")" closing the command name: state is the first, starttime the 20th.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return false
-	}
-	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
-		return false
-	}
-	if !p.written.IsZero() {
-		if started, ok := processStart(fields[19]); ok && started.After(p.written.Add(2*time.Second)) {
-			return false // PID reused after the file was written
-		}
+	if p.Start != "" && fields[19] != p.Start {
+		return false // PID reused
 	}
 	if p.Exe != "" {
 		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID))
 		if err == nil && strings.TrimSuffix(exe, " (deleted)") != p.Exe {
-			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID)) // gone: no match
 			argv0, _, _ := strings.Cut(string(cmdline), "\x00")
 			if argv0 != p.Exe && filepath.Base(argv0) != filepath.Base(p.Exe) {
 				return false
@@ -148,27 +141,32 @@ func (p labProcess) alive() bool {
 	return true
 }
 
-// processStart converts /proc/PID/stat's starttime (clock ticks since boot) to a time.
-func processStart(ticks string) (time.Time, bool) {
-	t, err := strconv.ParseUint(ticks, 10, 64)
+// procStat returns the fields of /proc/PID/stat after the command name: state first,
+// starttime at index 19.
+func procStat(pid int) ([]string, bool) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return time.Time{}, false
+		return nil, false
 	}
-	up, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return time.Time{}, false
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, false
 	}
-	f := strings.Fields(string(up))
-	if len(f) == 0 {
-		return time.Time{}, false
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return nil, false
 	}
-	upSec, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return time.Time{}, false
+	return fields, true
+}
+
+// startTicks returns the start time of pid (clock ticks since boot) as written in
+// /proc/PID/stat. It survives exec and never changes, unlike wall-clock times.
+func startTicks(pid int) (string, bool) {
+	fields, ok := procStat(pid)
+	if !ok {
+		return "", false
 	}
-	const clkTck = 100 // USER_HZ on Linux
-	boot := time.Now().Add(-time.Duration(upSec * float64(time.Second)))
-	return boot.Add(time.Duration(t) * time.Second / clkTck), true
+	return fields[19], true
 }
 
 // terminate sends SIGTERM to every pid (and to its process group when it leads one),

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 )
 
 func TestMakeNodeAddressPlan(t *testing.T) {
@@ -74,7 +73,7 @@ func TestRecordedProcesses(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	sleepExe, _ := exec.LookPath("sleep")
 	pid := strconv.Itoa(cmd.Process.Pid)
-	write := func(rel, content string, mtime time.Time) {
+	write := func(rel, content string) {
 		p := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -82,17 +81,18 @@ func TestRecordedProcesses(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chtimes(p, mtime, mtime); err != nil {
-			t.Fatal(err)
-		}
 	}
-	now := time.Now()
-	write("pids/good.pid", pid+"\n"+sleepExe+"\n", now)
-	write("node1/kubelet/pods/x.pid", pid+"\n", now) // PID only (other writers)
-	write("pids/wrongexe.pid", pid+"\n/usr/bin/definitely-not-sleep\n", now)
-	write("pids/reused.pid", pid+"\n", now.Add(-time.Hour))
-	write("pids/garbage.pid", "not a pid\n", now)
-	write("pids/notapidfile.txt", pid+"\n", now)
+	ticks, ok := startTicks(cmd.Process.Pid)
+	if !ok {
+		t.Fatal("no start time for the sleep process")
+	}
+	write("pids/good.pid", pid+"\n"+sleepExe+"\n"+ticks+"\n")
+	write("node1/kubelet/pods/x.pid", pid+"\n") // PID only (other writers)
+	write("node1/kubelet/pods/y.pid", pid+"\n"+sleepExe+"\n")
+	write("pids/wrongexe.pid", pid+"\n/usr/bin/definitely-not-sleep\n")
+	write("pids/reused.pid", pid+"\n"+sleepExe+"\n1\n") // started at tick 1: another process
+	write("pids/garbage.pid", "not a pid\n")
+	write("pids/notapidfile.txt", pid+"\n")
 
 	procs, err := recordedProcesses(dir)
 	if err != nil {
@@ -102,7 +102,8 @@ func TestRecordedProcesses(t *testing.T) {
 	for _, p := range procs {
 		got[p.Name] = p.alive()
 	}
-	want := map[string]bool{"pids/good": true, "node1/kubelet/pods/x": true, "pids/wrongexe": false, "pids/reused": false}
+	want := map[string]bool{"pids/good": true, "node1/kubelet/pods/x": true, "node1/kubelet/pods/y": true,
+		"pids/wrongexe": false, "pids/reused": false}
 	if len(got) != len(want) {
 		t.Fatalf("recorded %v, want %v", got, want)
 	}
