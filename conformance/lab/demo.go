@@ -310,42 +310,50 @@ func applyDir(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.Def
 		if err != nil {
 			return fmt.Errorf("read %s: %w", f, err)
 		}
-		for _, doc := range docSep.Split(string(data), -1) {
-			if len(bytes.TrimSpace([]byte(doc))) == 0 {
-				continue
-			}
-			var obj unstructured.Unstructured
-			if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
-				return fmt.Errorf("parse %s: %w", f, err)
-			}
-			if obj.GetAPIVersion() == "" || obj.GetKind() == "" || obj.GetKind() == "Kustomization" {
-				continue
-			}
-			gvk := obj.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				mapper.Reset()
-				m, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			}
-			if err != nil {
-				if meta.IsNoMatchError(err) {
-					fmt.Fprintf(w, "skipped %s %s: the API server does not know the kind (CRDs not installed)\n", gvk.Kind, obj.GetName())
-					continue
-				}
-				return fmt.Errorf("map %s: %w", gvk, err)
-			}
-			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-			if m.Scope.Name() == meta.RESTScopeNameNamespace {
-				if obj.GetNamespace() == "" {
-					obj.SetNamespace("default")
-				}
-				ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
-			}
-			if _, err := ri.Apply(ctx, obj.GetName(), &obj, metav1.ApplyOptions{FieldManager: "bgplb-lab", Force: true}); err != nil {
-				return fmt.Errorf("apply %s %s from %s: %w", gvk.Kind, obj.GetName(), f, err)
-			}
-			fmt.Fprintf(w, "applied %s %s\n", strings.ToLower(gvk.Kind), strings.TrimPrefix(obj.GetNamespace()+"/"+obj.GetName(), "/"))
+		if err := applyYAML(ctx, dyn, mapper, f, data, w); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// applyYAML server-side-applies every document of data (named source in messages).
+func applyYAML(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, source string, data []byte, w io.Writer) error {
+	for _, doc := range docSep.Split(string(data), -1) {
+		if len(bytes.TrimSpace([]byte(doc))) == 0 {
+			continue
+		}
+		var obj unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			return fmt.Errorf("parse %s: %w", source, err)
+		}
+		if obj.GetAPIVersion() == "" || obj.GetKind() == "" || obj.GetKind() == "Kustomization" {
+			continue
+		}
+		gvk := obj.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			mapper.Reset()
+			m, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		}
+		if err != nil {
+			if meta.IsNoMatchError(err) {
+				fmt.Fprintf(w, "skipped %s %s: the API server does not know the kind (CRDs not installed)\n", gvk.Kind, obj.GetName())
+				continue
+			}
+			return fmt.Errorf("map %s: %w", gvk, err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			if obj.GetNamespace() == "" {
+				obj.SetNamespace("default")
+			}
+			ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+		}
+		if _, err := ri.Apply(ctx, obj.GetName(), &obj, metav1.ApplyOptions{FieldManager: "bgplb-lab", Force: true}); err != nil {
+			return fmt.Errorf("apply %s %s from %s: %w", gvk.Kind, obj.GetName(), source, err)
+		}
+		fmt.Fprintf(w, "applied %s %s\n", strings.ToLower(gvk.Kind), strings.TrimPrefix(obj.GetNamespace()+"/"+obj.GetName(), "/"))
 	}
 	return nil
 }

@@ -177,8 +177,12 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !l.Opts.NoDaemon && executable(filepath.Join(l.Opts.BinDir, "bgplbd")) {
+	if l.startsDaemon() {
 		if err := ensureNamespace(ctx, cs, DaemonNamespace); err != nil {
+			return err
+		}
+		logf("installing the bgplb CRDs")
+		if err := l.InstallCRDs(ctx); err != nil {
 			return err
 		}
 	}

@@ -53,6 +53,17 @@ func (l *Lab) prepareNodeDirs(n Node) error {
 			},
 		},
 	}
+	if l.chainsPlugin() {
+		// bgplb is chained after the primary CNI, as the DaemonSet's install-cni
+		// init container does on a real node, with this node's own paths.
+		conflist["plugins"] = append(conflist["plugins"].([]any), map[string]any{
+			"type":         "bgplb",
+			"daemonSocket": n.DaemonSocket(),
+			"recordsDir":   n.EndpointsDir(),
+			"bpfPinDir":    n.BPFPinDir(),
+			"logFile":      filepath.Join(l.Dir, "logs", n.Name+"-cni.log"),
+		})
+	}
 	data, err := json.MarshalIndent(conflist, "", "  ")
 	if err != nil {
 		return fmt.Errorf("marshal conflist of %s: %w", n.Name, err)
@@ -65,7 +76,22 @@ func (l *Lab) prepareNodeDirs(n Node) error {
 			return fmt.Errorf("link CNI plugin %s for %s: %w", p, n.Name, err)
 		}
 	}
+	if l.chainsPlugin() {
+		if err := os.Symlink(filepath.Join(l.Opts.BinDir, "bgplb"), filepath.Join(n.CNIBinDir(), "bgplb")); err != nil {
+			return fmt.Errorf("link CNI plugin bgplb for %s: %w", n.Name, err)
+		}
+	}
 	return nil
+}
+
+// startsDaemon reports whether Up starts bgplbd on the nodes.
+func (l *Lab) startsDaemon() bool {
+	return !l.Opts.NoDaemon && executable(filepath.Join(l.Opts.BinDir, "bgplbd"))
+}
+
+// chainsPlugin reports whether the nodes' conflists chain the bgplb CNI plugin.
+func (l *Lab) chainsPlugin() bool {
+	return !l.Opts.NoCNIPlugin && executable(filepath.Join(l.Opts.BinDir, "bgplb"))
 }
 
 // startNode creates the node namespace and starts its processes.

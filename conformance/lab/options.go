@@ -61,6 +61,9 @@ type Options struct {
 	NoKubeProxy bool
 	// NoDaemon does not start bgplbd even when BinDir holds it.
 	NoDaemon bool
+	// NoCNIPlugin leaves the bgplb CNI plugin out of the nodes' conflists even when
+	// BinDir holds it (plain ptp + host-local).
+	NoCNIPlugin bool
 	// Recreate tears down an existing lab first instead of failing.
 	Recreate bool
 	// K8sBinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
