@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+LDFLAGS   := -X main.version=$(VERSION) -X main.buildVersion=$(VERSION)
 BIN       := $(CURDIR)/bin
 # Kubernetes server binaries and reference CNI plugins are built outside the tree
 # and cached: a second `make tools` with nothing changed takes seconds.

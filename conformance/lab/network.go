@@ -7,13 +7,15 @@ import (
 
 // sysctls applied inside every lab namespace: forwarding on, no reverse-path filter
 // (ECMP and asymmetric paths are normal in the lab), no IPv6 duplicate address detection
-// (addresses are usable at once).
+// (addresses are usable at once). Forwarding namespaces (the router) hash ECMP on the
+// 5-tuple, so one client's connections spread over the next hops as on a real router
+// with L4 hashing.
 func nsSysctls(forward bool) []string {
 	f := "0"
 	if forward {
 		f = "1"
 	}
-	return []string{
+	s := []string{
 		"net.ipv4.ip_forward=" + f,
 		"net.ipv4.conf.all.rp_filter=0",
 		"net.ipv4.conf.default.rp_filter=0",
@@ -21,6 +23,10 @@ func nsSysctls(forward bool) []string {
 		"net.ipv6.conf.all.accept_dad=0",
 		"net.ipv6.conf.default.accept_dad=0",
 	}
+	if forward {
+		s = append(s, "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
+	}
+	return s
 }
 
 // createNetns creates a namespace, brings lo up and applies the sysctls.
