@@ -19,6 +19,9 @@
 // this node (passwords from Secrets in the daemon's namespace) and its allowed prefixes from
 // the pools' blocks.
 //
+// Limits: BGPAdvertisement.peerSelector is not applied — the speaker (daemon/bgp) sends
+// every path to every peer; per-peer export needs per-peer policies there.
+//
 // Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is Sync.
 // State() feeds daemon/status.
 package announce
