@@ -26,7 +26,7 @@ export BPF2GO_CC := $(CLANG)
 # Debian packages the lab and the tests use.
 APT_PACKAGES := frr etcd-server clang llvm bpftool iproute2 iperf3 wrk nftables \
 	iptables conntrack jq curl libbpf-dev tcpdump
-K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy
+K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl
 CNI_CMDS := ptp host-local loopback
 
 # Tests that need root, a kernel with BPF/tcx and network namespaces find the
@@ -80,13 +80,15 @@ lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfe[lb]\.go$$')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags lab ./conformance/...
+	$(GO) vet -tags bench ./conformance/bench/
+	$(GO) vet -tags apiserver ./daemon/...
 	$(GO) tool staticcheck ./...
 
 test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
-test-apiserver: tools ## CRD validation against a real kube-apiserver + etcd
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver ./daemon/apis/...
+test-apiserver: deps tools ## CRD validation and bgplbd against a real kube-apiserver + etcd (+ FRR)
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver ./daemon/...
 
 test-lab: deps tools build ## end-to-end tests against the one-machine lab (root)
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 40m -v $(LAB_PKGS)

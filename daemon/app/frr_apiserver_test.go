@@ -99,7 +99,9 @@ func TestDaemonWithFRR(t *testing.T) {
 		binDir = "/root/.cache/bgplb/bin"
 	}
 	apiserver := need(t, filepath.Join(binDir, "kube-apiserver"))
-	etcd, kubectl, bgpd, vtysh := need(t, "etcd"), need(t, "kubectl"), need(t, "/usr/lib/frr/bgpd"), need(t, "vtysh")
+	// kubectl is built with the servers (make tools): the same version, on any machine.
+	kubectl := need(t, filepath.Join(binDir, "kubectl"))
+	etcd, bgpd, vtysh := need(t, "etcd"), need(t, "/usr/lib/frr/bgpd"), need(t, "vtysh")
 	_, file, _, _ := runtime.Caller(0)
 	repo := filepath.Join(filepath.Dir(file), "..", "..")
 
