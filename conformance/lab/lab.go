@@ -140,6 +140,13 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := attachToFabric(ctx, ControlPlaneNS, "veth-cp", ControlPlaneV4.String(), cpV6, false); err != nil {
 		return err
 	}
+	fabV6 := ""
+	if l.Opts.IPv6 {
+		fabV6 = FabricClientV6.String()
+	}
+	if err := attachToFabric(ctx, FabricClientNS, "veth-fabcl", FabricClientV4.String(), fabV6, false); err != nil {
+		return err
+	}
 	logf("starting FRR")
 	frrDir := filepath.Join(l.Dir, "frr")
 	if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN); err != nil {

@@ -24,7 +24,12 @@ func nsSysctls(forward bool) []string {
 		"net.ipv6.conf.default.accept_dad=0",
 	}
 	if forward {
-		s = append(s, "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1")
+		// No ICMP redirects: a client on the fabric keeps sending VIP traffic to the
+		// router, as with a router that does not redirect (or a client that ignores it).
+		s = append(s, "net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1",
+			"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0")
+	} else {
+		s = append(s, "net.ipv4.conf.all.accept_redirects=0", "net.ipv6.conf.all.accept_redirects=0")
 	}
 	return s
 }

@@ -161,7 +161,7 @@ const DaemonNamespace = "bgplb-system"
 // (everything after the binary path). Keep it in step with bgplbd's flags
 // (daemon/app/options.go); every per-node path is the node's own.
 func (l *Lab) daemonArgs(n Node) []string {
-	return []string{
+	return append([]string{
 		"--kubeconfig", filepath.Join(l.Dir, kubeconfigFabric),
 		"--node-name", n.Name,
 		"--socket", n.DaemonSocket(),
@@ -170,7 +170,7 @@ func (l *Lab) daemonArgs(n Node) []string {
 		"--uplink-interfaces", "eth0",
 		"--namespace", DaemonNamespace,
 		"--v=2",
-	}
+	}, l.Opts.DaemonExtraArgs...)
 }
 
 // waitNodesReady waits until every lab node's Node object reports Ready.

@@ -14,6 +14,7 @@ const (
 	BPFPinRoot       = "/sys/fs/bpf/bgplb-lab"
 	RouterNS         = "bgplb-router"
 	ClientNS         = "bgplb-client"
+	FabricClientNS   = "bgplb-fabclient"
 	ControlPlaneNS   = "bgplb-cp"
 	NodeNSPrefix     = "bgplb-node"
 	PodNSPrefix      = "bgplb-pod-"
@@ -34,14 +35,18 @@ const (
 
 // Fixed addresses of the address plan.
 var (
-	RouterFabricV4   = netip.MustParseAddr("198.18.0.1")
-	RouterFabricV6   = netip.MustParseAddr("2001:db8:f::1")
-	ControlPlaneV4   = netip.MustParseAddr("198.18.0.254")
-	ControlPlaneV6   = netip.MustParseAddr("2001:db8:f::254")
-	RouterClientV4   = netip.MustParseAddr("198.51.100.1")
-	RouterClientV6   = netip.MustParseAddr("2001:db8:c::1")
-	ClientV4         = netip.MustParseAddr("198.51.100.10")
-	ClientV6         = netip.MustParseAddr("2001:db8:c::10")
+	RouterFabricV4 = netip.MustParseAddr("198.18.0.1")
+	RouterFabricV6 = netip.MustParseAddr("2001:db8:f::1")
+	ControlPlaneV4 = netip.MustParseAddr("198.18.0.254")
+	ControlPlaneV6 = netip.MustParseAddr("2001:db8:f::254")
+	RouterClientV4 = netip.MustParseAddr("198.51.100.1")
+	RouterClientV6 = netip.MustParseAddr("2001:db8:c::1")
+	ClientV4       = netip.MustParseAddr("198.51.100.10")
+	ClientV6       = netip.MustParseAddr("2001:db8:c::10")
+	// FabricClientV4/V6 is a client on the node fabric itself (same subnet as the
+	// nodes, VIPs routed via the router): the homelab asymmetric-routing case.
+	FabricClientV4   = netip.MustParseAddr("198.18.0.250")
+	FabricClientV6   = netip.MustParseAddr("2001:db8:f::250")
 	FabricV4         = netip.MustParsePrefix("198.18.0.0/24")
 	FabricV6         = netip.MustParsePrefix("2001:db8:f::/64")
 	FirstServiceIPv4 = netip.MustParseAddr("198.18.128.1")
@@ -61,6 +66,9 @@ type Options struct {
 	NoKubeProxy bool
 	// NoDaemon does not start bgplbd even when BinDir holds it.
 	NoDaemon bool
+	// DaemonExtraArgs are appended to bgplbd's command line on every node (for example
+	// --datapath=false, so that kube-proxy serves the VIPs).
+	DaemonExtraArgs []string
 	// NoCNIPlugin leaves the bgplb CNI plugin out of the nodes' conflists even when
 	// BinDir holds it (plain ptp + host-local).
 	NoCNIPlugin bool

@@ -20,11 +20,15 @@ import (
 	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 )
 
-// Client is the lab's client namespace behind the router.
-type Client struct{ NS lab.NetNS }
+// Client is a client namespace of the lab: bgplb-client behind the router, or
+// bgplb-fabclient on the node fabric.
+type Client struct {
+	NS   lab.NetNS
+	Addr netip.Addr
+}
 
 // Address returns the client's IPv4 address.
-func (c Client) Address() netip.Addr { return lab.ClientV4 }
+func (c Client) Address() netip.Addr { return c.Addr }
 
 // Dial opens a connection from inside the client namespace.
 func (c Client) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -66,7 +70,8 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		Kube:              kube,
 		LB:                lbc,
 		Router:            router.FRR{Run: l.Router().Vtysh},
-		Client:            Client{NS: lab.NetNS(lab.ClientNS)},
+		Client:            Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
+		SubnetClient:      FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
 		Faults:            Faults{Lab: l},
 		Timeouts:          suite.DefaultTimeouts,
 		Class:             lbv1.DefaultLoadBalancerClass,

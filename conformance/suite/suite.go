@@ -58,6 +58,16 @@ type Client interface {
 	Ping(ctx context.Context, addr netip.Addr) error
 }
 
+// SubnetClient is a client on the nodes' own subnet whose route to the VIPs goes
+// through the router: replies must come back through the router too (a stateful
+// router drops half-seen connections), not straight from the node.
+type SubnetClient interface {
+	Client
+	// CountReplies runs fn and counts the IPv4 packets from src that reached the
+	// client, split by whether they came from the router's MAC address or another one.
+	CountReplies(ctx context.Context, src netip.Addr, fn func() error) (viaRouter, direct int, err error)
+}
+
 // Faults injects failures the lifecycle tests need. A cluster that cannot provide
 // them leaves Suite.Faults nil and those tests are skipped (and reported as skipped).
 type Faults interface {
@@ -108,7 +118,9 @@ type Suite struct {
 	LB     lbclient.Interface
 	Router router.Router
 	Client Client
-	Faults Faults
+	// SubnetClient is optional; tests that need it are skipped without it.
+	SubnetClient SubnetClient
+	Faults       Faults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts

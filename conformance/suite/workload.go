@@ -300,10 +300,19 @@ func (s *Suite) HTTPPost(ctx context.Context, addr netip.Addr, port uint16, path
 	return s.httpDo(ctx, http.MethodPost, addr, port, path, body)
 }
 
+// HTTPGetFrom fetches http://addr:port/path from client c on a new connection.
+func HTTPGetFrom(ctx context.Context, c Client, timeout time.Duration, addr netip.Addr, port uint16, path string) (string, error) {
+	return httpDo(ctx, c, timeout, http.MethodGet, addr, port, path, "")
+}
+
 func (s *Suite) httpDo(ctx context.Context, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.Timeouts.Request)
+	return httpDo(ctx, s.Client, s.Timeouts.Request, method, addr, port, path, body)
+}
+
+func httpDo(ctx context.Context, c Client, timeout time.Duration, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{DialContext: s.Client.Dial, DisableKeepAlives: true}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: c.Dial, DisableKeepAlives: true}}
 	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
