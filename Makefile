@@ -88,7 +88,7 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 test-apiserver: deps tools ## CRD validation and bgplbd against a real kube-apiserver + etcd (+ FRR)
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver ./daemon/...
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR' ./daemon/apis/... ./daemon/app/
 
 test-lab: deps tools build ## end-to-end tests against the one-machine lab (root)
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 40m -v $(LAB_PKGS)
