@@ -114,8 +114,8 @@ func TestUpFailsFastWhenPortInUse(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("Up took %s to fail, want < 5s", took)
 	}
-	if !strings.Contains(err.Error(), "16443") || !strings.Contains(err.Error(), "in use") {
-		t.Errorf("error does not say that port 16443 is in use: %v", err)
+	if !strings.Contains(err.Error(), lab.ForwardAddr) || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("error does not say that %s is in use: %v", lab.ForwardAddr, err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("lab dir %s left behind (stat: %v)", dir, err)

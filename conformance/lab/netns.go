@@ -131,7 +131,7 @@ func ipCmds(ctx context.Context, cmds ...[]string) error {
 	return nil
 }
 
-var labNetnsRE = regexp.MustCompile(`^bgplb-(router|client|fabclient|cp|node[0-9]+|pod-.+)$`)
+var labNetnsRE = regexp.MustCompile("^" + regexp.QuoteMeta(Prefix) + `-(router|client|fabclient|cp|node[0-9]+|pod-.+)$`)
 
 // IsLabNetns reports whether name is one of the namespaces the lab creates
 // (bgplb-router, bgplb-client, bgplb-cp, bgplb-nodeN, bgplb-pod-*).

@@ -7,17 +7,33 @@ import (
 	"path/filepath"
 )
 
+// Names the lab gives to machine-wide things (network namespaces, the forwarder's
+// port, the bpffs pin root) derive from a prefix: "bgplb", or $BGPLB_LAB_PREFIX with
+// $BGPLB_LAB_FORWARD for the forwarder's address. Two labs with different prefixes can
+// share a machine (a developer's lab next to a test run); processes the lab starts
+// inherit the environment, so the lab kubelet names pod namespaces the same way.
+var (
+	Prefix         = envOr("BGPLB_LAB_PREFIX", "bgplb")
+	ForwardAddr    = envOr("BGPLB_LAB_FORWARD", "127.0.0.1:16443")
+	BPFPinRoot     = "/sys/fs/bpf/" + Prefix + "-lab"
+	RouterNS       = Prefix + "-router"
+	ClientNS       = Prefix + "-client"
+	FabricClientNS = Prefix + "-fabclient"
+	ControlPlaneNS = Prefix + "-cp"
+	NodeNSPrefix   = Prefix + "-node"
+	PodNSPrefix    = Prefix + "-pod-"
+)
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
 // Defaults of the lab.
 const (
 	DefaultDir       = "/run/bgplb-lab"
-	ForwardAddr      = "127.0.0.1:16443"
-	BPFPinRoot       = "/sys/fs/bpf/bgplb-lab"
-	RouterNS         = "bgplb-router"
-	ClientNS         = "bgplb-client"
-	FabricClientNS   = "bgplb-fabclient"
-	ControlPlaneNS   = "bgplb-cp"
-	NodeNSPrefix     = "bgplb-node"
-	PodNSPrefix      = "bgplb-pod-"
 	RouterASN        = 64512
 	NodeASN          = 64513
 	APIServerPort    = 6443

@@ -78,7 +78,7 @@ func preflight(o Options) error {
 	}
 	ln, err := net.Listen("tcp", ForwardAddr)
 	if err != nil {
-		return fmt.Errorf("the lab's API forwarder needs %s, which is in use (%v): stop whatever listens there (`ss -ltnp 'sport = 16443'`)", ForwardAddr, err)
+		return fmt.Errorf("the lab's API forwarder needs %s, which is in use (%v): stop whatever listens there (`ss -ltnp`), or set BGPLB_LAB_FORWARD (and BGPLB_LAB_PREFIX) for a second lab", ForwardAddr, err)
 	}
 	if err := ln.Close(); err != nil {
 		return fmt.Errorf("release probe listener on %s: %w", ForwardAddr, err)

@@ -50,13 +50,18 @@ func containerIDFor(uid types.UID) string {
 	return strings.ReplaceAll(strings.ToLower(string(uid)), "-", "")
 }
 
-// netnsNameFor is the pod namespace name: bgplb-pod-<node>-<first 12 hex of the UID>.
+// netnsNameFor is the pod namespace name: <prefix>-pod-<node>-<first 12 hex of the
+// UID>, where the prefix is the lab's ($BGPLB_LAB_PREFIX, default bgplb).
 func netnsNameFor(node string, uid types.UID) string {
 	id := containerIDFor(uid)
 	if len(id) > 12 {
 		id = id[:12]
 	}
-	return "bgplb-pod-" + node + "-" + id
+	prefix := os.Getenv("BGPLB_LAB_PREFIX")
+	if prefix == "" {
+		prefix = "bgplb"
+	}
+	return prefix + "-pod-" + node + "-" + id
 }
 
 // stateStore keeps one record, one PID file and one log per pod in Dir:
