@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,9 +27,12 @@ func init() {
 
 func testBadInputOverlappingPools(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-bad-overlap")
-	older, newer := "conf-g2-older", "conf-g2-newer"
-	s.Pool(t, older, []lbv1.IPBlock{cidrAt(s, 160, 29)}) // .160-.167
+	// Age is creationTimestamp (whole seconds), then name: the names sort in the same
+	// order, and the second pool is created in a later second.
+	older, newer := "conf-g2-first", "conf-g2-second"
+	first := s.Pool(t, older, []lbv1.IPBlock{cidrAt(s, 160, 29)}) // .160-.167
 	s.WaitPoolCondition(t, older, lbv1.PoolConditionReady, metav1.ConditionTrue)
+	time.Sleep(time.Until(first.CreationTimestamp.Add(1100 * time.Millisecond)))
 	s.Pool(t, newer, []lbv1.IPBlock{cidrAt(s, 160, 28)}) // .160-.175, overlaps older
 	c := s.WaitPoolCondition(t, newer, lbv1.PoolConditionConflicting, metav1.ConditionTrue)
 	t.Logf("%s Conflicting: %s: %s", newer, c.Reason, c.Message)
