@@ -59,6 +59,7 @@ func TestConformance(t *testing.T) {
 	if err := labsuite.ApplyBase(ctx, s.LB); err != nil {
 		t.Fatal(err)
 	}
+	s.WaitSessions(t)
 
 	results := suite.Run(t, s, tests.ConformanceTests, testing.Short())
 

@@ -93,7 +93,7 @@ func TestBenchConvergence(t *testing.T) {
 	var up, down []time.Duration
 	for i := 0; i < changes; i++ {
 		ready := i%2 == 1
-		if _, err := s.HTTPPost(ctx, mustParse(podIP), 8080, "/ready", fmt.Sprint(ready)); err != nil {
+		if err := s.SetReady(ctx, mustParse(podIP), ready); err != nil {
 			t.Fatalf("change %d: set ready=%v: %v", i, ready, err)
 		}
 		var t0 time.Time

@@ -300,6 +300,47 @@ func (s *Suite) HTTPPost(ctx context.Context, addr netip.Addr, port uint16, path
 	return s.httpDo(ctx, http.MethodPost, addr, port, path, body)
 }
 
+// SetReady makes the test server at podIP report ready or not ready on /ready (its
+// readiness probe), through the client. The server answers the new state: 200 "ready"
+// or 503 "not ready".
+func (s *Suite) SetReady(ctx context.Context, podIP netip.Addr, ready bool) error {
+	body, err := s.HTTPPost(ctx, podIP, 8080, "/ready", fmt.Sprint(ready))
+	want := "ready"
+	if !ready {
+		want = "not ready"
+	}
+	if body != want {
+		return fmt.Errorf("set %s ready=%v: answer %q: %v", podIP, ready, body, err)
+	}
+	return nil
+}
+
+// WaitSessions waits until the router has an Established session with every node
+// that has lasted at least 3 s, so tests start from settled sessions.
+func (s *Suite) WaitSessions(t *testing.T) {
+	t.Helper()
+	Eventually(t, s.Timeouts.Converge*2, "settled BGP sessions with every node", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		nbs, err := s.Router.Neighbors(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range s.Nodes {
+			ok := false
+			for _, nb := range nbs {
+				if nb.Address == n.Addresses[0] && nb.State == "Established" && time.Since(nb.EstablishedSince) >= 3*time.Second {
+					ok = true
+				}
+			}
+			if !ok {
+				return fmt.Errorf("no settled session with %s (%s)", n.Name, n.Addresses[0])
+			}
+		}
+		return nil
+	})
+}
+
 // HTTPGetFrom fetches http://addr:port/path from client c on a new connection.
 func HTTPGetFrom(ctx context.Context, c Client, timeout time.Duration, addr netip.Addr, port uint16, path string) (string, error) {
 	return httpDo(ctx, c, timeout, http.MethodGet, addr, port, path, "")

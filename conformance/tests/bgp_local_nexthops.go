@@ -41,11 +41,11 @@ func testLocalExactNextHops(t *testing.T, s *suite.Suite) {
 
 	t.Log("node1's only pod becomes unready: node1 withdrawn")
 	podIP := pods1[0].Status.PodIP
-	if _, err := s.HTTPPost(context.Background(), mustAddr(t, podIP), 8080, "/ready", "false"); err != nil {
+	if err := s.SetReady(context.Background(), mustAddr(t, podIP), false); err != nil {
 		t.Fatalf("make pod %s unready: %v", pods1[0].Name, err)
 	}
 	s.EventuallyNextHops(t, vip, s.NodeAddrs("node2", "node3"))
-	if _, err := s.HTTPPost(context.Background(), mustAddr(t, podIP), 8080, "/ready", "true"); err != nil {
+	if err := s.SetReady(context.Background(), mustAddr(t, podIP), true); err != nil {
 		t.Fatalf("make pod %s ready again: %v", pods1[0].Name, err)
 	}
 	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2", "node3"))
