@@ -90,10 +90,10 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 test-apiserver: deps tools ## CRD validation and bgplbd against a real kube-apiserver + etcd (+ FRR)
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR' ./daemon/apis/... ./daemon/app/
 
-test-lab: deps tools build ## end-to-end tests against the one-machine lab (root)
-	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 40m -v $(LAB_PKGS)
+test-lab: deps tools build ## the lab's own tests (root)
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v $(LAB_PKGS)
 
-test: deps tools build lint check-generate test-unit test-apiserver test-lab ## everything CI runs
+test: deps tools build lint check-generate test-unit test-apiserver test-lab conformance ## everything CI runs
 
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh
