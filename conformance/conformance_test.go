@@ -15,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/conformance/labsuite"
 	"github.com/bgplb/bgplb/conformance/suite"
 	"github.com/bgplb/bgplb/conformance/tests"
@@ -29,42 +28,14 @@ var (
 )
 
 func TestConformance(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root")
-	}
-	bin, k8s := os.Getenv("BGPLB_BIN_DIR"), os.Getenv("BGPLB_K8S_BIN_DIR")
-	if bin == "" || k8s == "" {
-		t.Fatal("set BGPLB_BIN_DIR and BGPLB_K8S_BIN_DIR; `make conformance` does")
-	}
-	if _, err := os.Stat(filepath.Join(bin, "bgplbd")); err != nil {
-		t.Fatalf("the suite needs bgplbd: %v", err)
-	}
 	ctx := context.Background()
-	l, err := lab.Up(ctx, lab.Options{Dir: *labDirFlag, Nodes: 3, BinDir: bin, K8sBinDir: k8s, Recreate: true, Logf: t.Logf})
-	if err != nil {
-		t.Fatalf("bring up the lab: %v", err)
-	}
-	if !*keepLab {
-		t.Cleanup(func() {
-			if err := lab.Down(l.Dir); err != nil {
-				t.Errorf("tear down the lab: %v", err)
-			}
-		})
-	}
-	s, err := labsuite.New(l)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := labsuite.Start(t, *labDirFlag, *keepLab, nil)
 	s.Timeouts.Converge = *converge
-	if err := labsuite.ApplyBase(ctx, s.LB); err != nil {
-		t.Fatal(err)
-	}
-	s.WaitSessions(t)
 
 	results := suite.Run(t, s, tests.ConformanceTests, testing.Short())
 
 	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: "bgplb-lab, 3 nodes, kube-proxy nftables"}
-	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(bin)}, s.Mode, env, s.SupportedFeatures, results)
+	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(os.Getenv("BGPLB_BIN_DIR"))}, s.Mode, env, s.SupportedFeatures, results)
 	path := *reportPath
 	if path == "" {
 		path = filepath.Join("..", "_output", "conformance-report.yaml")

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -232,41 +230,11 @@ func parseScales(s string) ([]int, error) {
 	return out, nil
 }
 
-// benchLabWith is benchLab with extra lab options.
+// benchLabWith is benchLab with extra lab options; it waits while another lab is up.
 func benchLabWith(t *testing.T, mutate func(*lab.Options)) (*lab.Lab, *suite.Suite) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root")
-	}
-	bin, k8s := os.Getenv("BGPLB_BIN_DIR"), os.Getenv("BGPLB_K8S_BIN_DIR")
-	if bin == "" || k8s == "" {
-		t.Fatal("set BGPLB_BIN_DIR and BGPLB_K8S_BIN_DIR; `make bench` does")
-	}
-	if _, err := os.Stat(filepath.Join(bin, "bgplbd")); err != nil {
-		t.Fatalf("the benchmarks need bgplbd: %v", err)
-	}
 	waitLabFree(t)
-	ctx := context.Background()
-	opts := lab.Options{Dir: *labDirFlag, Nodes: 3, BinDir: bin, K8sBinDir: k8s, Recreate: true, Logf: t.Logf}
-	mutate(&opts)
-	l, err := lab.Up(ctx, opts)
-	if err != nil {
-		_ = lab.Down(opts.Dir)
-		t.Fatalf("bring up the lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.Down(l.Dir); err != nil {
-			t.Errorf("tear down the lab: %v", err)
-		}
-	})
-	s, err := labsuite.New(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := labsuite.ApplyBase(ctx, s.LB); err != nil {
-		t.Fatal(err)
-	}
-	return l, s
+	return labsuite.Start(t, *labDirFlag, false, mutate)
 }
 
 // waitLabFree waits (up to 15 minutes) while another lab is up on this machine: the
