@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -35,10 +36,23 @@ func (r *Registry) Serve(ctx context.Context, socketPath string) error {
 	if err != nil {
 		return err
 	}
+	// Connections that have not sent a request yet (a client's spare dial) count as busy
+	// for http.Server.Shutdown for 5 s; track them so shutdown can close them at once.
+	var mu sync.Mutex
+	fresh := map[net.Conn]struct{}{}
 	srv := &http.Server{
 		Handler:           r.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnState: func(c net.Conn, st http.ConnState) {
+			mu.Lock()
+			defer mu.Unlock()
+			if st == http.StateNew {
+				fresh[c] = struct{}{}
+			} else {
+				delete(fresh, c)
+			}
+		},
 	}
 	errCh := make(chan error, 1)
 	go func() { errCh <- srv.Serve(l) }()
@@ -51,7 +65,25 @@ func (r *Registry) Serve(ctx context.Context, socketPath string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	shutdownErr := srv.Shutdown(sctx) // closes the listener, which unlinks the socket
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(sctx) }() // closes the listener, which unlinks the socket
+	var shutdownErr error
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case shutdownErr = <-done:
+			break wait
+		case <-tick.C:
+			mu.Lock()
+			for c := range fresh {
+				_ = c.Close() // no request on it: nothing in flight to lose
+				delete(fresh, c)
+			}
+			mu.Unlock()
+		}
+	}
 	if err := <-errCh; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve registry on %s: %w", socketPath, err)
 	}
