@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/bgplb/bgplb/conformance/lab"
@@ -69,7 +68,7 @@ func TestBenchConvergence(t *testing.T) {
 	}()
 
 	// Ready transitions of the pod, as the API server reports them.
-	w, err := s.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", pod.Name).String()})
+	w, err := s.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: pod.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,10 +77,14 @@ func TestBenchConvergence(t *testing.T) {
 	go func() {
 		last := true
 		for ev := range w.ResultChan() {
-			if ev.Type != watch.Modified {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				t.Logf("pod watch: %s %v", ev.Type, ev.Object)
 				continue
 			}
-			p := ev.Object.(*corev1.Pod)
+			if ev.Type != watch.Modified || p.Name != pod.Name {
+				continue
+			}
 			if r := suite.PodReady(p); r != last {
 				last = r
 				readyAt <- fibEvent{added: r, at: time.Now()}
