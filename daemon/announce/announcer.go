@@ -41,8 +41,11 @@ type Announcer struct {
 	sent     map[netip.Prefix]bgp.Path            // prefix -> merged path announced to the speaker
 	onChange func()
 
-	peerProblems []PeerProblem // BGPPeers selecting this node that could not be configured
-	peerNames    []string      // BGPPeers configured on the speaker, sorted
+	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
+	peerNames      []string      // BGPPeers configured on the speaker, in SetPeers order
+	peers          []peerInfo    // BGPPeers configured on the speaker with their labels, by name
+	peersKnown     bool          // peers is set (by SyncPeers or the first Service sync)
+	onPeersChanged func()
 
 	exportPodCIDRs bool
 	podCIDRs       []netip.Prefix // pod CIDRs of this node announced by SyncNodeRoutes
@@ -71,6 +74,12 @@ func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Annou
 // OnChange sets a function called (without locks held) after the announced state changed;
 // daemon/status uses it to refresh the node's BGPNodeState. Call before the first Sync.
 func (a *Announcer) OnChange(fn func()) { a.onChange = fn }
+
+// OnPeersChanged sets a function called (without locks held) when SyncPeers found that
+// the configured BGPPeers or their labels changed; it must make every Service sync again
+// (daemon/app enqueues all of them), because peerSelectors route per peer. Call before
+// the first Sync.
+func (a *Announcer) OnPeersChanged(fn func()) { a.onPeersChanged = fn }
 
 // ExportPodCIDRs makes the announcer also announce this node's spec.podCIDRs (so a router
 // can reach pods without static routes). Call before the first Sync.
@@ -166,8 +175,12 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	if err != nil {
 		return d, err
 	}
+	peers, err := a.peerSnapshot()
+	if err != nil {
+		return d, err
+	}
 	d.paths = map[netip.Prefix]bgp.Path{}
-	outside := 0
+	outside, noPeer := 0, 0
 	for _, vip := range vips {
 		if !inPools[vip] {
 			outside++ // never announced (the speaker would refuse it too)
@@ -177,7 +190,11 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 		if len(ads) == 0 {
 			continue
 		}
-		p := pathFor(ctx, vip, ads, dec.Weight)
+		p, ok := pathForPeers(ctx, vip, ads, dec.Weight, peers)
+		if !ok {
+			noPeer++ // the advertisements' peerSelectors select none of this node's peers
+			continue
+		}
 		d.paths[p.Prefix] = p
 	}
 	if len(d.paths) == 0 && outside == len(vips) {
@@ -187,6 +204,9 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	}
 	if len(d.paths) == 0 {
 		d.state.Reason, d.state.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
+		if noPeer > 0 {
+			d.state.Message = "no BGPAdvertisement selecting the service, its pool and this node selects one of this node's BGPPeers (peerSelector)"
+		}
 		d.paths = nil
 		return d, nil
 	}
@@ -246,6 +266,36 @@ func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Nod
 		}
 	}
 	return out, inPools, nil
+}
+
+// pathForPeers returns the path of one VIP given the advertisements selecting it. When
+// every advertisement selects all peers (no peerSelector), the path goes to every peer
+// with the merged attributes of all of them. Otherwise each configured peer gets the VIP
+// with the merged attributes of the advertisements whose peerSelector matches its labels
+// (an invalid selector matches nothing), and a peer no advertisement selects does not get
+// it; false when that leaves no peer.
+func pathForPeers(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertisement, weight int64, peers []peerInfo) (bgp.Path, bool) {
+	if !slices.ContainsFunc(ads, func(ad *v1alpha1.BGPAdvertisement) bool { return !selectsAll(ad.Spec.PeerSelector) }) {
+		return pathFor(ctx, vip, ads, weight), true
+	}
+	p := bgp.Path{Prefix: netip.PrefixFrom(vip, vip.BitLen()), PeerAttributes: map[netip.Addr]bgp.Attributes{}}
+	for _, peer := range peers {
+		var sel []*v1alpha1.BGPAdvertisement
+		for _, ad := range ads {
+			if ok, err := SelectorMatches(ad.Spec.PeerSelector, peer.labels); err == nil && ok {
+				sel = append(sel, ad)
+			}
+		}
+		if len(sel) > 0 {
+			p.PeerAttributes[peer.addr] = pathFor(ctx, vip, sel, weight).Attributes()
+		}
+	}
+	return p, len(p.PeerAttributes) > 0
+}
+
+// selectsAll reports whether sel is absent or empty (selects every object).
+func selectsAll(sel *labelSelector) bool {
+	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
 }
 
 // pathFor merges the attributes of the advertisements for one VIP.
@@ -318,18 +368,50 @@ func normalizePath(p *bgp.Path) {
 	}
 }
 
-// mergePaths merges the wanted paths of the Services sharing one prefix.
-func mergePaths(prefix netip.Prefix, wants map[string]bgp.Path) bgp.Path {
-	out := bgp.Path{Prefix: prefix}
+// mergePaths merges the wanted paths of the Services sharing one prefix. When some are
+// limited to certain peers, so is the merge: each peer gets the merge of the paths it
+// receives (a path for every peer counts for each of peers).
+func mergePaths(prefix netip.Prefix, wants map[string]bgp.Path, peers []peerInfo) bgp.Path {
 	keys := make([]string, 0, len(wants))
-	for k := range wants {
+	restricted, open := false, false
+	for k, w := range wants {
 		keys = append(keys, k)
+		restricted = restricted || w.PeerAttributes != nil
+		open = open || w.PeerAttributes == nil
 	}
 	slices.Sort(keys)
+	if !restricted {
+		return mergeAttributes(prefix, keys, func(k string) (bgp.Attributes, bool) { return wants[k].Attributes(), true })
+	}
+	addrs := map[netip.Addr]bool{}
+	for _, w := range wants {
+		for a := range w.PeerAttributes {
+			addrs[a] = true
+		}
+	}
+	if open {
+		for _, p := range peers {
+			addrs[p.addr] = true
+		}
+	}
+	out := bgp.Path{Prefix: prefix, PeerAttributes: make(map[netip.Addr]bgp.Attributes, len(addrs))}
+	for addr := range addrs {
+		out.PeerAttributes[addr] = mergeAttributes(prefix, keys, func(k string) (bgp.Attributes, bool) { return wants[k].For(addr) }).Attributes()
+	}
+	return out
+}
+
+// mergeAttributes merges the attributes of the Services keys (sorted) as attrs returns
+// them (false: the Service does not contribute).
+func mergeAttributes(prefix netip.Prefix, keys []string, attrs func(key string) (bgp.Attributes, bool)) bgp.Path {
+	out := bgp.Path{Prefix: prefix}
 	var bw float32
 	hasBW := false
 	for _, k := range keys {
-		w := wants[k]
+		w, ok := attrs(k)
+		if !ok {
+			continue
+		}
 		out.Communities = append(out.Communities, w.Communities...)
 		out.LargeCommunities = append(out.LargeCommunities, w.LargeCommunities...)
 		if w.LocalPref != nil && (out.LocalPref == nil || *w.LocalPref > *out.LocalPref) {
@@ -422,7 +504,7 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants m
 		delete(a.sent, prefix)
 		return nil
 	}
-	merged := mergePaths(prefix, wants)
+	merged := mergePaths(prefix, wants, a.peers)
 	if announced && reflect.DeepEqual(old, merged) {
 		return nil
 	}
@@ -475,6 +557,9 @@ func mapWithout(m map[string]bgp.Path, key string) map[string]bgp.Path {
 type Prefix struct {
 	Prefix   netip.Prefix
 	Services []string
+	// Peers are the names of the BGPPeers the prefix is sent to, sorted; nil means every
+	// peer (no peerSelector limits it).
+	Peers []string
 }
 
 // State returns the applied state: every tracked Service (sorted by key) and every
@@ -496,10 +581,25 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys})
+		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys, Peers: a.peerNamesLocked(a.sent[p])})
 	}
 	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
 	return svcs, prefixes
+}
+
+// peerNamesLocked returns the names of the configured peers p is sent to (nil: every
+// peer). Caller holds a.mu.
+func (a *Announcer) peerNamesLocked(p bgp.Path) []string {
+	if p.PeerAttributes == nil {
+		return nil
+	}
+	names := []string{}
+	for _, peer := range a.peers { // sorted by name
+		if _, ok := p.PeerAttributes[peer.addr]; ok {
+			names = append(names, peer.name)
+		}
+	}
+	return names
 }
 
 // ingressIPs returns the Service's status.loadBalancer.ingress IPs, deduplicated.

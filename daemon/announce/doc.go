@@ -15,12 +15,18 @@
 // is announced while at least one Service wants it, with the merged attributes (union of
 // communities, highest local preference, summed weights).
 //
+// Per peer (BGPAdvertisement.peerSelector): when every advertisement behind a VIP selects
+// all peers, the VIP is one path for every peer (bgp.Path without PeerAttributes). When one
+// has a peerSelector, the path lists the configured peers that get it, each with the
+// merged attributes of only the advertisements that select the Service and that peer's
+// labels; a VIP no such advertisement sends to any peer is not announced (reason
+// NoMatchingAdvertisement). Shared VIPs merge per peer.
+//
 // SyncPeers configures the speaker's neighbours from the BGPPeers whose nodeSelector matches
 // this node (passwords from Secrets in the daemon's namespace) and its allowed prefixes from
-// the pools' blocks.
-//
-// Limits: BGPAdvertisement.peerSelector is not applied — the speaker (daemon/bgp) sends
-// every path to every peer; per-peer export needs per-peer policies there.
+// the pools' blocks. It keeps the configured peers with their labels for the per-peer
+// computation, and when those change (a label edit touches no session) calls the
+// OnPeersChanged function so every Service is synced again.
 //
 // Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is Sync.
 // State() feeds daemon/status.

@@ -2,8 +2,11 @@ package announce
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -22,10 +25,20 @@ type PeerProblem struct {
 	Message string
 }
 
+// peerInfo is a BGPPeer configured on the speaker, as the advertisements' peerSelectors
+// see it.
+type peerInfo struct {
+	name   string
+	addr   netip.Addr
+	labels map[string]string
+}
+
 // SyncPeers makes the speaker's neighbours equal to the BGPPeers whose nodeSelector
 // matches this node, and its allowed prefixes equal to the pools' blocks. A peer whose
 // password Secret is missing is left out (and reported by PeerProblems) rather than
-// brought up without authentication.
+// brought up without authentication. When the configured peers' names, addresses or
+// labels changed, the function set by OnPeersChanged runs (the Services' per-peer
+// routes depend on them).
 func (a *Announcer) SyncPeers(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	// Allowed prefixes first: a pool that appeared may be needed by pending announcements,
@@ -33,9 +46,95 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 	if err := a.SyncAllowedPrefixes(ctx); err != nil {
 		return err
 	}
+	cfgs, infos, problems, err := a.desiredPeers()
+	if err != nil {
+		return err
+	}
+	if err := a.speaker.SetPeers(ctx, cfgs); err != nil {
+		return fmt.Errorf("set bgp peers: %w", err)
+	}
+	a.mu.Lock()
+	problemsChanged := !slices.Equal(a.peerProblems, problems)
+	changed := problemsChanged || !slices.EqualFunc(a.peerNames, cfgs, func(n string, c bgp.PeerConfig) bool { return n == c.Name })
+	selectionChanged := !a.peersKnown || !reflect.DeepEqual(a.peers, infos)
+	a.peerProblems = problems
+	a.peerNames = a.peerNames[:0]
+	for _, c := range cfgs {
+		a.peerNames = append(a.peerNames, c.Name)
+	}
+	a.peers, a.peersKnown = infos, true
+	var errs []error
+	if selectionChanged {
+		// A VIP shared by a Service for every peer and one for selected peers merges
+		// over the peers; no Service's own path changes when a peer comes or goes.
+		for prefix, wants := range a.prefixes {
+			if mixedPeerScopes(wants) {
+				if err := a.sendLocked(ctx, prefix, wants); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	a.mu.Unlock()
+	if problemsChanged {
+		for _, pr := range problems {
+			logger.Info("BGPPeer not configured on this node", "peer", pr.Peer, "reason", pr.Message)
+		}
+	}
+	if changed {
+		logger.V(2).Info("bgp peers configured", "peers", len(cfgs), "problems", len(problems))
+		if a.onChange != nil {
+			a.onChange()
+		}
+	}
+	if selectionChanged && a.onPeersChanged != nil {
+		logger.V(2).Info("bgp peers or their labels changed, resyncing services")
+		a.onPeersChanged()
+	}
+	return errors.Join(errs...)
+}
+
+// mixedPeerScopes reports whether some of wants go to every peer and some to selected
+// peers only.
+func mixedPeerScopes(wants map[string]bgp.Path) bool {
+	open, restricted := false, false
+	for _, w := range wants {
+		open = open || w.PeerAttributes == nil
+		restricted = restricted || w.PeerAttributes != nil
+	}
+	return open && restricted
+}
+
+// peerSnapshot returns the configured peers the Services' routes are computed for: those
+// of the last SyncPeers, or before the first one (the daemon syncs every Service before
+// the peers on start) what SyncPeers will configure, recorded so that SyncPeers does
+// not see a change.
+func (a *Announcer) peerSnapshot() ([]peerInfo, error) {
+	a.mu.Lock()
+	if a.peersKnown {
+		defer a.mu.Unlock()
+		return a.peers, nil
+	}
+	a.mu.Unlock()
+	_, infos, _, err := a.desiredPeers()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.peersKnown {
+		a.peers, a.peersKnown = infos, true
+	}
+	return a.peers, nil
+}
+
+// desiredPeers computes from the caches the neighbours to configure (oldest BGPPeer
+// first), the same peers as peerInfo sorted by name, and the BGPPeers selecting this node
+// that cannot be configured.
+func (a *Announcer) desiredPeers() ([]bgp.PeerConfig, []peerInfo, []PeerProblem, error) {
 	peers, err := a.src.Peers.List(labels.Everything())
 	if err != nil {
-		return fmt.Errorf("list bgppeers: %w", err)
+		return nil, nil, nil, fmt.Errorf("list bgppeers: %w", err)
 	}
 	// Oldest first: when two BGPPeers name one address, the older one keeps its session and
 	// the newer one is reported, so adding a bad duplicate never disturbs a working peer.
@@ -52,6 +151,7 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 		}
 	}
 	var cfgs []bgp.PeerConfig
+	var infos []peerInfo
 	var problems []PeerProblem
 	seen := map[netip.Addr]string{}
 	for _, p := range peers {
@@ -74,31 +174,10 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 		}
 		seen[cfg.Address] = p.Name
 		cfgs = append(cfgs, cfg)
+		infos = append(infos, peerInfo{name: p.Name, addr: cfg.Address, labels: maps.Clone(p.Labels)})
 	}
-	if err := a.speaker.SetPeers(ctx, cfgs); err != nil {
-		return fmt.Errorf("set bgp peers: %w", err)
-	}
-	a.mu.Lock()
-	problemsChanged := !slices.Equal(a.peerProblems, problems)
-	changed := problemsChanged || !slices.EqualFunc(a.peerNames, cfgs, func(n string, c bgp.PeerConfig) bool { return n == c.Name })
-	a.peerProblems = problems
-	a.peerNames = a.peerNames[:0]
-	for _, c := range cfgs {
-		a.peerNames = append(a.peerNames, c.Name)
-	}
-	a.mu.Unlock()
-	if problemsChanged {
-		for _, pr := range problems {
-			logger.Info("BGPPeer not configured on this node", "peer", pr.Peer, "reason", pr.Message)
-		}
-	}
-	if changed {
-		logger.V(2).Info("bgp peers configured", "peers", len(cfgs), "problems", len(problems))
-		if a.onChange != nil {
-			a.onChange()
-		}
-	}
-	return nil
+	slices.SortFunc(infos, func(x, y peerInfo) int { return strings.Compare(x.name, y.name) })
+	return cfgs, infos, problems, nil
 }
 
 // SyncAllowedPrefixes sets the speaker's allowed prefixes to the pools' blocks. On start

@@ -147,6 +147,9 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	ann.OnChange(nodeState.Trigger)
 
 	queue := watch.NewQueue("announce", ann.Sync)
+	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
+	// every Service's per-peer routes are recomputed.
+	ann.OnPeersChanged(func() { caches.EnqueueAll(queue) })
 	caches.Subscribe(queue, watch.Triggers{
 		Services:       true,
 		Slices:         true,

@@ -10,6 +10,13 @@
 //   - paths are withdrawn by path (DeletePath with the NLRI), never by UUID, which in
 //     GoBGP v3 scans the whole table.
 //
+// Per-peer export: a Path with PeerAttributes reaches only the peers it lists, each with
+// its own attributes. GoBGP has per-neighbour policies only for route-server clients, so
+// such paths carry a tag (a reserved large community) and one global export policy per
+// distinct set of per-peer rules matches neighbour sets and the tag, rewrites what differs
+// between peers, strips the tag and rejects the rest (export.go). Changes reach only the
+// affected sessions as UPDATEs and withdrawals; no session is reset.
+//
 // Next hop: paths are originated with an unspecified next hop (0.0.0.0 / ::); GoBGP
 // replaces it with the local address of each session, so a router sees the node's own
 // fabric address on that peering. A peer gets the address family of its own address

@@ -29,6 +29,9 @@ type GoBGPSpeaker struct {
 	cancel     context.CancelFunc        // stops the peer-event watcher
 	allowed    []netip.Prefix            // prefixes Announce may announce inside of
 	announced  map[netip.Prefix]Path     // prefix -> path we last added successfully
+	groups     map[string]*exportGroup   // export rules key -> installed group (paths with PeerAttributes)
+	pathGroup  map[netip.Prefix]string   // prefix -> key of the export group its path uses
+	nextGroup  uint32                    // last export group id handed out
 	peers      map[netip.Addr]PeerConfig // neighbour address -> config we applied
 	restarting bool                      // Global.Restarting, consumed by the first SetPeers
 	tracker    *errorTracker
@@ -43,6 +46,8 @@ var _ Speaker = &GoBGPSpeaker{}
 func NewSpeaker(logger klog.Logger) *GoBGPSpeaker {
 	return &GoBGPSpeaker{
 		announced: map[netip.Prefix]Path{},
+		groups:    map[string]*exportGroup{},
+		pathGroup: map[netip.Prefix]string{},
 		peers:     map[netip.Addr]PeerConfig{},
 		tracker:   newErrorTracker(),
 		states:    map[string]api.PeerState_SessionState{},
@@ -162,15 +167,14 @@ func (g *GoBGPSpeaker) SetAllowedPrefixes(ctx context.Context, allowed []netip.P
 	}
 	g.allowed = norm
 	var errs []error
-	for prefix, path := range g.announced {
+	for prefix := range g.announced {
 		if g.isAllowed(prefix) {
 			continue
 		}
-		if err := g.deletePath(ctx, path); err != nil {
+		if err := g.withdrawLocked(ctx, prefix); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		delete(g.announced, prefix)
 		g.logger.Info("Withdrew prefix outside the allowed set", "prefix", prefix)
 	}
 	return errors.Join(errs...)
@@ -199,19 +203,75 @@ func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
 	if !g.isAllowed(p.Prefix) {
 		return fmt.Errorf("announce %s: %w", p.Prefix, ErrPrefixNotAllowed)
 	}
-	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) {
-		return nil
-	}
-	ap, err := g.apiPath(p, false)
+	p, err := normalizePeerPath(p)
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", p.Prefix, err)
 	}
-	// Re-adding the same NLRI from the local source implicitly replaces the old path.
-	if _, err := g.s.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: ap}); err != nil {
+	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) {
+		return nil
+	}
+	rib, key := p, ""
+	var grp *exportGroup
+	if p.PeerAttributes != nil {
+		var rules []exportVariant
+		rib, rules, key = exportPlan(p)
+		if grp, err = g.acquireGroup(ctx, key, rules); err != nil {
+			return fmt.Errorf("announce %s: %w", p.Prefix, err)
+		}
+		rib.LargeCommunities = append(slices.Clone(rib.LargeCommunities), grp.tag())
+	}
+	ap, err := g.apiPath(rib, false)
+	if err == nil {
+		// Re-adding the same NLRI from the local source implicitly replaces the old path;
+		// the old path's group is still installed, so peers that accepted the old path but
+		// reject the new one get a withdrawal (see export.go).
+		_, err = g.s.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: ap})
+	}
+	if err != nil {
+		if grp != nil {
+			g.releaseGroup(ctx, key)
+		}
 		return fmt.Errorf("announce %s: %w", p.Prefix, err)
+	}
+	if old, ok := g.pathGroup[p.Prefix]; ok {
+		g.releaseGroup(ctx, old)
+		delete(g.pathGroup, p.Prefix)
+	}
+	if grp != nil {
+		g.pathGroup[p.Prefix] = key
 	}
 	g.announced[p.Prefix] = clonePath(p)
 	return nil
+}
+
+// normalizePeerPath refuses the reserved tag communities and unmaps the peer addresses.
+func normalizePeerPath(p Path) (Path, error) {
+	check := func(ls []LargeCommunity) error {
+		for _, l := range ls {
+			if isExportTag(l) {
+				return fmt.Errorf("large community %s is reserved for export tags", l)
+			}
+		}
+		return nil
+	}
+	if err := check(p.LargeCommunities); err != nil {
+		return p, err
+	}
+	if p.PeerAttributes == nil {
+		return p, nil
+	}
+	m := make(map[netip.Addr]Attributes, len(p.PeerAttributes))
+	for a, at := range p.PeerAttributes {
+		if !a.IsValid() {
+			return p, errors.New("invalid peer address in PeerAttributes")
+		}
+		if err := check(at.LargeCommunities); err != nil {
+			return p, err
+		}
+		m[a.Unmap()] = at
+	}
+	p.PeerAttributes = m
+	return p, nil
 }
 
 // Withdraw implements Speaker.
@@ -222,17 +282,30 @@ func (g *GoBGPSpeaker) Withdraw(ctx context.Context, prefix netip.Prefix) error 
 	prefix = prefix.Masked()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	path, ok := g.announced[prefix]
-	if !ok {
+	if _, ok := g.announced[prefix]; !ok {
 		return nil
 	}
 	if g.s == nil {
 		return fmt.Errorf("withdraw %s: %w", prefix, ErrNotStarted)
 	}
-	if err := g.deletePath(ctx, path); err != nil {
+	return g.withdrawLocked(ctx, prefix)
+}
+
+// withdrawLocked withdraws an announced prefix and forgets it. Caller holds g.mu.
+func (g *GoBGPSpeaker) withdrawLocked(ctx context.Context, prefix netip.Prefix) error {
+	p := g.announced[prefix]
+	if p.PeerAttributes != nil {
+		// GoBGP deletes by NLRI and source; the attributes do not matter.
+		p = Path{Prefix: prefix}
+	}
+	if err := g.deletePath(ctx, p); err != nil {
 		return err
 	}
 	delete(g.announced, prefix)
+	if key, ok := g.pathGroup[prefix]; ok {
+		g.releaseGroup(ctx, key)
+		delete(g.pathGroup, prefix)
+	}
 	return nil
 }
 
@@ -290,12 +363,8 @@ func (g *GoBGPSpeaker) apiPath(p Path, withdraw bool) (*api.Path, error) {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(*p.LocalPref))
 	}
 	if p.LinkBandwidth != nil {
-		as := uint16(asTrans)
-		if g.global.ASN <= 0xffff {
-			as = uint16(g.global.ASN)
-		}
 		attrs = append(attrs, bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{
-			bgp.NewLinkBandwidthExtended(as, *p.LinkBandwidth),
+			bgp.NewLinkBandwidthExtended(g.linkBandwidthAS(), *p.LinkBandwidth),
 		}))
 	}
 	apiNLRI, err := apiutil.MarshalNLRI(nlri)
@@ -509,6 +578,8 @@ func (g *GoBGPSpeaker) Stop(ctx context.Context, graceful bool) error {
 	g.s.Stop()
 	g.s = nil
 	g.announced = map[netip.Prefix]Path{}
+	g.groups = map[string]*exportGroup{}
+	g.pathGroup = map[netip.Prefix]string{}
 	g.peers = map[netip.Addr]PeerConfig{}
 	if err != nil {
 		return fmt.Errorf("stop bgp speaker: %w", err)
@@ -535,6 +606,15 @@ func stateName(s api.PeerState_SessionState) string {
 }
 
 func clonePath(p Path) Path {
+	if p.PeerAttributes != nil {
+		m := make(map[netip.Addr]Attributes, len(p.PeerAttributes))
+		for a, at := range p.PeerAttributes {
+			c := clonePath(Path{Communities: at.Communities, LargeCommunities: at.LargeCommunities,
+				LocalPref: at.LocalPref, LinkBandwidth: at.LinkBandwidth})
+			m[a] = c.Attributes()
+		}
+		p.PeerAttributes = m
+	}
 	p.Communities = slices.Clone(p.Communities)
 	p.LargeCommunities = slices.Clone(p.LargeCommunities)
 	if p.LocalPref != nil {

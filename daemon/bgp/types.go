@@ -24,8 +24,11 @@ type Speaker interface {
 	// Announced prefixes that are no longer inside the set are withdrawn.
 	SetAllowedPrefixes(ctx context.Context, allowed []netip.Prefix) error
 	// Announce originates p (or replaces the attributes of the same prefix announced
-	// before) towards every peer. It fails with ErrPrefixNotAllowed when p.Prefix is not
-	// inside the allowed set. Idempotent.
+	// before) towards every peer, or with p.PeerAttributes set only towards the peers it
+	// lists, each with its own attributes. Moving a prefix between peers or changing one
+	// peer's attributes sends UPDATEs and withdrawals to the affected sessions only and
+	// resets none. It fails with ErrPrefixNotAllowed when p.Prefix is not inside the
+	// allowed set. Idempotent.
 	Announce(ctx context.Context, p Path) error
 	// Withdraw withdraws prefix. Withdrawing a prefix that is not announced is a no-op.
 	Withdraw(ctx context.Context, prefix netip.Prefix) error
@@ -150,13 +153,47 @@ type Path struct {
 	Prefix netip.Prefix
 	// Communities are RFC 1997 communities (ASN<<16 | value); see ParseCommunity.
 	Communities []uint32
-	// LargeCommunities are RFC 8092 large communities.
+	// LargeCommunities are RFC 8092 large communities. Those with global administrator
+	// 4294967295 (a reserved AS, RFC 7300) and first local part 1650945122 ("bglb" in ASCII) are
+	// reserved for the speaker's export tags and refused.
 	LargeCommunities []LargeCommunity
 	// LocalPref is sent to iBGP peers only (GoBGP strips it towards eBGP peers).
 	LocalPref *uint32
 	// LinkBandwidth, when set, adds the link-bandwidth extended community (type 0x40,
 	// subtype 0x04, bytes per second as float32) for weighted ECMP.
 	LinkBandwidth *float32
+	// PeerAttributes, when not nil, limits the prefix to the peers it lists (keyed by
+	// neighbour address), each receiving it with its own attributes; the four attribute
+	// fields above are then not used, and a peer that is not listed does not receive the
+	// prefix (a non-nil empty map: no peer does). nil sends the prefix to every peer with
+	// the attributes above.
+	PeerAttributes map[netip.Addr]Attributes
+}
+
+// Attributes are the path attributes one peer receives with a prefix; the fields mean
+// what Path's fields of the same name mean.
+type Attributes struct {
+	Communities      []uint32
+	LargeCommunities []LargeCommunity
+	LocalPref        *uint32
+	LinkBandwidth    *float32
+}
+
+// Attributes returns p's attribute fields (what every peer receives when
+// p.PeerAttributes is nil).
+func (p Path) Attributes() Attributes {
+	return Attributes{Communities: p.Communities, LargeCommunities: p.LargeCommunities, LocalPref: p.LocalPref,
+		LinkBandwidth: p.LinkBandwidth}
+}
+
+// For returns the attributes the peer at addr receives with p, and false when it does not
+// receive p.
+func (p Path) For(addr netip.Addr) (Attributes, bool) {
+	if p.PeerAttributes == nil {
+		return p.Attributes(), true
+	}
+	a, ok := p.PeerAttributes[addr.Unmap()]
+	return a, ok
 }
 
 // PeerStatus is the observed state of one neighbour.

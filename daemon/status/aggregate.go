@@ -48,7 +48,7 @@ type Aggregator struct {
 
 type nodeStateIndex struct {
 	nodesBySvc  map[string][]string // Service key -> nodes announcing one of its prefixes to ≥1 established peer
-	wantBySvc   map[string][]string // Service key -> nodes that would announce it but have no established peer
+	wantBySvc   map[string][]string // Service key -> nodes that would announce it but have no established peer it goes to
 	established int                 // sessions Established over all nodes
 	sessions    int                 // configured sessions over all nodes
 }
@@ -134,7 +134,7 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 		if err != nil {
 			return cond, fmt.Errorf("list bgppeers: %w", err)
 		}
-		matched, err := a.advertised(svc)
+		matched, err := a.advertised(svc, peers)
 		if err != nil {
 			return cond, err
 		}
@@ -144,13 +144,13 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 			cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
 		case len(want) > 0:
 			cond.Reason = announce.ReasonSessionsDown
-			cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session; %d of %d session(s) established cluster-wide",
+			cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session to a peer it goes to; %d of %d session(s) established cluster-wide",
 				len(want), strings.Join(want, ", "), idx.established, idx.sessions)
 		case idx.established == 0:
 			cond.Reason = announce.ReasonSessionsDown
 			cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", idx.sessions)
 		case !matched:
-			cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service and its pool"
+			cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
 		default:
 			cond.Reason = announce.ReasonNoEligibleEndpoints
 			cond.Message = fmt.Sprintf("announced by 0 nodes: no node has an eligible endpoint; %d of %d BGP session(s) established",
@@ -160,8 +160,9 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 	return cond, nil
 }
 
-// advertised reports whether some BGPAdvertisement selects svc and the pool of one of its IPs.
-func (a *Aggregator) advertised(svc *corev1.Service) (bool, error) {
+// advertised reports whether some BGPAdvertisement selects svc, the pool of one of its
+// IPs and (peerSelector) at least one of peers.
+func (a *Aggregator) advertised(svc *corev1.Service, peers []*v1alpha1.BGPPeer) (bool, error) {
 	ads, err := a.src.Advertisements.List(labels.Everything())
 	if err != nil {
 		return false, fmt.Errorf("list bgpadvertisements: %w", err)
@@ -172,6 +173,12 @@ func (a *Aggregator) advertised(svc *corev1.Service) (bool, error) {
 	}
 	for _, ad := range ads {
 		if ok, err := announce.SelectorMatches(ad.Spec.ServiceSelector, svc.Labels); err != nil || !ok {
+			continue
+		}
+		if !slices.ContainsFunc(peers, func(p *v1alpha1.BGPPeer) bool {
+			ok, err := announce.SelectorMatches(ad.Spec.PeerSelector, p.Labels)
+			return err == nil && ok
+		}) {
 			continue
 		}
 		if ad.Spec.PoolSelector == nil {

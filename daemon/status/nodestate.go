@@ -131,8 +131,12 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 	peerNames = slices.Compact(peerNames)
 	_, prefixes := w.announce.State()
 	for _, p := range prefixes {
+		to := slices.Clone(peerNames) // every established peer, unless a peerSelector limits the prefix
+		if p.Peers != nil {
+			to = slices.DeleteFunc(to, func(n string) bool { return !slices.Contains(p.Peers, n) })
+		}
 		st.Prefixes = append(st.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: p.Prefix.String(), Services: p.Services,
-			Peers: slices.Clone(peerNames)})
+			Peers: to})
 	}
 	return st, nil
 }

@@ -78,6 +78,15 @@ func TestNodeStateWriter(t *testing.T) {
 	if n := len(crd.Actions()); n != 0 {
 		t.Fatalf("unchanged sync made %d API calls", n)
 	}
+	// A prefix a peerSelector sends to another peer only lists no established peer.
+	ann.prefixes = append(ann.prefixes, announce.Prefix{Prefix: netip.MustParsePrefix("203.0.113.11/32"),
+		Services: []string{"default/db"}, Peers: []string{"other-router"}})
+	must(t, w.Sync(ctx))
+	got, err = crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
+	must(t, err)
+	if ps := got.Status.Prefixes; len(ps) != 2 || len(ps[0].Peers) != 1 || ps[1].Prefix != "203.0.113.11/32" || len(ps[1].Peers) != 0 {
+		t.Fatalf("prefixes = %+v, want the second one for no established peer", ps)
+	}
 	sp.SetStatus(router, bgp.PeerStatus{State: "Active", LastError: "connect: connection refused"})
 	must(t, w.Sync(ctx))
 	got, err = crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
@@ -138,6 +147,10 @@ func TestAggregatorReasons(t *testing.T) {
 	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
 	nodeState("node1", "2", "Established")
 	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
+	// An advertisement whose peerSelector matches no BGPPeer does not count.
+	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"},
+		Spec: v1alpha1.BGPAdvertisementSpec{PeerSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "b"}}}}))
+	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
 	nodeState("node1", "3", "Active", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}})

@@ -37,7 +37,12 @@ type BGPAdvertisementSpec struct {
 	// NodeSelector selects the nodes that announce.
 	// +optional
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
-	// PeerSelector selects the BGPPeers the routes are sent to.
+	// PeerSelector selects, by label, the BGPPeers the routes are sent to (absent or empty:
+	// every peer). A peer receives a VIP only when at least one advertisement selecting
+	// the VIP also selects the peer, and it gets the attributes of those advertisements
+	// only, so two advertisements with different communities and different peerSelectors
+	// send different communities to their peers. Changing a selector or a BGPPeer's labels
+	// announces and withdraws routes on the affected sessions without resetting any.
 	// +optional
 	PeerSelector *metav1.LabelSelector `json:"peerSelector,omitempty"`
 
