@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,7 +150,11 @@ func (l *Lab) up(ctx context.Context) error {
 	}
 	logf("starting FRR")
 	frrDir := filepath.Join(l.Dir, "frr")
-	if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN); err != nil {
+	var nodeAddrs []netip.Addr
+	for _, n := range l.Nodes {
+		nodeAddrs = append(nodeAddrs, n.IPs...)
+	}
+	if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN, nodeAddrs); err != nil {
 		return err
 	}
 	if _, err := startDetached(l.Dir, "zebra", RouterNS, frrArgs("zebra", frrDir), nil); err != nil {

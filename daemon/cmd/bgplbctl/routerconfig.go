@@ -190,6 +190,11 @@ func writeFRR(w io.Writer, p routerParams) {
 	fmt.Fprintf(w, " bgp bestpath as-path multipath-relax\n")
 	fmt.Fprintf(w, " neighbor BGPLB peer-group\n neighbor BGPLB remote-as %d\n", p.NodeASN)
 	fmt.Fprintf(w, " neighbor BGPLB timers 3 9\n")
+	if len(p.NodeCIDRs) > 0 {
+		fmt.Fprintf(w, " ! FRR 8.4 (Debian 12) crashes when a listen-range neighbour with graceful restart\n")
+		fmt.Fprintf(w, " ! stays down longer than its restart time; there, list the nodes instead:\n")
+		fmt.Fprintf(w, " !   neighbor <node address> peer-group BGPLB\n")
+	}
 	for _, c := range p.NodeCIDRs {
 		fmt.Fprintf(w, " bgp listen range %s peer-group BGPLB\n", c)
 	}
