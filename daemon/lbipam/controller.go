@@ -29,6 +29,9 @@ import (
 // PoolsKey is the work-queue key for "pools or namespaces changed".
 const PoolsKey = "@pools"
 
+// resyncWriters is how many Service status writes a full resync has in flight.
+const resyncWriters = 16
+
 // Sources are the caches the controller reads (never mutated).
 type Sources struct {
 	Services        corelisters.ServiceLister
@@ -47,7 +50,10 @@ type Controller struct {
 
 	mu          sync.Mutex
 	initialized bool
-	pending     map[string]bool // Service keys of ours without an address (retried on release)
+	// wmu guards pending and svcWritten, which resyncAll's concurrent writers share
+	// (mu is held around the whole resync).
+	wmu     sync.Mutex
+	pending map[string]bool // Service keys of ours without an address (retried on release)
 	// poolWritten is the status last written per pool name: the cache may lag behind our
 	// own writes, so "cache equals desired" alone could skip a needed correction.
 	poolWritten map[string]v1alpha1.LoadBalancerIPPoolStatus
@@ -126,12 +132,33 @@ func (c *Controller) resyncAll(ctx context.Context) error {
 		return fmt.Errorf("list services: %w", err)
 	}
 	results := c.alloc.AssignAll(svcs, c.src.NamespaceLabels)
-	var errs []error
-	for i, res := range results {
-		if err := c.writeService(ctx, svcs[i], res); err != nil {
-			errs = append(errs, err)
-		}
+	// The decisions are made; writing them is I/O bound (one status update per
+	// Service), so a few writers run at once: 10k Services after a leader change or
+	// a pool edit are written in seconds, not minutes.
+	var (
+		errs   []error
+		errsMu sync.Mutex
+		wg     sync.WaitGroup
+	)
+	next := make(chan int)
+	for w := 0; w < resyncWriters; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := c.writeService(ctx, svcs[i], results[i]); err != nil {
+					errsMu.Lock()
+					errs = append(errs, err)
+					errsMu.Unlock()
+				}
+			}
+		}()
 	}
+	for i := range results {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	if err := c.writePools(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -156,8 +183,10 @@ func (c *Controller) retryPending(except string) {
 
 // writeService writes status ingress + the IPAllocated condition when they changed.
 func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res ipam.Result) error {
+	c.wmu.Lock()
 	if !res.Ours {
 		delete(c.pending, res.Key)
+		c.wmu.Unlock()
 		return nil // never write to a Service that is not ours
 	}
 	if len(res.IPs) == 0 {
@@ -171,19 +200,24 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 	sameCond := sameCondition(old, cond)
 	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
 		delete(c.svcWritten, res.Key)
+		c.wmu.Unlock()
 		return nil
 	}
 	if w, ok := c.svcWritten[res.Key]; ok && w.fromRV == svc.ResourceVersion && svc.ResourceVersion != "" &&
 		ingressEqual(w.ingress, ingress) && sameCondition(&w.cond, cond) {
+		c.wmu.Unlock()
 		return nil // already written; the cache has not caught up yet
 	}
+	c.wmu.Unlock()
 	upd := svc.DeepCopy()
 	upd.Status.LoadBalancer.Ingress = ingress
 	meta.SetStatusCondition(&upd.Status.Conditions, cond)
 	if _, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update status of service %s: %w", res.Key, err)
 	}
+	c.wmu.Lock()
 	c.svcWritten[res.Key] = written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond}
+	c.wmu.Unlock()
 	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
 	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,
 		"reason", res.Reason, "message", res.Message)
