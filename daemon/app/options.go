@@ -53,6 +53,7 @@ type Options struct {
 	KubeAPIQPS         float32
 	KubeAPIBurst       int
 	ExportPodCIDR      bool
+	Profiling          bool
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -108,6 +109,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Queries per second to the API server, per client (informers, LB-IPAM status writes, Announced condition writes each have one).")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
 	fs.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", o.ExportPodCIDR, "Also announce this node's spec.podCIDRs over BGP (routers reach pods without static routes).")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 }
 
@@ -137,6 +139,7 @@ type Config struct {
 	KubeAPIQPS       float32
 	KubeAPIBurst     int
 	ExportPodCIDR    bool
+	Profiling        bool
 	RouterID         netip.Addr // invalid: the node's IPv4 InternalIP
 	ListenPort       int32
 	Profile          eligibility.Profile
@@ -236,7 +239,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		LeaderElect: o.LeaderElect, LeaseNamespace: leaseNS, LeaseName: o.LeaseName,
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
-		ExportPodCIDR: o.ExportPodCIDR, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
+		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version,
 	}, nil
 }
