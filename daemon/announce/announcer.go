@@ -36,9 +36,9 @@ type Announcer struct {
 	datapath Datapath // nil: datapath disabled (kube-proxy serves the VIPs)
 
 	mu       sync.Mutex
-	services map[string]*applied                  // Service key -> what was applied for it
-	prefixes map[netip.Prefix]map[string]bgp.Path // prefix -> Service key -> that Service's wanted path
-	sent     map[netip.Prefix]bgp.Path            // prefix -> merged path announced to the speaker
+	services map[string]*applied                   // Service key -> what was applied for it
+	prefixes map[netip.Prefix]map[string]*bgp.Path // prefix -> Service key -> that Service's wanted path
+	sent     map[netip.Prefix]bgp.Path             // prefix -> merged path announced to the speaker
 	onChange func()
 
 	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
@@ -54,8 +54,8 @@ type Announcer struct {
 // applied is the bookkeeping of one Service.
 type applied struct {
 	state    ServiceState
-	paths    map[netip.Prefix]bgp.Path // prefix -> this Service's wanted path
-	backends *ServiceBackends          // last datapath state programmed (nil: none)
+	paths    map[netip.Prefix]*bgp.Path // prefix -> this Service's wanted path (pointers: small maps of large values waste most of their slots)
+	backends *ServiceBackends           // last datapath state programmed (nil: none)
 }
 
 // New returns an Announcer. datapath may be nil (datapath disabled).
@@ -66,7 +66,7 @@ func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Annou
 		speaker:  speaker,
 		datapath: datapath,
 		services: map[string]*applied{},
-		prefixes: map[netip.Prefix]map[string]bgp.Path{},
+		prefixes: map[netip.Prefix]map[string]*bgp.Path{},
 		sent:     map[netip.Prefix]bgp.Path{},
 	}
 }
@@ -100,7 +100,7 @@ func (a *Announcer) Sync(ctx context.Context, key string) error {
 // desired is the computed target for one Service.
 type desired struct {
 	state    ServiceState
-	paths    map[netip.Prefix]bgp.Path
+	paths    map[netip.Prefix]*bgp.Path
 	backends *ServiceBackends
 }
 
@@ -179,7 +179,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	if err != nil {
 		return d, err
 	}
-	d.paths = map[netip.Prefix]bgp.Path{}
+	d.paths = map[netip.Prefix]*bgp.Path{}
 	outside, noPeer := 0, 0
 	for _, vip := range vips {
 		if !inPools[vip] {
@@ -195,7 +195,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 			noPeer++ // the advertisements' peerSelectors select none of this node's peers
 			continue
 		}
-		d.paths[p.Prefix] = p
+		d.paths[p.Prefix] = &p
 	}
 	if len(d.paths) == 0 && outside == len(vips) {
 		d.state.Reason, d.state.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", vips)
@@ -371,7 +371,7 @@ func normalizePath(p *bgp.Path) {
 // mergePaths merges the wanted paths of the Services sharing one prefix. When some are
 // limited to certain peers, so is the merge: each peer gets the merge of the paths it
 // receives (a path for every peer counts for each of peers).
-func mergePaths(prefix netip.Prefix, wants map[string]bgp.Path, peers []peerInfo) bgp.Path {
+func mergePaths(prefix netip.Prefix, wants map[string]*bgp.Path, peers []peerInfo) bgp.Path {
 	keys := make([]string, 0, len(wants))
 	restricted, open := false, false
 	for k, w := range wants {
@@ -437,7 +437,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	defer a.mu.Unlock()
 	cur, tracked := a.services[key]
 	if !tracked {
-		cur = &applied{paths: map[netip.Prefix]bgp.Path{}}
+		cur = &applied{paths: map[netip.Prefix]*bgp.Path{}}
 	}
 	// An untracked Service that stays out of scope (another class, no IP) is no change.
 	changed := (tracked || want.backends != nil) && !reflect.DeepEqual(cur.state, want.state)
@@ -492,7 +492,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 }
 
 // sendLocked makes the speaker's path for prefix the merge of wants (withdraw when empty).
-func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants map[string]bgp.Path) error {
+func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants map[string]*bgp.Path) error {
 	old, announced := a.sent[prefix]
 	if len(wants) == 0 {
 		if !announced {
@@ -526,7 +526,7 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants m
 	return nil
 }
 
-func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants map[string]bgp.Path) {
+func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants map[string]*bgp.Path) {
 	if len(wants) == 0 {
 		delete(a.prefixes, prefix)
 		return
@@ -534,8 +534,8 @@ func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants map[string]bgp.Pat
 	a.prefixes[prefix] = wants
 }
 
-func mapWith(m map[string]bgp.Path, key string, p bgp.Path) map[string]bgp.Path {
-	out := make(map[string]bgp.Path, len(m)+1)
+func mapWith(m map[string]*bgp.Path, key string, p *bgp.Path) map[string]*bgp.Path {
+	out := make(map[string]*bgp.Path, len(m)+1)
 	for k, v := range m {
 		out[k] = v
 	}
@@ -543,8 +543,8 @@ func mapWith(m map[string]bgp.Path, key string, p bgp.Path) map[string]bgp.Path 
 	return out
 }
 
-func mapWithout(m map[string]bgp.Path, key string) map[string]bgp.Path {
-	out := make(map[string]bgp.Path, len(m))
+func mapWithout(m map[string]*bgp.Path, key string) map[string]*bgp.Path {
+	out := make(map[string]*bgp.Path, len(m))
 	for k, v := range m {
 		if k != key {
 			out[k] = v

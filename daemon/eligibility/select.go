@@ -154,15 +154,21 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 	sel.EligibleClusterWide = sel.ReadyAnywhere || sel.ServingLocal > 0 || sel.ServingElsewhere
 
 	if len(readyLocal) > 0 {
-		sel.NewFlow = readyLocal
+		sel.NewFlow = slices.Clip(readyLocal)
 	} else {
-		sel.NewFlow = servingLocal
+		sel.NewFlow = slices.Clip(servingLocal)
 	}
-	sel.Keep = make([]LocalEndpoint, 0, len(readyLocal)+len(servingLocal)+len(drainingLocal))
-	sel.Keep = append(sel.Keep, readyLocal...)
-	sel.Keep = append(sel.Keep, servingLocal...)
-	sel.Keep = append(sel.Keep, drainingLocal...)
-	sortEndpoints(sel.Keep)
+	if len(servingLocal) == 0 && len(drainingLocal) == 0 {
+		// The usual case: Keep is NewFlow. Share the array (results are never mutated;
+		// clipped, an append copies) so 10k Services do not hold every endpoint twice.
+		sel.Keep = sel.NewFlow
+	} else {
+		sel.Keep = make([]LocalEndpoint, 0, len(readyLocal)+len(servingLocal)+len(drainingLocal))
+		sel.Keep = append(sel.Keep, readyLocal...)
+		sel.Keep = append(sel.Keep, servingLocal...)
+		sel.Keep = append(sel.Keep, drainingLocal...)
+		sortEndpoints(sel.Keep)
+	}
 	if len(sel.NewFlow) == 0 {
 		sel.NewFlow = nil
 	}

@@ -85,7 +85,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	sl := c.kube.Discovery().V1().EndpointSlices()
 	c.slices = sl.Informer()
 	c.Slices = sl.Lister()
-	if err := c.slices.SetTransform(trimSlice); err != nil {
+	if err := c.slices.SetTransform(trimSlice(opts.NodeName)); err != nil {
 		return nil, fmt.Errorf("set endpointslice transform: %w", err)
 	}
 	if err := c.slices.AddIndexers(cache.Indexers{
@@ -272,25 +272,77 @@ func trimService(obj any) (any, error) {
 	return s, nil
 }
 
-// trimSlice drops managedFields, annotations and per-endpoint fields no consumer reads.
-func trimSlice(obj any) (any, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return obj, nil
-	}
-	s.ManagedFields = nil
-	s.Annotations = nil
-	for i := range s.Endpoints {
-		ep := &s.Endpoints[i]
-		ep.DeprecatedTopology = nil
-		ep.Hints = nil
-		ep.Hostname = nil
-		if ep.TargetRef != nil {
-			ep.TargetRef.ResourceVersion = ""
-			ep.TargetRef.UID = ""
+// trimSlice returns the EndpointSlice transform for node: it drops managedFields,
+// annotations and per-endpoint fields no consumer reads, and compacts the endpoints of
+// other nodes. Their only reader is eligibility.SelectEndpoints, which ORs their
+// conditions (ready somewhere, serving somewhere); so of the endpoints elsewhere the
+// slice keeps the first ready one and the first serving-but-not-ready one. With 100k
+// endpoints over many nodes each daemon then caches its own endpoints plus at most
+// two per slice. Condition and nodeName pointers are shared between endpoints (cached
+// objects are never mutated).
+func trimSlice(node string) cache.TransformFunc {
+	nodePtr := &node
+	truePtr, falsePtr := new(bool), new(bool)
+	*truePtr = true
+	shared := func(b *bool) *bool {
+		switch {
+		case b == nil:
+			return nil
+		case *b:
+			return truePtr
+		default:
+			return falsePtr
 		}
 	}
-	return s, nil
+	return func(obj any) (any, error) {
+		s, ok := obj.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return obj, nil
+		}
+		s.ManagedFields = nil
+		s.Annotations = nil
+		kept := s.Endpoints[:0]
+		var readyElsewhere, servingElsewhere bool
+		for i := range s.Endpoints {
+			ep := s.Endpoints[i]
+			ep.DeprecatedTopology = nil
+			ep.Hints = nil
+			ep.Hostname = nil
+			if ep.TargetRef != nil {
+				ep.TargetRef.ResourceVersion = ""
+				ep.TargetRef.UID = ""
+			}
+			ep.Conditions = discoveryv1.EndpointConditions{Ready: shared(ep.Conditions.Ready),
+				Serving: shared(ep.Conditions.Serving), Terminating: shared(ep.Conditions.Terminating)}
+			if node != "" && ep.NodeName != nil && *ep.NodeName == node {
+				ep.NodeName = nodePtr
+				kept = append(kept, ep)
+				continue
+			}
+			if len(ep.Addresses) == 0 {
+				continue // SelectEndpoints skips it
+			}
+			if _, err := netip.ParseAddr(ep.Addresses[0]); err != nil {
+				continue // likewise
+			}
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			serving := ready || (ep.Conditions.Serving != nil && *ep.Conditions.Serving)
+			switch {
+			case ready && !readyElsewhere:
+				readyElsewhere = true
+			case !ready && serving && !servingElsewhere:
+				servingElsewhere = true
+			default:
+				continue // adds nothing to what is kept
+			}
+			ep.Addresses = ep.Addresses[:1]
+			ep.TargetRef, ep.Zone = nil, nil
+			kept = append(kept, ep)
+		}
+		// Release the dropped endpoints' memory: copy into a right-sized array.
+		s.Endpoints = append([]discoveryv1.Endpoint(nil), kept...)
+		return s, nil
+	}
 }
 
 // trimNamespace keeps only name and labels.
