@@ -104,7 +104,7 @@ conformance: deps tools build ## run the conformance suite against a fresh lab; 
 		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
 bench: deps tools build ## lab benchmarks; tables appended to conformance/bench/RESULTS.md
-	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 60m -v -run 'TestBench' ./conformance/bench/ \
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 150m -v -run 'TestBench' ./conformance/bench/ \
 		-args -bench.results=$(CURDIR)/conformance/bench/RESULTS.md
 	@mkdir -p _output
 	$(GO) test -run '^$$' -bench . -benchmem ./daemon/ipam/ | tee _output/bench-ipam.txt

@@ -38,7 +38,7 @@ func (l *Lab) StartDaemon(ctx context.Context, node string) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("start bgplbd on %s: %w", node, err)
 	}
-	_, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), nil)
+	_, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), DaemonEnv)
 	return err
 }
 

@@ -146,12 +146,16 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 		bin := filepath.Join(l.Opts.BinDir, "bgplbd")
 		if _, err := os.Stat(bin); err != nil {
 			l.Opts.Logf("%s: no bgplbd at %s, not starting the daemon", n.Name, bin)
-		} else if _, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), nil); err != nil {
+		} else if _, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), DaemonEnv); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// DaemonEnv is bgplbd's environment beyond the lab's own, as the DaemonSet in
+// manifests/base sets it.
+var DaemonEnv = []string{"GOMEMLIMIT=128MiB"}
 
 // DaemonNamespace is where bgplbd keeps its Lease and reads peer password Secrets;
 // Up creates it when it starts bgplbd.
