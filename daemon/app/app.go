@@ -265,6 +265,11 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	})
 	defer removeIPAM()
 
+	// Only the leader reads every node's BGPNodeState (see watch.Caches.EnableNodeStates).
+	if err := caches.EnableNodeStates(ctx); err != nil {
+		logger.Info("stopped before the BGPNodeStates synced", "err", err) // only when ctx ended
+		return
+	}
 	agg := status.NewAggregator(cs.status, cs.crd, status.AggregatorSources{
 		Services:       caches.Services,
 		NodeStates:     caches.NodeStates(),

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
@@ -16,15 +17,21 @@ import (
 type CRDClient = versioned.Interface
 
 type crdCaches struct {
-	factory    externalversions.SharedInformerFactory
-	pools      cache.SharedIndexInformer
-	peers      cache.SharedIndexInformer
-	adverts    cache.SharedIndexInformer
-	nodeStates cache.SharedIndexInformer
+	factory externalversions.SharedInformerFactory
+	pools   cache.SharedIndexInformer
+	peers   cache.SharedIndexInformer
+	adverts cache.SharedIndexInformer
 
-	poolLister      listers.LoadBalancerIPPoolLister
-	peerLister      listers.BGPPeerLister
-	advertLister    listers.BGPAdvertisementLister
+	poolLister   listers.LoadBalancerIPPoolLister
+	peerLister   listers.BGPPeerLister
+	advertLister listers.BGPAdvertisementLister
+
+	// BGPNodeStates are only read by the LB-IPAM leader (the Announced aggregator); at
+	// 10k Services each node's object lists ~10k prefixes, so the informer is created
+	// by EnableNodeStates, not on every node.
+	mu              sync.Mutex
+	runCtx          context.Context // the context start got; nil before start
+	nodeStates      cache.SharedIndexInformer
 	nodeStateLister listers.BGPNodeStateLister
 }
 
@@ -32,18 +39,16 @@ func newCRDCaches(client CRDClient, resync time.Duration) (*crdCaches, error) {
 	f := externalversions.NewSharedInformerFactory(client, resync)
 	v := f.Bgplb().V1alpha1()
 	c := &crdCaches{
-		factory:         f,
-		pools:           v.LoadBalancerIPPools().Informer(),
-		peers:           v.BGPPeers().Informer(),
-		adverts:         v.BGPAdvertisements().Informer(),
-		nodeStates:      v.BGPNodeStates().Informer(),
-		poolLister:      v.LoadBalancerIPPools().Lister(),
-		peerLister:      v.BGPPeers().Lister(),
-		advertLister:    v.BGPAdvertisements().Lister(),
-		nodeStateLister: v.BGPNodeStates().Lister(),
+		factory:      f,
+		pools:        v.LoadBalancerIPPools().Informer(),
+		peers:        v.BGPPeers().Informer(),
+		adverts:      v.BGPAdvertisements().Informer(),
+		poolLister:   v.LoadBalancerIPPools().Lister(),
+		peerLister:   v.BGPPeers().Lister(),
+		advertLister: v.BGPAdvertisements().Lister(),
 	}
 	for name, inf := range map[string]cache.SharedIndexInformer{
-		"loadbalancerippool": c.pools, "bgppeer": c.peers, "bgpadvertisement": c.adverts, "bgpnodestate": c.nodeStates,
+		"loadbalancerippool": c.pools, "bgppeer": c.peers, "bgpadvertisement": c.adverts,
 	} {
 		if err := inf.SetTransform(trimMeta); err != nil {
 			return nil, fmt.Errorf("set %s transform: %w", name, err)
@@ -52,10 +57,52 @@ func newCRDCaches(client CRDClient, resync time.Duration) (*crdCaches, error) {
 	return c, nil
 }
 
-func (c *crdCaches) start(ctx context.Context) { c.factory.Start(ctx.Done()) }
+func (c *crdCaches) start(ctx context.Context) {
+	c.mu.Lock()
+	c.runCtx = ctx
+	c.mu.Unlock()
+	c.factory.Start(ctx.Done())
+}
 
 func (c *crdCaches) synced() []cache.InformerSynced {
-	return []cache.InformerSynced{c.pools.HasSynced, c.peers.HasSynced, c.adverts.HasSynced, c.nodeStates.HasSynced}
+	return []cache.InformerSynced{c.pools.HasSynced, c.peers.HasSynced, c.adverts.HasSynced}
+}
+
+// EnableNodeStates creates and starts the BGPNodeState informer (once; later calls
+// return at once) and waits until it has synced or ctx is done. Call it after Start.
+// The informer then runs as long as the caches do, also after ctx ends.
+func (c *Caches) EnableNodeStates(ctx context.Context) error {
+	if c.crd == nil {
+		return nil
+	}
+	cc := c.crd
+	cc.mu.Lock()
+	inf := cc.nodeStates
+	if inf == nil {
+		if cc.runCtx == nil {
+			cc.mu.Unlock()
+			return fmt.Errorf("enable bgpnodestate informer: caches not started")
+		}
+		ns := cc.factory.Bgplb().V1alpha1().BGPNodeStates()
+		inf = ns.Informer()
+		if err := inf.SetTransform(trimMeta); err != nil {
+			cc.mu.Unlock()
+			return fmt.Errorf("set bgpnodestate transform: %w", err)
+		}
+		cc.nodeStates, cc.nodeStateLister = inf, ns.Lister()
+		cc.factory.Start(cc.runCtx.Done()) // starts only the informer just added
+	}
+	cc.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return fmt.Errorf("sync bgpnodestate informer: %w", context.Cause(ctx))
+	}
+	return nil
+}
+
+func (c *crdCaches) nodeStateInformer() cache.SharedIndexInformer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodeStates
 }
 
 // Pools returns the LoadBalancerIPPool lister (nil without a CRD client).
@@ -82,10 +129,13 @@ func (c *Caches) Advertisements() listers.BGPAdvertisementLister {
 	return c.crd.advertLister
 }
 
-// NodeStates returns the BGPNodeState lister (nil without a CRD client).
+// NodeStates returns the BGPNodeState lister: nil without a CRD client or before
+// EnableNodeStates.
 func (c *Caches) NodeStates() listers.BGPNodeStateLister {
 	if c.crd == nil {
 		return nil
 	}
+	c.crd.mu.Lock()
+	defer c.crd.mu.Unlock()
 	return c.crd.nodeStateLister
 }

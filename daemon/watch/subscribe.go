@@ -27,7 +27,7 @@ type Triggers struct {
 	// Namespaces is enqueued when a Namespace changes (its labels feed pool selectors).
 	Namespaces []string
 	// Pools, Peers, Advertisements and NodeStates are enqueued when an object of that
-	// bgplb.io kind changes.
+	// bgplb.io kind changes. NodeStates needs EnableNodeStates first (ignored before).
 	Pools, Peers, Advertisements, NodeStates []string
 }
 
@@ -70,7 +70,9 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 		add(c.crd.pools, c.keyHandler(q, t.Pools))
 		add(c.crd.peers, c.keyHandler(q, t.Peers))
 		add(c.crd.adverts, c.keyHandler(q, t.Advertisements))
-		add(c.crd.nodeStates, c.keyHandler(q, t.NodeStates))
+		if inf := c.crd.nodeStateInformer(); inf != nil {
+			add(inf, c.keyHandler(q, t.NodeStates))
+		}
 	}
 	return func() {
 		for _, r := range regs {

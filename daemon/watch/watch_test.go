@@ -147,3 +147,46 @@ func TestNodeHeartbeatDoesNotResync(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeStatesOnlyWhenEnabled: the BGPNodeState informer does not exist until
+// EnableNodeStates (only the leader pays for every node's state); then the lister
+// holds the objects and handlers subscribed afterwards fire.
+func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node2"}})
+	c, err := NewCaches(fake.NewClientset(), crd, Options{NodeName: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EnableNodeStates(ctx); err == nil {
+		t.Fatal("EnableNodeStates before Start succeeded")
+	}
+	rec := &recorder{seen: map[string]int{}}
+	q := NewQueue("test", rec.sync)
+	c.Subscribe(q, Triggers{NodeStates: []string{"@before"}}) // ignored: not enabled yet
+	c.Start(ctx)
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("caches did not sync")
+	}
+	if c.NodeStates() != nil {
+		t.Fatal("BGPNodeState lister exists before EnableNodeStates")
+	}
+	for range 2 { // idempotent
+		if err := c.EnableNodeStates(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.NodeStates().Get("node2"); err != nil {
+		t.Fatalf("lister after EnableNodeStates: %v", err)
+	}
+	c.Subscribe(q, Triggers{NodeStates: []string{"@after"}})
+	go q.Run(ctx, 1)
+	if _, err := crd.BgplbV1alpha1().BGPNodeStates().Create(ctx, &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node3"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "@after enqueued", func() bool { return rec.count("@after") > 0 })
+	if n := rec.count("@before"); n != 0 {
+		t.Errorf("handler subscribed before EnableNodeStates fired %d times", n)
+	}
+}
