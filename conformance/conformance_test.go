@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/conformance/labsuite"
 	"github.com/bgplb/bgplb/conformance/suite"
 	"github.com/bgplb/bgplb/conformance/tests"
@@ -29,12 +30,14 @@ var (
 
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
-	_, s := labsuite.Start(t, *labDirFlag, *keepLab, nil)
+	// The nodes announce their pod CIDRs (bgplbd --export-pod-cidr): the router holds
+	// no static routes, so every pod-IP flow of the suite follows BGP routes (C14).
+	_, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) { o.ExportPodCIDR = true })
 	s.Timeouts.Converge = *converge
 
 	results := suite.Run(t, s, tests.ConformanceTests, testing.Short())
 
-	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: "bgplb-lab, 3 nodes, kube-proxy nftables"}
+	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"}
 	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(os.Getenv("BGPLB_BIN_DIR"))}, s.Mode, env, s.SupportedFeatures, results)
 	path := *reportPath
 	if path == "" {

@@ -103,8 +103,10 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 	if err := attachToFabric(ctx, n.Netns, "veth-"+n.Name, n.IPs[0].String(), v6, true); err != nil {
 		return err
 	}
-	if err := podRoutes(ctx, n); err != nil {
-		return err
+	if !l.Opts.ExportPodCIDR {
+		if err := podRoutes(ctx, n); err != nil {
+			return err
+		}
 	}
 	if err := l.prepareNodeDirs(n); err != nil {
 		return err
@@ -165,7 +167,7 @@ const DaemonNamespace = "bgplb-system"
 // (everything after the binary path). Keep it in step with bgplbd's flags
 // (daemon/app/options.go); every per-node path is the node's own.
 func (l *Lab) daemonArgs(n Node) []string {
-	return append([]string{
+	args := []string{
 		"--kubeconfig", filepath.Join(l.Dir, kubeconfigFabric),
 		"--node-name", n.Name,
 		"--socket", n.DaemonSocket(),
@@ -174,7 +176,11 @@ func (l *Lab) daemonArgs(n Node) []string {
 		"--uplink-interfaces", "eth0",
 		"--namespace", DaemonNamespace,
 		"--v=2",
-	}, l.Opts.DaemonExtraArgs...)
+	}
+	if l.Opts.ExportPodCIDR {
+		args = append(args, "--export-pod-cidr")
+	}
+	return append(args, l.Opts.DaemonExtraArgs...)
 }
 
 // waitNodesReady waits until every lab node's Node object reports Ready.

@@ -85,6 +85,11 @@ type Options struct {
 	// DaemonExtraArgs are appended to bgplbd's command line on every node (for example
 	// --datapath=false, so that kube-proxy serves the VIPs).
 	DaemonExtraArgs []string
+	// ExportPodCIDR runs bgplbd with --export-pod-cidr: each node announces its pod
+	// CIDRs over BGP and the router holds no static routes to them. Pods are then
+	// reachable from outside their node only while a BGPPeer for the router selects
+	// the node (the conformance suite's base configuration has one).
+	ExportPodCIDR bool
 	// NoCNIPlugin leaves the bgplb CNI plugin out of the nodes' conflists even when
 	// BinDir holds it (plain ptp + host-local).
 	NoCNIPlugin bool
@@ -125,6 +130,9 @@ func (o *Options) defaults() error {
 	case "nftables", "iptables":
 	default:
 		return fmt.Errorf("--proxy-mode %q: must be nftables or iptables", o.ProxyMode)
+	}
+	if o.ExportPodCIDR && o.NoDaemon {
+		return fmt.Errorf("--export-pod-cidr needs bgplbd to announce the pod CIDRs: drop --no-daemon")
 	}
 	if o.NodeASN == 0 {
 		o.NodeASN = NodeASN

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -53,10 +54,21 @@ func TestOptionsDefaultsAndValidation(t *testing.T) {
 	if o.Dir != DefaultDir || o.Nodes != 3 || o.ProxyMode != "nftables" || o.Logf == nil {
 		t.Errorf("defaults: %+v", o)
 	}
-	for _, bad := range []Options{{Nodes: -1}, {Nodes: maxNodes + 1}, {ProxyMode: "ipvs"}} {
+	for _, bad := range []Options{{Nodes: -1}, {Nodes: maxNodes + 1}, {ProxyMode: "ipvs"}, {ExportPodCIDR: true, NoDaemon: true}} {
 		bad.BinDir, bad.K8sBinDir = "/b", "/k"
 		if err := bad.defaults(); err == nil {
 			t.Errorf("defaults accepted %+v", bad)
+		}
+	}
+	n := Node{Name: "node1"}
+	for _, export := range []bool{false, true} {
+		l := &Lab{Dir: "/run/x", Opts: Options{ExportPodCIDR: export, DaemonExtraArgs: []string{"--datapath=false"}}}
+		args := l.daemonArgs(n)
+		if got := slices.Contains(args, "--export-pod-cidr"); got != export {
+			t.Errorf("ExportPodCIDR=%v: daemon args %v", export, args)
+		}
+		if args[len(args)-1] != "--datapath=false" {
+			t.Errorf("extra args not last: %v", args)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +80,10 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		VIPRange:          netip.MustParsePrefix("203.0.113.0/24"),
 		SupportedFeatures: suite.AllFeatures(),
 		PodImage:          "bgplb.io/podserver:lab",
+	}
+	if !l.Opts.ExportPodCIDR {
+		// The router holds static pod routes; nothing for C14 to check.
+		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
 	}
 	for _, n := range l.Nodes {
 		s.Nodes = append(s.Nodes, suite.Node{Name: n.Name, Addresses: n.IPs})

@@ -29,6 +29,7 @@ const (
 	FeaturePeerSelector     Feature = "PeerSelector"
 	FeatureNodeSelector     Feature = "NodeSelector"
 	FeatureDaemonRestart    Feature = "DaemonRestart"
+	FeaturePodCIDRExport    Feature = "PodCIDRExport"
 	FeatureEndpointReadines Feature = "EndpointReadiness"
 )
 
@@ -59,7 +60,7 @@ var Profiles = []Profile{
 		Core: []Feature{FeatureClassSelection, FeatureETPCluster, FeatureETPLocal, FeatureWithdrawNoEP,
 			FeatureNoInboundRoutes, FeatureNoSessionFlaps, FeatureEndpointReadines, FeatureDaemonRestart},
 		Extended: []Feature{FeatureGracefulRestart, FeatureWeightedECMP, FeatureCommunities,
-			FeaturePeerSelector, FeatureNodeSelector}},
+			FeaturePeerSelector, FeatureNodeSelector, FeaturePodCIDRExport}},
 	{Name: "LB-DATAPATH",
 		Core:     []Feature{FeatureTCPViaVIP, FeatureSourcePreserve, FeatureZeroEndpoints},
 		Extended: []Feature{FeatureUDP, FeaturePingVIP, FeatureSymmetricReturn, FeatureFlowsSurviveRest}},

@@ -75,6 +75,7 @@ func newUpCmd(dir *string) *cobra.Command {
 	f.StringVar(&o.ProxyMode, "proxy-mode", "nftables", "kube-proxy mode: nftables or iptables")
 	f.BoolVar(&o.NoKubeProxy, "no-kube-proxy", false, "do not run kube-proxy (eBPF-only setup)")
 	f.BoolVar(&o.NoDaemon, "no-daemon", false, "do not start bgplbd even when it is built")
+	f.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", false, "bgplbd announces the nodes' pod CIDRs over BGP instead of static routes on the router (pods are reachable once a BGPPeer exists)")
 	f.BoolVar(&o.NoCNIPlugin, "no-cni-plugin", false, "do not chain the bgplb CNI plugin after ptp even when it is built")
 	f.BoolVar(&o.Recreate, "recreate", false, "tear down an existing lab first")
 	f.Uint32Var(&o.NodeASN, "node-asn", lab.NodeASN, "AS the router expects from the nodes: 64513 (eBGP) or 64512 (iBGP)")
