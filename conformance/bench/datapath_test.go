@@ -38,6 +38,7 @@ var (
 	dpRuns     = flag.Int("bench.runs", 5, "interleaved runs per measurement (the median is reported)")
 	dpDuration = flag.Duration("bench.duration", 3*time.Second, "length of one wrk or iperf3 measurement")
 	dpScales   = flag.String("bench.scales", "1,1000,10000", "comma-separated numbers of Services in the cluster (the target included)")
+	dpMaxBusy  = 0.3
 	dpConfigs  = flag.String("bench.configs", "ebpf,iptables,nftables", "lab configurations of TestBenchDatapath: ebpf (b), iptables (c), nftables (d)")
 )
 
@@ -187,9 +188,9 @@ func TestBenchDatapath(t *testing.T) {
 		"(a) pod IP, plain routing, to a twin pod on node1 that no Service selects; (b) VIP of an ETP=Local Service through bgplb's eBPF datapath (kube-proxy nftables also running); "+
 		"(c) the same VIP served by kube-proxy iptables, (d) by kube-proxy nftables (bgplbd --datapath=false, VIP routed to node1). "+
 		"One lab per configuration; the extra Services are ClusterIP Services with one endpoint each (EndpointSlices written directly), "+
-		"the target Service is created last. Medians of %d interleaved runs of %s each (wrk -t2 -c32; iperf3 one stream). "+
+		"the target Service is created last; each scale is measured once the CPUs are less than %.0f%% busy over 5 s (steal excluded; at most 4 min wait). Medians of %d interleaved runs of %s each (wrk -t2 -c32; iperf3 one stream). "+
 		"The (a) column lists the median measured in each lab (%s order); each ratio uses the (a) of its own lab. Target: b/a ≥ 0.95, flat from 1 to 10k. Total %s.",
-		*dpRuns, *dpDuration, labNames(ran), time.Since(started).Round(time.Second))
+		100*dpMaxBusy, *dpRuns, *dpDuration, labNames(ran), time.Since(started).Round(time.Second))
 	tab := Table{
 		Title:   "Datapath: pod IP vs bgplb eBPF vs kube-proxy",
 		Note:    note,
@@ -253,9 +254,9 @@ func waitLabFree(t *testing.T) {
 			}
 		}
 		if busy == "" {
-			if c, err := net.DialTimeout("tcp", "127.0.0.1:16443", time.Second); err == nil {
+			if c, err := net.DialTimeout("tcp", lab.ForwardAddr, time.Second); err == nil {
 				c.Close()
-				busy = "127.0.0.1:16443 is listening"
+				busy = lab.ForwardAddr + " is listening"
 			}
 		}
 		if busy == "" {
@@ -364,6 +365,12 @@ func runDatapathLab(t *testing.T, cfg dpLabConfig, scales []int, res *dpResults)
 			return err
 		})
 		t.Logf("[%s] target %s (VIP %s) served %s after creation", cfg.name, target, vip, time.Since(t1).Round(time.Millisecond))
+
+		// Let the lab digest the burst (kube-proxy syncs, informers) before measuring.
+		qctx, qcancel := context.WithTimeout(ctx, 4*time.Minute)
+		busy, quiet := WaitQuiet(qctx, 5*time.Second, dpMaxBusy)
+		qcancel()
+		t.Logf("[%s] %d Services: CPUs %.0f%% busy over 5s (quiet: %v) %s after the target was served", cfg.name, scale, 100*busy, quiet, time.Since(t1).Round(time.Second))
 
 		targets := []struct {
 			c          dpCase

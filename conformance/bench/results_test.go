@@ -44,3 +44,28 @@ func TestTableAppend(t *testing.T) {
 		t.Fatalf("unexpected results file:\n%s", s)
 	}
 }
+
+func TestParseCPUTimes(t *testing.T) {
+	a, err := ParseCPUTimes("cpu  100 5 50 1000 10 3 2 400 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Busy != 160 || a.Total != 1170 {
+		t.Fatalf("got %+v, want busy 160 total 1170", a)
+	}
+	b, err := ParseCPUTimes("cpu  150 5 50 1950 10 3 2 900 0 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := BusyFraction(a, b); f < 0.0499 || f > 0.0501 {
+		t.Fatalf("busy fraction %v, want 0.05 (steal excluded)", f)
+	}
+	if f := BusyFraction(b, a); f != 0 {
+		t.Fatalf("busy fraction backwards %v, want 0", f)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6 7"} {
+		if _, err := ParseCPUTimes(bad); err == nil {
+			t.Errorf("ParseCPUTimes(%q) succeeded", bad)
+		}
+	}
+}
