@@ -801,12 +801,16 @@ func TestReverseNATStaleEntries(t *testing.T) {
 		t.Fatalf("SYN-ACK of the VIP flow: ret %d", int32(ret))
 	}
 	// Later the client talks to the pod directly from the same port: the
-	// pod's SYN-ACK acknowledges another ISN and everything stays untouched.
+	// pod's SYN-ACK acknowledges another ISN and everything stays untouched. In this
+	// order: the SYN-ACK is what tells the entry is stale (a data packet alone cannot).
 	sa2 := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, tcpFlags: synAck, seq: 5000, ack: 123457})
 	data := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP, seq: 5001, ack: 123457, payload: []byte("direct")})
-	for name, pkt := range map[string][]byte{"SYN-ACK": sa2, "data": data} {
-		if ret, out := f.pod(t, pkt); ret != actNext || !bytes.Equal(out, pkt) {
-			t.Fatalf("direct flow %s: ret %d, changed %v", name, int32(ret), !bytes.Equal(out, pkt))
+	for _, step := range []struct {
+		name string
+		pkt  []byte
+	}{{"SYN-ACK", sa2}, {"data", data}} {
+		if ret, out := f.pod(t, step.pkt); ret != actNext || !bytes.Equal(out, step.pkt) {
+			t.Fatalf("direct flow %s: ret %d, changed %v", step.name, int32(ret), !bytes.Equal(out, step.pkt))
 		}
 	}
 	// A new connection through the VIP on the same tuple works again.
