@@ -38,7 +38,6 @@ var (
 	dpRuns     = flag.Int("bench.runs", 5, "interleaved runs per measurement (the median is reported)")
 	dpDuration = flag.Duration("bench.duration", 3*time.Second, "length of one wrk or iperf3 measurement")
 	dpScales   = flag.String("bench.scales", "1,1000,10000", "comma-separated numbers of Services in the cluster (the target included)")
-	dpMaxBusy  = 0.3
 	dpConfigs  = flag.String("bench.configs", "ebpf,iptables,nftables", "lab configurations of TestBenchDatapath: ebpf (b), iptables (c), nftables (d)")
 )
 
@@ -112,6 +111,9 @@ func (r *dpResults) median(scale int, lab string, c dpCase, measure int) (float6
 // nftables mode (bgplbd with --datapath=false), with 1, 1k and 10k Services in the
 // cluster. One lab per configuration; (a) is measured in every lab interleaved with
 // the lab's VIP case, and each ratio uses the (a) of the same lab.
+// dpMaxBusy is how busy (0–1) the CPUs may be before a scale is measured.
+const dpMaxBusy = 0.3
+
 func TestBenchDatapath(t *testing.T) {
 	scales, err := parseScales(*dpScales)
 	if err != nil {

@@ -234,9 +234,15 @@ func HostPrefix(a netip.Addr) netip.Prefix {
 
 // RIBNextHops returns the next hops the router holds for vip.
 func (s *Suite) RIBNextHops(vip netip.Addr) ([]netip.Addr, error) {
+	return s.PrefixRIBNextHops(HostPrefix(vip))
+}
+
+// PrefixRIBNextHops returns the next hops of the BGP paths the router holds for
+// exactly prefix, sorted and without duplicates.
+func (s *Suite) PrefixRIBNextHops(prefix netip.Prefix) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	paths, err := s.Router.Paths(ctx, HostPrefix(vip))
+	paths, err := s.Router.Paths(ctx, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -252,10 +258,17 @@ func (s *Suite) RIBNextHops(vip netip.Addr) ([]netip.Addr, error) {
 // (empty: no route).
 func (s *Suite) EventuallyNextHops(t *testing.T, vip netip.Addr, want []netip.Addr) {
 	t.Helper()
+	s.EventuallyPrefixNextHops(t, HostPrefix(vip), want)
+}
+
+// EventuallyPrefixNextHops waits until the router's BGP RIB and its FIB hold exactly
+// want as the next hops of prefix (empty: no route).
+func (s *Suite) EventuallyPrefixNextHops(t *testing.T, prefix netip.Prefix, want []netip.Addr) {
+	t.Helper()
 	want = slices.Clone(want)
 	slices.SortFunc(want, netip.Addr.Compare)
-	Eventually(t, s.Timeouts.Converge, fmt.Sprintf("router next hops of %s == %v", vip, want), func() error {
-		rib, err := s.RIBNextHops(vip)
+	Eventually(t, s.Timeouts.Converge, fmt.Sprintf("router next hops of %s == %v", prefix, want), func() error {
+		rib, err := s.PrefixRIBNextHops(prefix)
 		if err != nil {
 			return err
 		}
@@ -264,7 +277,7 @@ func (s *Suite) EventuallyNextHops(t *testing.T, vip netip.Addr, want []netip.Ad
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		fib, err := s.Router.FIBNextHops(ctx, HostPrefix(vip))
+		fib, err := s.Router.FIBNextHops(ctx, prefix)
 		if err != nil {
 			return err
 		}

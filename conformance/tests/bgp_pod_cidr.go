@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -44,30 +42,7 @@ func init() {
 					if len(want) == 0 {
 						continue // no session of that family
 					}
-					suite.Eventually(t, s.Timeouts.Converge, fmt.Sprintf("router BGP path and FIB route for %s via %v", cidr, want), func() error {
-						cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-						defer cancel()
-						paths, err := s.Router.Paths(cctx, cidr)
-						if err != nil {
-							return err
-						}
-						var nh []netip.Addr
-						for _, p := range paths {
-							nh = append(nh, p.NextHop)
-						}
-						slices.SortFunc(nh, netip.Addr.Compare)
-						if nh = slices.Compact(nh); !slices.Equal(nh, want) {
-							return fmt.Errorf("BGP next hops %v", nh)
-						}
-						fib, err := s.Router.FIBNextHops(cctx, cidr)
-						if err != nil {
-							return err
-						}
-						if !slices.Equal(fib, want) {
-							return fmt.Errorf("BGP ok, FIB has %v", fib)
-						}
-						return nil
-					})
+					s.EventuallyPrefixNextHops(t, cidr, want)
 				}
 			}
 			ns := s.Namespace(t, "conf-pod-cidr")
