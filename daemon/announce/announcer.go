@@ -36,9 +36,9 @@ type Announcer struct {
 	datapath Datapath // nil: datapath disabled (kube-proxy serves the VIPs)
 
 	mu       sync.Mutex
-	services map[string]*applied                   // Service key -> what was applied for it
-	prefixes map[netip.Prefix]map[string]*bgp.Path // prefix -> Service key -> that Service's wanted path
-	sent     map[netip.Prefix]bgp.Path             // prefix -> merged path announced to the speaker
+	services map[string]*applied           // Service key -> what was applied for it
+	prefixes map[netip.Prefix]servicePaths // prefix -> the Services wanting it, with their paths
+	sent     map[netip.Prefix]*bgp.Path    // prefix -> merged path announced to the speaker
 	onChange func()
 
 	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
@@ -54,8 +54,54 @@ type Announcer struct {
 // applied is the bookkeeping of one Service.
 type applied struct {
 	state    ServiceState
-	paths    map[netip.Prefix]*bgp.Path // prefix -> this Service's wanted path (pointers: small maps of large values waste most of their slots)
-	backends *ServiceBackends           // last datapath state programmed (nil: none)
+	paths    paths            // this Service's wanted paths
+	backends *ServiceBackends // last datapath state programmed (nil: none)
+}
+
+// paths are one Service's paths, one per prefix (a Service has one prefix per VIP, so one
+// or two: a slice costs a fraction of a map at 10k Services).
+type paths []*bgp.Path
+
+// get returns the path of prefix (nil: none).
+func (ps paths) get(prefix netip.Prefix) *bgp.Path {
+	for _, p := range ps {
+		if p.Prefix == prefix {
+			return p
+		}
+	}
+	return nil
+}
+
+// servicePath is one Service's wanted path for a prefix.
+type servicePath struct {
+	key  string
+	path *bgp.Path
+}
+
+// servicePaths are the Services wanting one prefix, sorted by key; treated as immutable
+// (with and without return new slices). Nearly always a single Service.
+type servicePaths []servicePath
+
+func (sp servicePaths) with(key string, p *bgp.Path) servicePaths {
+	out := make(servicePaths, 0, len(sp)+1)
+	for _, e := range sp {
+		if e.key != key {
+			out = append(out, e)
+		}
+	}
+	out = append(out, servicePath{key: key, path: p})
+	slices.SortFunc(out, func(x, y servicePath) int { return strings.Compare(x.key, y.key) })
+	return out
+}
+
+func (sp servicePaths) without(key string) servicePaths {
+	out := make(servicePaths, 0, len(sp))
+	for _, e := range sp {
+		if e.key != key {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // New returns an Announcer. datapath may be nil (datapath disabled).
@@ -66,8 +112,8 @@ func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Annou
 		speaker:  speaker,
 		datapath: datapath,
 		services: map[string]*applied{},
-		prefixes: map[netip.Prefix]map[string]*bgp.Path{},
-		sent:     map[netip.Prefix]bgp.Path{},
+		prefixes: map[netip.Prefix]servicePaths{},
+		sent:     map[netip.Prefix]*bgp.Path{},
 	}
 }
 
@@ -100,7 +146,7 @@ func (a *Announcer) Sync(ctx context.Context, key string) error {
 // desired is the computed target for one Service.
 type desired struct {
 	state    ServiceState
-	paths    map[netip.Prefix]*bgp.Path
+	paths    paths // distinct prefixes
 	backends *ServiceBackends
 }
 
@@ -179,7 +225,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	if err != nil {
 		return d, err
 	}
-	d.paths = map[netip.Prefix]*bgp.Path{}
+	d.paths = nil
 	outside, noPeer := 0, 0
 	for _, vip := range vips {
 		if !inPools[vip] {
@@ -195,7 +241,9 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 			noPeer++ // the advertisements' peerSelectors select none of this node's peers
 			continue
 		}
-		d.paths[p.Prefix] = &p
+		if d.paths.get(p.Prefix) == nil {
+			d.paths = append(d.paths, &p)
+		}
 	}
 	if len(d.paths) == 0 && outside == len(vips) {
 		d.state.Reason, d.state.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", vips)
@@ -213,8 +261,8 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	d.state.Reason = ReasonAnnounced
 	d.state.Message = dec.Message
 	d.backends.Announced = true
-	for p := range d.paths {
-		d.state.Prefixes = append(d.state.Prefixes, p)
+	for _, p := range d.paths {
+		d.state.Prefixes = append(d.state.Prefixes, p.Prefix)
 	}
 	sortPrefixes(d.state.Prefixes)
 	return d, nil
@@ -371,21 +419,18 @@ func normalizePath(p *bgp.Path) {
 // mergePaths merges the wanted paths of the Services sharing one prefix. When some are
 // limited to certain peers, so is the merge: each peer gets the merge of the paths it
 // receives (a path for every peer counts for each of peers).
-func mergePaths(prefix netip.Prefix, wants map[string]*bgp.Path, peers []peerInfo) bgp.Path {
-	keys := make([]string, 0, len(wants))
+func mergePaths(prefix netip.Prefix, wants servicePaths, peers []peerInfo) bgp.Path {
 	restricted, open := false, false
-	for k, w := range wants {
-		keys = append(keys, k)
-		restricted = restricted || w.PeerAttributes != nil
-		open = open || w.PeerAttributes == nil
+	for _, w := range wants {
+		restricted = restricted || w.path.PeerAttributes != nil
+		open = open || w.path.PeerAttributes == nil
 	}
-	slices.Sort(keys)
 	if !restricted {
-		return mergeAttributes(prefix, keys, func(k string) (bgp.Attributes, bool) { return wants[k].Attributes(), true })
+		return mergeAttributes(prefix, wants, func(p *bgp.Path) (bgp.Attributes, bool) { return p.Attributes(), true })
 	}
 	addrs := map[netip.Addr]bool{}
 	for _, w := range wants {
-		for a := range w.PeerAttributes {
+		for a := range w.path.PeerAttributes {
 			addrs[a] = true
 		}
 	}
@@ -396,19 +441,19 @@ func mergePaths(prefix netip.Prefix, wants map[string]*bgp.Path, peers []peerInf
 	}
 	out := bgp.Path{Prefix: prefix, PeerAttributes: make(map[netip.Addr]bgp.Attributes, len(addrs))}
 	for addr := range addrs {
-		out.PeerAttributes[addr] = mergeAttributes(prefix, keys, func(k string) (bgp.Attributes, bool) { return wants[k].For(addr) }).Attributes()
+		out.PeerAttributes[addr] = mergeAttributes(prefix, wants, func(p *bgp.Path) (bgp.Attributes, bool) { return p.For(addr) }).Attributes()
 	}
 	return out
 }
 
-// mergeAttributes merges the attributes of the Services keys (sorted) as attrs returns
-// them (false: the Service does not contribute).
-func mergeAttributes(prefix netip.Prefix, keys []string, attrs func(key string) (bgp.Attributes, bool)) bgp.Path {
+// mergeAttributes merges the attributes of the Services' paths wants (sorted by key) as
+// attrs returns them (false: the Service does not contribute).
+func mergeAttributes(prefix netip.Prefix, wants servicePaths, attrs func(*bgp.Path) (bgp.Attributes, bool)) bgp.Path {
 	out := bgp.Path{Prefix: prefix}
 	var bw float32
 	hasBW := false
-	for _, k := range keys {
-		w, ok := attrs(k)
+	for _, sp := range wants {
+		w, ok := attrs(sp.path)
 		if !ok {
 			continue
 		}
@@ -437,21 +482,22 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	defer a.mu.Unlock()
 	cur, tracked := a.services[key]
 	if !tracked {
-		cur = &applied{paths: map[netip.Prefix]*bgp.Path{}}
+		cur = &applied{}
 	}
 	// An untracked Service that stays out of scope (another class, no IP) is no change.
 	changed := (tracked || want.backends != nil) && !reflect.DeepEqual(cur.state, want.state)
 
 	// 1. Withdraw (or reduce the contribution to) prefixes this Service no longer wants.
-	for prefix := range cur.paths {
-		if _, ok := want.paths[prefix]; ok {
+	for _, old := range slices.Clone(cur.paths) {
+		prefix := old.Prefix
+		if want.paths.get(prefix) != nil {
 			continue
 		}
-		rest := mapWithout(a.prefixes[prefix], key)
+		rest := a.prefixes[prefix].without(key)
 		if err := a.sendLocked(ctx, prefix, rest); err != nil {
 			return changed, err
 		}
-		delete(cur.paths, prefix)
+		cur.paths = slices.DeleteFunc(cur.paths, func(p *bgp.Path) bool { return p == old })
 		a.setWantsLocked(prefix, rest)
 		changed = true
 	}
@@ -466,15 +512,21 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	// 3. Announce new prefixes and changed attributes.
-	for prefix, p := range want.paths {
-		if old, ok := cur.paths[prefix]; ok && reflect.DeepEqual(old, p) {
+	for _, p := range want.paths {
+		prefix := p.Prefix
+		old := cur.paths.get(prefix)
+		if old != nil && reflect.DeepEqual(old, p) {
 			continue
 		}
-		wants := mapWith(a.prefixes[prefix], key, p)
+		wants := a.prefixes[prefix].with(key, p)
 		if err := a.sendLocked(ctx, prefix, wants); err != nil {
 			return changed, err
 		}
-		cur.paths[prefix] = p
+		if old == nil {
+			cur.paths = append(cur.paths, p)
+		} else {
+			cur.paths[slices.Index(cur.paths, old)] = p
+		}
 		a.setWantsLocked(prefix, wants)
 		changed = true
 	}
@@ -492,7 +544,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 }
 
 // sendLocked makes the speaker's path for prefix the merge of wants (withdraw when empty).
-func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants map[string]*bgp.Path) error {
+func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants servicePaths) error {
 	old, announced := a.sent[prefix]
 	if len(wants) == 0 {
 		if !announced {
@@ -505,7 +557,7 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants m
 		return nil
 	}
 	merged := mergePaths(prefix, wants, a.peers)
-	if announced && reflect.DeepEqual(old, merged) {
+	if announced && reflect.DeepEqual(*old, merged) {
 		return nil
 	}
 	err := a.speaker.Announce(ctx, merged)
@@ -522,35 +574,16 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants m
 		}
 		return fmt.Errorf("announce %s: %w", prefix, err)
 	}
-	a.sent[prefix] = merged
+	a.sent[prefix] = &merged
 	return nil
 }
 
-func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants map[string]*bgp.Path) {
+func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants servicePaths) {
 	if len(wants) == 0 {
 		delete(a.prefixes, prefix)
 		return
 	}
 	a.prefixes[prefix] = wants
-}
-
-func mapWith(m map[string]*bgp.Path, key string, p *bgp.Path) map[string]*bgp.Path {
-	out := make(map[string]*bgp.Path, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	out[key] = p
-	return out
-}
-
-func mapWithout(m map[string]*bgp.Path, key string) map[string]*bgp.Path {
-	out := make(map[string]*bgp.Path, len(m))
-	for k, v := range m {
-		if k != key {
-			out[k] = v
-		}
-	}
-	return out
 }
 
 // Prefix is one announced prefix with the Services behind it.
@@ -577,10 +610,9 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 	prefixes := make([]Prefix, 0, len(a.sent))
 	for p := range a.sent {
 		var keys []string
-		for k := range a.prefixes[p] {
-			keys = append(keys, k)
+		for _, sp := range a.prefixes[p] {
+			keys = append(keys, sp.key) // sorted
 		}
-		slices.Sort(keys)
 		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys, Peers: a.peerNamesLocked(a.sent[p])})
 	}
 	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
@@ -589,7 +621,7 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 
 // peerNamesLocked returns the names of the configured peers p is sent to (nil: every
 // peer). Caller holds a.mu.
-func (a *Announcer) peerNamesLocked(p bgp.Path) []string {
+func (a *Announcer) peerNamesLocked(p *bgp.Path) []string {
 	if p.PeerAttributes == nil {
 		return nil
 	}

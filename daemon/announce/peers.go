@@ -96,11 +96,11 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 
 // mixedPeerScopes reports whether some of wants go to every peer and some to selected
 // peers only.
-func mixedPeerScopes(wants map[string]*bgp.Path) bool {
+func mixedPeerScopes(wants servicePaths) bool {
 	open, restricted := false, false
 	for _, w := range wants {
-		open = open || w.PeerAttributes == nil
-		restricted = restricted || w.PeerAttributes != nil
+		open = open || w.path.PeerAttributes == nil
+		restricted = restricted || w.path.PeerAttributes != nil
 	}
 	return open && restricted
 }

@@ -37,6 +37,9 @@ import (
 	"github.com/bgplb/bgplb/daemon/watch"
 )
 
+// eventCacheSize is the size of each of the event correlator's LRU caches.
+const eventCacheSize = 512
+
 // Run runs the daemon until ctx is done. It returns an error when a part fails to start;
 // after a clean shutdown it returns nil.
 func Run(ctx context.Context, cfg Config) error {
@@ -221,7 +224,11 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		}
 	})
 
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	// The correlator's LRU caches (aggregation and spam filter, one entry per object and
+	// reason) default to 4096 entries each, ~2 MiB once 10k Services got an event; 512
+	// still covers the objects that change repeatedly within the aggregation window.
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx),
+		record.WithCorrelatorOptions(record.CorrelatorOptions{LRUCacheSize: eventCacheSize}))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})

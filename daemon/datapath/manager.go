@@ -48,6 +48,7 @@ type backendRef struct {
 }
 
 type frontend struct {
+	key     bpf.ServiceKey
 	id      uint32
 	service bpf.Service
 	ids     []uint32       // new-flow backend ids, sorted
@@ -56,9 +57,19 @@ type frontend struct {
 
 // svcState is what the manager programmed for one Service.
 type svcState struct {
-	frontends map[bpf.ServiceKey]*frontend
+	frontends []*frontend         // by key; a Service has a few (VIP × port), a slice is far smaller than a map
 	backends  map[backendKey]bool // backends this Service references
 	vips      []netip.Addr        // VIP marks this Service holds
+}
+
+// frontend returns the Service's frontend sk (nil: none).
+func (s *svcState) frontend(sk bpf.ServiceKey) *frontend {
+	for _, fe := range s.frontends {
+		if fe.key == sk {
+			return fe
+		}
+	}
+	return nil
 }
 
 // Manager writes the datapath maps. Safe for concurrent use.
@@ -114,7 +125,7 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 	defer m.mu.Unlock()
 	cur := m.services[key]
 	if cur == nil {
-		cur = &svcState{frontends: map[bpf.ServiceKey]*frontend{}, backends: map[backendKey]bool{}}
+		cur = &svcState{backends: map[backendKey]bool{}}
 	}
 	fronts, backends, terminating, vips := m.compute(want)
 
@@ -153,30 +164,33 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 			ids = append(ids, m.backends[bk].id)
 		}
 		slices.Sort(ids)
-		fe := cur.frontends[sk]
-		if fe == nil {
+		fe := cur.frontend(sk)
+		isNew := fe == nil
+		if isNew {
 			id, ok := m.adopted[sk]
 			if !ok {
 				id = m.nextSvc
 				m.nextSvc++
 			}
-			fe = &frontend{id: id}
+			fe = &frontend{key: sk, id: id}
 		}
 		svc := df.service
 		svc.ID = fe.id
-		if cur.frontends[sk] == nil || !slices.Equal(fe.ranges, df.ranges) {
+		if isNew || !slices.Equal(fe.ranges, df.ranges) {
 			if err := m.maps.SetSourceRanges(fe.id, df.ranges); err != nil {
 				return fmt.Errorf("set source ranges of %v: %w", sk, err)
 			}
 			fe.ranges = df.ranges
 		}
-		if cur.frontends[sk] == nil || fe.service != svc || !slices.Equal(fe.ids, ids) {
+		if isNew || fe.service != svc || !slices.Equal(fe.ids, ids) {
 			if err := m.maps.PutService(sk, svc, ids); err != nil {
 				return err
 			}
 		}
 		fe.service, fe.ids = svc, ids
-		cur.frontends[sk] = fe
+		if isNew {
+			cur.frontends = append(cur.frontends, fe)
+		}
 		m.owners[sk] = key
 		delete(m.adopted, sk)
 	}
@@ -211,15 +225,15 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 		}
 		cur.vips = slices.DeleteFunc(cur.vips, func(v netip.Addr) bool { return v == vip })
 	}
-	for sk := range cur.frontends {
-		if _, ok := fronts[sk]; ok {
+	for _, fe := range slices.Clone(cur.frontends) {
+		if _, ok := fronts[fe.key]; ok {
 			continue
 		}
-		if err := m.maps.DeleteService(sk); err != nil {
+		if err := m.maps.DeleteService(fe.key); err != nil {
 			return err
 		}
-		delete(cur.frontends, sk)
-		delete(m.owners, sk)
+		cur.frontends = slices.DeleteFunc(cur.frontends, func(f *frontend) bool { return f == fe })
+		delete(m.owners, fe.key)
 	}
 	for bk := range cur.backends {
 		if backends[bk] {

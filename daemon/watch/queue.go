@@ -31,7 +31,12 @@ type Queue struct {
 
 	mu        sync.Mutex
 	firstSeen map[string]time.Time // key -> first enqueue since its last successful sync
+	seenPeak  int                  // most keys firstSeen held since it was last (re)made
 }
+
+// shrinkAfter is the size from which firstSeen is made anew once it empties: a Go map keeps
+// the buckets of its largest size, which after a burst of 10k Services is megabytes.
+const shrinkAfter = 1024
 
 // NewQueue returns a queue named name (used in logs and metric labels) that calls sync.
 func NewQueue(name string, sync SyncFunc) *Queue {
@@ -54,6 +59,7 @@ func (q *Queue) Add(key string) {
 	q.mu.Lock()
 	if _, ok := q.firstSeen[key]; !ok {
 		q.firstSeen[key] = time.Now()
+		q.seenPeak = max(q.seenPeak, len(q.firstSeen))
 	}
 	q.mu.Unlock()
 	q.q.Add(key)
@@ -92,7 +98,7 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	defer q.q.Done(key)
 	q.mu.Lock()
 	seen, hadSeen := q.firstSeen[key]
-	delete(q.firstSeen, key) // a later Add restarts the clock for the next sync
+	q.forgetLocked(key) // a later Add restarts the clock for the next sync
 	q.mu.Unlock()
 	start := time.Now()
 	err := q.sync(ctx, key)
@@ -123,8 +129,18 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	}
 	q.q.Forget(key)
 	q.mu.Lock()
-	delete(q.firstSeen, key)
+	q.forgetLocked(key)
 	q.mu.Unlock()
 	utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("sync %s key %q: %w", q.name, key, err), "dropping key after retries")
 	return true
+}
+
+// forgetLocked deletes key from firstSeen and, once a large map is empty, replaces it with a
+// small one. Caller holds q.mu.
+func (q *Queue) forgetLocked(key string) {
+	delete(q.firstSeen, key)
+	if len(q.firstSeen) == 0 && q.seenPeak >= shrinkAfter {
+		q.firstSeen = map[string]time.Time{}
+		q.seenPeak = 0
+	}
 }

@@ -1,0 +1,49 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// TestQueueShrinksAfterBurst checks that the first-seen map of a queue that held a burst
+// of keys is made anew once every key synced, and that a small queue keeps its map.
+func TestQueueShrinksAfterBurst(t *testing.T) {
+	rec := &recorder{seen: map[string]int{}}
+	q := NewQueue("test", rec.sync)
+	const burst = shrinkAfter + 10
+	for i := range burst {
+		q.Add(fmt.Sprintf("ns/svc-%d", i))
+	}
+	q.mu.Lock()
+	peak := q.seenPeak
+	q.mu.Unlock()
+	if peak != burst {
+		t.Fatalf("peak after the burst = %d, want %d", peak, burst)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx, 2)
+	eventually(t, "every key synced", func() bool {
+		for i := range burst {
+			if rec.count(fmt.Sprintf("ns/svc-%d", i)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, "the first-seen map made anew", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.seenPeak == 0 && len(q.firstSeen) == 0
+	})
+
+	// A later small burst neither grows the peak to the threshold nor resets the map.
+	q.Add("ns/a")
+	eventually(t, "ns/a synced", func() bool { return rec.count("ns/a") == 1 })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.seenPeak != 1 {
+		t.Fatalf("peak after one key = %d, want 1 (map kept)", q.seenPeak)
+	}
+}
