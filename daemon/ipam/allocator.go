@@ -385,7 +385,7 @@ func (a *Allocator) pick(req *request, prev *holding, f family) familyResult {
 			return fr
 		}
 	}
-	if want, ok := req.requested[f]; ok {
+	if want, ok := req.requested.get(f); ok {
 		fr.reason, fr.message = a.claimable(req, want)
 		if fr.reason == "" {
 			fr.ip, fr.pool = want, a.lookup(want).pool.name
@@ -410,7 +410,7 @@ func (a *Allocator) canKeep(req *request, ip netip.Addr) string {
 	case p.avoided(ip):
 		return fmt.Sprintf("pool %s avoids .0 and .255 (avoidBuggyIPs)", p.name)
 	}
-	if want, ok := req.requested[familyOf(ip)]; ok && want != ip {
+	if want, ok := req.requested.get(familyOf(ip)); ok && want != ip {
 		return fmt.Sprintf("%s was requested", want)
 	}
 	return a.shareable(req, ip)

@@ -29,6 +29,26 @@ func (f family) String() string {
 
 func familyOf(ip netip.Addr) family { return family(ip.Is6()) }
 
+// addrPerFamily holds at most one address per family (the zero Addr: none). The allocator
+// keeps a request per Service; an array costs a fraction of a map.
+type addrPerFamily [2]netip.Addr
+
+func (a *addrPerFamily) slot(f family) *netip.Addr {
+	if f == v6 {
+		return &a[1]
+	}
+	return &a[0]
+}
+
+// get returns the address of family f and whether there is one.
+func (a *addrPerFamily) get(f family) (netip.Addr, bool) {
+	ip := *a.slot(f)
+	return ip, ip.IsValid()
+}
+
+// set stores ip under its family.
+func (a *addrPerFamily) set(ip netip.Addr) { *a.slot(familyOf(ip)) = ip }
+
 type portKey struct {
 	port     int32
 	protocol corev1.Protocol
@@ -41,7 +61,7 @@ type request struct {
 	nsLabels   labels.Set
 	families   []family // wanted families, primary first
 	need       int      // how many of families must be satisfied: 1 or len(families)
-	requested  map[family]netip.Addr
+	requested  addrPerFamily
 	pool       string // annotation bgplb.io/pool, "" for any
 	sharingKey string
 	ports      []portKey // sorted
@@ -79,14 +99,10 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		key:        ServiceKey(svc),
 		labels:     labels.Set(svc.Labels),
 		nsLabels:   nsLabels,
-		requested:  map[family]netip.Addr{},
 		pool:       strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationPool]),
 		sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
 		local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		selector:   labels.Set(svc.Spec.Selector).String(),
-	}
-	if r.nsLabels == nil {
-		r.nsLabels = labels.Set{}
 	}
 
 	// Families, primary first.
@@ -132,11 +148,11 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			if err != nil {
 				return nil, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
 			}
-			if prev, dup := r.requested[familyOf(ip)]; dup {
+			if prev, dup := r.requested.get(familyOf(ip)); dup {
 				return nil, fmt.Errorf("annotation %s: two %s addresses (%s, %s), at most one per family",
 					v1alpha1.AnnotationLoadBalancerIPs, familyOf(ip), prev, ip)
 			}
-			r.requested[familyOf(ip)] = ip
+			r.requested.set(ip)
 		}
 	}
 	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
@@ -144,14 +160,14 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		if err != nil {
 			return nil, fmt.Errorf("spec.loadBalancerIP: %w", err)
 		}
-		if prev, ok := r.requested[familyOf(ip)]; ok && prev != ip {
+		if prev, ok := r.requested.get(familyOf(ip)); ok && prev != ip {
 			return nil, fmt.Errorf("spec.loadBalancerIP %s disagrees with annotation %s (%s)",
 				ip, v1alpha1.AnnotationLoadBalancerIPs, prev)
 		}
-		r.requested[familyOf(ip)] = ip
+		r.requested.set(ip)
 	}
-	for f, ip := range r.requested {
-		if !slices.Contains(r.families, f) {
+	for _, ip := range r.requested {
+		if f := familyOf(ip); ip.IsValid() && !slices.Contains(r.families, f) {
 			return nil, fmt.Errorf("requested %s address %s but the Service's families are %v (spec.ipFamilies/ipFamilyPolicy)",
 				f, ip, r.families)
 		}

@@ -301,6 +301,8 @@ func trimSlice(node string) cache.TransformFunc {
 		}
 		s.ManagedFields = nil
 		s.Annotations = nil
+		s.OwnerReferences = nil // the Service is found by label; ~200 bytes per slice
+		s.GenerateName = ""
 		kept := s.Endpoints[:0]
 		var readyElsewhere, servingElsewhere bool
 		for i := range s.Endpoints {
@@ -311,6 +313,7 @@ func trimSlice(node string) cache.TransformFunc {
 			if ep.TargetRef != nil {
 				ep.TargetRef.ResourceVersion = ""
 				ep.TargetRef.UID = ""
+				ep.TargetRef.APIVersion = ""
 			}
 			ep.Conditions = discoveryv1.EndpointConditions{Ready: shared(ep.Conditions.Ready),
 				Serving: shared(ep.Conditions.Serving), Terminating: shared(ep.Conditions.Terminating)}

@@ -33,7 +33,9 @@ func TestTrimSliceKeepsSelection(t *testing.T) {
 		condsOf := map[string]discoveryv1.EndpointConditions{}
 		for sl := 0; sl < 1+rng.IntN(2); sl++ {
 			s := &discoveryv1.EndpointSlice{
-				ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("svc-%d", sl), Annotations: map[string]string{"a": "b"}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("svc-%d", sl), GenerateName: "svc-",
+					Annotations:     map[string]string{"a": "b"},
+					OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "svc", UID: "u"}}},
 				AddressType: discoveryv1.AddressTypeIPv4,
 				Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080)}},
 			}
@@ -69,8 +71,8 @@ func TestTrimSliceKeepsSelection(t *testing.T) {
 				t.Fatal(err)
 			}
 			ts := out.(*discoveryv1.EndpointSlice)
-			if ts.Annotations != nil {
-				t.Fatalf("annotations kept")
+			if ts.Annotations != nil || ts.OwnerReferences != nil || ts.GenerateName != "" {
+				t.Fatalf("annotations, ownerReferences or generateName kept: %+v", ts.ObjectMeta)
 			}
 			elsewhere := 0
 			for _, ep := range ts.Endpoints {
