@@ -219,7 +219,7 @@ func TestBenchScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rss, hwm, anon []string
+	var rss, hwm, anon, live []string
 	var maxRSS, maxHWM int64
 	for _, p := range procs {
 		if !strings.HasSuffix(p.Name, "-bgplbd") || !p.Alive {
@@ -231,11 +231,18 @@ func TestBenchScale(t *testing.T) {
 		rss = append(rss, fmt.Sprintf("%s %s", node, mib(r)))
 		hwm = append(hwm, fmt.Sprintf("%s %s", node, mib(h)))
 		anon = append(anon, fmt.Sprintf("%s %s", node, mib(a)))
+		if n, ok := l.Node(node); ok {
+			h, err := liveHeap(ctx, n.Netns)
+			if err != nil {
+				t.Fatalf("live heap of bgplbd on %s: %v", node, err)
+			}
+			live = append(live, fmt.Sprintf("%s %.0f MB", node, float64(h)/1e6))
+		}
 	}
 	if len(rss) != len(nodes) {
 		t.Fatalf("bgplbd runs on %d of %d nodes", len(rss), len(nodes))
 	}
-	t.Logf("bgplbd RSS %s; peak %s", strings.Join(rss, ", "), strings.Join(hwm, ", "))
+	t.Logf("bgplbd RSS %s; peak %s; live heap %s", strings.Join(rss, ", "), strings.Join(hwm, ", "), strings.Join(live, ", "))
 
 	met := func(ok bool) string {
 		if ok {
@@ -262,6 +269,7 @@ func TestBenchScale(t *testing.T) {
 			{fmt.Sprintf("announcement: advertisement created → all %d next hops in the FIB", wantHops), secs(allHops), "—"},
 			{"bgplbd RSS after convergence (anonymous + the binary's file pages)", strings.Join(rss, ", "), "≤ 150 MiB, " + met(maxRSS <= 150<<20)},
 			{"bgplbd anonymous memory (RssAnon) after convergence", strings.Join(anon, ", "), "—"},
+			{"bgplbd live heap (Go HeapAlloc right after a GC)", strings.Join(live, ", "), "—"},
 			{"bgplbd peak RSS (VmHWM)", strings.Join(hwm, ", "), "—"},
 		},
 	}
@@ -459,6 +467,25 @@ func procTicks(pid int) int64 {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return u + st
+}
+
+// liveHeap returns the Go heap bytes in use right after a garbage collection of the
+// bgplbd in netns: the daemon's heap profile endpoint (--profiling) with gc=1 collects
+// first and, with debug=1, prints the runtime's MemStats.
+func liveHeap(ctx context.Context, netns string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", netns, "curl", "-sSf",
+		"http://127.0.0.1:9464/debug/pprof/heap?gc=1&debug=1").Output()
+	if err != nil {
+		return 0, fmt.Errorf("get heap profile: %w", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no HeapAlloc in the heap profile")
 }
 
 // procMem returns VmRSS, VmHWM and RssAnon of pid in bytes.

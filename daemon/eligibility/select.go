@@ -153,10 +153,12 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 	sel.ReadyAnywhere = sel.ReadyLocal > 0 || sel.ReadyElsewhere
 	sel.EligibleClusterWide = sel.ReadyAnywhere || sel.ServingLocal > 0 || sel.ServingElsewhere
 
+	// Copies of exactly the right size: the announcer and the datapath keep these for every
+	// Service, and append's doubling leaves up to half of an array unused.
 	if len(readyLocal) > 0 {
-		sel.NewFlow = slices.Clip(readyLocal)
+		sel.NewFlow = slices.Clip(slices.Clone(readyLocal))
 	} else {
-		sel.NewFlow = slices.Clip(servingLocal)
+		sel.NewFlow = slices.Clip(slices.Clone(servingLocal))
 	}
 	if len(servingLocal) == 0 && len(drainingLocal) == 0 {
 		// The usual case: Keep is NewFlow. Share the array (results are never mutated;
