@@ -78,7 +78,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	svc := c.kube.Core().V1().Services()
 	c.services = svc.Informer()
 	c.Services = svc.Lister()
-	if err := c.services.SetTransform(trimService); err != nil {
+	if err := c.services.SetTransform(trimService(newAnnotationInterner())); err != nil {
 		return nil, fmt.Errorf("set service transform: %w", err)
 	}
 
@@ -260,16 +260,19 @@ func trimMeta(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimService keeps only bgplb.io annotations (others, like kubectl's last-applied
-// configuration, can be large) and drops managedFields.
-func trimService(obj any) (any, error) {
-	s, ok := obj.(*corev1.Service)
-	if !ok {
-		return obj, nil
+// trimService returns the Service transform: it keeps only bgplb.io annotations (others,
+// like kubectl's last-applied configuration, can be large), shared through in between
+// Services with the same ones, and drops managedFields.
+func trimService(in *annotationInterner) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		s, ok := obj.(*corev1.Service)
+		if !ok {
+			return obj, nil
+		}
+		s.ManagedFields = nil
+		s.Annotations = in.intern(keepPrefixed(s.Annotations, "bgplb.io/"))
+		return s, nil
 	}
-	s.ManagedFields = nil
-	s.Annotations = keepPrefixed(s.Annotations, "bgplb.io/")
-	return s, nil
 }
 
 // trimSlice returns the EndpointSlice transform for node: it drops managedFields,
