@@ -2,7 +2,10 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +191,94 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	eventually(t, "@after enqueued", func() bool { return rec.count("@after") > 0 })
 	if n := rec.count("@before"); n != 0 {
 		t.Errorf("handler subscribed before EnableNodeStates fired %d times", n)
+	}
+}
+
+// TestSlicesForServiceBuckets: with far more Services than index buckets (so buckets are
+// shared), in several namespaces and with two slices for some, SlicesForService returns
+// exactly each Service's slices, also after slices move or go.
+func TestSlicesForServiceBuckets(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kube := fake.NewClientset()
+	c, err := NewCaches(kube, nil, Options{NodeName: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(ctx)
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("caches did not sync")
+	}
+	const services = serviceBuckets + serviceBuckets/2 // by pigeonhole, many share a bucket
+	mkSlice := func(ns, name, svc string) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+		}
+	}
+	want := map[string][]string{} // "ns/svc" -> slice names
+	for i := range services {
+		ns, svc := fmt.Sprintf("ns%d", i%3), fmt.Sprintf("svc-%d", i)
+		n := 1 + i%2
+		for j := range n {
+			name := fmt.Sprintf("%s-%d", svc, j)
+			if _, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, mkSlice(ns, name, svc), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			want[ns+"/"+svc] = append(want[ns+"/"+svc], name)
+		}
+	}
+	// The same Service name in another namespace is another Service.
+	if _, err := kube.DiscoveryV1().EndpointSlices("other").Create(ctx, mkSlice("other", "svc-0-x", "svc-0"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want["other/svc-0"] = []string{"svc-0-x"}
+	check := func() string {
+		for key, names := range want {
+			ns, name, _ := strings.Cut(key, "/")
+			got, err := c.SlicesForService(ns, name)
+			if err != nil {
+				return err.Error()
+			}
+			var gotNames []string
+			for _, s := range got {
+				gotNames = append(gotNames, s.Name)
+			}
+			slices.Sort(gotNames)
+			if !slices.Equal(gotNames, names) {
+				return fmt.Sprintf("%s: slices %v, want %v", key, gotNames, names)
+			}
+		}
+		return ""
+	}
+	eventuallyEmpty(t, check)
+
+	// A slice moved to another Service, and one deleted.
+	moved := mkSlice("ns1", "svc-1-0", "svc-4")
+	if _, err := kube.DiscoveryV1().EndpointSlices("ns1").Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want["ns1/svc-1"] = []string{"svc-1-1"}
+	want["ns1/svc-4"] = append(want["ns1/svc-4"], "svc-1-0")
+	slices.Sort(want["ns1/svc-4"])
+	if err := kube.DiscoveryV1().EndpointSlices("ns0").Delete(ctx, "svc-3-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want["ns0/svc-3"] = []string{"svc-3-1"}
+	eventuallyEmpty(t, check)
+}
+
+func eventuallyEmpty(t *testing.T, check func() string) {
+	t.Helper()
+	var last string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if last = check(); last == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(last)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
