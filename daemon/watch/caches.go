@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +27,8 @@ const AllServices = "*"
 
 // Index names of the EndpointSlice informer.
 const (
-	indexService = "service" // serviceBucket("<namespace>/<service>") -> slices
-	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
+	indexService = "service" // bucket("<namespace>/<service>") -> slices
+	indexLocalIP = "localIP" // bucket(IP of an endpoint on this node) -> slices
 )
 
 // Options configures NewCaches.
@@ -157,7 +158,7 @@ func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
 // SlicesForService returns the EndpointSlices of Service namespace/name (any family).
 func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
 	key := namespace + "/" + name
-	objs, err := c.slices.GetIndexer().ByIndex(indexService, serviceBucket(key))
+	objs, err := c.slices.GetIndexer().ByIndex(indexService, bucket(key))
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
@@ -174,7 +175,8 @@ func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.Endpoi
 
 // ServicesForLocalIP returns the keys of Services with an endpoint on this node at ip.
 func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
-	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, ip.Unmap().String())
+	ip = ip.Unmap()
+	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, bucket(ip.String()))
 	if err != nil {
 		return nil
 	}
@@ -182,7 +184,7 @@ func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
 	var out []string
 	for _, o := range objs {
 		s, ok := o.(*discoveryv1.EndpointSlice)
-		if !ok {
+		if !ok || !slices.Contains(localIPs(s, c.opts.NodeName), ip) {
 			continue
 		}
 		if k, ok := sliceServiceKey(s); ok && !seen[k] {
@@ -230,21 +232,22 @@ func sliceServiceIndex(obj any) ([]string, error) {
 		return nil, nil
 	}
 	if k, ok := sliceServiceKey(s); ok {
-		return []string{serviceBucket(k)}, nil
+		return []string{bucket(k)}, nil
 	}
 	return nil, nil
 }
 
-// serviceBuckets is how many values the EndpointSlice-by-Service index has. client-go
-// keeps a set (a Go map, ~300 bytes even with one key) per index value: one per Service
-// cost ~3 MB at 10k Services. SlicesForService only needs the index to narrow the search
-// and filters the bucket's slices by Service (~10 of them at 10k Services).
-const serviceBuckets = 1024
+// indexBuckets is how many values each EndpointSlice index has. client-go keeps a set
+// (a Go map, ~300 bytes even with one key) per index value: one per Service and one per
+// local endpoint IP cost ~3 and ~4 MB at 10k Services with 100k endpoints. The lookups
+// only need an index to narrow the search: they filter the bucket's slices (~10 by
+// Service, ~30 by local IP at that scale).
+const indexBuckets = 1024
 
 var (
 	bucketSeed  = maphash.MakeSeed()
 	bucketNames = func() []string {
-		out := make([]string, serviceBuckets)
+		out := make([]string, indexBuckets)
 		for i := range out {
 			out[i] = strconv.Itoa(i)
 		}
@@ -252,9 +255,9 @@ var (
 	}()
 )
 
-// serviceBucket returns the index value of Service key (stable within the process).
-func serviceBucket(key string) string {
-	return bucketNames[maphash.String(bucketSeed, key)%serviceBuckets]
+// bucket returns the index value of s (stable within the process).
+func bucket(s string) string {
+	return bucketNames[maphash.String(bucketSeed, s)%indexBuckets]
 }
 
 func localIPIndex(node string) cache.IndexFunc {
@@ -264,19 +267,30 @@ func localIPIndex(node string) cache.IndexFunc {
 			return nil, nil
 		}
 		var out []string
-		for i := range s.Endpoints {
-			ep := &s.Endpoints[i]
-			if ep.NodeName == nil || *ep.NodeName != node {
-				continue
-			}
-			for _, a := range ep.Addresses {
-				if ip, err := netip.ParseAddr(a); err == nil {
-					out = append(out, ip.Unmap().String())
-				}
+		for _, ip := range localIPs(s, node) {
+			if b := bucket(ip.String()); !slices.Contains(out, b) {
+				out = append(out, b)
 			}
 		}
 		return out, nil
 	}
+}
+
+// localIPs returns the addresses of the slice's endpoints on node (unmapped).
+func localIPs(s *discoveryv1.EndpointSlice, node string) []netip.Addr {
+	var out []netip.Addr
+	for i := range s.Endpoints {
+		ep := &s.Endpoints[i]
+		if ep.NodeName == nil || *ep.NodeName != node {
+			continue
+		}
+		for _, a := range ep.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // trimMeta drops managedFields (the bulk of most cached objects).

@@ -194,9 +194,10 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	}
 }
 
-// TestSlicesForServiceBuckets: with far more Services than index buckets (so buckets are
-// shared), in several namespaces and with two slices for some, SlicesForService returns
-// exactly each Service's slices, also after slices move or go.
+// TestSlicesForServiceBuckets: with far more Services and local endpoints than index
+// buckets (so buckets are shared), in several namespaces and with two slices for some,
+// SlicesForService returns exactly each Service's slices and ServicesForLocalIP exactly
+// the Services with an endpoint on this node at an IP, also after slices move or go.
 func TestSlicesForServiceBuckets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -209,20 +210,31 @@ func TestSlicesForServiceBuckets(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}
-	const services = serviceBuckets + serviceBuckets/2 // by pigeonhole, many share a bucket
+	const services = indexBuckets + indexBuckets/2 // by pigeonhole, many share a bucket
 	mkSlice := func(ns, name, svc string) *discoveryv1.EndpointSlice {
 		return &discoveryv1.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 		}
 	}
-	want := map[string][]string{} // "ns/svc" -> slice names
+	want := map[string][]string{}        // "ns/svc" -> slice names
+	wantByIP := map[netip.Addr][]string{} // local endpoint IP -> "ns/svc"
+	ipOf := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, byte(i / 250), byte(1 + i%250)}) }
 	for i := range services {
 		ns, svc := fmt.Sprintf("ns%d", i%3), fmt.Sprintf("svc-%d", i)
 		n := 1 + i%2
 		for j := range n {
 			name := fmt.Sprintf("%s-%d", svc, j)
-			if _, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, mkSlice(ns, name, svc), metav1.CreateOptions{}); err != nil {
+			sl := mkSlice(ns, name, svc)
+			if j == 0 {
+				// Even Services have their endpoint on this node, odd ones on another.
+				node := []string{"node1", "node2"}[i%2]
+				sl.Endpoints = []discoveryv1.Endpoint{{Addresses: []string{ipOf(i).String()}, NodeName: ptr.To(node)}}
+				if node == "node1" {
+					wantByIP[ipOf(i)] = []string{ns + "/" + svc}
+				}
+			}
+			if _, err := kube.DiscoveryV1().EndpointSlices(ns).Create(ctx, sl, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			want[ns+"/"+svc] = append(want[ns+"/"+svc], name)
@@ -249,11 +261,16 @@ func TestSlicesForServiceBuckets(t *testing.T) {
 				return fmt.Sprintf("%s: slices %v, want %v", key, gotNames, names)
 			}
 		}
+		for i := range services {
+			if got := c.ServicesForLocalIP(ipOf(i)); !slices.Equal(got, wantByIP[ipOf(i)]) {
+				return fmt.Sprintf("ServicesForLocalIP(%s) = %v, want %v", ipOf(i), got, wantByIP[ipOf(i)])
+			}
+		}
 		return ""
 	}
 	eventuallyEmpty(t, check)
 
-	// A slice moved to another Service, and one deleted.
+	// A slice moved to another Service (its endpoint with it), and one deleted.
 	moved := mkSlice("ns1", "svc-1-0", "svc-4")
 	if _, err := kube.DiscoveryV1().EndpointSlices("ns1").Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -265,6 +282,12 @@ func TestSlicesForServiceBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	want["ns0/svc-3"] = []string{"svc-3-1"}
+	// And a slice with a local endpoint deleted: its IP maps to no Service any more.
+	if err := kube.DiscoveryV1().EndpointSlices("ns0").Delete(ctx, "svc-0-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want["ns0/svc-0"] = nil
+	delete(wantByIP, ipOf(0))
 	eventuallyEmpty(t, check)
 }
 
