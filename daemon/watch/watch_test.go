@@ -217,7 +217,7 @@ func TestSlicesForServiceBuckets(t *testing.T) {
 			AddressType: discoveryv1.AddressTypeIPv4,
 		}
 	}
-	want := map[string][]string{}        // "ns/svc" -> slice names
+	want := map[string][]string{}         // "ns/svc" -> slice names
 	wantByIP := map[netip.Addr][]string{} // local endpoint IP -> "ns/svc"
 	ipOf := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, byte(i / 250), byte(1 + i%250)}) }
 	for i := range services {
