@@ -225,7 +225,6 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	if err != nil {
 		return d, err
 	}
-	d.paths = nil
 	outside, noPeer := 0, 0
 	for _, vip := range vips {
 		if !inPools[vip] {

@@ -301,9 +301,9 @@ func trimMeta(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimService returns the Service transform: it keeps only bgplb.io annotations (others,
-// like kubectl's last-applied configuration, can be large), shared through in between
-// Services with the same ones, and drops managedFields.
+// trimService returns the Service transform: it keeps only the bgplb.io annotations
+// (others, like kubectl's last-applied configuration, can be large), one map shared by
+// all Services with the same ones (see annotationInterner), and drops managedFields.
 func trimService(in *annotationInterner) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		s, ok := obj.(*corev1.Service)
