@@ -54,8 +54,8 @@ type Announcer struct {
 // applied is the bookkeeping of one Service.
 type applied struct {
 	state    ServiceState
-	paths    paths            // this Service's wanted paths
-	backends *ServiceBackends // last datapath state programmed (nil: none)
+	paths    paths  // this Service's wanted paths
+	backends uint64 // fingerprint of the datapath state last programmed (0: none)
 }
 
 // paths are one Service's paths, one per prefix (a Service has one prefix per VIP, so one
@@ -502,11 +502,11 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	// 2. Program the datapath before anything new is announced; clean it after withdrawals.
-	if a.datapath != nil && !reflect.DeepEqual(cur.backends, want.backends) {
+	if fp := want.backends.fingerprint(); a.datapath != nil && fp != cur.backends {
 		if err := a.datapath.SetService(ctx, key, want.backends); err != nil {
 			return changed, fmt.Errorf("program datapath for service %s: %w", key, err)
 		}
-		cur.backends = want.backends
+		cur.backends = fp
 		changed = true
 	}
 
@@ -533,7 +533,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	cur.state = want.state
 	// Track Services in scope (ours, with an IP) and anything still applied; forget the rest
 	// (foreign classes, deleted Services) so memory follows our Services only.
-	if want.backends == nil && len(cur.paths) == 0 && cur.backends == nil {
+	if want.backends == nil && len(cur.paths) == 0 && cur.backends == 0 {
 		delete(a.services, key)
 	} else {
 		a.services[key] = cur
