@@ -78,17 +78,18 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
 		}))
 
+	vocab := newVocabulary() // shared by the Service and EndpointSlice transforms
 	svc := c.kube.Core().V1().Services()
 	c.services = svc.Informer()
 	c.Services = svc.Lister()
-	if err := c.services.SetTransform(trimService(newAnnotationInterner())); err != nil {
+	if err := c.services.SetTransform(trimService(newAnnotationInterner(), vocab)); err != nil {
 		return nil, fmt.Errorf("set service transform: %w", err)
 	}
 
 	sl := c.kube.Discovery().V1().EndpointSlices()
 	c.slices = sl.Informer()
 	c.Slices = sl.Lister()
-	if err := c.slices.SetTransform(trimSlice(opts.NodeName)); err != nil {
+	if err := c.slices.SetTransform(trimSlice(opts.NodeName, vocab)); err != nil {
 		return nil, fmt.Errorf("set endpointslice transform: %w", err)
 	}
 	if err := c.slices.AddIndexers(cache.Indexers{
@@ -303,8 +304,9 @@ func trimMeta(obj any) (any, error) {
 
 // trimService returns the Service transform: it keeps only the bgplb.io annotations
 // (others, like kubectl's last-applied configuration, can be large), one map shared by
-// all Services with the same ones (see annotationInterner), and drops managedFields.
-func trimService(in *annotationInterner) cache.TransformFunc {
+// all Services with the same ones (see annotationInterner), drops managedFields and
+// shares repeated strings through v.
+func trimService(in *annotationInterner, v *vocabulary) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		s, ok := obj.(*corev1.Service)
 		if !ok {
@@ -312,6 +314,7 @@ func trimService(in *annotationInterner) cache.TransformFunc {
 		}
 		s.ManagedFields = nil
 		s.Annotations = in.intern(keepPrefixed(s.Annotations, "bgplb.io/"))
+		v.service(s)
 		return s, nil
 	}
 }
@@ -323,8 +326,8 @@ func trimService(in *annotationInterner) cache.TransformFunc {
 // slice keeps the first ready one and the first serving-but-not-ready one. With 100k
 // endpoints over many nodes each daemon then caches its own endpoints plus at most
 // two per slice. Condition and nodeName pointers are shared between endpoints (cached
-// objects are never mutated).
-func trimSlice(node string) cache.TransformFunc {
+// objects are never mutated); repeated strings are shared through v.
+func trimSlice(node string, v *vocabulary) cache.TransformFunc {
 	nodePtr := &node
 	truePtr, falsePtr := new(bool), new(bool)
 	*truePtr = true
@@ -386,8 +389,14 @@ func trimSlice(node string) cache.TransformFunc {
 			ep.TargetRef, ep.Zone = nil, nil
 			kept = append(kept, ep)
 		}
+		for i := range kept {
+			if kept[i].NodeName != nodePtr {
+				kept[i].NodeName = sharedPtr(v, kept[i].NodeName)
+			}
+		}
 		// Release the dropped endpoints' memory: copy into a right-sized array.
 		s.Endpoints = append([]discoveryv1.Endpoint(nil), kept...)
+		v.endpointSlice(s)
 		return s, nil
 	}
 }

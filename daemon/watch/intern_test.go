@@ -20,7 +20,7 @@ func samePtr(a, b map[string]string) bool {
 // one shared map holding exactly those annotations; different ones, requested IPs and
 // other annotations are not mixed up.
 func TestTrimServiceSharesAnnotations(t *testing.T) {
-	trim := trimService(newAnnotationInterner())
+	trim := trimService(newAnnotationInterner(), newVocabulary())
 	svc := func(name string, ann map[string]string) *corev1.Service {
 		out, err := trim(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Annotations: ann,
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}})

@@ -25,7 +25,7 @@ func TestTrimSliceKeepsSelection(t *testing.T) {
 	nodes := []*string{ptr.To("node1"), ptr.To("node2"), ptr.To("node3"), nil}
 	conds := []*bool{nil, ptr.To(true), ptr.To(false)}
 	rng := rand.New(rand.NewPCG(1, 2))
-	trim := trimSlice(node)
+	trim := trimSlice(node, newVocabulary())
 	registered := func(_, name string, _ netip.Addr) bool { return name != "unregistered" }
 	for iter := 0; iter < 3000; iter++ {
 		var orig, trimmed []*discoveryv1.EndpointSlice
