@@ -3,11 +3,14 @@ package watch
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/client/informers/externalversions"
 	listers "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
@@ -85,7 +88,7 @@ func (c *Caches) EnableNodeStates(ctx context.Context) error {
 		}
 		ns := cc.factory.Bgplb().V1alpha1().BGPNodeStates()
 		inf = ns.Informer()
-		if err := inf.SetTransform(trimMeta); err != nil {
+		if err := inf.SetTransform(trimNodeState()); err != nil {
 			cc.mu.Unlock()
 			return fmt.Errorf("set bgpnodestate transform: %w", err)
 		}
@@ -138,4 +141,46 @@ func (c *Caches) NodeStates() listers.BGPNodeStateLister {
 	c.crd.mu.Lock()
 	defer c.crd.mu.Unlock()
 	return c.crd.nodeStateLister
+}
+
+// maxPeerLists bounds how many distinct per-prefix peer lists trimNodeState shares.
+const maxPeerLists = 256
+
+// trimNodeState returns the BGPNodeState transform. A node's object lists every prefix it
+// announces with the peers it is announced to, nearly always the same list, which the JSON
+// decoder allocates for every prefix (~1 MB per node at 10k Services): equal lists become
+// one shared slice (cached objects are never mutated). The prefix list is copied into a
+// right-sized array (decoding leaves up to half of it spare) and managedFields dropped.
+func trimNodeState() cache.TransformFunc {
+	var mu sync.Mutex
+	lists := map[string][]string{} // names joined by NUL -> the shared list
+	share := func(peers []string) []string {
+		if len(peers) == 0 {
+			return peers
+		}
+		key := strings.Join(peers, "\x00")
+		mu.Lock()
+		defer mu.Unlock()
+		if shared, ok := lists[key]; ok {
+			return shared
+		}
+		if len(lists) < maxPeerLists {
+			lists[key] = peers
+		}
+		return peers
+	}
+	return func(obj any) (any, error) {
+		s, ok := obj.(*v1alpha1.BGPNodeState)
+		if !ok {
+			return obj, nil
+		}
+		s.ManagedFields = nil
+		if len(s.Status.Prefixes) > 0 {
+			s.Status.Prefixes = slices.Clone(s.Status.Prefixes)
+		}
+		for i := range s.Status.Prefixes {
+			s.Status.Prefixes[i].Peers = share(s.Status.Prefixes[i].Peers)
+		}
+		return s, nil
+	}
 }

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
 // fresh returns a copy of s in its own allocation, as the API decoder makes them.
@@ -181,5 +183,47 @@ func TestTrimSharesStrings(t *testing.T) {
 	}
 	if _, ok := v.strs["orders"]; ok {
 		t.Error("a service-name label value (unique per Service) was admitted")
+	}
+}
+
+// TestTrimNodeState: equal per-prefix peer lists become one slice, the content is kept,
+// the prefix list is right-sized and managedFields are dropped.
+func TestTrimNodeState(t *testing.T) {
+	trim := trimNodeState()
+	mk := func() *v1alpha1.BGPNodeState {
+		s := &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node1", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "bgplbd"}}}}
+		s.Status.Prefixes = make([]v1alpha1.AnnouncedPrefix, 0, 8)
+		for i := range 3 {
+			s.Status.Prefixes = append(s.Status.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: fmt.Sprintf("198.18.64.%d/32", i),
+				Services: []string{fmt.Sprintf("web/s%d", i)}, Peers: []string{fresh("router1"), fresh("router2")}})
+		}
+		s.Status.Prefixes = append(s.Status.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: "198.18.64.9/32", Services: []string{"web/s9"}, Peers: []string{"router2"}},
+			v1alpha1.AnnouncedPrefix{Prefix: "198.18.64.10/32", Services: []string{"web/s10"}})
+		return s
+	}
+	want := mk()
+	want.ManagedFields = nil
+	out, err := trim(mk())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*v1alpha1.BGPNodeState)
+	if !reflect.DeepEqual(got.Status, want.Status) || got.ManagedFields != nil {
+		t.Fatalf("content changed:\n%+v\nwant\n%+v", got, want)
+	}
+	ps := got.Status.Prefixes
+	if cap(ps) != len(ps) {
+		t.Errorf("prefixes: len %d cap %d, want right-sized", len(ps), cap(ps))
+	}
+	if &ps[0].Peers[0] != &ps[1].Peers[0] || &ps[1].Peers[0] != &ps[2].Peers[0] {
+		t.Error("equal peer lists not shared")
+	}
+	if &ps[3].Peers[0] == &ps[0].Peers[1] || ps[4].Peers != nil {
+		t.Errorf("other peer lists mixed up: %v %v", ps[3].Peers, ps[4].Peers)
+	}
+	// A second object shares the lists of the first.
+	out2, _ := trim(mk())
+	if &out2.(*v1alpha1.BGPNodeState).Status.Prefixes[0].Peers[0] != &ps[0].Peers[0] {
+		t.Error("peer lists not shared between objects")
 	}
 }
