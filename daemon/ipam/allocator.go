@@ -131,9 +131,9 @@ type ipState struct {
 	blk    *block     // nil when no usable pool contains the address any more
 }
 
-// holding is what one Service holds, with the request that justified it.
+// holding is what one Service holds, with what its request says about sharing.
 type holding struct {
-	req *request
+	req shareTerms
 	ips []netip.Addr
 }
 
@@ -426,7 +426,7 @@ func (a *Allocator) shareable(req *request, ip netip.Addr) string {
 		if o.req.key == req.key {
 			continue
 		}
-		if why := compatible(req, o.req); why != "" {
+		if why := compatible(&req.shareTerms, &o.req); why != "" {
 			return why
 		}
 	}
@@ -569,7 +569,7 @@ func (a *Allocator) lookup(ip netip.Addr) *block {
 
 // hold makes req's Service hold exactly ips.
 func (a *Allocator) hold(req *request, ips []netip.Addr) {
-	h := &holding{req: req, ips: slices.Clone(ips)}
+	h := &holding{req: req.shareTerms, ips: slices.Clone(ips)}
 	if old := a.svcs[req.key]; old != nil {
 		for _, ip := range old.ips {
 			a.dropOwner(ip, old)

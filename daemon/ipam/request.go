@@ -54,20 +54,26 @@ type portKey struct {
 	protocol corev1.Protocol
 }
 
-// request is what a Service asks for, parsed and validated once per Assign.
-type request struct {
+// shareTerms is what a request says about sharing its addresses, and all the allocator keeps
+// of it once the addresses are held (a whole request is ~220 bytes per Service).
+type shareTerms struct {
 	key        string
-	labels     labels.Set
-	nsLabels   labels.Set
-	families   []family // wanted families, primary first
-	need       int      // how many of families must be satisfied: 1 or len(families)
-	requested  addrPerFamily
-	pool       string // annotation bgplb.io/pool, "" for any
 	sharingKey string
 	ports      []portKey // sorted
 	local      bool      // externalTrafficPolicy Local
 	selector   string    // canonical spec.selector
-	status     []netip.Addr
+}
+
+// request is what a Service asks for, parsed and validated once per Assign.
+type request struct {
+	shareTerms
+	labels    labels.Set
+	nsLabels  labels.Set
+	families  []family // wanted families, primary first
+	need      int      // how many of families must be satisfied: 1 or len(families)
+	requested addrPerFamily
+	pool      string // annotation bgplb.io/pool, "" for any
+	status    []netip.Addr
 	// statusOdd is set when the status holds something we never write (a hostname, an
 	// ipMode other than VIP, an unparsable IP), so it must be rewritten even if the IPs agree.
 	statusOdd bool
@@ -96,13 +102,15 @@ func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 // parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the field.
 func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	r := &request{
-		key:        ServiceKey(svc),
-		labels:     labels.Set(svc.Labels),
-		nsLabels:   nsLabels,
-		pool:       strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationPool]),
-		sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
-		local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		selector:   labels.Set(svc.Spec.Selector).String(),
+		shareTerms: shareTerms{
+			key:        ServiceKey(svc),
+			sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
+			local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+			selector:   labels.Set(svc.Spec.Selector).String(),
+		},
+		labels:   labels.Set(svc.Labels),
+		nsLabels: nsLabels,
+		pool:     strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationPool]),
 	}
 
 	// Families, primary first.
@@ -209,7 +217,7 @@ func appendFamily(fs []family, f family) []family {
 
 // compatible reports why a and b cannot share one address ("" when they can):
 // decision 6 of DESIGN.md.
-func compatible(a, b *request) string {
+func compatible(a, b *shareTerms) string {
 	if a.sharingKey == "" || b.sharingKey == "" {
 		return fmt.Sprintf("in use by %s (no sharing key)", b.key)
 	}
