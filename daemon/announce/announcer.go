@@ -573,7 +573,13 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 		}
 		return fmt.Errorf("announce %s: %w", prefix, err)
 	}
-	a.sent[prefix] = &merged
+	if len(wants) == 1 && reflect.DeepEqual(*wants[0].path, merged) {
+		// The common case, one Service and nothing to merge: keep its path rather than a
+		// copy (paths are never mutated once computed).
+		a.sent[prefix] = wants[0].path
+	} else {
+		a.sent[prefix] = &merged
+	}
 	return nil
 }
 

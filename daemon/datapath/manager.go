@@ -58,7 +58,7 @@ type frontend struct {
 // svcState is what the manager programmed for one Service.
 type svcState struct {
 	frontends []*frontend         // by key; a Service has a few (VIP × port), a slice is far smaller than a map
-	backends  map[backendKey]bool // backends this Service references
+	backends  map[backendKey]bool // backends this Service references (nil: none yet)
 	vips      []netip.Addr        // VIP marks this Service holds
 }
 
@@ -125,7 +125,7 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 	defer m.mu.Unlock()
 	cur := m.services[key]
 	if cur == nil {
-		cur = &svcState{backends: map[backendKey]bool{}}
+		cur = &svcState{} // backends made on first use: most Services have none on a node
 	}
 	fronts, backends, terminating, vips := m.compute(want)
 
@@ -147,6 +147,9 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 			ref.terminating = terminating[bk]
 		}
 		if !cur.backends[bk] {
+			if cur.backends == nil {
+				cur.backends = map[backendKey]bool{}
+			}
 			cur.backends[bk] = true
 			ref.refs++
 		}
