@@ -213,12 +213,15 @@ func TestBenchScale(t *testing.T) {
 	}
 	t.Logf("router RIB prefixes received: %s", strings.Join(ribNote, ", "))
 
-	// Memory, once the daemons have caught up with everything.
-	settle(t, l, 3*time.Minute)
+	// Memory, once the daemons have caught up with everything and their RSS stopped
+	// falling (the Go runtime returns freed pages to the kernel gradually, over minutes).
+	// The LB-IPAM leader writes two conditions per Service, which takes minutes at 10k.
+	settle(t, l, 6*time.Minute)
 	procs, err := l.Processes()
 	if err != nil {
 		t.Fatal(err)
 	}
+	rssWait := rssSteady(t, procs, 5*time.Minute)
 	var rss, hwm, anon, live []string
 	var maxRSS, maxHWM int64
 	for _, p := range procs {
@@ -257,8 +260,10 @@ func TestBenchScale(t *testing.T) {
 			"is externalTrafficPolicy: Local with endpoints on 2 nodes, the others Cluster. VIPs from %s. "+
 			"Allocation: Services created while every bgplbd was stopped, clock from starting them. Announcement: clock from "+
 			"creating the one BGPAdvertisement that selects the Services, polled in the router's kernel FIB every 100 ms. "+
-			"Router RIB prefixes received: %s. Total %s.",
-			strings.Join(lab.DaemonEnv, " "), per, scaleLocalEvery, scalePoolCIDR, strings.Join(ribNote, ", "), durSeconds(time.Since(started))),
+			"Router RIB prefixes received: %s. Memory read once the daemons were idle and their RSS had stopped falling "+
+			"(%s after idle). Total %s.",
+			strings.Join(lab.DaemonEnv, " "), per, scaleLocalEvery, scalePoolCIDR, strings.Join(ribNote, ", "), durSeconds(rssWait),
+			durSeconds(time.Since(started))),
 		Columns: []string{"measure", "result", "target"},
 		Rows: [][]string{
 			{fmt.Sprintf("setup: create %d Services + %d EndpointSlices via the API", nSvc, nSvc),
@@ -489,6 +494,42 @@ func liveHeap(ctx context.Context, netns string) (int64, error) {
 }
 
 // procMem returns VmRSS, VmHWM and RssAnon of pid in bytes.
+// rssSteady waits until no bgplbd's RSS fell by 1 MiB or more over the last 30 s, or
+// timeout, and returns how long it waited.
+func rssSteady(t *testing.T, procs []lab.ProcessStatus, timeout time.Duration) time.Duration {
+	t.Helper()
+	var pids []int
+	for _, p := range procs {
+		if p.Alive && strings.HasSuffix(p.Name, "-bgplbd") {
+			pids = append(pids, p.PID)
+		}
+	}
+	sample := func() []int64 {
+		out := make([]int64, len(pids))
+		for i, pid := range pids {
+			out[i], _, _ = procMem(pid)
+		}
+		return out
+	}
+	start := time.Now()
+	prev := sample()
+	for time.Since(start) < timeout {
+		time.Sleep(30 * time.Second)
+		cur := sample()
+		falling := false
+		for i := range cur {
+			falling = falling || prev[i]-cur[i] >= 1<<20
+		}
+		if !falling {
+			t.Logf("RSS steady after %s", time.Since(start).Round(time.Second))
+			return time.Since(start)
+		}
+		prev = cur
+	}
+	t.Logf("RSS still falling after %s; going on", timeout)
+	return time.Since(start)
+}
+
 func procMem(pid int) (rss, hwm, anon int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -157,7 +157,7 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 
 // DaemonEnv is bgplbd's environment beyond the lab's own, as the DaemonSet in
 // manifests/base sets it.
-var DaemonEnv = []string{"GOMEMLIMIT=128MiB"}
+var DaemonEnv = []string{"GOGC=50", "GOMEMLIMIT=128MiB"}
 
 // DaemonNamespace is where bgplbd keeps its Lease and reads peer password Secrets;
 // Up creates it when it starts bgplbd.
