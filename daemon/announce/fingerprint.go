@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"net/netip"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -29,9 +31,7 @@ func (b *ServiceBackends) fingerprint() uint64 {
 	}
 	e.count(len(b.Ports))
 	for _, p := range b.Ports {
-		e.str(p.Name)
-		e.str(string(p.Protocol))
-		e.count(int(p.Port))
+		e.port(p.Name, p.Protocol, p.Port)
 	}
 	e.flag(b.Local)
 	e.count(len(b.SourceRanges))
@@ -67,6 +67,12 @@ func (e *fpEncoder) flag(v bool) {
 	}
 }
 
+func (e *fpEncoder) port(name string, proto corev1.Protocol, port int32) {
+	e.str(name)
+	e.str(string(proto))
+	e.count(int(port))
+}
+
 func (e *fpEncoder) addr(ip netip.Addr) {
 	b, _ := ip.MarshalBinary() // never fails; the zero Addr is empty
 	e.count(len(b))
@@ -80,9 +86,7 @@ func (e *fpEncoder) endpoints(eps []eligibility.LocalEndpoint) {
 		e.addr(ep.IP)
 		e.count(len(ep.Ports))
 		for _, p := range ep.Ports {
-			e.str(p.Name)
-			e.str(string(p.Protocol))
-			e.count(int(p.Port))
+			e.port(p.Name, p.Protocol, p.Port)
 		}
 		e.str(ep.NodeName)
 		e.str(ep.PodNamespace)
