@@ -440,18 +440,27 @@ func settle(t *testing.T, l *lab.Lab, timeout time.Duration) {
 		}
 		return sum
 	}
+	// Clock ticks are 10 ms: < 0.1 s of CPU in 2 s.
+	waitSteady(t, "settled", "still busy", 2*time.Second, timeout, ticks, func(prev, cur int64) bool { return cur-prev < 10 })
+}
+
+// waitSteady samples every interval until steady(previous, current) holds or timeout
+// passes, logs which with done or busy, and returns how long it waited.
+func waitSteady[T any](t *testing.T, done, busy string, interval, timeout time.Duration, sample func() T, steady func(prev, cur T) bool) time.Duration {
+	t.Helper()
 	start := time.Now()
-	prev := ticks()
+	prev := sample()
 	for time.Since(start) < timeout {
-		time.Sleep(2 * time.Second)
-		cur := ticks()
-		if cur-prev < 10 { // clock ticks are 10 ms: < 0.1 s of CPU in 2 s
-			t.Logf("settled after %s", time.Since(start).Round(time.Second))
-			return
+		time.Sleep(interval)
+		cur := sample()
+		if steady(prev, cur) {
+			t.Logf("%s after %s", done, time.Since(start).Round(time.Second))
+			return time.Since(start)
 		}
 		prev = cur
 	}
-	t.Logf("still busy after %s; going on", timeout)
+	t.Logf("%s after %s; going on", busy, timeout)
+	return time.Since(start)
 }
 
 // procTicks returns utime+stime of pid in clock ticks (0 when it cannot be read).
@@ -493,7 +502,6 @@ func liveHeap(ctx context.Context, netns string) (int64, error) {
 	return 0, fmt.Errorf("no HeapAlloc in the heap profile")
 }
 
-// procMem returns VmRSS, VmHWM and RssAnon of pid in bytes.
 // rssSteady waits until no bgplbd's RSS fell by 1 MiB or more over the last 30 s, or
 // timeout, and returns how long it waited.
 func rssSteady(t *testing.T, procs []lab.ProcessStatus, timeout time.Duration) time.Duration {
@@ -511,25 +519,17 @@ func rssSteady(t *testing.T, procs []lab.ProcessStatus, timeout time.Duration) t
 		}
 		return out
 	}
-	start := time.Now()
-	prev := sample()
-	for time.Since(start) < timeout {
-		time.Sleep(30 * time.Second)
-		cur := sample()
-		falling := false
+	return waitSteady(t, "RSS steady", "RSS still falling", 30*time.Second, timeout, sample, func(prev, cur []int64) bool {
 		for i := range cur {
-			falling = falling || prev[i]-cur[i] >= 1<<20
+			if prev[i]-cur[i] >= 1<<20 {
+				return false
+			}
 		}
-		if !falling {
-			t.Logf("RSS steady after %s", time.Since(start).Round(time.Second))
-			return time.Since(start)
-		}
-		prev = cur
-	}
-	t.Logf("RSS still falling after %s; going on", timeout)
-	return time.Since(start)
+		return true
+	})
 }
 
+// procMem returns VmRSS, VmHWM and RssAnon of pid in bytes.
 func procMem(pid int) (rss, hwm, anon int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
