@@ -273,7 +273,7 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	defer removeIPAM()
 
 	// Only the leader reads every node's BGPNodeState (see watch.Caches.EnableNodeStates).
-	if err := caches.EnableNodeStates(ctx); err != nil {
+	if err := caches.EnableNodeStates(ctx, status.NodeSummaryTransform); err != nil {
 		logger.Info("stopped before the BGPNodeStates synced", "err", err) // only when ctx ended
 		return
 	}

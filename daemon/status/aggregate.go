@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,8 +25,10 @@ import (
 
 // AggregatorSources are the caches the Aggregator reads (never mutated).
 type AggregatorSources struct {
-	Services       corelisters.ServiceLister
-	NodeStates     bgplisters.BGPNodeStateLister
+	Services corelisters.ServiceLister
+	// NodeStates is the store of a BGPNodeState informer whose transform is
+	// NodeSummaryTransform: it holds *NodeSummary values.
+	NodeStates     cache.Store
 	Peers          bgplisters.BGPPeerLister
 	Advertisements bgplisters.BGPAdvertisementLister
 	Pools          bgplisters.LoadBalancerIPPoolLister
@@ -40,17 +41,12 @@ type Aggregator struct {
 	src          AggregatorSources
 	class        string
 	defaultClass bool
-
-	mu      sync.Mutex
-	indexRV string         // resourceVersions the index was built from
-	index   nodeStateIndex // derived from every BGPNodeState
 }
 
 type nodeStateIndex struct {
-	nodesBySvc  map[string][]string // Service key -> nodes announcing one of its prefixes to ≥1 established peer
-	wantBySvc   map[string][]string // Service key -> nodes that would announce it but have no established peer it goes to
-	established int                 // sessions Established over all nodes
-	sessions    int                 // configured sessions over all nodes
+	nodes       []*NodeSummary // sorted by name
+	established int            // sessions Established over all nodes
+	sessions    int            // configured sessions over all nodes
 }
 
 // NewAggregator returns an Aggregator for Services of class (and class-less ones when
@@ -118,12 +114,9 @@ func (a *Aggregator) Sync(ctx context.Context, key string) error {
 
 // condition derives the Announced condition of svc.
 func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Condition, error) {
-	idx, err := a.nodeIndex()
-	if err != nil {
-		return metav1.Condition{}, err
-	}
+	idx := a.nodeIndex()
+	nodes, want := idx.serviceNodes(key)
 	cond := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: svc.Generation, Status: metav1.ConditionFalse}
-	nodes := idx.nodesBySvc[key]
 	switch {
 	case len(nodes) > 0:
 		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
@@ -138,7 +131,6 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 		if err != nil {
 			return cond, err
 		}
-		want := idx.wantBySvc[key]
 		switch {
 		case len(peers) == 0:
 			cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
@@ -199,27 +191,11 @@ func (a *Aggregator) advertised(svc *corev1.Service, peers []*v1alpha1.BGPPeer) 
 	return false, nil
 }
 
-// nodeIndex returns the index over all BGPNodeStates, rebuilt when one changed.
-func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
-	states, err := a.src.NodeStates.List(labels.Everything())
-	if err != nil {
-		return nodeStateIndex{}, fmt.Errorf("list bgpnodestates: %w", err)
-	}
-	slices.SortFunc(states, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
-	var rv strings.Builder
-	cacheable := true
-	for _, s := range states {
-		rv.WriteString(s.Name + "@" + s.ResourceVersion + ",")
-		cacheable = cacheable && s.ResourceVersion != ""
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if cacheable && a.index.nodesBySvc != nil && a.indexRV == rv.String() {
-		return a.index, nil
-	}
-	idx := nodeStateIndex{nodesBySvc: map[string][]string{}, wantBySvc: map[string][]string{}}
-	for _, s := range states {
-		for _, p := range s.Status.Peers {
+// nodeIndex returns the nodes' summaries, sorted by name, with the session counts.
+func (a *Aggregator) nodeIndex() nodeStateIndex {
+	idx := nodeStateIndex{nodes: a.summaries()}
+	for _, s := range idx.nodes {
+		for _, p := range s.Peers {
 			if p.Address == "" {
 				continue // a BGPPeer this node could not configure (see its Invalid condition)
 			}
@@ -228,29 +204,34 @@ func (a *Aggregator) nodeIndex() (nodeStateIndex, error) {
 				idx.established++
 			}
 		}
-		seen := map[string]bool{}
-		for _, p := range s.Status.Prefixes {
-			for _, svc := range p.Services {
-				if seen[svc] {
-					continue
-				}
-				if len(p.Peers) > 0 {
-					seen[svc] = true
-					idx.nodesBySvc[svc] = append(idx.nodesBySvc[svc], s.Name)
-				}
-			}
-		}
-		for _, p := range s.Status.Prefixes {
-			for _, svc := range p.Services {
-				if !seen[svc] {
-					seen[svc] = true
-					idx.wantBySvc[svc] = append(idx.wantBySvc[svc], s.Name)
-				}
-			}
+	}
+	return idx
+}
+
+// summaries returns every node's summary sorted by node name.
+func (a *Aggregator) summaries() []*NodeSummary {
+	var out []*NodeSummary
+	for _, obj := range a.src.NodeStates.List() {
+		if s, ok := obj.(*NodeSummary); ok {
+			out = append(out, s)
 		}
 	}
-	a.index, a.indexRV = idx, rv.String()
-	return idx, nil
+	slices.SortFunc(out, func(x, y *NodeSummary) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+// serviceNodes returns the nodes announcing Service key to an established peer and those
+// that would announce it but have no established peer it goes to.
+func (idx nodeStateIndex) serviceNodes(key string) (announcing, wanting []string) {
+	for _, s := range idx.nodes {
+		switch {
+		case s.Announces(key):
+			announcing = append(announcing, s.Name)
+		case s.Wants(key):
+			wanting = append(wanting, s.Name)
+		}
+	}
+	return announcing, wanting
 }
 
 // syncPeers writes each BGPPeer's Established condition (every selected node has the
@@ -261,17 +242,13 @@ func (a *Aggregator) syncPeers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list bgppeers: %w", err)
 	}
-	states, err := a.src.NodeStates.List(labels.Everything())
-	if err != nil {
-		return fmt.Errorf("list bgpnodestates: %w", err)
-	}
-	slices.SortFunc(states, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
+	states := a.summaries()
 	var errs []error
 	for _, p := range peers {
 		total, up := 0, 0
 		var down, invalid []string
 		for _, s := range states {
-			for _, ps := range s.Status.Peers {
+			for _, ps := range s.Peers {
 				if ps.Name != p.Name {
 					continue
 				}

@@ -115,7 +115,7 @@ func TestAggregatorReasons(t *testing.T) {
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}))
 	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}})
 	a := NewAggregator(kube, crd, AggregatorSources{
-		Services: corelisters.NewServiceLister(services), NodeStates: bgplisters.NewBGPNodeStateLister(states),
+		Services: corelisters.NewServiceLister(services), NodeStates: states,
 		Peers: bgplisters.NewBGPPeerLister(peers), Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
 		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),
 	}, v1alpha1.DefaultLoadBalancerClass, false)
@@ -140,8 +140,8 @@ func TestAggregatorReasons(t *testing.T) {
 	check(metav1.ConditionFalse, announce.ReasonNoPeers, "no BGPPeer")
 	must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}))
 	nodeState := func(name, rv, state string, prefixes ...v1alpha1.AnnouncedPrefix) {
-		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv},
-			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}, Prefixes: prefixes}}))
+		must(t, states.Update(SummarizeNodeState(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv},
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}, Prefixes: prefixes}})))
 	}
 	nodeState("node1", "1", "Active")
 	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
@@ -177,11 +177,11 @@ func TestPeerConditions(t *testing.T) {
 	must(t, peers.Add(peer))
 	crd := crdfake.NewSimpleClientset(peer)
 	a := NewAggregator(fake.NewSimpleClientset(), crd, AggregatorSources{
-		NodeStates: bgplisters.NewBGPNodeStateLister(states), Peers: bgplisters.NewBGPPeerLister(peers),
+		NodeStates: states, Peers: bgplisters.NewBGPPeerLister(peers),
 	}, v1alpha1.DefaultLoadBalancerClass, false)
 	set := func(name string, ps v1alpha1.BGPPeerState) {
-		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{ps}}}))
+		must(t, states.Update(SummarizeNodeState(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{ps}}})))
 	}
 	get := func() (*metav1.Condition, *metav1.Condition) {
 		p, err := crd.BgplbV1alpha1().BGPPeers().Get(ctx, "router", metav1.GetOptions{})

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
@@ -79,16 +81,21 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		}))
 
 	vocab := newVocabulary() // shared by the Service and EndpointSlice transforms
-	svc := c.kube.Core().V1().Services()
-	c.services = svc.Informer()
-	c.Services = svc.Lister()
+	// Services and EndpointSlices are never listed by namespace: their informers get no
+	// namespace index (the factory's default keeps a set of every key, ~0.5 MB each at
+	// 10k objects); the listers' namespace List falls back to a scan.
+	c.services = c.kube.InformerFor(&corev1.Service{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
+	})
+	c.Services = corelisters.NewServiceLister(c.services.GetIndexer())
 	if err := c.services.SetTransform(trimService(newAnnotationInterner(), vocab)); err != nil {
 		return nil, fmt.Errorf("set service transform: %w", err)
 	}
 
-	sl := c.kube.Discovery().V1().EndpointSlices()
-	c.slices = sl.Informer()
-	c.Slices = sl.Lister()
+	c.slices = c.kube.InformerFor(&discoveryv1.EndpointSlice{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+		return discoveryinformers.NewEndpointSliceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
+	})
+	c.Slices = discoverylisters.NewEndpointSliceLister(c.slices.GetIndexer())
 	if err := c.slices.SetTransform(trimSlice(opts.NodeName, vocab)); err != nil {
 		return nil, fmt.Errorf("set endpointslice transform: %w", err)
 	}
@@ -218,13 +225,24 @@ func (c *Caches) ServiceKeys() []string {
 	return out
 }
 
-// sliceServiceKey maps an EndpointSlice to its Service key via kubernetes.io/service-name.
+// sliceServiceKey maps an EndpointSlice to its Service key via its
+// kubernetes.io/service-name label, or in the cache (see trimSlice) via the owner
+// reference the transform made of it.
 func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, bool) {
 	name := s.Labels[discoveryv1.LabelServiceName]
+	if name == "" && len(s.OwnerReferences) == 1 && s.OwnerReferences[0] == serviceRef(s.OwnerReferences[0].Name) {
+		name = s.OwnerReferences[0].Name
+	}
 	if name == "" {
 		return "", false
 	}
 	return s.Namespace + "/" + name, true
+}
+
+// serviceRef is the owner reference trimSlice gives a cached EndpointSlice of Service
+// name. It has no UID, which every owner reference stored by the API server has.
+func serviceRef(name string) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: "v1", Kind: "Service", Name: name}
 }
 
 func sliceServiceIndex(obj any) ([]string, error) {
@@ -320,7 +338,8 @@ func trimService(in *annotationInterner, v *vocabulary) cache.TransformFunc {
 }
 
 // trimSlice returns the EndpointSlice transform for node: it drops managedFields,
-// annotations and per-endpoint fields no consumer reads, and compacts the endpoints of
+// annotations, labels (keeping the Service's name, see sliceServiceKey) and per-endpoint
+// fields no consumer reads, and compacts the endpoints of
 // other nodes. Their only reader is eligibility.SelectEndpoints, which ORs their
 // conditions (ready somewhere, serving somewhere); so of the endpoints elsewhere the
 // slice keeps the first ready one and the first serving-but-not-ready one. With 100k
@@ -348,8 +367,16 @@ func trimSlice(node string, v *vocabulary) cache.TransformFunc {
 		}
 		s.ManagedFields = nil
 		s.Annotations = nil
-		s.OwnerReferences = nil // the Service is found by label; ~200 bytes per slice
 		s.GenerateName = ""
+		// Only the kubernetes.io/service-name label is read, but a map costs ~340 bytes
+		// even with one entry (and the EndpointSlice controller copies the Service's
+		// labels too): the Service's name moves into a single owner reference (80 bytes)
+		// instead; see sliceServiceKey. The real owner references go (~200 bytes).
+		s.OwnerReferences = nil
+		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
+			s.OwnerReferences = []metav1.OwnerReference{serviceRef(name)}
+		}
+		s.Labels = nil
 		kept := s.Endpoints[:0]
 		var readyElsewhere, servingElsewhere bool
 		for i := range s.Endpoints {

@@ -3,14 +3,11 @@ package watch
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/client/informers/externalversions"
 	listers "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
@@ -31,11 +28,10 @@ type crdCaches struct {
 
 	// BGPNodeStates are only read by the LB-IPAM leader (the Announced aggregator); at
 	// 10k Services each node's object lists ~10k prefixes, so the informer is created
-	// by EnableNodeStates, not on every node.
-	mu              sync.Mutex
-	runCtx          context.Context // the context start got; nil before start
-	nodeStates      cache.SharedIndexInformer
-	nodeStateLister listers.BGPNodeStateLister
+	// by EnableNodeStates, not on every node, with the transform its reader needs.
+	mu         sync.Mutex
+	runCtx     context.Context // the context start got; nil before start
+	nodeStates cache.SharedIndexInformer
 }
 
 func newCRDCaches(client CRDClient, resync time.Duration) (*crdCaches, error) {
@@ -73,8 +69,10 @@ func (c *crdCaches) synced() []cache.InformerSynced {
 
 // EnableNodeStates creates and starts the BGPNodeState informer (once; later calls
 // return at once) and waits until it has synced or ctx is done. Call it after Start.
-// The informer then runs as long as the caches do, also after ctx ends.
-func (c *Caches) EnableNodeStates(ctx context.Context) error {
+// The informer then runs as long as the caches do, also after ctx ends. Its store keeps
+// what transform returns for each object (the leader keeps a summary, see
+// status.NodeSummaryTransform); nil keeps the object without managedFields.
+func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.TransformFunc) error {
 	if c.crd == nil {
 		return nil
 	}
@@ -86,13 +84,15 @@ func (c *Caches) EnableNodeStates(ctx context.Context) error {
 			cc.mu.Unlock()
 			return fmt.Errorf("enable bgpnodestate informer: caches not started")
 		}
-		ns := cc.factory.Bgplb().V1alpha1().BGPNodeStates()
-		inf = ns.Informer()
-		if err := inf.SetTransform(trimNodeState()); err != nil {
+		if transform == nil {
+			transform = trimMeta
+		}
+		inf = cc.factory.Bgplb().V1alpha1().BGPNodeStates().Informer()
+		if err := inf.SetTransform(transform); err != nil {
 			cc.mu.Unlock()
 			return fmt.Errorf("set bgpnodestate transform: %w", err)
 		}
-		cc.nodeStates, cc.nodeStateLister = inf, ns.Lister()
+		cc.nodeStates = inf
 		cc.factory.Start(cc.runCtx.Done()) // starts only the informer just added
 	}
 	cc.mu.Unlock()
@@ -132,55 +132,14 @@ func (c *Caches) Advertisements() listers.BGPAdvertisementLister {
 	return c.crd.advertLister
 }
 
-// NodeStates returns the BGPNodeState lister: nil without a CRD client or before
-// EnableNodeStates.
-func (c *Caches) NodeStates() listers.BGPNodeStateLister {
+// NodeStates returns the BGPNodeState informer's store, holding what the transform given
+// to EnableNodeStates returned: nil without a CRD client or before EnableNodeStates.
+func (c *Caches) NodeStates() cache.Store {
 	if c.crd == nil {
 		return nil
 	}
-	c.crd.mu.Lock()
-	defer c.crd.mu.Unlock()
-	return c.crd.nodeStateLister
-}
-
-// maxPeerLists bounds how many distinct per-prefix peer lists trimNodeState shares.
-const maxPeerLists = 256
-
-// trimNodeState returns the BGPNodeState transform. A node's object lists every prefix it
-// announces with the peers it is announced to, nearly always the same list, which the JSON
-// decoder allocates for every prefix (~1 MB per node at 10k Services): equal lists become
-// one shared slice (cached objects are never mutated). The prefix list is copied into a
-// right-sized array (decoding leaves up to half of it spare) and managedFields dropped.
-func trimNodeState() cache.TransformFunc {
-	var mu sync.Mutex
-	lists := map[string][]string{} // names joined by NUL -> the shared list
-	share := func(peers []string) []string {
-		if len(peers) == 0 {
-			return peers
-		}
-		key := strings.Join(peers, "\x00")
-		mu.Lock()
-		defer mu.Unlock()
-		if shared, ok := lists[key]; ok {
-			return shared
-		}
-		if len(lists) < maxPeerLists {
-			lists[key] = peers
-		}
-		return peers
+	if inf := c.crd.nodeStateInformer(); inf != nil {
+		return inf.GetStore()
 	}
-	return func(obj any) (any, error) {
-		s, ok := obj.(*v1alpha1.BGPNodeState)
-		if !ok {
-			return obj, nil
-		}
-		s.ManagedFields = nil
-		if len(s.Status.Prefixes) > 0 {
-			s.Status.Prefixes = slices.Clone(s.Status.Prefixes)
-		}
-		for i := range s.Status.Prefixes {
-			s.Status.Prefixes[i].Peers = share(s.Status.Prefixes[i].Peers)
-		}
-		return s, nil
-	}
+	return nil
 }

@@ -122,9 +122,8 @@ func (v *vocabulary) strLocked(s string) string {
 func sharedStr[T ~string](v *vocabulary, s T) T { return T(v.str(string(s))) }
 
 // labels makes the keys and values of m shared strings, in place (assigning an existing
-// key stores the given key string). The value of uniqueKey (unique per object by nature)
-// is left alone.
-func (v *vocabulary) labels(m map[string]string, uniqueKey string) {
+// key stores the given key string).
+func (v *vocabulary) labels(m map[string]string) {
 	if len(m) == 0 {
 		return
 	}
@@ -134,17 +133,14 @@ func (v *vocabulary) labels(m map[string]string, uniqueKey string) {
 		if len(k) > maxVocabString || len(val) > maxVocabString {
 			continue
 		}
-		if k != uniqueKey {
-			val = v.strLocked(val)
-		}
-		m[v.strLocked(k)] = val
+		m[v.strLocked(k)] = v.strLocked(val)
 	}
 }
 
 // service shares the repeated strings and pointers of s (in place).
 func (v *vocabulary) service(s *corev1.Service) {
 	s.Namespace = v.str(s.Namespace)
-	v.labels(s.Labels, "")
+	v.labels(s.Labels)
 	sp := &s.Spec
 	sp.Type = sharedStr(v, sp.Type)
 	sp.SessionAffinity = sharedStr(v, sp.SessionAffinity)
@@ -159,7 +155,7 @@ func (v *vocabulary) service(s *corev1.Service) {
 	if len(sp.ClusterIPs) > 0 && sp.ClusterIP == sp.ClusterIPs[0] {
 		sp.ClusterIP = sp.ClusterIPs[0] // one string, not two equal ones
 	}
-	v.labels(sp.Selector, "")
+	v.labels(sp.Selector)
 	for i := range sp.Ports {
 		p := &sp.Ports[i]
 		p.Name = v.str(p.Name)
@@ -182,11 +178,10 @@ func (v *vocabulary) service(s *corev1.Service) {
 	}
 }
 
-// endpointSlice shares the repeated strings and pointers of s (in place; the endpoints'
-// nodeName and conditions are trimSlice's).
+// endpointSlice shares the repeated strings and pointers of s (in place; labels, the
+// endpoints' nodeName and conditions are trimSlice's).
 func (v *vocabulary) endpointSlice(s *discoveryv1.EndpointSlice) {
 	s.Namespace = v.str(s.Namespace)
-	v.labels(s.Labels, discoveryv1.LabelServiceName)
 	s.AddressType = sharedStr(v, s.AddressType)
 	for i := range s.Ports {
 		p := &s.Ports[i]

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
-	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
 // fresh returns a copy of s in its own allocation, as the API decoder makes them.
@@ -173,57 +172,53 @@ func TestTrimSharesStrings(t *testing.T) {
 	if !sameStr(x.Namespace, y.Namespace) || x.Ports[0].Name != y.Ports[0].Name || x.Ports[0].Port != y.Ports[0].Port ||
 		x.Ports[0].Protocol != y.Ports[0].Protocol || !sameStr(string(x.AddressType), string(y.AddressType)) ||
 		x.Endpoints[1].NodeName != y.Endpoints[1].NodeName || x.Endpoints[0].Zone != y.Endpoints[0].Zone ||
-		!sameStr(x.Endpoints[0].TargetRef.Kind, y.Endpoints[0].TargetRef.Kind) ||
-		!sameStr(x.Labels[discoveryv1.LabelManagedBy], y.Labels[discoveryv1.LabelManagedBy]) {
+		!sameStr(x.Endpoints[0].TargetRef.Kind, y.Endpoints[0].TargetRef.Kind) {
 		t.Error("repeated EndpointSlice strings or pointers not shared")
 	}
-	if x.Labels[discoveryv1.LabelServiceName] != "orders" || y.Labels[discoveryv1.LabelServiceName] != "payments" ||
-		*x.Ports[0].Port != 8080 || *y.Endpoints[1].NodeName != "node2" {
-		t.Errorf("content changed: %v %v", x.Labels, y.Labels)
+	kx, _ := sliceServiceKey(x)
+	ky, _ := sliceServiceKey(y)
+	if kx != "web/orders" || ky != "web/payments" || *x.Ports[0].Port != 8080 || *y.Endpoints[1].NodeName != "node2" {
+		t.Errorf("content changed: %s %s %+v", kx, ky, y)
 	}
 	if _, ok := v.strs["orders"]; ok {
-		t.Error("a service-name label value (unique per Service) was admitted")
+		t.Error("a Service name (unique per Service) was admitted")
 	}
 }
 
-// TestTrimNodeState: equal per-prefix peer lists become one slice, the content is kept,
-// the prefix list is right-sized and managedFields are dropped.
-func TestTrimNodeState(t *testing.T) {
-	trim := trimNodeState()
-	mk := func() *v1alpha1.BGPNodeState {
-		s := &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node1", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "bgplbd"}}}}
-		s.Status.Prefixes = make([]v1alpha1.AnnouncedPrefix, 0, 8)
-		for i := range 3 {
-			s.Status.Prefixes = append(s.Status.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: fmt.Sprintf("198.18.64.%d/32", i),
-				Services: []string{fmt.Sprintf("web/s%d", i)}, Peers: []string{fresh("router1"), fresh("router2")}})
-		}
-		s.Status.Prefixes = append(s.Status.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: "198.18.64.9/32", Services: []string{"web/s9"}, Peers: []string{"router2"}},
-			v1alpha1.AnnouncedPrefix{Prefix: "198.18.64.10/32", Services: []string{"web/s10"}})
-		return s
+// TestTrimSliceServiceName: the cached slice keeps no labels and no owner references of
+// its own; its Service is still found (through the reference the transform made), and
+// an untrimmed slice is found by its label; a slice without the label belongs to none,
+// whatever its owner references.
+func TestTrimSliceServiceName(t *testing.T) {
+	trim := trimSlice("node1", newVocabulary())
+	mk := func(labels map[string]string, refs ...metav1.OwnerReference) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "orders-x1", Labels: labels, OwnerReferences: refs}}
 	}
-	want := mk()
-	want.ManagedFields = nil
-	out, err := trim(mk())
+	owner := metav1.OwnerReference{APIVersion: "v1", Kind: "Service", Name: "orders", UID: "3f1c", Controller: ptr.To(true)}
+	labeled := mk(map[string]string{discoveryv1.LabelServiceName: "orders", discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io", "app": "orders"}, owner)
+	if k, ok := sliceServiceKey(labeled); !ok || k != "web/orders" {
+		t.Errorf("untrimmed: key %q, %v", k, ok)
+	}
+	out, err := trim(labeled)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := out.(*v1alpha1.BGPNodeState)
-	if !reflect.DeepEqual(got.Status, want.Status) || got.ManagedFields != nil {
-		t.Fatalf("content changed:\n%+v\nwant\n%+v", got, want)
+	s := out.(*discoveryv1.EndpointSlice)
+	if s.Labels != nil || len(s.OwnerReferences) != 1 || s.OwnerReferences[0].UID != "" {
+		t.Errorf("trimmed: labels %v, owner references %+v", s.Labels, s.OwnerReferences)
 	}
-	ps := got.Status.Prefixes
-	if cap(ps) != len(ps) {
-		t.Errorf("prefixes: len %d cap %d, want right-sized", len(ps), cap(ps))
+	if k, ok := sliceServiceKey(s); !ok || k != "web/orders" {
+		t.Errorf("trimmed: key %q, %v", k, ok)
 	}
-	if &ps[0].Peers[0] != &ps[1].Peers[0] || &ps[1].Peers[0] != &ps[2].Peers[0] {
-		t.Error("equal peer lists not shared")
-	}
-	if &ps[3].Peers[0] == &ps[0].Peers[1] || ps[4].Peers != nil {
-		t.Errorf("other peer lists mixed up: %v %v", ps[3].Peers, ps[4].Peers)
-	}
-	// A second object shares the lists of the first.
-	out2, _ := trim(mk())
-	if &out2.(*v1alpha1.BGPNodeState).Status.Prefixes[0].Peers[0] != &ps[0].Peers[0] {
-		t.Error("peer lists not shared between objects")
+	// No service-name label: no Service, before and after the transform, even with a
+	// Service owner.
+	for _, sl := range []*discoveryv1.EndpointSlice{mk(nil, owner), mk(map[string]string{"app": "x"})} {
+		if k, ok := sliceServiceKey(sl); ok {
+			t.Errorf("unlabeled slice maps to %q", k)
+		}
+		out, _ := trim(sl)
+		if k, ok := sliceServiceKey(out.(*discoveryv1.EndpointSlice)); ok {
+			t.Errorf("trimmed unlabeled slice maps to %q", k)
+		}
 	}
 }

@@ -152,8 +152,9 @@ func TestNodeHeartbeatDoesNotResync(t *testing.T) {
 }
 
 // TestNodeStatesOnlyWhenEnabled: the BGPNodeState informer does not exist until
-// EnableNodeStates (only the leader pays for every node's state); then the lister
-// holds the objects and handlers subscribed afterwards fire.
+// EnableNodeStates (only the leader pays for every node's state); then the store
+// holds the objects as the transform returned them and handlers subscribed afterwards
+// fire.
 func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -162,7 +163,13 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EnableNodeStates(ctx); err == nil {
+	// The caller's transform decides what is kept (the leader keeps a summary).
+	type kept struct{ metav1.ObjectMeta }
+	transform := func(obj any) (any, error) {
+		s := obj.(*v1alpha1.BGPNodeState)
+		return &kept{metav1.ObjectMeta{Name: s.Name, ResourceVersion: s.ResourceVersion}}, nil
+	}
+	if err := c.EnableNodeStates(ctx, transform); err == nil {
 		t.Fatal("EnableNodeStates before Start succeeded")
 	}
 	rec := &recorder{seen: map[string]int{}}
@@ -173,15 +180,16 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 		t.Fatal("caches did not sync")
 	}
 	if c.NodeStates() != nil {
-		t.Fatal("BGPNodeState lister exists before EnableNodeStates")
+		t.Fatal("BGPNodeState store exists before EnableNodeStates")
 	}
 	for range 2 { // idempotent
-		if err := c.EnableNodeStates(ctx); err != nil {
+		if err := c.EnableNodeStates(ctx, transform); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.NodeStates().Get("node2"); err != nil {
-		t.Fatalf("lister after EnableNodeStates: %v", err)
+	obj, ok, err := c.NodeStates().GetByKey("node2")
+	if _, isKept := obj.(*kept); err != nil || !ok || !isKept {
+		t.Fatalf("store after EnableNodeStates: %T, %v, %v; want the transform's *kept", obj, ok, err)
 	}
 	c.Subscribe(q, Triggers{NodeStates: []string{"@after"}})
 	go q.Run(ctx, 1)
