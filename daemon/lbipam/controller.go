@@ -99,8 +99,8 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 			c.alloc.Release(key)
 			c.retryPending(key)
 		}
-		delete(c.pending, key)
-		delete(c.svcWritten, key)
+		deleteKey(&c.pending, key)
+		deleteKey(&c.svcWritten, key)
 		return c.writePools(ctx)
 	}
 	if err != nil {
@@ -185,21 +185,21 @@ func (c *Controller) retryPending(except string) {
 func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res ipam.Result) error {
 	c.wmu.Lock()
 	if !res.Ours {
-		delete(c.pending, res.Key)
+		deleteKey(&c.pending, res.Key)
 		c.wmu.Unlock()
 		return nil // never write to a Service that is not ours
 	}
 	if len(res.IPs) == 0 {
 		c.pending[res.Key] = true
 	} else {
-		delete(c.pending, res.Key)
+		deleteKey(&c.pending, res.Key)
 	}
 	ingress := res.Ingress()
 	cond := res.Condition(svc.Generation)
 	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
 	sameCond := sameCondition(old, cond)
 	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
-		delete(c.svcWritten, res.Key)
+		deleteKey(&c.svcWritten, res.Key)
 		c.wmu.Unlock()
 		return nil
 	}
@@ -292,3 +292,12 @@ func sameCondition(old *metav1.Condition, c metav1.Condition) bool {
 }
 
 func addrsEqual(a, b []netip.Addr) bool { return slices.Equal(a, b) }
+
+// deleteKey deletes key from *m and, once *m is empty, replaces it with a new map: a Go
+// map keeps the buckets of its largest size (megabytes after a burst of 10k writes).
+func deleteKey[V any](m *map[string]V, key string) {
+	delete(*m, key)
+	if len(*m) == 0 {
+		*m = map[string]V{}
+	}
+}

@@ -8,7 +8,8 @@
 // BGPAdvertisement.peerSelector picked). Writes are coalesced and rate limited, and happen only when the
 // status changed.
 //
-// Aggregator runs on the leader: from every node's BGPNodeState it derives the
+// Aggregator runs on the leader: from every node's BGPNodeState (cached as a NodeSummary:
+// the sessions and which Services the node announces, not its ~10k prefixes) it derives the
 // bgplb.io/Announced condition of each Service of our class (reason Announced,
 // NoEligibleEndpoints, NoMatchingAdvertisement, NoPeers or SessionsDown; the message counts
 // nodes and sessions). An advertisement whose peerSelector matches no BGPPeer counts as
