@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,7 +156,11 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 
+	// The heap tuner keeps a smaller heap while the daemon is idle (see memory.go); every
+	// work queue tells it when work arrives.
+	tuner := newHeapTuner(runtimeHeapStats, debug.SetGCPercent, debug.FreeOSMemory)
 	queue := watch.NewQueue("announce", ann.Sync)
+	queue.OnAdd(tuner.Busy)
 	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
 	// every Service's per-peer routes are recomputed.
 	ann.OnPeersChanged(func() { caches.EnqueueAll(queue) })
@@ -213,6 +218,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	}
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
+	wg.Go(func() { tuner.run(ctx) })
 	wg.Go(func() {
 		for {
 			select {
@@ -233,7 +239,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
+	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder, tuner) }
 	if cfg.LeaderElect {
 		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
 	} else {
@@ -252,7 +258,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 }
 
 // runLeader runs the LB-IPAM controller and the Announced aggregator until ctx is done.
-func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder) {
+func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder, tuner *heapTuner) {
 	logger := klog.FromContext(ctx)
 	logger.Info("running as LB-IPAM leader")
 	metrics.IsLeader.Set(1)
@@ -265,6 +271,7 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		NamespaceLabels: caches.NamespaceLabels,
 	}, ipam.Config{Class: cfg.Class, DefaultClass: cfg.DefaultClass}, recorder, func(k string) { ipamQueue.Add(k) })
 	ipamQueue = watch.NewQueue("lbipam", ctrl.Sync)
+	ipamQueue.OnAdd(tuner.Busy)
 	removeIPAM := caches.Subscribe(ipamQueue, watch.Triggers{
 		Services:   true,
 		Pools:      []string{lbipam.PoolsKey},
@@ -285,6 +292,7 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		Pools:          caches.Pools(),
 	}, cfg.Class, cfg.DefaultClass)
 	aggQueue := watch.NewQueue("announced", agg.Sync)
+	aggQueue.OnAdd(tuner.Busy)
 	removeAgg := caches.Subscribe(aggQueue, watch.Triggers{
 		Services:       true,
 		NodeStates:     []string{watch.AllServices, status.PeersKey},

@@ -25,9 +25,10 @@ const maxRetries = 15
 // Queue is a rate-limited work queue of keys processed by SyncFunc workers. A key is never
 // processed by two workers at once.
 type Queue struct {
-	name string
-	sync SyncFunc
-	q    workqueue.TypedRateLimitingInterface[string]
+	name  string
+	sync  SyncFunc
+	q     workqueue.TypedRateLimitingInterface[string]
+	onAdd func() // see OnAdd
 
 	mu        sync.Mutex
 	firstSeen map[string]time.Time // key -> first enqueue since its last successful sync
@@ -54,8 +55,16 @@ func NewQueue(name string, sync SyncFunc) *Queue {
 // Name returns the queue's name.
 func (q *Queue) Name() string { return q.name }
 
+// OnAdd sets a function every Add calls first (bgplbd's heap tuner learns from it that
+// work arrived). Set it before the queue is used; it must be cheap and safe for
+// concurrent use.
+func (q *Queue) OnAdd(f func()) { q.onAdd = f }
+
 // Add enqueues key.
 func (q *Queue) Add(key string) {
+	if q.onAdd != nil {
+		q.onAdd()
+	}
 	q.mu.Lock()
 	if _, ok := q.firstSeen[key]; !ok {
 		q.firstSeen[key] = time.Now()

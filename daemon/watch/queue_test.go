@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 )
 
@@ -45,5 +46,18 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 	defer q.mu.Unlock()
 	if q.seenPeak != 1 {
 		t.Fatalf("peak after one key = %d, want 1 (map kept)", q.seenPeak)
+	}
+}
+
+// TestQueueOnAdd: the OnAdd function runs on every Add, also of a key already queued.
+func TestQueueOnAdd(t *testing.T) {
+	q := NewQueue("test", func(context.Context, string) error { return nil })
+	var n atomic.Int32
+	q.OnAdd(func() { n.Add(1) })
+	q.Add("ns/a")
+	q.Add("ns/a")
+	q.Add("ns/b")
+	if got := n.Load(); got != 3 {
+		t.Fatalf("OnAdd ran %d times for 3 adds", got)
 	}
 }
