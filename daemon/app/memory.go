@@ -28,7 +28,7 @@ const (
 	// idleReleaseEvery and idleReleaseMin bound the releases while idle: each forces a
 	// collection (~50 ms of CPU at a 60 MB heap).
 	idleReleaseEvery = 12 // periods
-	idleReleaseMin   = 8 << 20
+	idleReleaseMin   = 4 << 20
 	// minIdleGCPercent bounds the idle GOGC from below.
 	minIdleGCPercent = 10
 )
