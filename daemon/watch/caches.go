@@ -83,7 +83,8 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	vocab := newVocabulary() // shared by the Service and EndpointSlice transforms
 	// Services and EndpointSlices are never listed by namespace: their informers get no
 	// namespace index (the factory's default keeps a set of every key, ~0.5 MB each at
-	// 10k objects); the listers' namespace List falls back to a scan.
+	// 10k objects); the listers' namespace List would fall back to a scan (and log a
+	// warning).
 	c.services = c.kube.InformerFor(&corev1.Service{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
