@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
@@ -28,7 +29,9 @@ type Queue struct {
 	name  string
 	sync  SyncFunc
 	q     workqueue.TypedRateLimitingInterface[string]
-	onAdd func() // see OnAdd
+	onAdd func()        // see OnAdd
+	yield func() bool   // see YieldTo
+	slow  *rate.Limiter // paces keys while yield reports true
 
 	mu        sync.Mutex
 	firstSeen map[string]time.Time // key -> first enqueue since its last successful sync
@@ -59,6 +62,19 @@ func (q *Queue) Name() string { return q.name }
 // work arrived). Set it before the queue is used; it must be cheap and safe for
 // concurrent use.
 func (q *Queue) OnAdd(f func()) { q.onAdd = f }
+
+// yieldEvery is how often a yielding queue's workers take a key (see YieldTo).
+const yieldEvery = time.Second
+
+// YieldTo makes q give way to other: while other has at least backlog keys waiting, q's
+// workers take one key per second between them instead of as many as they can. bgplbd's
+// Announced-condition writes yield to LB-IPAM's Service status writes, so a burst of
+// allocations (a new leader, 10k new Services) does not share the API server with a
+// burst of conditions for the same Services. Set it before Run.
+func (q *Queue) YieldTo(other *Queue, backlog int) {
+	q.yield = func() bool { return other.Len() >= backlog }
+	q.slow = rate.NewLimiter(rate.Every(yieldEvery), 1)
+}
 
 // Add enqueues key.
 func (q *Queue) Add(key string) {
@@ -105,6 +121,9 @@ func (q *Queue) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer q.q.Done(key)
+	if !q.waitYield(ctx) {
+		return false // ctx ended: the queue shuts down
+	}
 	q.mu.Lock()
 	seen, hadSeen := q.firstSeen[key]
 	q.forgetLocked(key) // a later Add restarts the clock for the next sync
@@ -141,6 +160,26 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	q.forgetLocked(key)
 	q.mu.Unlock()
 	utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("sync %s key %q: %w", q.name, key, err), "dropping key after retries")
+	return true
+}
+
+// yieldPoll is how often a yielding worker looks at the other queue's backlog again.
+const yieldPoll = 100 * time.Millisecond
+
+// waitYield returns once the worker may sync its key: at once without a backlog in the
+// queue q yields to, else when the one-per-yieldEvery pace allows or the backlog is gone.
+// It returns false when ctx ends first.
+func (q *Queue) waitYield(ctx context.Context) bool {
+	if q.yield == nil {
+		return true
+	}
+	for q.yield() && !q.slow.Allow() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(yieldPoll):
+		}
+	}
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestQueueShrinksAfterBurst checks that the first-seen map of a queue that held a burst
@@ -60,4 +61,37 @@ func TestQueueOnAdd(t *testing.T) {
 	if got := n.Load(); got != 3 {
 		t.Fatalf("OnAdd ran %d times for 3 adds", got)
 	}
+}
+
+// TestQueueYieldTo: while the other queue has a backlog, the yielding queue takes one key
+// per second; once the backlog is gone it takes the rest at once.
+func TestQueueYieldTo(t *testing.T) {
+	rec := &recorder{seen: map[string]int{}}
+	q := NewQueue("announced", rec.sync)
+	other := NewQueue("lbipam", func(context.Context, string) error { return nil })
+	q.YieldTo(other, 3)
+	for i := range 3 {
+		other.Add(fmt.Sprintf("ns/ipam-%d", i))
+	}
+	const n = 10
+	for i := range n {
+		q.Add(fmt.Sprintf("ns/svc-%d", i))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go q.Run(ctx, 2)
+	synced := func() int {
+		c := 0
+		for i := range n {
+			c += min(rec.count(fmt.Sprintf("ns/svc-%d", i)), 1)
+		}
+		return c
+	}
+	eventually(t, "the first key synced", func() bool { return synced() >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if got := synced(); got > 2 {
+		t.Fatalf("%d keys synced while the other queue had a backlog, want at most 2 (one per second)", got)
+	}
+	go other.Run(ctx, 1)
+	eventually(t, "every key synced once the backlog is gone", func() bool { return synced() == n })
 }
