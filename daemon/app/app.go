@@ -257,6 +257,11 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	return nil
 }
 
+// yieldBacklog is the LB-IPAM backlog from which the Announced writes give way to it: a
+// few Services at a time (a deploy) do not delay their conditions; a burst of allocations
+// does.
+const yieldBacklog = 32
+
 // runLeader runs the LB-IPAM controller and the Announced aggregator until ctx is done.
 func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder, tuner *heapTuner) {
 	logger := klog.FromContext(ctx)
@@ -293,11 +298,14 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	}, cfg.Class, cfg.DefaultClass)
 	aggQueue := watch.NewQueue("announced", agg.Sync)
 	aggQueue.OnAdd(tuner.Busy)
+	// Allocation first: while LB-IPAM has a backlog, the Announced conditions (written
+	// right after each allocation otherwise, through their own client) slow to one a second.
+	aggQueue.YieldTo(ipamQueue, yieldBacklog)
 	removeAgg := caches.Subscribe(aggQueue, watch.Triggers{
-		Services:       true,
-		NodeStates:     []string{watch.AllServices, status.PeersKey},
-		Peers:          []string{watch.AllServices, status.PeersKey},
-		Advertisements: []string{watch.AllServices},
+		Services:         true,
+		NodeStateChanges: status.NodeStateChanges,
+		Peers:            []string{watch.AllServices, status.PeersKey},
+		Advertisements:   []string{watch.AllServices},
 	})
 	defer removeAgg()
 

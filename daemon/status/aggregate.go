@@ -195,15 +195,9 @@ func (a *Aggregator) advertised(svc *corev1.Service, peers []*v1alpha1.BGPPeer) 
 func (a *Aggregator) nodeIndex() nodeStateIndex {
 	idx := nodeStateIndex{nodes: a.summaries()}
 	for _, s := range idx.nodes {
-		for _, p := range s.Peers {
-			if p.Address == "" {
-				continue // a BGPPeer this node could not configure (see its Invalid condition)
-			}
-			idx.sessions++
-			if p.State == v1alpha1.SessionEstablished {
-				idx.established++
-			}
-		}
+		c := s.sessionCounts()
+		idx.sessions += c[0]
+		idx.established += c[1]
 	}
 	return idx
 }

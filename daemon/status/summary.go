@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/watch"
 )
 
 // NodeSummary is what the Aggregator keeps of one node's BGPNodeState: its sessions and,
@@ -96,4 +97,85 @@ func newKeySet(keys []string) keySet {
 func (k keySet) has(key string) bool {
 	_, ok := slices.BinarySearch(k, key)
 	return ok
+}
+
+// NodeStateChanges is the Announced aggregator's watch.Triggers.NodeStateChanges: from a
+// node's summaries before and after a change (nil for none) it returns the Service keys
+// whose condition may change. A change of the node's session counts shows in every
+// Service's message (AllServices); a change of its sessions' names, addresses, states or
+// errors in the BGPPeers' conditions (PeersKey); otherwise only the Services that entered
+// or left the node's announced or wanted sets change. A burst of BGPNodeState writes while
+// 10k VIPs are announced so resyncs the Services each write is about, not all of them.
+func NodeStateChanges(oldObj, newObj any) []string {
+	o, _ := oldObj.(*NodeSummary)
+	n, _ := newObj.(*NodeSummary)
+	var keys []string
+	if o.sessionCounts() != n.sessionCounts() {
+		return []string{watch.AllServices, PeersKey}
+	}
+	if !slices.EqualFunc(o.peers(), n.peers(), samePeerState) {
+		keys = append(keys, PeersKey)
+	}
+	keys = o.announcedSet().symmetricDiff(n.announcedSet(), keys)
+	return o.wantedSet().symmetricDiff(n.wantedSet(), keys)
+}
+
+// sessionCounts returns the sessions the node has configured and those established; the
+// Announced messages count them cluster-wide. Nil-safe.
+func (s *NodeSummary) sessionCounts() (counts [2]int) {
+	for _, p := range s.peers() {
+		if p.Address == "" {
+			continue // a BGPPeer this node could not configure (see its Invalid condition)
+		}
+		counts[0]++
+		if p.State == v1alpha1.SessionEstablished {
+			counts[1]++
+		}
+	}
+	return counts
+}
+
+// samePeerState compares what the BGPPeers' conditions read of a session.
+func samePeerState(a, b v1alpha1.BGPPeerState) bool {
+	return a.Name == b.Name && a.Address == b.Address && a.State == b.State && a.LastError == b.LastError
+}
+
+func (s *NodeSummary) peers() []v1alpha1.BGPPeerState {
+	if s == nil {
+		return nil
+	}
+	return s.Peers
+}
+
+func (s *NodeSummary) announcedSet() keySet {
+	if s == nil {
+		return nil
+	}
+	return s.announced
+}
+
+func (s *NodeSummary) wantedSet() keySet {
+	if s == nil {
+		return nil
+	}
+	return s.wanted
+}
+
+// symmetricDiff appends to out the keys in exactly one of k and other (both sorted).
+func (k keySet) symmetricDiff(other keySet, out []string) []string {
+	i, j := 0, 0
+	for i < len(k) && j < len(other) {
+		switch c := strings.Compare(k[i], other[j]); {
+		case c < 0:
+			out = append(out, k[i])
+			i++
+		case c > 0:
+			out = append(out, other[j])
+			j++
+		default:
+			i, j = i+1, j+1
+		}
+	}
+	out = append(out, k[i:]...)
+	return append(out, other[j:]...)
 }

@@ -29,6 +29,12 @@ type Triggers struct {
 	// Pools, Peers, Advertisements and NodeStates are enqueued when an object of that
 	// bgplb.io kind changes. NodeStates needs EnableNodeStates first (ignored before).
 	Pools, Peers, Advertisements, NodeStates []string
+	// NodeStateChanges, when set, replaces NodeStates: it is called on every BGPNodeState
+	// add, update and delete with the stored objects before and after (nil for none;
+	// the informer's transform applies) and the keys it returns are enqueued (AllServices
+	// as above). The Announced aggregator uses it to resync only the Services whose
+	// announcing nodes changed.
+	NodeStateChanges func(oldObj, newObj any) []string
 }
 
 // Subscribe adds event handlers that enqueue into q according to t. It returns a function
@@ -71,7 +77,11 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 		add(c.crd.peers, c.keyHandler(q, t.Peers))
 		add(c.crd.adverts, c.keyHandler(q, t.Advertisements))
 		if inf := c.crd.nodeStateInformer(); inf != nil {
-			add(inf, c.keyHandler(q, t.NodeStates))
+			if t.NodeStateChanges != nil {
+				add(inf, c.diffHandler(q, t.NodeStateChanges))
+			} else {
+				add(inf, c.keyHandler(q, t.NodeStates))
+			}
 		}
 	}
 	return func() {
@@ -102,15 +112,31 @@ func (c *Caches) keyHandler(q *Queue, keys []string) cache.ResourceEventHandler 
 	if len(keys) == 0 {
 		return nil
 	}
-	return changeHandler(func(any) {
-		for _, key := range keys {
-			if key == AllServices {
-				c.EnqueueAll(q)
-				continue
+	return changeHandler(func(any) { c.enqueueKeys(q, keys) })
+}
+
+// diffHandler enqueues the keys changed returns for each add, changed update and delete.
+func (c *Caches) diffHandler(q *Queue, changed func(oldObj, newObj any) []string) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { c.enqueueKeys(q, changed(nil, obj)) },
+		UpdateFunc: func(oldObj, newObj any) {
+			if !sameVersion(oldObj, newObj) {
+				c.enqueueKeys(q, changed(oldObj, newObj))
 			}
-			q.Add(key)
+		},
+		DeleteFunc: func(obj any) { c.enqueueKeys(q, changed(unwrap(obj), nil)) },
+	}
+}
+
+// enqueueKeys adds keys to q, every Service key for AllServices.
+func (c *Caches) enqueueKeys(q *Queue, keys []string) {
+	for _, key := range keys {
+		if key == AllServices {
+			c.EnqueueAll(q)
+			continue
 		}
-	})
+		q.Add(key)
+	}
 }
 
 // changeHandler calls fn on add, delete, and on updates that changed the object (resyncs
@@ -119,15 +145,20 @@ func changeHandler(fn func(obj any)) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { fn(obj) },
 		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(metav1.Object)
-			n, ok2 := newObj.(metav1.Object)
-			if ok1 && ok2 && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion() {
-				return
+			if !sameVersion(oldObj, newObj) {
+				fn(newObj)
 			}
-			fn(newObj)
 		},
 		DeleteFunc: func(obj any) { fn(obj) },
 	}
+}
+
+// sameVersion reports whether an update is a resync: both objects carry the same
+// resourceVersion.
+func sameVersion(oldObj, newObj any) bool {
+	o, ok1 := oldObj.(metav1.Object)
+	n, ok2 := newObj.(metav1.Object)
+	return ok1 && ok2 && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion()
 }
 
 // nodeFilter passes Node updates on only when something eligibility or peer selection

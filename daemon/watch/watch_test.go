@@ -313,3 +313,72 @@ func eventuallyEmpty(t *testing.T, check func() string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNodeStateChangesTrigger: NodeStateChanges gets the stored objects before and after
+// each add, update and delete (the transform applied) and its keys are enqueued;
+// AllServices expands to every Service.
+func TestNodeStateChangesTrigger(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	kube := fake.NewClientset(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "a"}})
+	crd := crdfake.NewSimpleClientset()
+	c, err := NewCaches(kube, crd, Options{NodeName: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(ctx)
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("caches did not sync")
+	}
+	type kept struct{ metav1.ObjectMeta }
+	if err := c.EnableNodeStates(ctx, func(obj any) (any, error) {
+		s := obj.(*v1alpha1.BGPNodeState)
+		return &kept{metav1.ObjectMeta{Name: s.Name, ResourceVersion: s.ResourceVersion, Labels: s.Labels}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	name := func(obj any) string {
+		if k, ok := obj.(*kept); ok {
+			return k.Name + "@" + k.Labels["step"]
+		}
+		return fmt.Sprintf("%T", obj)
+	}
+	rec := &recorder{seen: map[string]int{}}
+	q := NewQueue("test", rec.sync)
+	var mu sync.Mutex
+	var calls []string
+	c.Subscribe(q, Triggers{NodeStates: []string{"@ignored"}, NodeStateChanges: func(o, n any) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, name(o)+" -> "+name(n))
+		if n == nil {
+			return []string{AllServices}
+		}
+		return []string{"@" + name(n)}
+	}})
+	go q.Run(ctx, 1)
+	states := crd.BgplbV1alpha1().BGPNodeStates()
+	s := &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node3", Labels: map[string]string{"step": "1"}}}
+	if _, err := states.Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the add's key", func() bool { return rec.count("@node3@1") == 1 })
+	s.Labels["step"], s.ResourceVersion = "2", "2"
+	if _, err := states.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the update's key", func() bool { return rec.count("@node3@2") == 1 })
+	if err := states.Delete(ctx, "node3", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every Service after the delete", func() bool { return rec.count("web/a") == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"<nil> -> node3@1", "node3@1 -> node3@2", "node3@2 -> <nil>"}
+	if !slices.Equal(calls, want) {
+		t.Errorf("NodeStateChanges calls = %q, want %q", calls, want)
+	}
+	if n := rec.count("@ignored"); n != 0 {
+		t.Errorf("NodeStates keys enqueued %d times although NodeStateChanges replaces them", n)
+	}
+}
