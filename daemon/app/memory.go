@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -43,6 +44,10 @@ type heapStats func() (allocated, free uint64)
 // without either switch to idle and return free memory to the OS, as do later idle
 // periods (see idleReleaseEvery). A GOGC of off (negative) is left alone.
 type heapTuner struct {
+	// worked is set by Busy and taken by check; idleNow mirrors isIdle, so that Busy, called
+	// on every work-queue Add (10k times in a burst), takes no lock while not idle.
+	worked, idleNow atomic.Bool
+
 	mu           sync.Mutex
 	stats        heapStats
 	setPercent   func(int) int // debug.SetGCPercent
@@ -62,16 +67,27 @@ func newHeapTuner(stats heapStats, setPercent func(int) int, release func()) *he
 		busy: busy, idle: max(busy/2, minIdleGCPercent)}
 }
 
-// Busy records that work arrived: the configured percent applies again, and the quiet
-// periods start anew.
+// Busy records that work arrived: the configured percent applies again at once, and the
+// period counts as busy. Cheap and safe for concurrent use.
 func (t *heapTuner) Busy() {
+	if !t.worked.Load() {
+		t.worked.Store(true)
+	}
+	if !t.idleNow.Load() {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.quiet = 0
 	if t.isIdle {
 		t.setPercent(t.busy)
-		t.isIdle = false
+		t.setIdle(false)
 	}
+}
+
+// setIdle sets isIdle and its mirror. Caller holds t.mu.
+func (t *heapTuner) setIdle(idle bool) {
+	t.isIdle = idle
+	t.idleNow.Store(idle)
 }
 
 // check runs one period's decision; it reports whether the daemon is idle now.
@@ -82,7 +98,8 @@ func (t *heapTuner) check() bool {
 		return false
 	}
 	now, free := t.stats()
-	if t.primed && now >= t.last && now-t.last < busyAlloc {
+	worked := t.worked.Swap(false)
+	if t.primed && !worked && now >= t.last && now-t.last < busyAlloc {
 		t.quiet++
 	} else {
 		t.quiet = 0
@@ -92,10 +109,11 @@ func (t *heapTuner) check() bool {
 	switch {
 	case t.quiet >= quietPeriods && !t.isIdle:
 		t.setPercent(t.idle)
-		t.isIdle, release = true, true
+		t.setIdle(true)
+		release = true
 	case t.quiet == 0 && t.isIdle:
 		t.setPercent(t.busy)
-		t.isIdle = false
+		t.setIdle(false)
 	case t.isIdle:
 		t.sinceRelease++
 		release = t.sinceRelease >= idleReleaseEvery && free >= idleReleaseMin

@@ -52,14 +52,21 @@ func TestHeapTuner(t *testing.T) {
 	if percent != 50 {
 		t.Fatalf("after Busy: percent %d", percent)
 	}
+	step("the period work arrived in is busy", 0, false, 50, 3)
 	for range quietPeriods - 1 {
 		step("quiet after work arrived", 0, false, 50, 3)
 	}
 	tu.Busy() // more work: the quiet periods start anew
+	step("busy again", 0, false, 50, 3)
 	for range quietPeriods - 1 {
 		step("quiet, counted anew", 0, false, 50, 3)
 	}
 	step("idle once more", 0, true, 25, 4)
+	tu.Busy()
+	tu.Busy() // while busy: no lock, no percent change
+	if percent != 50 || tu.idleNow.Load() {
+		t.Fatalf("after Busy twice: percent %d, idle %v", percent, tu.idleNow.Load())
+	}
 
 	off := -1
 	tu = newHeapTuner(func() (uint64, uint64) { return 0, 1 << 30 }, func(p int) int { old := off; off = p; return old },
