@@ -23,36 +23,65 @@ type SyncFunc func(ctx context.Context, key string) error
 // (it is enqueued again by the next event or resync).
 const maxRetries = 15
 
-// Queue is a rate-limited work queue of keys processed by SyncFunc workers. A key is never
-// processed by two workers at once.
+// Queue is a rate-limited work queue of keys processed by SyncFunc workers, with the
+// contract of client-go's workqueue: a key waits at most once however often it is added,
+// is never processed by two workers at once, and a key added while it is processed is
+// processed again afterwards. Unlike client-go's, it gives back the memory of a burst:
+// its sets and its FIFO are made anew once they empty after holding shrinkAfter keys (a
+// Go map keeps the buckets of its largest size; after 10k Services that was ~1 MB per
+// queue). Failed keys retry with client-go's default controller backoff.
 type Queue struct {
-	name  string
-	sync  SyncFunc
-	q     workqueue.TypedRateLimitingInterface[string]
-	onAdd func()        // see OnAdd
-	yield func() bool   // see YieldTo
-	slow  *rate.Limiter // paces keys while yield reports true
+	name    string
+	sync    SyncFunc
+	limiter workqueue.TypedRateLimiter[string] // per-key backoff; only failing keys
+	onAdd   func()                             // see OnAdd
+	yield   func() bool                        // see YieldTo
+	slow    *rate.Limiter                      // paces keys while yield reports true
 
-	mu        sync.Mutex
-	firstSeen map[string]time.Time // key -> first enqueue since its last successful sync
-	seenPeak  int                  // most keys firstSeen held since it was last (re)made
+	mu         sync.Mutex
+	cond       *sync.Cond // signalled when fifo gains a key or the queue shuts down
+	fifo       []string   // keys waiting, in order
+	fifoPeak   int
+	dirty      keyMap[struct{}]  // keys waiting or re-added while processed
+	processing keyMap[struct{}]  // keys a worker holds
+	firstSeen  keyMap[time.Time] // key -> first enqueue since its last successful sync
+	shutdown   bool
 }
 
-// shrinkAfter is the size from which firstSeen is made anew once it empties: a Go map keeps
-// the buckets of its largest size, which after a burst of 10k Services is megabytes.
+// shrinkAfter is the size from which a set or the FIFO is made anew once it empties.
 const shrinkAfter = 1024
 
-// NewQueue returns a queue named name (used in logs and metric labels) that calls sync.
-func NewQueue(name string, sync SyncFunc) *Queue {
-	return &Queue{
-		name: name,
-		sync: sync,
-		q: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: name},
-		),
-		firstSeen: map[string]time.Time{},
+// keyMap is a map that is made anew once it empties after holding shrinkAfter keys.
+type keyMap[V any] struct {
+	m    map[string]V
+	peak int // most keys m held since it was made
+}
+
+func (k *keyMap[V]) get(key string) (V, bool) {
+	v, ok := k.m[key]
+	return v, ok
+}
+
+func (k *keyMap[V]) set(key string, v V) {
+	if k.m == nil {
+		k.m = map[string]V{}
 	}
+	k.m[key] = v
+	k.peak = max(k.peak, len(k.m))
+}
+
+func (k *keyMap[V]) delete(key string) {
+	delete(k.m, key)
+	if len(k.m) == 0 && k.peak >= shrinkAfter {
+		k.m, k.peak = nil, 0
+	}
+}
+
+// NewQueue returns a queue named name (used in logs and metric labels) that calls fn.
+func NewQueue(name string, fn SyncFunc) *Queue {
+	q := &Queue{name: name, sync: fn, limiter: workqueue.DefaultTypedControllerRateLimiter[string]()}
+	q.cond = sync.NewCond(&q.mu)
+	return q
 }
 
 // Name returns the queue's name.
@@ -76,22 +105,83 @@ func (q *Queue) YieldTo(other *Queue, backlog int) {
 	q.slow = rate.NewLimiter(rate.Every(yieldEvery), 1)
 }
 
-// Add enqueues key.
+// Add enqueues key. Adds after the queue shut down are ignored.
 func (q *Queue) Add(key string) {
 	if q.onAdd != nil {
 		q.onAdd()
 	}
 	q.mu.Lock()
-	if _, ok := q.firstSeen[key]; !ok {
-		q.firstSeen[key] = time.Now()
-		q.seenPeak = max(q.seenPeak, len(q.firstSeen))
+	defer q.mu.Unlock()
+	if q.shutdown {
+		return
 	}
-	q.mu.Unlock()
-	q.q.Add(key)
+	if _, ok := q.firstSeen.get(key); !ok {
+		q.firstSeen.set(key, time.Now())
+	}
+	if _, ok := q.dirty.get(key); ok {
+		return // waiting already
+	}
+	q.dirty.set(key, struct{}{})
+	if _, ok := q.processing.get(key); ok {
+		return // done requeues it
+	}
+	q.pushLocked(key)
+}
+
+// addAfter adds key once d has passed.
+func (q *Queue) addAfter(key string, d time.Duration) {
+	if d <= 0 {
+		q.Add(key)
+		return
+	}
+	time.AfterFunc(d, func() { q.Add(key) })
+}
+
+// pushLocked appends key to the FIFO and wakes a worker. Caller holds q.mu.
+func (q *Queue) pushLocked(key string) {
+	q.fifo = append(q.fifo, key)
+	q.fifoPeak = max(q.fifoPeak, len(q.fifo))
+	q.cond.Signal()
+}
+
+// get blocks until a key waits, hands it to the caller and marks it processing; it
+// reports false once the queue shuts down.
+func (q *Queue) get() (string, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.fifo) == 0 && !q.shutdown {
+		q.cond.Wait()
+	}
+	if q.shutdown {
+		return "", false
+	}
+	key := q.fifo[0]
+	q.fifo[0] = ""
+	q.fifo = q.fifo[1:]
+	if len(q.fifo) == 0 && q.fifoPeak >= shrinkAfter {
+		q.fifo, q.fifoPeak = nil, 0 // the emptied slice still pins its array
+	}
+	q.processing.set(key, struct{}{})
+	q.dirty.delete(key)
+	return key, true
+}
+
+// done ends the processing of key; a key added meanwhile waits again.
+func (q *Queue) done(key string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.processing.delete(key)
+	if _, ok := q.dirty.get(key); ok && !q.shutdown {
+		q.pushLocked(key)
+	}
 }
 
 // Len returns the number of keys waiting.
-func (q *Queue) Len() int { return q.q.Len() }
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.fifo)
+}
 
 // Run starts workers goroutines and blocks until ctx is done; it then shuts the queue
 // down and waits for the workers to finish their current key.
@@ -105,7 +195,10 @@ func (q *Queue) Run(ctx context.Context, workers int) {
 		wg.Go(func() { wait.UntilWithContext(ctx, q.runWorker, time.Second) })
 	}
 	<-ctx.Done()
-	q.q.ShutDown()
+	q.mu.Lock()
+	q.shutdown = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
 	wg.Wait()
 	logger.Info("workers stopped")
 }
@@ -116,17 +209,17 @@ func (q *Queue) runWorker(ctx context.Context) {
 }
 
 func (q *Queue) processNext(ctx context.Context) bool {
-	key, shutdown := q.q.Get()
-	if shutdown {
+	key, ok := q.get()
+	if !ok {
 		return false
 	}
-	defer q.q.Done(key)
+	defer q.done(key)
 	if !q.waitYield(ctx) {
 		return false // ctx ended: the queue shuts down
 	}
 	q.mu.Lock()
-	seen, hadSeen := q.firstSeen[key]
-	q.forgetLocked(key) // a later Add restarts the clock for the next sync
+	seen, hadSeen := q.firstSeen.get(key)
+	q.firstSeen.delete(key) // a later Add restarts the clock for the next sync
 	q.mu.Unlock()
 	start := time.Now()
 	err := q.sync(ctx, key)
@@ -137,7 +230,7 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	metrics.ReconcileDuration.WithLabelValues(q.name, result).Observe(time.Since(start).Seconds())
 	logger := klog.FromContext(ctx)
 	if err == nil {
-		q.q.Forget(key)
+		q.limiter.Forget(key)
 		if hadSeen {
 			metrics.ConvergenceSeconds.WithLabelValues(q.name).Observe(time.Since(seen).Seconds())
 		}
@@ -145,19 +238,19 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	}
 	if hadSeen {
 		q.mu.Lock()
-		if _, ok := q.firstSeen[key]; !ok {
-			q.firstSeen[key] = seen // keep the original change time across retries
+		if _, ok := q.firstSeen.get(key); !ok {
+			q.firstSeen.set(key, seen) // keep the original change time across retries
 		}
 		q.mu.Unlock()
 	}
-	if q.q.NumRequeues(key) < maxRetries {
+	if q.limiter.NumRequeues(key) < maxRetries {
 		logger.Info("sync failed, will retry", "key", key, "err", err)
-		q.q.AddRateLimited(key)
+		q.addAfter(key, q.limiter.When(key))
 		return true
 	}
-	q.q.Forget(key)
+	q.limiter.Forget(key)
 	q.mu.Lock()
-	q.forgetLocked(key)
+	q.firstSeen.delete(key)
 	q.mu.Unlock()
 	utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("sync %s key %q: %w", q.name, key, err), "dropping key after retries")
 	return true
@@ -181,14 +274,4 @@ func (q *Queue) waitYield(ctx context.Context) bool {
 		}
 	}
 	return true
-}
-
-// forgetLocked deletes key from firstSeen and, once a large map is empty, replaces it with a
-// small one. Caller holds q.mu.
-func (q *Queue) forgetLocked(key string) {
-	delete(q.firstSeen, key)
-	if len(q.firstSeen) == 0 && q.seenPeak >= shrinkAfter {
-		q.firstSeen = map[string]time.Time{}
-		q.seenPeak = 0
-	}
 }

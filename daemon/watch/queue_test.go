@@ -3,6 +3,8 @@ package watch
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,10 +20,10 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 		q.Add(fmt.Sprintf("ns/svc-%d", i))
 	}
 	q.mu.Lock()
-	peak := q.seenPeak
+	peaks := []int{q.firstSeen.peak, q.dirty.peak, q.fifoPeak}
 	q.mu.Unlock()
-	if peak != burst {
-		t.Fatalf("peak after the burst = %d, want %d", peak, burst)
+	if !slices.Equal(peaks, []int{burst, burst, burst}) {
+		t.Fatalf("peaks after the burst (first-seen, dirty, FIFO) = %v, want %d", peaks, burst)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -34,10 +36,10 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 		}
 		return true
 	})
-	eventually(t, "the first-seen map made anew", func() bool {
+	eventually(t, "the maps and the FIFO made anew", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.seenPeak == 0 && len(q.firstSeen) == 0
+		return q.firstSeen.m == nil && q.dirty.m == nil && q.fifo == nil
 	})
 
 	// A later small burst neither grows the peak to the threshold nor resets the map.
@@ -45,8 +47,8 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 	eventually(t, "ns/a synced", func() bool { return rec.count("ns/a") == 1 })
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.seenPeak != 1 {
-		t.Fatalf("peak after one key = %d, want 1 (map kept)", q.seenPeak)
+	if q.firstSeen.peak != 1 || q.firstSeen.m == nil || q.dirty.m == nil {
+		t.Fatalf("after one key: first-seen peak %d, maps %v %v; want peak 1, maps kept", q.firstSeen.peak, q.firstSeen.m, q.dirty.m)
 	}
 }
 
@@ -94,4 +96,83 @@ func TestQueueYieldTo(t *testing.T) {
 	}
 	go other.Run(ctx, 1)
 	eventually(t, "every key synced once the backlog is gone", func() bool { return synced() == n })
+}
+
+// TestQueueContract: a key added many times while waiting syncs once; a key is never
+// synced by two workers at once, and one added during its sync syncs again afterwards; a
+// failed sync is retried (with backoff) until it succeeds; Adds after shutdown are
+// ignored and Run returns.
+func TestQueueContract(t *testing.T) {
+	var (
+		mu          sync.Mutex
+		syncs       = map[string]int{}
+		running     = map[string]bool{}
+		overlap     bool
+		failOnce    = true
+		release     = make(chan struct{})
+		slowStarted = make(chan struct{}, 1)
+	)
+	q := NewQueue("test", func(_ context.Context, key string) error {
+		mu.Lock()
+		overlap = overlap || running[key]
+		running[key] = true
+		syncs[key]++
+		n := syncs[key]
+		fail := key == "ns/flaky" && failOnce
+		failOnce = failOnce && key != "ns/flaky"
+		mu.Unlock()
+		if key == "ns/slow" && n == 1 {
+			slowStarted <- struct{}{}
+			<-release // held until the test re-added it
+		}
+		mu.Lock()
+		running[key] = false
+		mu.Unlock()
+		if fail {
+			return fmt.Errorf("transient")
+		}
+		return nil
+	})
+	count := func(key string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return syncs[key]
+	}
+	for range 5 {
+		q.Add("ns/a")
+	}
+	if q.Len() != 1 {
+		t.Fatalf("Len after 5 adds of one key = %d, want 1", q.Len())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { q.Run(ctx, 4); close(stopped) }()
+	q.Add("ns/slow")
+	<-slowStarted
+	q.Add("ns/slow") // during its sync: waits for it, then syncs again
+	q.Add("ns/slow")
+	time.Sleep(50 * time.Millisecond) // three idle workers must not take it meanwhile
+	if n := count("ns/slow"); n != 1 {
+		t.Fatalf("ns/slow synced %d times while its first sync ran", n)
+	}
+	close(release)
+	eventually(t, "ns/slow synced again after its first sync", func() bool { return count("ns/slow") == 2 })
+	q.Add("ns/flaky")
+	eventually(t, "ns/flaky retried after its failure", func() bool { return count("ns/flaky") == 2 })
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	if overlap || syncs["ns/a"] != 1 || syncs["ns/slow"] != 2 || syncs["ns/flaky"] != 2 {
+		t.Errorf("syncs %v, overlap %v; want ns/a once, ns/slow and ns/flaky twice, no overlap", syncs, overlap)
+	}
+	mu.Unlock()
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after ctx ended")
+	}
+	q.Add("ns/late")
+	if q.Len() != 0 {
+		t.Errorf("Len after an Add past shutdown = %d, want 0", q.Len())
+	}
 }
