@@ -306,6 +306,8 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		NodeStateChanges: status.NodeStateChanges,
 		Peers:            []string{watch.AllServices, status.PeersKey},
 		Advertisements:   []string{watch.AllServices},
+		// An advertisement's poolSelector reads the pools' labels.
+		Pools: []string{watch.AllServices},
 	})
 	defer removeAgg()
 
