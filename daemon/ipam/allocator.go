@@ -131,10 +131,30 @@ type ipState struct {
 	blk    *block     // nil when no usable pool contains the address any more
 }
 
-// holding is what one Service holds, with what its request says about sharing.
+// holding is what one Service holds, with what its request says about sharing. There is
+// one per Service (10k on a large cluster), so it keeps the sharing terms only for a
+// Service with a sharing key: without one nothing can share its addresses, and compatible
+// reads nothing but its key.
 type holding struct {
-	req shareTerms
-	ips []netip.Addr
+	key   string
+	share *shareTerms // nil without a sharing key
+	ips   []netip.Addr
+}
+
+// terms returns what h's Service says about sharing.
+func (h *holding) terms() *shareTerms {
+	if h.share != nil {
+		return h.share
+	}
+	return &shareTerms{key: h.key}
+}
+
+// sharingKey returns the sharing key of h's Service ("" for none).
+func (h *holding) sharingKey() string {
+	if h.share != nil {
+		return h.share.sharingKey
+	}
+	return ""
 }
 
 // New returns an allocator without pools.
@@ -179,7 +199,7 @@ func (a *Allocator) SetPools(in []*v1alpha1.LoadBalancerIPPool) []string {
 			continue
 		}
 		for _, o := range st.owners {
-			orphans = append(orphans, o.req.key)
+			orphans = append(orphans, o.key)
 		}
 	}
 	slices.Sort(orphans)
@@ -423,10 +443,10 @@ func (a *Allocator) shareable(req *request, ip netip.Addr) string {
 		return ""
 	}
 	for _, o := range st.owners {
-		if o.req.key == req.key {
+		if o.key == req.key {
 			continue
 		}
-		if why := compatible(&req.shareTerms, &o.req); why != "" {
+		if why := compatible(&req.shareTerms, o.terms()); why != "" {
 			return why
 		}
 	}
@@ -456,7 +476,7 @@ func (a *Allocator) claimable(req *request, ip netip.Addr) (reason, message stri
 		reason := v1alpha1.ReasonRequestedIPUnavailable
 		if req.sharingKey != "" {
 			for _, o := range a.ips[ip].owners {
-				if o.req.sharingKey == req.sharingKey {
+				if o.sharingKey() == req.sharingKey {
 					reason = v1alpha1.ReasonSharingConflict
 				}
 			}
@@ -567,10 +587,23 @@ func (a *Allocator) lookup(ip netip.Addr) *block {
 	return nil
 }
 
-// hold makes req's Service hold exactly ips.
+// hold makes req's Service hold exactly ips. An unchanged holding stays as it is (every
+// Service is re-assigned on a pool change).
 func (a *Allocator) hold(req *request, ips []netip.Addr) {
-	h := &holding{req: req.shareTerms, ips: slices.Clone(ips)}
-	if old := a.svcs[req.key]; old != nil {
+	var share *shareTerms
+	if req.sharingKey != "" {
+		share = &req.shareTerms
+	}
+	old := a.svcs[req.key]
+	if old != nil && slices.Equal(old.ips, ips) && sameTerms(old.share, share) {
+		return
+	}
+	if share != nil {
+		t := *share // not the whole request
+		share = &t
+	}
+	h := &holding{key: req.key, share: share, ips: slices.Clone(ips)}
+	if old != nil {
 		for _, ip := range old.ips {
 			a.dropOwner(ip, old)
 		}
@@ -602,8 +635,8 @@ func (a *Allocator) addOwner(ip netip.Addr, h *holding) {
 		}
 	}
 	st.owners = append(st.owners, h)
-	slices.SortFunc(st.owners, func(x, y *holding) int { return strings.Compare(x.req.key, y.req.key) })
-	if k := h.req.sharingKey; k != "" {
+	slices.SortFunc(st.owners, func(x, y *holding) int { return strings.Compare(x.key, y.key) })
+	if k := h.sharingKey(); k != "" {
 		if a.byKey[k] == nil {
 			a.byKey[k] = map[netip.Addr]int{}
 		}
@@ -621,7 +654,7 @@ func (a *Allocator) dropOwner(ip netip.Addr, h *holding) {
 		return
 	}
 	st.owners = slices.Delete(st.owners, i, i+1)
-	if k := h.req.sharingKey; k != "" {
+	if k := h.sharingKey(); k != "" {
 		if a.byKey[k][ip]--; a.byKey[k][ip] <= 0 {
 			delete(a.byKey[k], ip)
 			if len(a.byKey[k]) == 0 {

@@ -215,6 +215,15 @@ func appendFamily(fs []family, f family) []family {
 	return append(fs, f)
 }
 
+// sameTerms reports whether a and b (nil: no sharing key) say the same about sharing.
+func sameTerms(a, b *shareTerms) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.key == b.key && a.sharingKey == b.sharingKey && a.local == b.local &&
+		a.selector == b.selector && slices.Equal(a.ports, b.ports)
+}
+
 // compatible reports why a and b cannot share one address ("" when they can):
 // decision 6 of DESIGN.md.
 func compatible(a, b *shareTerms) string {
