@@ -6,10 +6,13 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/client/informers/externalversions"
+	bgplbinformers "github.com/bgplb/bgplb/daemon/client/informers/externalversions/bgplb/v1alpha1"
 	listers "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 )
 
@@ -87,7 +90,9 @@ func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.Transform
 		if transform == nil {
 			transform = trimMeta
 		}
-		inf = cc.factory.Bgplb().V1alpha1().BGPNodeStates().Informer()
+		inf = cc.factory.InformerFor(&v1alpha1.BGPNodeState{}, func(client versioned.Interface, resync time.Duration) cache.SharedIndexInformer {
+			return bgplbinformers.NewFilteredBGPNodeStateInformer(client, resync, cache.Indexers{}, shortWatch)
+		})
 		if err := inf.SetTransform(transform); err != nil {
 			cc.mu.Unlock()
 			return fmt.Errorf("set bgpnodestate transform: %w", err)
@@ -100,6 +105,22 @@ func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.Transform
 		return fmt.Errorf("sync bgpnodestate informer: %w", context.Cause(ctx))
 	}
 	return nil
+}
+
+// nodeStateWatchTimeout bounds each BGPNodeState watch request. A watch decodes into
+// buffers that grow to its largest event and live as long as the watch: at 10k prefixes
+// a node's object is ~1 MB of JSON, and the leader's watch held ~2.5 MB of buffers for
+// the 5-10 minutes client-go's reflector keeps a watch open. Ending it after a minute
+// (the reflector resumes from the last resourceVersion; nothing is listed again) lets
+// them go soon after the node states turn quiet.
+const nodeStateWatchTimeout int64 = 60
+
+// shortWatch caps the timeout of watch requests at nodeStateWatchTimeout.
+func shortWatch(o *metav1.ListOptions) {
+	if o.TimeoutSeconds != nil && *o.TimeoutSeconds > nodeStateWatchTimeout {
+		t := nodeStateWatchTimeout
+		o.TimeoutSeconds = &t
+	}
 }
 
 func (c *crdCaches) nodeStateInformer() cache.SharedIndexInformer {

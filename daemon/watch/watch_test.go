@@ -13,7 +13,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
@@ -159,6 +161,23 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node2"}})
+	// The watch requests' timeouts, by resource: BGPNodeState watches end after a minute
+	// (their decode buffers go with them), the others keep client-go's 5-10 minutes.
+	var mu sync.Mutex
+	timeouts := map[string]int64{}
+	crd.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		if w, ok := a.(k8stesting.WatchActionImpl); ok && w.ListOptions.TimeoutSeconds != nil {
+			mu.Lock()
+			timeouts[a.GetResource().Resource] = *w.ListOptions.TimeoutSeconds
+			mu.Unlock()
+		}
+		return false, nil, nil
+	})
+	timeout := func(resource string) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return timeouts[resource]
+	}
 	c, err := NewCaches(fake.NewClientset(), crd, Options{NodeName: "node1"})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +218,13 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	eventually(t, "@after enqueued", func() bool { return rec.count("@after") > 0 })
 	if n := rec.count("@before"); n != 0 {
 		t.Errorf("handler subscribed before EnableNodeStates fired %d times", n)
+	}
+	eventually(t, "watch requests", func() bool { return timeout("bgpnodestates") > 0 && timeout("bgppeers") > 0 })
+	if got := timeout("bgpnodestates"); got > nodeStateWatchTimeout {
+		t.Errorf("BGPNodeState watch timeout %d s, want at most %d s", got, nodeStateWatchTimeout)
+	}
+	if got := timeout("bgppeers"); got < 300 {
+		t.Errorf("BGPPeer watch timeout %d s, want client-go's default (at least 300 s)", got)
 	}
 }
 
