@@ -40,6 +40,8 @@ type Announcer struct {
 	prefixes map[netip.Prefix]servicePaths // prefix -> the Services wanting it, with their paths
 	sent     map[netip.Prefix]*bgp.Path    // prefix -> merged path announced to the speaker
 	onChange func()
+	// gen counts the changes of what State and PeerProblems return (see Generation).
+	gen uint64
 
 	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
 	peerNames      []string      // BGPPeers configured on the speaker, in SetPeers order
@@ -531,6 +533,9 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	cur.state = want.state
+	if changed {
+		a.gen++
+	}
 	// Track Services in scope (ours, with an IP) and anything still applied; forget the rest
 	// (foreign classes, deleted Services) so memory follows our Services only.
 	if want.backends == nil && len(cur.paths) == 0 && cur.backends == 0 {
@@ -553,6 +558,7 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 			return fmt.Errorf("withdraw %s: %w", prefix, err)
 		}
 		delete(a.sent, prefix)
+		a.gen++
 		return nil
 	}
 	merged := mergePaths(prefix, wants, a.peers)
@@ -580,10 +586,12 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 	} else {
 		a.sent[prefix] = &merged
 	}
+	a.gen++
 	return nil
 }
 
 func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants servicePaths) {
+	a.gen++
 	if len(wants) == 0 {
 		delete(a.prefixes, prefix)
 		return
@@ -622,6 +630,15 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 	}
 	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
 	return svcs, prefixes
+}
+
+// Generation returns a number that changes whenever what State and PeerProblems return
+// may have changed (equal numbers: nothing changed in between). The BGPNodeState writer
+// rebuilds its ~10k prefixes only when it moved.
+func (a *Announcer) Generation() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.gen
 }
 
 // peerNamesLocked returns the names of the configured peers p is sent to (nil: every

@@ -538,3 +538,50 @@ func TestPodCIDRsNotExportedByDefault(t *testing.T) {
 		t.Fatalf("announced %v without ExportPodCIDRs", got)
 	}
 }
+
+// TestGeneration: the generation moves with every change of State or PeerProblems (the
+// BGPNodeState writer rebuilds its prefixes only then) and stays put on syncs that change
+// nothing.
+func TestGeneration(t *testing.T) {
+	f := newFixture(t)
+	f.advert("all", v1alpha1.BGPAdvertisementSpec{})
+	f.service("web", "203.0.113.10", corev1.ServiceExternalTrafficPolicyCluster)
+	gen := f.a.Generation()
+	step := func(what string, moves bool, do func()) {
+		t.Helper()
+		do()
+		switch now := f.a.Generation(); {
+		case moves && now == gen:
+			t.Fatalf("%s: generation stayed at %d", what, now)
+		case !moves && now != gen:
+			t.Fatalf("%s: generation moved from %d to %d", what, gen, now)
+		}
+		gen = f.a.Generation()
+	}
+	step("announce", true, func() {
+		f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
+		f.sync("default/web")
+	})
+	step("sync without change", false, func() { f.sync("default/web") })
+	step("second service on the VIP", true, func() {
+		f.service("web2", "203.0.113.10", corev1.ServiceExternalTrafficPolicyCluster)
+		f.endpoints("web2", [3]string{"198.19.1.6", node, "ready"})
+		f.sync("default/web2")
+	})
+	step("peer problem", true, func() {
+		must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "secure"},
+			Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1",
+				PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "missing", Key: "password"}}}))
+		f.sync(PeersKey)
+	})
+	step("peer sync without change", false, func() { f.sync(PeersKey) })
+	step("withdraw", true, func() {
+		f.endpoints("web", [3]string{"198.19.1.5", node, "unready"})
+		f.endpoints("web2", [3]string{"198.19.1.6", node, "unready"})
+		f.sync("default/web")
+		f.sync("default/web2")
+	})
+	if got := f.announced(); len(got) != 0 {
+		t.Fatalf("announced %v after the endpoints went unready", got)
+	}
+}

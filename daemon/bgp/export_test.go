@@ -142,17 +142,20 @@ func TestPerPeerExport(t *testing.T) {
 	if got, ok := b.lookup(t, vip); ok {
 		t.Fatalf("B received a VIP whose advertisement selects only A: %+v", got)
 	}
-	eventually(t, "prefixes sent per peer", func() string {
-		st, _ := sp.Peers(ctx)
-		sent := map[netip.Addr]uint64{}
-		for _, s := range st {
-			sent[s.Address] = s.PrefixesSent
+	sentCounts := func(wantA, wantB uint64) func() string {
+		return func() string {
+			st, _ := sp.Peers(ctx)
+			sent := map[netip.Addr]uint64{}
+			for _, s := range st {
+				sent[s.Address] = s.PrefixesSent
+			}
+			if sent[a.addr] != wantA || sent[b.addr] != wantB {
+				return fmt.Sprintf("sent %v, want A %d and B %d", sent, wantA, wantB)
+			}
+			return ""
 		}
-		if sent[a.addr] != 2 || sent[b.addr] != 1 {
-			return fmt.Sprintf("sent %v, want A 2 and B 1", sent)
-		}
-		return ""
-	})
+	}
+	eventually(t, "prefixes sent per peer", sentCounts(2, 1))
 
 	// 2. Move it to B (with local-pref, B is iBGP): A withdraws it, B gets it.
 	if err := sp.Announce(ctx, Path{Prefix: vip, PeerAttributes: map[netip.Addr]Attributes{
@@ -172,6 +175,8 @@ func TestPerPeerExport(t *testing.T) {
 	if _, ok := a.lookup(t, control); !ok {
 		t.Fatal("A lost the control prefix, which did not change")
 	}
+	// The counts Peers caches between changes follow the move.
+	eventually(t, "prefixes sent per peer after the move", sentCounts(1, 2))
 
 	// 3. Both, with different communities (two advertisements selecting one peer each)
 	// and a link bandwidth both share.

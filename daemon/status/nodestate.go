@@ -32,6 +32,8 @@ type AnnounceSource interface {
 	State() ([]announce.ServiceState, []announce.Prefix)
 	// PeerProblems returns the BGPPeers selecting this node that could not be configured.
 	PeerProblems() []announce.PeerProblem
+	// Generation changes whenever State or PeerProblems may return something else.
+	Generation() uint64
 }
 
 // NodeStateWriter writes this node's BGPNodeState.
@@ -44,6 +46,15 @@ type NodeStateWriter struct {
 	interval time.Duration
 	trigger  chan struct{}
 	last     *v1alpha1.BGPNodeStateStatus // last status written (nil: none yet)
+
+	// The prefixes Desired built last, with what they were built from: the announcer's
+	// generation and the established peers. At 10k prefixes a rebuild (and comparing it
+	// with the last write) allocates ~3 MB; the periodic refresh of an idle daemon reuses
+	// them, and the comparison then finds the same slice at once.
+	prefixes      []v1alpha1.AnnouncedPrefix
+	prefixesGen   uint64
+	prefixesTo    []string
+	prefixesBuilt bool
 }
 
 // NewNodeStateWriter returns a writer for node. minInterval bounds the write rate.
@@ -129,16 +140,29 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 	}
 	slices.Sort(peerNames)
 	peerNames = slices.Compact(peerNames)
+	st.Prefixes = w.announcedPrefixes(peerNames)
+	return st, nil
+}
+
+// announcedPrefixes returns the prefixes of the status given the established peers'
+// names, rebuilt only when they or the announcer's generation changed. The result is
+// shared with earlier statuses and must not be modified.
+func (w *NodeStateWriter) announcedPrefixes(peerNames []string) []v1alpha1.AnnouncedPrefix {
+	gen := w.announce.Generation() // before State: a change in between shows next time
+	if w.prefixesBuilt && gen == w.prefixesGen && slices.Equal(peerNames, w.prefixesTo) {
+		return w.prefixes
+	}
+	var out []v1alpha1.AnnouncedPrefix
 	_, prefixes := w.announce.State()
 	for _, p := range prefixes {
 		to := slices.Clone(peerNames) // every established peer, unless a peerSelector limits the prefix
 		if p.Peers != nil {
 			to = slices.DeleteFunc(to, func(n string) bool { return !slices.Contains(p.Peers, n) })
 		}
-		st.Prefixes = append(st.Prefixes, v1alpha1.AnnouncedPrefix{Prefix: p.Prefix.String(), Services: p.Services,
-			Peers: to})
+		out = append(out, v1alpha1.AnnouncedPrefix{Prefix: p.Prefix.String(), Services: p.Services, Peers: to})
 	}
-	return st, nil
+	w.prefixes, w.prefixesGen, w.prefixesTo, w.prefixesBuilt = out, gen, peerNames, true
+	return out
 }
 
 // Sync writes the BGPNodeState when its status differs from the last one written.

@@ -27,10 +27,16 @@ import (
 type fakeAnnounce struct {
 	prefixes []announce.Prefix
 	problems []announce.PeerProblem
+	gen      uint64 // bumped by the test with every change
+	states   int    // State calls
 }
 
-func (f *fakeAnnounce) State() ([]announce.ServiceState, []announce.Prefix) { return nil, f.prefixes }
-func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem                { return f.problems }
+func (f *fakeAnnounce) State() ([]announce.ServiceState, []announce.Prefix) {
+	f.states++
+	return nil, f.prefixes
+}
+func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem { return f.problems }
+func (f *fakeAnnounce) Generation() uint64                   { return f.gen }
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -74,13 +80,18 @@ func TestNodeStateWriter(t *testing.T) {
 	}
 
 	crd.ClearActions()
+	states := ann.states
 	must(t, w.Sync(ctx))
 	if n := len(crd.Actions()); n != 0 {
 		t.Fatalf("unchanged sync made %d API calls", n)
 	}
+	if ann.states != states {
+		t.Fatal("unchanged sync read the announcer's state again (its generation did not move)")
+	}
 	// A prefix a peerSelector sends to another peer only lists no established peer.
 	ann.prefixes = append(ann.prefixes, announce.Prefix{Prefix: netip.MustParsePrefix("203.0.113.11/32"),
 		Services: []string{"default/db"}, Peers: []string{"other-router"}})
+	ann.gen++
 	must(t, w.Sync(ctx))
 	got, err = crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 	must(t, err)
@@ -93,6 +104,10 @@ func TestNodeStateWriter(t *testing.T) {
 	must(t, err)
 	if got.Status.Peers[0].State != "Active" || got.Status.Peers[0].LastError != "connect: connection refused" || got.Status.Peers[0].EstablishedSince != nil {
 		t.Fatalf("peer after session loss = %+v", got.Status.Peers[0])
+	}
+	// Same generation, but the established peers changed: the prefixes go to nobody now.
+	if ps := got.Status.Prefixes; len(ps) != 2 || len(ps[0].Peers) != 0 {
+		t.Fatalf("prefixes after session loss = %+v, want them sent to no peer", ps)
 	}
 }
 
