@@ -107,23 +107,30 @@ func (k keySet) has(key string) bool {
 // or left the node's announced or wanted sets change. A burst of BGPNodeState writes while
 // 10k VIPs are announced so resyncs the Services each write is about, not all of them.
 func NodeStateChanges(oldObj, newObj any) []string {
-	o, _ := oldObj.(*NodeSummary)
-	n, _ := newObj.(*NodeSummary)
+	o, n := summaryOrEmpty(oldObj), summaryOrEmpty(newObj)
 	var keys []string
 	if o.sessionCounts() != n.sessionCounts() {
 		return []string{watch.AllServices, PeersKey}
 	}
-	if !slices.EqualFunc(o.peers(), n.peers(), samePeerState) {
+	if !slices.EqualFunc(o.Peers, n.Peers, samePeerState) {
 		keys = append(keys, PeersKey)
 	}
-	keys = o.announcedSet().symmetricDiff(n.announcedSet(), keys)
-	return o.wantedSet().symmetricDiff(n.wantedSet(), keys)
+	keys = o.announced.symmetricDiff(n.announced, keys)
+	return o.wanted.symmetricDiff(n.wanted, keys)
+}
+
+// summaryOrEmpty returns obj as a summary, an empty one when it is none (no object).
+func summaryOrEmpty(obj any) *NodeSummary {
+	if s, ok := obj.(*NodeSummary); ok && s != nil {
+		return s
+	}
+	return &NodeSummary{}
 }
 
 // sessionCounts returns the sessions the node has configured and those established; the
-// Announced messages count them cluster-wide. Nil-safe.
+// Announced messages count them cluster-wide.
 func (s *NodeSummary) sessionCounts() (counts [2]int) {
-	for _, p := range s.peers() {
+	for _, p := range s.Peers {
 		if p.Address == "" {
 			continue // a BGPPeer this node could not configure (see its Invalid condition)
 		}
@@ -138,27 +145,6 @@ func (s *NodeSummary) sessionCounts() (counts [2]int) {
 // samePeerState compares what the BGPPeers' conditions read of a session.
 func samePeerState(a, b v1alpha1.BGPPeerState) bool {
 	return a.Name == b.Name && a.Address == b.Address && a.State == b.State && a.LastError == b.LastError
-}
-
-func (s *NodeSummary) peers() []v1alpha1.BGPPeerState {
-	if s == nil {
-		return nil
-	}
-	return s.Peers
-}
-
-func (s *NodeSummary) announcedSet() keySet {
-	if s == nil {
-		return nil
-	}
-	return s.announced
-}
-
-func (s *NodeSummary) wantedSet() keySet {
-	if s == nil {
-		return nil
-	}
-	return s.wanted
 }
 
 // symmetricDiff appends to out the keys in exactly one of k and other (both sorted).
