@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/bgplb/bgplb/daemon/keymap"
 	"github.com/bgplb/bgplb/daemon/metrics"
 )
 
@@ -42,40 +43,15 @@ type Queue struct {
 	cond       *sync.Cond // signalled when fifo gains a key or the queue shuts down
 	fifo       []string   // keys waiting, in order
 	fifoPeak   int
-	dirty      keyMap[struct{}]  // keys waiting or re-added while processed
-	processing keyMap[struct{}]  // keys a worker holds
-	firstSeen  keyMap[time.Time] // key -> first enqueue since its last successful sync
+	dirty      keymap.Map[struct{}]  // keys waiting or re-added while processed
+	processing keymap.Map[struct{}]  // keys a worker holds
+	firstSeen  keymap.Map[time.Time] // key -> first enqueue since its last successful sync
 	shutdown   bool
 }
 
-// shrinkAfter is the size from which a set or the FIFO is made anew once it empties.
-const shrinkAfter = 1024
-
-// keyMap is a map that is made anew once it empties after holding shrinkAfter keys.
-type keyMap[V any] struct {
-	m    map[string]V
-	peak int // most keys m held since it was made
-}
-
-func (k *keyMap[V]) get(key string) (V, bool) {
-	v, ok := k.m[key]
-	return v, ok
-}
-
-func (k *keyMap[V]) set(key string, v V) {
-	if k.m == nil {
-		k.m = map[string]V{}
-	}
-	k.m[key] = v
-	k.peak = max(k.peak, len(k.m))
-}
-
-func (k *keyMap[V]) delete(key string) {
-	delete(k.m, key)
-	if len(k.m) == 0 && k.peak >= shrinkAfter {
-		k.m, k.peak = nil, 0
-	}
-}
+// shrinkAfter is the size from which the FIFO is made anew once it empties (the sets:
+// keymap.ShrinkAfter).
+const shrinkAfter = keymap.ShrinkAfter
 
 // NewQueue returns a queue named name (used in logs and metric labels) that calls fn.
 func NewQueue(name string, fn SyncFunc) *Queue {
@@ -115,14 +91,14 @@ func (q *Queue) Add(key string) {
 	if q.shutdown {
 		return
 	}
-	if _, ok := q.firstSeen.get(key); !ok {
-		q.firstSeen.set(key, time.Now())
+	if _, ok := q.firstSeen.Get(key); !ok {
+		q.firstSeen.Set(key, time.Now())
 	}
-	if _, ok := q.dirty.get(key); ok {
+	if _, ok := q.dirty.Get(key); ok {
 		return // waiting already
 	}
-	q.dirty.set(key, struct{}{})
-	if _, ok := q.processing.get(key); ok {
+	q.dirty.Set(key, struct{}{})
+	if _, ok := q.processing.Get(key); ok {
 		return // done requeues it
 	}
 	q.pushLocked(key)
@@ -161,8 +137,8 @@ func (q *Queue) get() (string, bool) {
 	if len(q.fifo) == 0 && q.fifoPeak >= shrinkAfter {
 		q.fifo, q.fifoPeak = nil, 0 // the emptied slice still pins its array
 	}
-	q.processing.set(key, struct{}{})
-	q.dirty.delete(key)
+	q.processing.Set(key, struct{}{})
+	q.dirty.Delete(key)
 	return key, true
 }
 
@@ -170,8 +146,8 @@ func (q *Queue) get() (string, bool) {
 func (q *Queue) done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.processing.delete(key)
-	if _, ok := q.dirty.get(key); ok && !q.shutdown {
+	q.processing.Delete(key)
+	if _, ok := q.dirty.Get(key); ok && !q.shutdown {
 		q.pushLocked(key)
 	}
 }
@@ -218,8 +194,8 @@ func (q *Queue) processNext(ctx context.Context) bool {
 		return false // ctx ended: the queue shuts down
 	}
 	q.mu.Lock()
-	seen, hadSeen := q.firstSeen.get(key)
-	q.firstSeen.delete(key) // a later Add restarts the clock for the next sync
+	seen, hadSeen := q.firstSeen.Get(key)
+	q.firstSeen.Delete(key) // a later Add restarts the clock for the next sync
 	q.mu.Unlock()
 	start := time.Now()
 	err := q.sync(ctx, key)
@@ -238,8 +214,8 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	}
 	if hadSeen {
 		q.mu.Lock()
-		if _, ok := q.firstSeen.get(key); !ok {
-			q.firstSeen.set(key, seen) // keep the original change time across retries
+		if _, ok := q.firstSeen.Get(key); !ok {
+			q.firstSeen.Set(key, seen) // keep the original change time across retries
 		}
 		q.mu.Unlock()
 	}
@@ -250,7 +226,7 @@ func (q *Queue) processNext(ctx context.Context) bool {
 	}
 	q.limiter.Forget(key)
 	q.mu.Lock()
-	q.firstSeen.delete(key)
+	q.firstSeen.Delete(key)
 	q.mu.Unlock()
 	utilruntime.HandleErrorWithContext(ctx, fmt.Errorf("sync %s key %q: %w", q.name, key, err), "dropping key after retries")
 	return true

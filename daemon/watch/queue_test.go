@@ -20,7 +20,7 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 		q.Add(fmt.Sprintf("ns/svc-%d", i))
 	}
 	q.mu.Lock()
-	peaks := []int{q.firstSeen.peak, q.dirty.peak, q.fifoPeak}
+	peaks := []int{q.firstSeen.Peak(), q.dirty.Peak(), q.fifoPeak}
 	q.mu.Unlock()
 	if !slices.Equal(peaks, []int{burst, burst, burst}) {
 		t.Fatalf("peaks after the burst (first-seen, dirty, FIFO) = %v, want %d", peaks, burst)
@@ -39,7 +39,7 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 	eventually(t, "the maps and the FIFO made anew", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		return q.firstSeen.m == nil && q.dirty.m == nil && q.fifo == nil
+		return !q.firstSeen.Allocated() && !q.dirty.Allocated() && q.fifo == nil
 	})
 
 	// A later small burst neither grows the peak to the threshold nor resets the map.
@@ -47,8 +47,8 @@ func TestQueueShrinksAfterBurst(t *testing.T) {
 	eventually(t, "ns/a synced", func() bool { return rec.count("ns/a") == 1 })
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.firstSeen.peak != 1 || q.firstSeen.m == nil || q.dirty.m == nil {
-		t.Fatalf("after one key: first-seen peak %d, maps %v %v; want peak 1, maps kept", q.firstSeen.peak, q.firstSeen.m, q.dirty.m)
+	if q.firstSeen.Peak() != 1 || !q.firstSeen.Allocated() || !q.dirty.Allocated() {
+		t.Fatalf("after one key: first-seen peak %d, maps allocated %v %v; want peak 1, maps kept", q.firstSeen.Peak(), q.firstSeen.Allocated(), q.dirty.Allocated())
 	}
 }
 
