@@ -103,7 +103,7 @@ conformance: deps tools build ## run the conformance suite against a fresh lab; 
 	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
 		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
-bench: deps tools build ## lab benchmarks; tables appended to conformance/bench/RESULTS.md
+bench: deps tools build ## lab benchmarks; each replaces its table in conformance/bench/RESULTS.md
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 150m -v -run 'TestBench' ./conformance/bench/ \
 		-args -bench.results=$(CURDIR)/conformance/bench/RESULTS.md
 	@mkdir -p _output

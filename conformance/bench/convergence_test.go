@@ -148,7 +148,7 @@ func TestBenchConvergence(t *testing.T) {
 		Rows:    [][]string{row("route appears (ready)", up), row("route disappears (unready)", down), row("all", all)},
 	}
 	t.Logf("convergence p50 %s p99 %s over %d changes", ms(Percentile(all, 50)), ms(Percentile(all, 99)), len(all))
-	if err := tab.Append(*resultsPath); err != nil {
+	if err := tab.Write(*resultsPath); err != nil {
 		t.Fatal(err)
 	}
 }

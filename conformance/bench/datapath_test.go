@@ -199,7 +199,7 @@ func TestBenchDatapath(t *testing.T) {
 		Columns: []string{"Services", "measure", "(a) pod IP", "(b) bgplb eBPF", "b/a", "(c) kube-proxy iptables", "c/a", "(d) kube-proxy nftables", "d/a"},
 		Rows:    rows,
 	}
-	if err := tab.Append(*resultsPath); err != nil {
+	if err := tab.Write(*resultsPath); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range rows {

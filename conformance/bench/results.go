@@ -55,10 +55,13 @@ type Table struct {
 	Rows    [][]string
 }
 
-// Append writes t, headed by the date and the machine, to the end of path.
-func (t Table) Append(path string) error {
+// Write puts t, headed by the date and the machine, into the results file at path:
+// it replaces the section with the same title (from its "### " heading to the next one)
+// or, when there is none, adds it at the end. The file holds the current table of each
+// benchmark; earlier runs live in git's history.
+func (t Table) Write(path string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n### %s\n\n%s — %s\n\n", t.Title, time.Now().UTC().Format("2006-01-02 15:04 MST"), Machine())
+	fmt.Fprintf(&b, "### %s\n\n%s — %s\n\n", t.Title, time.Now().UTC().Format("2006-01-02 15:04 MST"), Machine())
 	if t.Note != "" {
 		fmt.Fprintf(&b, "%s\n\n", t.Note)
 	}
@@ -66,13 +69,41 @@ func (t Table) Append(path string) error {
 	for _, r := range t.Rows {
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open results %s: %w", path, err)
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("read results %s: %w", path, err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(b.String()); err != nil {
+	out := replaceSection(string(old), t.Title, b.String())
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
 		return fmt.Errorf("write results %s: %w", path, err)
 	}
 	return nil
+}
+
+// replaceSection returns doc with the "### title" section replaced by section, or
+// with section appended when doc has no such heading. A section ends where the next
+// "### " heading starts; text after a table inside the old section goes with it.
+func replaceSection(doc, title, section string) string {
+	heading := "### " + title + "\n"
+	at := -1
+	if strings.HasPrefix(doc, heading) {
+		at = 0
+	} else if i := strings.Index(doc, "\n"+heading); i >= 0 {
+		at = i + 1
+	}
+	if at < 0 {
+		if doc != "" && !strings.HasSuffix(doc, "\n\n") {
+			doc = strings.TrimRight(doc, "\n") + "\n\n"
+		}
+		return doc + section
+	}
+	end := len(doc)
+	if i := strings.Index(doc[at+len(heading):], "\n### "); i >= 0 {
+		end = at + len(heading) + i + 1
+	}
+	rest := doc[end:]
+	if rest != "" {
+		section += "\n"
+	}
+	return doc[:at] + section + rest
 }

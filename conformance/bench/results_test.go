@@ -26,13 +26,21 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
-func TestTableAppend(t *testing.T) {
+func TestTableWriteReplacesItsSection(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "RESULTS.md")
-	tab := Table{Title: "x", Columns: []string{"a", "b"}, Rows: [][]string{{"1", "2"}}}
-	if err := tab.Append(path); err != nil {
+	if err := os.WriteFile(path, []byte("# Results\n\nintro\n\n### y\n\nold y\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.Append(path); err != nil {
+	first := Table{Title: "x", Columns: []string{"a", "b"}, Rows: [][]string{{"1", "2"}}}
+	if err := first.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	second := Table{Title: "x", Columns: []string{"a", "b"}, Rows: [][]string{{"3", "4"}}}
+	if err := second.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	y := Table{Title: "y", Columns: []string{"c"}, Rows: [][]string{{"5"}}}
+	if err := y.Write(path); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
@@ -40,8 +48,21 @@ func TestTableAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	if strings.Count(s, "| 1 | 2 |") != 2 || !strings.Contains(s, "| a | b |\n|---|---|\n") || !strings.Contains(s, "cores") {
-		t.Fatalf("unexpected results file:\n%s", s)
+	for _, want := range []string{"# Results\n\nintro\n\n### y\n", "| 3 | 4 |", "| 5 |", "| a | b |\n|---|---|\n", "cores"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("results file lacks %q:\n%s", want, s)
+		}
+	}
+	for _, gone := range []string{"| 1 | 2 |", "old y"} {
+		if strings.Contains(s, gone) {
+			t.Errorf("results file still holds %q:\n%s", gone, s)
+		}
+	}
+	if n := strings.Count(s, "### x\n"); n != 1 {
+		t.Errorf("%d sections titled x, want 1:\n%s", n, s)
+	}
+	if !strings.HasPrefix(s[strings.Index(s, "### y"):], "### y\n") || strings.Index(s, "### y") > strings.Index(s, "### x") {
+		t.Errorf("section y moved:\n%s", s)
 	}
 }
 

@@ -278,7 +278,7 @@ func TestBenchScale(t *testing.T) {
 			{"bgplbd peak RSS (VmHWM)", strings.Join(hwm, ", "), "—"},
 		},
 	}
-	if err := tab.Append(*resultsPath); err != nil {
+	if err := tab.Write(*resultsPath); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,7 +1,7 @@
 // Package lab builds and tears down the one-machine bgplb lab: a real Kubernetes
 // control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), an FRR
 // router, a client on a LAN behind it and N nodes on a fabric bridge, each in its own
-// network namespace on this host, with the address plan of DESIGN.md ("The lab").
+// network namespace on this host, with the address plan of docs/lab.md.
 //
 // Who calls it: the bgplb-lab command (conformance/cmd/bgplb-lab) for people, and tests
 // (build tag lab) through Up, Open, Down and the namespace helpers (NetNS.Do, Dialer,

@@ -51,7 +51,7 @@ type Profile struct {
 	Extended []Feature
 }
 
-// Profiles of the suite (CONFORMANCE.md).
+// Profiles of the suite (docs/conformance.md).
 var Profiles = []Profile{
 	{Name: "LB-IPAM",
 		Core:     []Feature{FeatureIPv4Pool, FeatureSpecificIP, FeatureIPRelease, FeatureClassSelection},

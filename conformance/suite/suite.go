@@ -20,7 +20,7 @@ import (
 type ConformanceTest struct {
 	// ShortName is the test's name in reports, e.g. "BGPLocalExactNextHops".
 	ShortName string
-	// ID links the test to CONFORMANCE.md, e.g. "C2".
+	// ID links the test to docs/conformance.md, e.g. "C2".
 	ID          string
 	Description string
 	// Profile is the profile the test reports to.
@@ -85,7 +85,7 @@ type Node struct {
 
 // Timeouts of the suite; every deadline is configurable.
 type Timeouts struct {
-	// Converge bounds how long a change takes to show at the router (T in CONFORMANCE.md).
+	// Converge bounds how long a change takes to show at the router (T in docs/conformance.md).
 	Converge time.Duration
 	// Consistently is how long "stays so" assertions watch.
 	Consistently time.Duration

@@ -2,7 +2,7 @@
 // (github.com/osrg/gobgp/v3, used as a library). Callers see the small Speaker interface;
 // bgptest has a fake for their unit tests.
 //
-// Invariants (DESIGN.md decision 7):
+// Invariants (docs/design.md decision 7):
 //   - nothing is imported from peers: a global import policy rejects every received path;
 //   - only prefixes inside the allowed set (SetAllowedPrefixes: the VIP pools) are ever
 //     announced; the check lives here, not only upstream, and shrinking the set withdraws

@@ -17,7 +17,7 @@
 //     withdrawal converges;
 //   - Score plugins are summed with their profile weights into Decision.Weight.
 //
-// SelectEndpoints is the single predicate of DESIGN.md decisions 2 and 3 (eligible
+// SelectEndpoints is the single predicate of docs/design.md decisions 2 and 3 (eligible
 // endpoints, traffic policy). The TrafficPolicy plugin and the datapath both call it, so
 // the advertiser and the datapath can never disagree.
 //

@@ -38,7 +38,7 @@ type Endpoint struct {
 // LocalEndpoint is an Endpoint on this node; the type name documents the scope.
 type LocalEndpoint = Endpoint
 
-// Selection is the result of SelectEndpoints: DESIGN.md decisions 2 and 3 for one node.
+// Selection is the result of SelectEndpoints: docs/design.md decisions 2 and 3 for one node.
 type Selection struct {
 	// Announce is true when this node should advertise the VIP under the given policy.
 	Announce bool
@@ -59,7 +59,7 @@ type Selection struct {
 	EligibleClusterWide bool // ≥1 eligible endpoint anywhere (ready, or serving when none is ready)
 }
 
-// SelectEndpoints is the one predicate of DESIGN.md decisions 2 and 3, shared by the
+// SelectEndpoints is the one predicate of docs/design.md decisions 2 and 3, shared by the
 // TrafficPolicy plugin (announce or not) and the datapath (which backends to program).
 //
 //   - An endpoint is local when its nodeName equals nodeName; it is eligible when it is

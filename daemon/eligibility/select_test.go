@@ -54,7 +54,7 @@ var (
 	nilC         = conds{}
 )
 
-// TestSelectEndpointsTruthTable is DESIGN.md decision 2/3 and CONFORMANCE C5: for each
+// TestSelectEndpointsTruthTable is docs/design.md decision 2/3 and docs/conformance.md C5: for each
 // endpoint condition tuple on this node, with and without a ready endpoint on another
 // node, under Local and Cluster: does this node announce, which local endpoint takes new
 // flows, which keeps established flows.

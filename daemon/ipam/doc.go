@@ -1,5 +1,5 @@
 // Package ipam is the LB-IPAM allocator: it decides which addresses of which
-// LoadBalancerIPPool each LoadBalancer Service of our class gets (DESIGN.md decisions
+// LoadBalancerIPPool each LoadBalancer Service of our class gets (docs/design.md decisions
 // 1, 5 and 6).
 //
 // It is pure: inputs are typed objects (pools, Services, namespace labels), outputs are

@@ -82,7 +82,7 @@ type request struct {
 // ServiceKey returns the key the allocator uses for a Service: "namespace/name".
 func ServiceKey(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
 
-// isOurs reports whether the allocator handles svc (decision 1 of DESIGN.md).
+// isOurs reports whether the allocator handles svc (decision 1 of docs/design.md).
 func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false, fmt.Sprintf("type is %s, not LoadBalancer", svc.Spec.Type)
@@ -225,7 +225,7 @@ func sameTerms(a, b *shareTerms) bool {
 }
 
 // compatible reports why a and b cannot share one address ("" when they can):
-// decision 6 of DESIGN.md.
+// decision 6 of docs/design.md.
 func compatible(a, b *shareTerms) string {
 	if a.sharingKey == "" || b.sharingKey == "" {
 		return fmt.Sprintf("in use by %s (no sharing key)", b.key)

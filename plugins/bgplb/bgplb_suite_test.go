@@ -25,7 +25,7 @@ var _ = BeforeSuite(func() {
 	if os.Geteuid() != 0 {
 		Skip("the bgplb plugin tests need root (network namespaces, bpf(2), bpffs)")
 	}
-	// bpffs is not mounted on a fresh machine (LAB-NOTES).
+	// bpffs is not mounted on a fresh machine (see the Makefile's deps target).
 	var st unix.Statfs_t
 	Expect(unix.Statfs(bpffsRoot, &st)).To(Succeed())
 	if uint32(st.Type) != unix.BPF_FS_MAGIC {

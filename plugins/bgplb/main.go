@@ -47,7 +47,7 @@ func main() {
 	}
 	// skel reports an unparseable cniVersion as a decoding failure (6) for CHECK, GC and
 	// STATUS, but as an incompatible version (1) for ADD and DEL. Report 6 for every
-	// command (catalogue G7): keep a copy of stdin to tell the two cases apart.
+	// command (docs/conformance.md G7): keep a copy of stdin to tell the two cases apart.
 	stdin, err := io.ReadAll(os.Stdin)
 	if err != nil {
 		exitWith(cniError(types.ErrIOFailure, "read stdin", err))

@@ -1,4 +1,4 @@
-// Package trafficpolicy implements the TrafficPolicy Filter plugin: DESIGN.md decisions 2
+// Package trafficpolicy implements the TrafficPolicy Filter plugin: docs/design.md decisions 2
 // and 3. It only reads the Selection the Runner computed with eligibility.SelectEndpoints
 // (the predicate the datapath shares) and refuses the announcement when the selection
 // says so.
