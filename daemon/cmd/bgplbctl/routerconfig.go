@@ -22,34 +22,57 @@ type routerParams struct {
 	NodeASN   uint32
 	RouterID  string
 	NodeCIDRs []netip.Prefix // listen ranges (dynamic neighbours)
-	Pools     []netip.Prefix // the only prefixes accepted from the nodes
+	Pools     []netip.Prefix // VIP pools: host routes inside them are accepted from the nodes
+	PodCIDRs  []netip.Prefix // pod CIDRs the nodes export (bgplbd --export-pod-cidr): accepted exactly
 	Nodes     []netip.Addr   // node addresses (static neighbours, OPNsense)
+	// Standalone makes the BIRD output a whole bird.conf (device and kernel protocols)
+	// instead of a snippet to include next to an existing configuration.
+	Standalone bool
 }
+
+// routerFlavours are the outputs of router-config, in the order --help lists them.
+var routerFlavours = []string{"frr", "bird", "opnsense", "vyos", "routeros"}
 
 func newRouterConfigCmd(g *globals) *cobra.Command {
 	var (
 		routerASN, nodeASN uint32
 		routerID           string
 		nodeCIDRs, pools   []string
+		podCIDRs           []string
+		withPodCIDRs       bool
+		standalone         bool
 	)
 	cmd := &cobra.Command{
-		Use:       "router-config frr|bird|opnsense",
-		Short:     "Print a router configuration peering with every node (listen range, multipath, import only the pools)",
+		Use:   "router-config " + strings.Join(routerFlavours, "|"),
+		Short: "Print a router configuration peering with every node (listen range, multipath, import only the pools)",
+		Long: `Print the router side of bgplb: dynamic neighbours for the node subnets (or one
+neighbour per node where the router has no listen range), multipath over the nodes,
+an import filter that accepts only host routes inside the VIP pools (and the nodes' pod
+CIDRs with --pod-cidr or --with-pod-cidrs, for clusters running bgplbd
+--export-pod-cidr), and nothing exported to the nodes.
+
+frr and vyos print configuration (vtysh / VyOS "set" commands), routeros prints
+MikroTik RouterOS 7 commands, opnsense the steps in its GUI (os-frr). bird prints a
+snippet to include from an existing bird.conf (Debian's default one included); with
+--standalone it prints a whole bird.conf.`,
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: []string{"frr", "bird", "opnsense"},
+		ValidArgs: routerFlavours,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := routerParams{RouterASN: routerASN, NodeASN: nodeASN, RouterID: routerID}
+			p := routerParams{RouterASN: routerASN, NodeASN: nodeASN, RouterID: routerID, Standalone: standalone}
 			var err error
+			if p.PodCIDRs, err = parsePrefixes(podCIDRs); err != nil {
+				return fmt.Errorf("--pod-cidr: %w", err)
+			}
 			if p.NodeCIDRs, err = parsePrefixes(nodeCIDRs); err != nil {
 				return fmt.Errorf("--node-cidr: %w", err)
 			}
 			if p.Pools, err = parsePrefixes(pools); err != nil {
 				return fmt.Errorf("--pool: %w", err)
 			}
-			if len(p.NodeCIDRs) == 0 || len(p.Pools) == 0 {
+			if len(p.NodeCIDRs) == 0 || len(p.Pools) == 0 || (withPodCIDRs && len(p.PodCIDRs) == 0) {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 				defer cancel()
-				if err := p.fromCluster(ctx, g); err != nil {
+				if err := p.fromCluster(ctx, g, withPodCIDRs); err != nil {
 					return fmt.Errorf("derive node CIDRs and pools from the cluster (or pass --node-cidr and --pool): %w", err)
 				}
 			}
@@ -68,6 +91,9 @@ func newRouterConfigCmd(g *globals) *cobra.Command {
 	f.StringVar(&routerID, "router-id", "", "Router ID to set (optional).")
 	f.StringSliceVar(&nodeCIDRs, "node-cidr", nil, "Subnet(s) of the nodes' addresses (default: derived from the Nodes' InternalIPs as /24 and /64).")
 	f.StringSliceVar(&pools, "pool", nil, "VIP pool prefix(es) to accept (default: the blocks of every LoadBalancerIPPool).")
+	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "Pod CIDR(s) the nodes export over BGP (bgplbd --export-pod-cidr), accepted exactly.")
+	f.BoolVar(&withPodCIDRs, "with-pod-cidrs", false, "Accept every Node's spec.podCIDRs (for clusters running bgplbd --export-pod-cidr).")
+	f.BoolVar(&standalone, "standalone", false, "bird: print a whole bird.conf (device and kernel protocols) instead of a snippet to include.")
 	return cmd
 }
 
@@ -83,8 +109,9 @@ func parsePrefixes(ss []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// fromCluster fills NodeCIDRs, Nodes and Pools from the API server where not given.
-func (p *routerParams) fromCluster(ctx context.Context, g *globals) error {
+// fromCluster fills NodeCIDRs, Nodes and Pools from the API server where not given,
+// and PodCIDRs from the Nodes' spec.podCIDRs when podCIDRs is set.
+func (p *routerParams) fromCluster(ctx context.Context, g *globals, podCIDRs bool) error {
 	kube, crd, err := g.clients()
 	if err != nil {
 		return err
@@ -94,7 +121,13 @@ func (p *routerParams) fromCluster(ctx context.Context, g *globals) error {
 		return fmt.Errorf("list nodes: %w", err)
 	}
 	var cidrs []netip.Prefix
+	wantPods := podCIDRs && len(p.PodCIDRs) == 0
 	for _, n := range nodes.Items {
+		for _, c := range n.Spec.PodCIDRs {
+			if pr, err := netip.ParsePrefix(c); err == nil && wantPods && !slices.Contains(p.PodCIDRs, pr.Masked()) {
+				p.PodCIDRs = append(p.PodCIDRs, pr.Masked())
+			}
+		}
 		for _, a := range n.Status.Addresses {
 			if a.Type != corev1.NodeInternalIP {
 				continue
@@ -156,133 +189,29 @@ func writeRouterConfig(out io.Writer, flavour string, p routerParams) error {
 		writeBIRD(out, p)
 	case "opnsense":
 		writeOPNsense(out, p)
+	case "vyos":
+		writeVyOS(out, p)
+	case "routeros":
+		writeRouterOS(out, p)
 	default:
-		return fmt.Errorf("unknown router %q: want frr, bird or opnsense", flavour)
+		return fmt.Errorf("unknown router %q: want one of %s", flavour, strings.Join(routerFlavours, ", "))
 	}
 	return nil
 }
 
-func writeFRR(w io.Writer, p routerParams) {
-	ibgp := p.RouterASN == p.NodeASN
-	fmt.Fprintf(w, "! bgplb: generated by bgplbctl router-config frr\n")
-	fmt.Fprintf(w, "! Accepts only VIP host routes from the pools, sends nothing to the nodes, ECMP over all nodes.\n")
-	for _, fam := range []struct {
-		v4         bool
-		plist, afi string
-		hostBits   int
-	}{{true, "ip prefix-list", "ipv4", 32}, {false, "ipv6 prefix-list", "ipv6", 128}} {
-		for i, pool := range split(p.Pools, fam.v4) {
-			fmt.Fprintf(w, "%s BGPLB-VIPS-%s seq %d permit %s ge %d le %d\n", fam.plist, strings.ToUpper(fam.afi[2:]), (i+1)*5, pool, fam.hostBits, fam.hostBits)
-		}
-	}
-	fmt.Fprintf(w, "!\n")
-	if len(split(p.Pools, true)) > 0 {
-		fmt.Fprintf(w, "route-map BGPLB-IN permit 10\n match ip address prefix-list BGPLB-VIPS-V4\nexit\n")
-	}
-	if len(split(p.Pools, false)) > 0 {
-		fmt.Fprintf(w, "route-map BGPLB-IN permit 20\n match ipv6 address prefix-list BGPLB-VIPS-V6\nexit\n")
-	}
-	fmt.Fprintf(w, "route-map BGPLB-IN deny 100\nexit\n!\nroute-map BGPLB-OUT deny 10\nexit\n!\n")
-	fmt.Fprintf(w, "router bgp %d\n", p.RouterASN)
-	if p.RouterID != "" {
-		fmt.Fprintf(w, " bgp router-id %s\n", p.RouterID)
-	}
-	fmt.Fprintf(w, " bgp bestpath as-path multipath-relax\n")
-	fmt.Fprintf(w, " neighbor BGPLB peer-group\n neighbor BGPLB remote-as %d\n", p.NodeASN)
-	fmt.Fprintf(w, " neighbor BGPLB timers 3 9\n")
-	if len(p.NodeCIDRs) > 0 {
-		fmt.Fprintf(w, " ! FRR 8.4 (Debian 12) crashes when a listen-range neighbour with graceful restart\n")
-		fmt.Fprintf(w, " ! stays down longer than its restart time; there, list the nodes instead:\n")
-		fmt.Fprintf(w, " !   neighbor <node address> peer-group BGPLB\n")
-	}
-	for _, c := range p.NodeCIDRs {
-		fmt.Fprintf(w, " bgp listen range %s peer-group BGPLB\n", c)
-	}
-	maxPaths := " maximum-paths 64\n"
-	if ibgp {
-		maxPaths = " maximum-paths ibgp 64\n"
-	}
-	for _, afi := range []struct {
-		name string
-		v4   bool
-	}{{"ipv4", true}, {"ipv6", false}} {
-		if len(split(p.Pools, afi.v4)) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, " !\n address-family %s unicast\n  neighbor BGPLB activate\n", afi.name)
-		fmt.Fprintf(w, "  neighbor BGPLB route-map BGPLB-IN in\n  neighbor BGPLB route-map BGPLB-OUT out\n ")
-		fmt.Fprint(w, maxPaths)
-		fmt.Fprintf(w, " exit-address-family\n")
-	}
-	fmt.Fprintf(w, "exit\n!\n")
+// family is one address family of the generated configurations.
+type family struct {
+	v4       bool
+	name     string // ipv4 | ipv6
+	suffix   string // V4 | V6
+	hostBits int
 }
 
-func birdSet(ps []netip.Prefix, hostBits int) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = fmt.Sprintf("%s{%d,%d}", p, hostBits, hostBits)
-	}
-	return strings.Join(s, ", ")
-}
+var families = []family{{true, "ipv4", "V4", 32}, {false, "ipv6", "V6", 128}}
 
-func writeBIRD(w io.Writer, p routerParams) {
-	fmt.Fprintf(w, "# bgplb: generated by bgplbctl router-config bird (BIRD 2)\n")
-	if p.RouterID != "" {
-		fmt.Fprintf(w, "router id %s;\n", p.RouterID)
-	}
-	for _, fam := range []struct {
-		v4   bool
-		name string
-		bits int
-	}{{true, "ipv4", 32}, {false, "ipv6", 128}} {
-		pools := split(p.Pools, fam.v4)
-		if len(pools) == 0 {
-			continue
-		}
-		fmt.Fprintf(w, "\nfilter bgplb_import_%s {\n  if net ~ [ %s ] then accept;\n  reject;\n}\n", fam.name, birdSet(pools, fam.bits))
-		fmt.Fprintf(w, "\nprotocol kernel bgplb_kernel_%s {\n  merge paths on;   # ECMP: one next hop per announcing node\n  %s { export all; import none; };\n}\n", fam.name, fam.name)
-		for i, c := range p.NodeCIDRs {
-			if c.Addr().Is4() != fam.v4 {
-				continue
-			}
-			fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", fam.name, i, p.RouterASN, c, p.NodeASN, fam.name)
-			if p.RouterASN == p.NodeASN {
-				fmt.Fprintf(w, "  direct;\n")
-			}
-			fmt.Fprintf(w, "  hold time 9;\n  %s {\n    import filter bgplb_import_%s;\n    export none;\n  };\n}\n", fam.name, fam.name)
-		}
-	}
-	fmt.Fprintf(w, "\n# Multipath across nodes needs the kernel protocol's 'merge paths'; BGP best-path ties\n# between nodes are merged into one ECMP route.\n")
-}
-
-func writeOPNsense(w io.Writer, p routerParams) {
-	fmt.Fprintf(w, "bgplb: OPNsense setup (plugin os-frr), generated by bgplbctl router-config opnsense\n\n")
-	fmt.Fprintf(w, "1. System > Firmware > Plugins: install os-frr.\n")
-	fmt.Fprintf(w, "2. Routing > General: Enable; enable 'ECMP' / multipath.\n")
-	fmt.Fprintf(w, "3. Routing > BGP > General: Enable, BGP AS Number %d", p.RouterASN)
-	if p.RouterID != "" {
-		fmt.Fprintf(w, ", Router ID %s", p.RouterID)
-	}
-	fmt.Fprintf(w, ", leave Networks empty.\n")
-	fmt.Fprintf(w, "4. Routing > BGP > Prefix Lists: name BGPLB-VIPS, action Permit, one entry per pool:\n")
-	for i, pool := range p.Pools {
-		bits := 32
-		if pool.Addr().Is6() {
-			bits = 128
-		}
-		fmt.Fprintf(w, "     seq %d  %s  ge %d le %d   (IP version %s)\n", (i+1)*10, pool, bits, bits, map[bool]string{true: "IPv4", false: "IPv6"}[pool.Addr().Is4()])
-	}
-	fmt.Fprintf(w, "5. Routing > BGP > Route Maps: BGPLB-IN permit 10 matching prefix list BGPLB-VIPS; BGPLB-OUT deny 10.\n")
-	fmt.Fprintf(w, "6. Routing > BGP > Neighbors: the GUI has no listen range, so add one neighbor per node,\n")
-	fmt.Fprintf(w, "   Remote AS %d, Route-Map In BGPLB-IN, Route-Map Out BGPLB-OUT:\n", p.NodeASN)
-	if len(p.Nodes) == 0 {
-		fmt.Fprintf(w, "     (no Node objects found; add every node address inside %s)\n", prefixesString(p.NodeCIDRs))
-	}
-	for _, n := range p.Nodes {
-		fmt.Fprintf(w, "     %s\n", n)
-	}
-	fmt.Fprintf(w, "\nAlternatively paste this FRR configuration into Routing > General > 'advanced' (vtysh):\n\n")
-	writeFRR(w, p)
+// accepted reports whether the router accepts anything of family f from the nodes.
+func (p routerParams) accepted(f family) bool {
+	return len(split(p.Pools, f.v4)) > 0 || len(split(p.PodCIDRs, f.v4)) > 0
 }
 
 func prefixesString(ps []netip.Prefix) string {
