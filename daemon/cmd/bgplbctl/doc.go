@@ -5,8 +5,12 @@
 //     the datapath;
 //   - lb list: the datapath's frontend → backend table with packet/byte counters, read
 //     from the pinned eBPF maps (like cilium bpf lb list);
-//   - router-config frr|bird|opnsense: the router side (listen range over the node
-//     subnet, multipath, import only pool host routes, export nothing);
+//   - router-config frr|bird|opnsense|vyos|routeros: the router side (listen range over
+//     the node subnet, multipath, import only pool host routes and, when the nodes export
+//     them, their pod CIDRs; export nothing). The BIRD output is a snippet to include from
+//     an existing bird.conf (Debian's default included), or a whole one with --standalone;
+//     FRR and BIRD outputs are checked by the routers' own parsers in the tests, VyOS and
+//     RouterOS against reviewed golden files;
 //   - doctor: bpffs, daemon socket, CNI chaining, uplink program and BGP session checks;
 //   - install-cni: used by the DaemonSet's init container to install and chain the plugin.
 //

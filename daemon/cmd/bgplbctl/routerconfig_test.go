@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -10,12 +11,21 @@ import (
 	"testing"
 )
 
+var updateGolden = flag.Bool("update", false, "rewrite the router-config golden files in testdata/")
+
 var params = routerParams{
 	RouterASN: 64512, NodeASN: 64513,
 	NodeCIDRs: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24"), netip.MustParsePrefix("2001:db8:f::/64")},
 	Pools:     []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:ffff::/112")},
 	Nodes:     []netip.Addr{netip.MustParseAddr("198.18.0.11")},
 }
+
+// withPods is params for a cluster whose nodes export their pod CIDRs.
+var withPods = func() routerParams {
+	p := params
+	p.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("198.19.1.0/24"), netip.MustParsePrefix("2001:db8:1:1::/64")}
+	return p
+}()
 
 func render(t *testing.T, flavour string, p routerParams) string {
 	t.Helper()
@@ -26,9 +36,40 @@ func render(t *testing.T, flavour string, p routerParams) string {
 	return b.String()
 }
 
+func wantLines(t *testing.T, what, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, out)
+		}
+	}
+}
+
+// parseWith runs a router's own configuration parser on conf; it fails the test when
+// the router rejects it. The routers are Debian packages the Makefile installs.
+func parseWith(t *testing.T, conf string, name string, args ...string) {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not installed (make deps installs it): %v", name, err)
+	}
+	if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s rejects the configuration: %v\n%s\n%s", name, strings.Join(args, " "), err, b, conf)
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func TestFRRConfig(t *testing.T) {
 	out := render(t, "frr", params)
-	for _, want := range []string{
+	wantLines(t, "FRR config", out,
 		"router bgp 64512",
 		"bgp listen range 198.18.0.0/24 peer-group BGPLB",
 		"bgp listen range 2001:db8:f::/64 peer-group BGPLB",
@@ -38,52 +79,95 @@ func TestFRRConfig(t *testing.T) {
 		"route-map BGPLB-IN deny 100",
 		"neighbor BGPLB route-map BGPLB-IN in",
 		"maximum-paths 64",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("FRR config lacks %q:\n%s", want, out)
-		}
+	)
+	if strings.Contains(out, "198.19.") {
+		t.Errorf("FRR config accepts pod CIDRs nobody asked for:\n%s", out)
 	}
 	ibgp := params
 	ibgp.NodeASN = 64512
-	if out := render(t, "frr", ibgp); !strings.Contains(out, "maximum-paths ibgp 64") {
-		t.Errorf("iBGP config lacks maximum-paths ibgp:\n%s", out)
-	}
-	// FRR's own parser, when FRR is installed (it is on the lab machines).
-	vtysh, err := exec.LookPath("vtysh")
-	if err != nil {
-		t.Log("vtysh not installed: syntax not checked by FRR")
-		return
-	}
-	path := filepath.Join(t.TempDir(), "frr.conf")
-	if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command(vtysh, "-C", "-f", path).CombinedOutput(); err != nil {
-		t.Fatalf("vtysh -C rejects the config: %v\n%s\n%s", err, b, out)
+	wantLines(t, "iBGP FRR config", render(t, "frr", ibgp), "maximum-paths ibgp 64")
+
+	pods := render(t, "frr", withPods)
+	wantLines(t, "FRR config with pod CIDRs", pods,
+		"ip prefix-list BGPLB-VIPS-V4 seq 10 permit 198.19.1.0/24\n",
+		"ipv6 prefix-list BGPLB-VIPS-V6 seq 10 permit 2001:db8:1:1::/64\n",
+	)
+	for _, conf := range []string{out, pods} {
+		parseWith(t, conf, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", conf))
 	}
 }
 
-func TestBIRDAndOPNsenseConfig(t *testing.T) {
-	bird := render(t, "bird", params)
-	for _, want := range []string{
+// TestBIRDConfig checks the BIRD output with BIRD's own parser (bird -p): the snippet
+// included from Debian's default bird.conf (which has its own device and kernel
+// protocols), and the standalone bird.conf alone.
+func TestBIRDConfig(t *testing.T) {
+	snippet := render(t, "bird", withPods)
+	wantLines(t, "BIRD snippet", snippet,
 		"neighbor range 198.18.0.0/24 as 64513;",
-		"if net ~ [ 203.0.113.0/24{32,32} ] then accept;",
-		"if net ~ [ 2001:db8:ffff::/112{128,128} ] then accept;",
-		"merge paths on;",
+		"if net ~ [ 203.0.113.0/24{32,32}, 198.19.1.0/24 ] then accept;",
+		"if net ~ [ 2001:db8:ffff::/112{128,128}, 2001:db8:1:1::/64 ] then accept;",
 		"export none;",
-	} {
-		if !strings.Contains(bird, want) {
-			t.Errorf("BIRD config lacks %q:\n%s", want, bird)
+		"error wait time 1, 10;",
+		"graceful restart aware;",
+		"merge paths on;", // in the instructions
+	)
+	for _, unwanted := range []string{"\nprotocol kernel", "\nprotocol device"} {
+		if strings.Contains(snippet, unwanted) {
+			t.Errorf("BIRD snippet has %q, which clashes with the including bird.conf's own:\n%s", unwanted, snippet)
 		}
 	}
-	opn := render(t, "opnsense", params)
-	for _, want := range []string{"BGP AS Number 64512", "198.18.0.11", "203.0.113.0/24  ge 32 le 32", "bgp listen range"} {
-		if !strings.Contains(opn, want) {
-			t.Errorf("OPNsense instructions lack %q:\n%s", want, opn)
-		}
+	debian, err := os.ReadFile("testdata/debian-bird.conf")
+	if err != nil {
+		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	inc := writeFile(t, dir, "bgplb.conf", snippet)
+	main := writeFile(t, dir, "bird.conf", string(debian)+"\ninclude \""+inc+"\";\n")
+	parseWith(t, snippet, "bird", "-p", "-c", main)
+
+	alone := params
+	alone.Standalone = true
+	standalone := render(t, "bird", alone)
+	wantLines(t, "standalone bird.conf", standalone, "protocol device", "protocol kernel bgplb_kernel_ipv4", "merge paths on;")
+	parseWith(t, standalone, "bird", "-p", "-c", writeFile(t, dir, "standalone.conf", standalone))
+
+	// A standalone configuration next to Debian's is what the snippet avoids: BIRD
+	// refuses a second kernel protocol on the same table. The test keeps that reason true.
+	both := writeFile(t, dir, "both.conf", string(debian)+"\ninclude \""+writeFile(t, dir, "sa.conf", standalone)+"\";\n")
+	if b, err := exec.Command("bird", "-p", "-c", both).CombinedOutput(); err == nil {
+		t.Errorf("BIRD accepted two kernel protocols on one table; the snippet could carry its own:\n%s", b)
+	}
+}
+
+func TestOPNsenseInstructions(t *testing.T) {
+	opn := render(t, "opnsense", withPods)
+	wantLines(t, "OPNsense instructions", opn, "BGP AS Number 64512", "198.18.0.11", "203.0.113.0/24  ge 32 le 32", "198.19.1.0/24   (IP version IPv4, a node's pod CIDR)", "bgp listen range")
 	var b bytes.Buffer
-	if err := writeRouterConfig(&b, "cisco", params); err == nil {
-		t.Error("unknown router flavour accepted")
+	if err := writeRouterConfig(&b, "cisco", params); err == nil || !strings.Contains(err.Error(), "routeros") {
+		t.Errorf("unknown router flavour: err = %v, want one listing the flavours", err)
+	}
+}
+
+// TestGoldenRouterConfigs compares the outputs Debian has no parser for (VyOS, RouterOS)
+// with reviewed files; go test -run TestGoldenRouterConfigs -update rewrites them.
+func TestGoldenRouterConfigs(t *testing.T) {
+	for _, flavour := range []string{"vyos", "routeros"} {
+		for name, p := range map[string]routerParams{"": params, "-pods": withPods} {
+			got := render(t, flavour, p)
+			path := filepath.Join("testdata", flavour+name+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestGoldenRouterConfigs -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("%s differs from %s:\n%s", flavour, path, got)
+			}
+		}
 	}
 }
