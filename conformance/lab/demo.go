@@ -144,17 +144,8 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 		// Give the daemons' sessions (connect retry 2 s on FRR's side) and the VIP
 		// routes time to converge before showing them.
 		_ = poll(ctx, 30*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
-			peers, err := l.Router().BGPSummary(ctx, "ipv4")
-			if err != nil {
-				return false, nil
-			}
-			established := 0
-			for _, p := range peers {
-				if p.State == "Established" {
-					established++
-				}
-			}
-			return established >= len(l.Nodes), nil
+			established, err := l.EstablishedSessions(ctx)
+			return err == nil && established >= len(l.Nodes), nil
 		}) // what is not there after the wait is what the sections below show
 		_ = poll(ctx, 10*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
 			if vip == "" {
@@ -177,11 +168,11 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 		fmt.Fprintf(w, "  condition %s=%s reason=%s: %s\n", c.Type, c.Status, c.Reason, c.Message)
 	}
 
-	section(fmt.Sprintf("Router (FRR in %s, AS %d): BGP sessions with the nodes", RouterNS, RouterASN))
-	if out, err := l.Router().Vtysh(ctx, "show bgp summary"); err != nil {
+	section(fmt.Sprintf("Router (%s in %s, AS %d): BGP sessions with the nodes", l.Opts.Router, RouterNS, RouterASN))
+	if out, err := l.RouterSummary(ctx); err != nil {
 		fmt.Fprintf(w, "error: %v\n", err)
 	} else {
-		fmt.Fprintf(w, "%s\n", strings.TrimSpace(string(out)))
+		fmt.Fprintf(w, "%s\n", strings.TrimSpace(out))
 	}
 	section(fmt.Sprintf("Router kernel routes (ip -n %s route): static pod-CIDR routes, plus VIP routes learnt over BGP (proto bgp)", RouterNS))
 	if out, err := run(ctx, "ip", "-n", RouterNS, "route"); err != nil {

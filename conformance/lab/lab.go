@@ -38,7 +38,7 @@ func (l *Lab) Kubeconfig() string { return filepath.Join(l.Dir, kubeconfigRoot) 
 // KubeconfigFabric is the admin kubeconfig for processes inside the lab namespaces.
 func (l *Lab) KubeconfigFabric() string { return filepath.Join(l.Dir, kubeconfigFabric) }
 
-// Router returns the reader of the lab's FRR router.
+// Router returns the reader of the lab's FRR router (Options.Router "frr").
 func (l *Lab) Router() Router { return Router{VtyDir: filepath.Join(l.Dir, "frr")} }
 
 // RESTConfig returns the admin rest.Config for the root namespace.
@@ -148,17 +148,24 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := attachToFabric(ctx, FabricClientNS, "veth-fabcl", FabricClientV4.String(), fabV6, false); err != nil {
 		return err
 	}
-	logf("starting FRR")
 	frrDir := filepath.Join(l.Dir, "frr")
-	var nodeAddrs []netip.Addr
-	for _, n := range l.Nodes {
-		nodeAddrs = append(nodeAddrs, n.IPs...)
-	}
-	if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN, nodeAddrs); err != nil {
-		return err
-	}
-	if _, err := startDetached(l.Dir, "zebra", RouterNS, frrArgs("zebra", frrDir), nil); err != nil {
-		return err
+	if l.Opts.Router == RouterFRR {
+		logf("starting FRR")
+		var nodeAddrs []netip.Addr
+		for _, n := range l.Nodes {
+			nodeAddrs = append(nodeAddrs, n.IPs...)
+		}
+		if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN, nodeAddrs); err != nil {
+			return err
+		}
+		if _, err := startDetached(l.Dir, "zebra", RouterNS, frrArgs("zebra", frrDir), nil); err != nil {
+			return err
+		}
+	} else {
+		logf("starting BIRD")
+		if err := l.startBIRD(ctx); err != nil {
+			return err
+		}
 	}
 	logf("generating certificates")
 	p, err := newPKI(filepath.Join(l.Dir, "pki"), l.Opts.IPv6)
@@ -172,15 +179,17 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	logf("starting etcd and kube-apiserver")
-	// bgpd connects to zebra's socket; zebra creates it within milliseconds.
-	if err := poll(ctx, 10*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
-		_, err := os.Stat(filepath.Join(frrDir, "zserv.api"))
-		return err == nil, nil
-	}); err != nil {
-		return fmt.Errorf("wait for zebra's socket (see %s): %w", filepath.Join(l.Dir, "logs", "zebra.log"), err)
-	}
-	if _, err := startDetached(l.Dir, "bgpd", RouterNS, frrArgs("bgpd", frrDir), nil); err != nil {
-		return err
+	if l.Opts.Router == RouterFRR {
+		// bgpd connects to zebra's socket; zebra creates it within milliseconds.
+		if err := poll(ctx, 10*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
+			_, err := os.Stat(filepath.Join(frrDir, "zserv.api"))
+			return err == nil, nil
+		}); err != nil {
+			return fmt.Errorf("wait for zebra's socket (see %s): %w", filepath.Join(l.Dir, "logs", "zebra.log"), err)
+		}
+		if _, err := startDetached(l.Dir, "bgpd", RouterNS, frrArgs("bgpd", frrDir), nil); err != nil {
+			return err
+		}
 	}
 	if err := l.startControlPlane(ctx, p); err != nil {
 		return err
@@ -212,10 +221,10 @@ func (l *Lab) up(ctx context.Context) error {
 		return err
 	}
 	if err := poll(ctx, 20*time.Second, 200*time.Millisecond, func(ctx context.Context) (bool, error) {
-		_, err := l.Router().BGPSummary(ctx, "ipv4")
+		_, err := l.BGPRouter().Neighbors(ctx)
 		return err == nil, nil
 	}); err != nil {
-		return fmt.Errorf("wait for bgpd to answer vtysh (see %s): %w", filepath.Join(l.Dir, "logs", "bgpd.log"), err)
+		return fmt.Errorf("wait for the %s router to answer (see %s): %w", l.Opts.Router, filepath.Join(l.Dir, "logs"), err)
 	}
 	return nil
 }

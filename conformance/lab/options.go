@@ -102,6 +102,10 @@ type Options struct {
 	// BinDir holds the project's binaries: bgplb-lab (required: forwarder and lab
 	// kubelet), podserver (required) and bgplbd (optional).
 	BinDir string
+	// Router is the lab router's BGP implementation: "frr" (default, or
+	// $BGPLB_LAB_ROUTER) or "bird" (BIRD 2 running Debian's default bird.conf with the
+	// snippet of `bgplbctl router-config bird` included).
+	Router string
 	// NodeASN is the AS the router expects from the nodes: 64513 (default, eBGP) or
 	// 64512 (iBGP variant: same AS as the router).
 	NodeASN uint32
@@ -133,6 +137,12 @@ func (o *Options) defaults() error {
 	}
 	if o.ExportPodCIDR && o.NoDaemon {
 		return fmt.Errorf("--export-pod-cidr needs bgplbd to announce the pod CIDRs: drop --no-daemon")
+	}
+	if o.Router == "" {
+		o.Router = envOr("BGPLB_LAB_ROUTER", RouterFRR)
+	}
+	if o.Router != RouterFRR && o.Router != RouterBIRD {
+		return fmt.Errorf("--router %q: must be %s or %s", o.Router, RouterFRR, RouterBIRD)
 	}
 	if o.NodeASN == 0 {
 		o.NodeASN = NodeASN

@@ -28,6 +28,16 @@ func preflight(o Options) error {
 			missing = append(missing, c)
 		}
 	}
+	if o.Router == RouterBIRD {
+		for _, c := range []string{"bird", "birdc"} {
+			if _, err := exec.LookPath(c); err != nil {
+				missing = append(missing, c+" (package bird2)")
+			}
+		}
+		if _, err := os.Stat(filepath.Join(o.BinDir, "bgplbctl")); err != nil {
+			missing = append(missing, filepath.Join(o.BinDir, "bgplbctl")+" (renders the BIRD snippet)")
+		}
+	}
 	if o.ProxyMode == "nftables" && !o.NoKubeProxy {
 		if _, err := exec.LookPath("nft"); err != nil {
 			missing = append(missing, "nft")

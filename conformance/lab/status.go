@@ -92,12 +92,12 @@ func (l *Lab) PrintStatus(ctx context.Context, w io.Writer) {
 	if err != nil {
 		fmt.Fprintf(w, "  error: %v\n", err)
 	}
-	fmt.Fprintf(w, "\nrouter (FRR, AS %d) BGP summary:\n", RouterASN)
-	out, err := l.Router().Vtysh(ctx, "show bgp summary")
+	fmt.Fprintf(w, "\nrouter (%s, AS %d) BGP summary:\n", l.Opts.Router, RouterASN)
+	out, err := l.RouterSummary(ctx)
 	if err != nil {
 		fmt.Fprintf(w, "  error: %v\n", err)
 	} else {
-		fmt.Fprintf(w, "%s\n", strings.TrimRight(string(out), "\n"))
+		fmt.Fprintf(w, "%s\n", out)
 	}
 }
 

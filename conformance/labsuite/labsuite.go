@@ -15,7 +15,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/bgplb/bgplb/conformance/lab"
-	"github.com/bgplb/bgplb/conformance/router"
 	"github.com/bgplb/bgplb/conformance/suite"
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
@@ -70,7 +69,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 	s := &suite.Suite{
 		Kube:              kube,
 		LB:                lbc,
-		Router:            router.FRR{Run: l.Router().Vtysh},
+		Router:            l.BGPRouter(),
 		Client:            Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
 		SubnetClient:      FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
 		Faults:            Faults{Lab: l},

@@ -3,7 +3,9 @@
 // sessions. The suite asserts on what a router sees, never on what bgplb says about
 // itself.
 //
-// FRR is implemented (vtysh JSON). A second router (BIRD, OPNsense's FRR over SSH) is
-// one more type that satisfies Router; only the command transport and the JSON shapes
-// differ.
+// FRR (vtysh JSON) and BIRD 2 (birdc text, the kernel FIB through iproute2's JSON)
+// are implemented; each reads through a command transport (a lab namespace, SSH) given
+// by its user. Their parsers are tested on outputs recorded from the real daemons
+// (testdata/). BIRD keeps no session counters like FRR's dropped connections: a reset
+// shows there as a later EstablishedSince.
 package router
