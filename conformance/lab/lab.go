@@ -30,6 +30,9 @@ type Lab struct {
 	Nodes []Node `json:"nodes"`
 	// Started is when Up began.
 	Started time.Time `json:"started"`
+	// Prefix is the name prefix the lab was started with ($BGPLB_LAB_PREFIX): Down
+	// refuses to run with another one, which would miss the lab's namespaces.
+	Prefix string `json:"prefix"`
 }
 
 // Kubeconfig is the admin kubeconfig for the root namespace (through the forwarder).
@@ -95,7 +98,7 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	if err := preflight(opts); err != nil {
 		return nil, err
 	}
-	l := &Lab{Dir: opts.Dir, Opts: opts, Started: started}
+	l := &Lab{Dir: opts.Dir, Opts: opts, Started: started, Prefix: Prefix}
 	for i := 1; i <= opts.Nodes; i++ {
 		l.Nodes = append(l.Nodes, makeNode(opts.Dir, i, opts.IPv6))
 	}
@@ -273,6 +276,9 @@ func Down(dir string) error {
 		return fmt.Errorf("resolve lab dir %q: %w", dir, err)
 	}
 	dir = abs
+	if saved, err := Open(dir); err == nil && saved.Prefix != "" && saved.Prefix != Prefix {
+		return fmt.Errorf("the lab in %s was started with BGPLB_LAB_PREFIX=%s (and its BGPLB_LAB_FORWARD); run down with the same environment, not prefix %q", dir, saved.Prefix, Prefix)
+	}
 	var errs []error
 
 	// 1. Recorded processes (ours and the lab kubelets').
