@@ -35,6 +35,10 @@ GO_TEST_FLAGS ?= -count=1
 LAB_PKGS      ?= ./conformance/lab/
 export BGPLB_BIN_DIR := $(BIN)
 export BGPLB_K8S_BIN_DIR := $(TOOLS_BIN)
+# The lab's router: frr (default) or bird (BIRD 2 running the `bgplbctl router-config
+# bird` snippet inside Debian's default bird.conf): `make conformance ROUTER=bird`.
+ROUTER ?= frr
+export BGPLB_LAB_ROUTER := $(ROUTER)
 
 .PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-lab \
 	demo lab-up lab-down lab-status conformance bench manifests clean help
