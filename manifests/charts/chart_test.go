@@ -90,6 +90,14 @@ func TestChart(t *testing.T) {
 		if img := container(t, daemonSet(t, rendered["default"]))["image"]; img != "ghcr.io/bgplb/bgplb:v0.1.0" {
 			t.Errorf("default image = %v, want ghcr.io/bgplb/bgplb:v0.1.0 (the chart's appVersion)", img)
 		}
+		// Chart.yaml's kubeVersion is the CRDs' minimum (README, compatibility table;
+		// manifests/crds_test.go checks the CEL rules need exactly that).
+		if out, err := run(t, nil, helm, "template", "bgplb", chartDir, "--kube-version", "v1.30.0"); err == nil || !strings.Contains(out, "requires kubeVersion") {
+			t.Errorf("helm template for Kubernetes 1.30 did not refuse (err %v):\n%.500s", err, out)
+		}
+		if out, err := run(t, nil, helm, "template", "bgplb", chartDir, "--kube-version", "v1.31.0"); err != nil {
+			t.Errorf("helm template for Kubernetes 1.31: %v\n%s", err, out)
+		}
 	})
 
 	srv := apiservertest.Start(t)
