@@ -53,6 +53,13 @@ func TestChart(t *testing.T) {
 				t.Errorf("helm lint (%s) did not report a clean lint:\n%s", vs.name, out)
 			}
 		}
+		// values.schema.json refuses a misspelt key and a wrong type instead of ignoring them.
+		for _, bad := range []string{"cni.confdir=/x", "datapath.enabled=maybe", "image.digest=latest"} {
+			out, err := run(t, nil, helm, "template", "bgplb", chartDir, "--set", bad)
+			if err == nil || !strings.Contains(out, "schema") {
+				t.Errorf("helm template --set %s was not refused by the values schema (err %v):\n%.500s", bad, err, out)
+			}
+		}
 	})
 
 	rendered := map[string]string{}
