@@ -92,7 +92,7 @@ test-apiserver: deps tools ## CRD validation and bgplbd against a real kube-apis
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR' ./daemon/apis/... ./daemon/app/
 
 test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=server against kube-apiserver + etcd; chart == kustomize
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart' ./manifests/charts/
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/
 
 test-lab: deps tools build ## the lab's own tests (root)
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v $(LAB_PKGS)
