@@ -4,14 +4,18 @@ package charts
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -104,6 +108,38 @@ func TestChart(t *testing.T) {
 		}
 		if out, err := run(t, nil, helm, "template", "bgplb", chartDir, "--kube-version", "v1.31.0"); err != nil {
 			t.Errorf("helm template for Kubernetes 1.31: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("Package", func(t *testing.T) {
+		// make release ships the packaged chart: packaging is reproducible and the
+		// archive renders what the directory renders.
+		var sums []string
+		var pkg string
+		for i := range 2 {
+			dir := t.TempDir()
+			if out, err := run(t, nil, helm, "package", chartDir, "-d", dir); err != nil {
+				t.Fatalf("helm package: %v\n%s", err, out)
+			}
+			pkg = filepath.Join(dir, "bgplb-0.1.0.tgz")
+			b, err := os.ReadFile(pkg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums = append(sums, fmt.Sprintf("%x", sha256.Sum256(b)))
+			if i == 0 {
+				time.Sleep(1100 * time.Millisecond) // a timestamp in the archive would show
+			}
+		}
+		if sums[0] != sums[1] {
+			t.Errorf("helm package is not reproducible: %s then %s", sums[0], sums[1])
+		}
+		out, err := run(t, nil, helm, "template", "bgplb", pkg, "--namespace", namespace, "--include-crds")
+		if err != nil {
+			t.Fatalf("helm template of the package: %v\n%s", err, out)
+		}
+		if want := helmTemplate(t, helm, "--include-crds"); out != want {
+			t.Errorf("the packaged chart renders differently from %s", chartDir)
 		}
 	})
 
