@@ -40,7 +40,7 @@ export BGPLB_K8S_BIN_DIR := $(TOOLS_BIN)
 ROUTER ?= frr
 export BGPLB_LAB_ROUTER := $(ROUTER)
 
-.PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-lab \
+.PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-chart test-lab \
 	demo lab-up lab-down lab-status conformance bench manifests clean help
 
 all: build
@@ -60,13 +60,14 @@ deps: ## install the Debian packages the lab needs (idempotent, quiet when prese
 	fi
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-tools: ## build kube-apiserver & co. and the reference CNI plugins into $(TOOLS_BIN) (cached)
+tools: ## build kube-apiserver & co., the reference CNI plugins and helm into $(TOOLS_BIN) (cached)
 	@mkdir -p $(TOOLS_BIN)
 	cd conformance/tools && $(GO) build -trimpath -o $(TOOLS_BIN)/ \
 		$(addprefix k8s.io/kubernetes/cmd/,$(K8S_CMDS)) \
 		github.com/containernetworking/plugins/plugins/ipam/host-local \
 		github.com/containernetworking/plugins/plugins/main/loopback \
 		github.com/containernetworking/plugins/plugins/main/ptp
+	cd conformance/tools/helm && $(GO) build -trimpath -o $(TOOLS_BIN)/helm helm.sh/helm/v4/cmd/helm
 
 build: ## build bgplbd, bgplbctl, the CNI plugin, bgplb-lab and podserver into ./bin
 	@mkdir -p $(BIN)
@@ -85,7 +86,7 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) vet -tags lab ./conformance/...
 	$(GO) vet -tags bench ./conformance/bench/
-	$(GO) vet -tags apiserver ./daemon/...
+	$(GO) vet -tags apiserver ./daemon/... ./manifests/... ./internal/...
 	$(GO) tool staticcheck ./...
 
 test-unit: ## unit and privileged package tests (root: netns, bpf)
@@ -94,10 +95,13 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 test-apiserver: deps tools ## CRD validation and bgplbd against a real kube-apiserver + etcd (+ FRR)
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR' ./daemon/apis/... ./daemon/app/
 
+test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=server against kube-apiserver + etcd; chart == kustomize
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/
+
 test-lab: deps tools build ## the lab's own tests (root)
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v $(LAB_PKGS)
 
-test: deps tools build lint check-generate test-unit test-apiserver test-lab conformance ## everything CI runs
+test: deps tools build lint check-generate test-unit test-apiserver test-chart test-lab conformance ## everything CI runs
 
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh

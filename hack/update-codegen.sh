@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates everything derived from the API types in daemon/apis:
 #   deepcopy (zz_generated.deepcopy.go), the typed clientset, listers and informers under
-#   daemon/client, and the CRD manifests under manifests/base/crds.
+#   daemon/client, and the CRD manifests under manifests/base/crds (copied into the Helm
+#   chart's manifests/charts/bgplb/crds).
 # Tools come from the `tool` directives of go.mod (k8s.io/code-generator, controller-tools),
 # so the versions are pinned by go.mod. Run from anywhere; `go generate ./...` calls it.
 # Running it twice leaves no diff.
@@ -59,3 +60,10 @@ go tool informer-gen \
 echo "controller-gen crd"
 rm -f manifests/base/crds/bgplb.io_*.yaml
 go tool controller-gen crd paths=./daemon/apis/... output:crd:dir=manifests/base/crds
+
+# The Helm chart ships the same CRDs in its crds/ directory (Helm installs them before
+# the templates and never templates them); manifests/crds_test.go checks they are
+# byte-identical.
+echo "chart crds"
+rm -f manifests/charts/bgplb/crds/bgplb.io_*.yaml
+cp manifests/base/crds/bgplb.io_*.yaml manifests/charts/bgplb/crds/
