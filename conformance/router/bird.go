@@ -56,6 +56,9 @@ var birdRouteHead = regexp.MustCompile(`^(\S+)?\s+unicast \[(\S+) [^\]]*\]( \*)?
 // Paths returns the routes of `show route <prefix> all` (exact prefix, every protocol).
 func (b BIRD) Paths(ctx context.Context, prefix netip.Prefix) ([]Path, error) {
 	out, err := b.Run(ctx, fmt.Sprintf("show route %s all", prefix))
+	if bytes.Contains(out, []byte("Network not found")) {
+		return nil, nil // birdc exits 1 for a network the table does not hold
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run birdc show route %s: %w", prefix, err)
 	}

@@ -40,7 +40,7 @@ func recorded(t *testing.T) BIRD {
 				return nil, fmt.Errorf("unexpected birdc command %q", cmd)
 			}
 			if f == "" {
-				return []byte("BIRD 2.0.12 ready.\nTable master4:\n"), nil
+				return []byte("BIRD 2.0.12 ready.\nNetwork not found\n"), fmt.Errorf("exit status 1")
 			}
 			return read(f), nil
 		},
