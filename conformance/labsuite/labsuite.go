@@ -91,7 +91,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 }
 
 // ApplyBase creates (or keeps) the pool 203.0.113.0/25 + 2001:db8:ffff::/120, the peer
-// (the lab's FRR, graceful restart on, short timers) and an advertisement of every
+// (the lab router, graceful restart on by default, short timers) and an advertisement of every
 // Service not labelled suite.WeightedLabel.
 func ApplyBase(ctx context.Context, c lbclient.Interface) error {
 	api := c.BgplbV1alpha1()
@@ -102,7 +102,8 @@ func ApplyBase(ctx context.Context, c lbclient.Interface) error {
 			LocalASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: lab.RouterFabricV4.String(),
 			Timers: &lbv1.BGPTimers{ConnectRetrySeconds: ptr.To[int32](2), HoldTimeSeconds: ptr.To[int32](9),
 				KeepaliveTimeSeconds: ptr.To[int32](3)},
-			GracefulRestart: &lbv1.GracefulRestart{Enabled: true, RestartTimeSeconds: ptr.To[int32](60)},
+			// Graceful restart is on by default; the suite keeps the default on.
+			GracefulRestart: &lbv1.GracefulRestart{RestartTimeSeconds: ptr.To[int32](60)},
 		}}
 	adv := &lbv1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "lab"},
 		Spec: lbv1.BGPAdvertisementSpec{ServiceSelector: &metav1.LabelSelector{

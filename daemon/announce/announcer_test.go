@@ -407,7 +407,6 @@ func TestSyncPeers(t *testing.T) {
 	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
 		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1",
 			Timers:            &v1alpha1.BGPTimers{HoldTimeSeconds: ptr.To[int32](9), KeepaliveTimeSeconds: ptr.To[int32](3)},
-			GracefulRestart:   &v1alpha1.GracefulRestart{Enabled: true},
 			PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "bgp", Key: "password"}}}))
 	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "rack-b"},
 		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.2",
@@ -429,6 +428,29 @@ func TestSyncPeers(t *testing.T) {
 	if p.Name != "router" || p.Password != "s3cret" || p.HoldTime.Seconds() != 9 || !p.GracefulRestart.Enabled ||
 		p.GracefulRestart.RestartTime.Seconds() != 120 || p.PeerASN != 64512 || p.LocalASN != 64513 {
 		t.Fatalf("peer config = %+v", p)
+	}
+}
+
+// TestGracefulRestartDefault: absent or without "enabled" means on (120 s unless set);
+// only enabled: false turns it off.
+func TestGracefulRestartDefault(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		gr      *v1alpha1.GracefulRestart
+		enabled bool
+		secs    float64
+	}{
+		{nil, true, 120},
+		{&v1alpha1.GracefulRestart{RestartTimeSeconds: ptr.To[int32](60)}, true, 60},
+		{&v1alpha1.GracefulRestart{Enabled: ptr.To(true)}, true, 120},
+		{&v1alpha1.GracefulRestart{Enabled: ptr.To(false), RestartTimeSeconds: ptr.To[int32](60)}, false, 0},
+	} {
+		cfg, err := f.a.peerConfig(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+			Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1", GracefulRestart: c.gr}})
+		must(t, err)
+		if cfg.GracefulRestart.Enabled != c.enabled || cfg.GracefulRestart.RestartTime.Seconds() != c.secs {
+			t.Errorf("gracefulRestart %+v: got %+v, want enabled=%v restart %vs", c.gr, cfg.GracefulRestart, c.enabled, c.secs)
+		}
 	}
 }
 

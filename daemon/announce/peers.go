@@ -297,10 +297,11 @@ func (a *Announcer) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 			cfg.Keepalive = time.Duration(*t.KeepaliveTimeSeconds) * time.Second
 		}
 	}
-	if gr := s.GracefulRestart; gr != nil && gr.Enabled {
+	// Graceful restart is on unless turned off: a restarting bgplbd keeps its routes.
+	if gr := s.GracefulRestart; gr == nil || gr.Enabled == nil || *gr.Enabled {
 		cfg.GracefulRestart.Enabled = true
 		cfg.GracefulRestart.RestartTime = 120 * time.Second
-		if gr.RestartTimeSeconds != nil {
+		if gr != nil && gr.RestartTimeSeconds != nil {
 			cfg.GracefulRestart.RestartTime = time.Duration(*gr.RestartTimeSeconds) * time.Second
 		}
 	}

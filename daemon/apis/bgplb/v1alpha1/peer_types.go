@@ -89,7 +89,9 @@ type BGPPeerSpec struct {
 	// +optional
 	Timers *BGPTimers `json:"timers,omitempty"`
 
-	// GracefulRestart (RFC 4724) lets the peer keep our routes while the daemon restarts.
+	// GracefulRestart (RFC 4724) lets the peer keep our routes while the daemon restarts
+	// (an upgrade, a crash): on by default with a restart time of 120 s; turn it off
+	// with `enabled: false`.
 	// +optional
 	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
 
@@ -125,11 +127,13 @@ type BGPTimers struct {
 	KeepaliveTimeSeconds *int32 `json:"keepaliveTimeSeconds,omitempty"`
 }
 
-// GracefulRestart configures the graceful restart capability.
+// GracefulRestart configures the graceful restart capability. An absent
+// gracefulRestart means enabled with the defaults.
 type GracefulRestart struct {
-	// Enabled advertises the graceful restart capability.
+	// Enabled advertises the graceful restart capability. Defaults to true.
+	// +kubebuilder:default=true
 	// +optional
-	Enabled bool `json:"enabled,omitempty"`
+	Enabled *bool `json:"enabled,omitempty"`
 
 	// RestartTimeSeconds is how long the peer keeps our routes after the session drops.
 	// Defaults to 120.
