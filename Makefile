@@ -126,5 +126,59 @@ lab-down: ## tear the lab down (idempotent)
 lab-status: ## show the lab's namespaces, processes and BGP sessions
 	$(BIN)/bgplb-lab status --dir $(LAB_DIR)
 
+# ---- images and release (hack/imagebuild: no container engine needed) ----------
+# `make image` builds OCI image indexes (linux/amd64 + linux/arm64) of bgplb (bgplbd,
+# bgplbctl, the CNI plugin) and of the conformance pod server into _output/image/:
+# <name>/ is an OCI layout, <name>.tar an OCI archive (docker/podman load, skopeo,
+# ctr import), <name>.digest the index digest. Same commit, same digest.
+IMAGE_REPO     ?= ghcr.io/bgplb/bgplb
+PODSERVER_REPO ?= ghcr.io/bgplb/podserver
+IMAGE_OUT      := $(CURDIR)/_output/image
+IMAGE_BIN      := $(CURDIR)/_output/image-bin
+RELEASE_OUT    := $(CURDIR)/_output/release
+CHART_DIR      := $(CURDIR)/manifests/charts/bgplb
+IMAGEBUILD     := $(CURDIR)/_output/tools/imagebuild
+HOST_GOARCH    := $(shell $(GO) env GOARCH)
+# Binaries the lab needs that no image ships; image-bin copies them from bin/.
+LAB_ONLY_BINS  := bgplb-lab
+
+.PHONY: imagebuild image image-bin push release
+
+imagebuild:
+	@$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGEBUILD) ./hack/imagebuild
+
+image: imagebuild ## build the bgplb and podserver image indexes (linux/amd64, linux/arm64) into _output/image
+	$(IMAGEBUILD) build -out $(IMAGE_OUT) -version $(VERSION) -repo $(IMAGE_REPO) -podserver-repo $(PODSERVER_REPO)
+
+image-bin: image build ## the built images' linux/$(GOARCH) binaries in _output/image-bin (+ bgplb-lab from bin/)
+	rm -rf $(IMAGE_BIN)
+	$(IMAGEBUILD) extract -flat -layout $(IMAGE_OUT)/bgplb -platform linux/$(HOST_GOARCH) -out $(IMAGE_BIN)
+	$(IMAGEBUILD) extract -flat -layout $(IMAGE_OUT)/podserver -platform linux/$(HOST_GOARCH) -out $(IMAGE_BIN)
+	cp $(addprefix $(BIN)/,$(LAB_ONLY_BINS)) $(IMAGE_BIN)/
+
+push: imagebuild ## push what `make image` built: make push IMAGE=registry/repo:tag [PODSERVER_IMAGE=registry/repo:tag]
+	@test -n "$(IMAGE)" || { echo "push: set IMAGE=registry/repo:tag" >&2; exit 1; }
+	$(IMAGEBUILD) push -layout $(IMAGE_OUT)/bgplb -image $(IMAGE)
+	$(if $(PODSERVER_IMAGE),$(IMAGEBUILD) push -layout $(IMAGE_OUT)/podserver -image $(PODSERVER_IMAGE))
+
+release: image ## make release VERSION=vX.Y.Z: _output/release/{bgplb.yaml, bgplb-X.Y.Z.tgz, *-image.tar, SHA256SUMS}
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "release: VERSION=$(VERSION) is not vX.Y.Z[-pre]" >&2; exit 1; }
+	rm -rf $(RELEASE_OUT) && mkdir -p $(RELEASE_OUT)
+	$(IMAGEBUILD) manifest -base manifests/base -layout $(IMAGE_OUT)/bgplb -repo $(IMAGE_REPO) -out $(RELEASE_OUT)/bgplb.yaml
+	@if [ -f $(CHART_DIR)/Chart.yaml ]; then \
+		echo "$(IMAGEBUILD) chart -dir $(CHART_DIR) -version $(VERSION) -out $(RELEASE_OUT)"; \
+		$(IMAGEBUILD) chart -dir $(CHART_DIR) -version $(VERSION) -out $(RELEASE_OUT); \
+	else echo "release: no chart in $(CHART_DIR); the bundle has no chart package" >&2; fi
+	cp $(IMAGE_OUT)/bgplb.tar $(RELEASE_OUT)/bgplb-image.tar
+	cp $(IMAGE_OUT)/podserver.tar $(RELEASE_OUT)/podserver-image.tar
+	cd $(RELEASE_OUT) && sha256sum $$(ls | grep -v '^SHA256SUMS$$') > SHA256SUMS
+	@cat $(RELEASE_OUT)/SHA256SUMS; echo "bgplb image: $(IMAGE_REPO)@$$(cat $(IMAGE_OUT)/bgplb.digest)"
+
+# The conformance suite runs bgplbd, bgplbctl, the CNI plugin and the pod server
+# taken from the built image (issue 14), not from bin/.
+conformance: image-bin
+conformance: export BGPLB_BIN_DIR := $(IMAGE_BIN)
+# ---- end of images and release ------------------------------------------------
+
 clean: ## remove build output (not the tools cache)
 	rm -rf $(BIN) _output
