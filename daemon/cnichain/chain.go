@@ -74,20 +74,24 @@ func Chain(confDir string, entry map[string]any) (Result, error) {
 			return Result{}, fmt.Errorf("parse %s: %w", path, err)
 		}
 	} else {
-		// A single-plugin configuration: convert it like libcni does when it loads one.
-		conf, err := libcni.ConfFromBytes(data)
+		// A single-plugin configuration: convert it as runtimes do when they load one
+		// (containerd's go-cni with libcni.ConfListFromConf, deprecated in libcni since the
+		// format is): name and cniVersion of the plugin, the plugin as the only element.
+		conf, err := libcni.NetworkPluginConfFromBytes(data)
 		if err != nil {
 			return Result{}, fmt.Errorf("load %s: %w", path, err)
 		}
 		if conf.Network.Type == "" {
 			return Result{}, fmt.Errorf("%s has no plugin type: a conflist needs the .conflist extension to be loaded as one", path)
 		}
-		list, err := libcni.ConfListFromConf(conf)
-		if err != nil {
+		name, _ := json.Marshal(conf.Network.Name)      // a string always encodes
+		ver, _ := json.Marshal(conf.Network.CNIVersion) // a string always encodes
+		top = map[string]json.RawMessage{"name": name, "cniVersion": ver}
+		plugins = []json.RawMessage{conf.Bytes}
+		if out, err := joinConfList(top, plugins); err != nil {
 			return Result{}, fmt.Errorf("convert %s to a conflist: %w", path, err)
-		}
-		if top, plugins, err = splitConfList(list.Bytes); err != nil {
-			return Result{}, fmt.Errorf("parse converted %s: %w", path, err)
+		} else if _, err := libcni.ConfListFromBytes(out); err != nil {
+			return Result{}, fmt.Errorf("convert %s to a conflist: %w", path, err)
 		}
 		target = convertedName(path)
 	}
