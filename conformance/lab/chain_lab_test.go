@@ -44,7 +44,7 @@ func TestLabDaemonKeepsPluginChained(t *testing.T) {
 	daemonLog := filepath.Join(dir, "logs", n.Name+"-bgplbd.log")
 	eventually(t, 60*time.Second, "bgplbd runs the chaining loop", func() error {
 		b, err := os.ReadFile(daemonLog)
-		if err != nil || !strings.Contains(string(b), "keeping the CNI plugin chained") {
+		if err != nil || !strings.Contains(string(b), "CNI chaining loop started") {
 			return os.ErrNotExist
 		}
 		return nil

@@ -91,7 +91,7 @@ func startCNIChain(ctx context.Context, wg *sync.WaitGroup, cfg Config, kube kub
 	}
 	logger := klog.FromContext(ctx).WithName("cni")
 	loop := &cnichain.Loop{ConfDir: c.ConfDir, BinDir: c.BinDir, PluginBinary: c.PluginBinary, Entry: c.Entry, Enabled: c.Enabled}
-	logger.Info("keeping the CNI plugin chained", "enabled", c.Enabled, "confDir", c.ConfDir, "binDir", c.BinDir)
+	logger.Info("CNI chaining loop started", "chain", c.Enabled, "confDir", c.ConfDir, "binDir", c.BinDir)
 	wg.Go(func() {
 		if err := loop.Run(klog.NewContext(ctx, logger)); err != nil {
 			logger.Error(err, "CNI chaining loop failed")
