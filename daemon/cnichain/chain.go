@@ -55,6 +55,14 @@ func Chain(confDir string, entry map[string]any) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	unlock, err := lockDir(confDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return Result{}, fmt.Errorf("%w: %s does not exist", ErrNoConfig, confDir)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
 	path, err := Primary(confDir)
 	if err != nil {
 		return Result{}, err
@@ -160,6 +168,14 @@ func Chain(confDir string, entry map[string]any) (Result, error) {
 // bytes come back when the file is still what Chain wrote, otherwise every entry of type
 // bgplb is removed from every conflist. It is idempotent.
 func Unchain(confDir string) (Result, error) {
+	unlock, err := lockDir(confDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return Result{}, nil // no conf dir: nothing chained
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
 	st, err := loadState(confDir)
 	if err != nil {
 		return Result{}, err

@@ -3,10 +3,12 @@ package cnichain
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -250,5 +252,36 @@ func TestChainErrors(t *testing.T) {
 	sort.Strings(names)
 	if !reflect.DeepEqual(names, []string{"10-x.conf", "10-x.conflist"}) {
 		t.Fatalf("files after a refused Chain: %v", names)
+	}
+}
+
+// TestConcurrentChainAndUnchain: writers in parallel (an init container and a daemon
+// during a rolling update) leave one valid conflist, and Unchain still restores the
+// original bytes.
+func TestConcurrentChainAndUnchain(t *testing.T) {
+	dir := t.TempDir()
+	primary := filepath.Join(dir, "10-k8s.conflist")
+	writeFile(t, primary, primaryConflist, 0o644)
+	before := snapshot(t, dir)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 10 {
+				if _, err := Chain(dir, map[string]any{"logFile": fmt.Sprintf("/tmp/%d-%d", i, j)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := pluginTypes(t, primary), []string{"ptp", "portmap", "bgplb"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("plugins = %v, want %v", got, want)
+	}
+	if _, err := Unchain(dir); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, dir); !reflect.DeepEqual(before, after) {
+		t.Fatalf("conf dir after Unchain differs:\nbefore %q\nafter  %q", before, after)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // stateDirName is the hidden directory in the conf dir that holds Chain's state. libcni
@@ -61,4 +63,20 @@ func saveState(confDir string, st *state) error {
 		return fmt.Errorf("encode chaining state: %w", err)
 	}
 	return writeAtomic(statePath(confDir), data, 0o600)
+}
+
+// lockDir takes an exclusive flock on confDir itself, so that two writers (an install-cni
+// init container and a terminating daemon's loop during a rolling update) never
+// interleave their read-modify-write of the conflist and the state. The returned func
+// releases it.
+func lockDir(confDir string) (func(), error) {
+	f, err := os.Open(confDir)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", confDir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", confDir, err)
+	}
+	return func() { f.Close() }, nil // closing the last fd releases the lock
 }
