@@ -93,4 +93,23 @@ func TestLabDaemonKeepsPluginChained(t *testing.T) {
 	if !cnichain.PluginInstalled(n.CNIBinDir()) {
 		t.Fatal("plugin binary gone after bgplbd stopped")
 	}
+
+	// bgplbd started again with the datapath off unchains: the conflist is again what
+	// the "primary" wrote, byte for byte.
+	l.Opts.DaemonExtraArgs = append(l.Opts.DaemonExtraArgs, "--datapath=false")
+	start = time.Now()
+	if err := l.StartDaemon(ctx, n.Name); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "unchained by bgplbd --datapath=false", func() error {
+		b, err := os.ReadFile(conflist)
+		if err != nil || string(b) != string(out) {
+			return os.ErrExist
+		}
+		return nil
+	})
+	t.Logf("bgplbd --datapath=false started → conflist restored byte for byte in %v", time.Since(start).Round(time.Millisecond))
+	if err := l.SignalDaemon(ctx, n.Name, syscall.SIGTERM, false); err != nil {
+		t.Fatal(err)
+	}
 }
