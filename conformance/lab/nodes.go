@@ -61,7 +61,7 @@ func (l *Lab) prepareNodeDirs(n Node) error {
 			"daemonSocket": n.DaemonSocket(),
 			"recordsDir":   n.EndpointsDir(),
 			"bpfPinDir":    n.BPFPinDir(),
-			"logFile":      filepath.Join(l.Dir, "logs", n.Name+"-cni.log"),
+			"logFile":      l.cniLogFile(n),
 		})
 	}
 	data, err := json.MarshalIndent(conflist, "", "  ")
@@ -180,7 +180,24 @@ func (l *Lab) daemonArgs(n Node) []string {
 	if l.Opts.ExportPodCIDR {
 		args = append(args, "--export-pod-cidr")
 	}
+	if l.chainsPlugin() {
+		// bgplbd keeps the plugin chained as on a real node (the lab chains it first,
+		// above, so that no pod misses it): it re-chains when the conflist is rewritten
+		// and, with --datapath=false in DaemonExtraArgs, unchains it. Its entry must
+		// equal prepareNodeDirs' one, or the two would rewrite each other's.
+		logFile, _ := json.Marshal(l.cniLogFile(n)) // a string always encodes
+		args = append(args,
+			"--cni-conf-dir", n.CNIConfDir(),
+			"--cni-bin-dir", n.CNIBinDir(),
+			"--cni-plugin-binary", filepath.Join(l.Opts.BinDir, "bgplb"),
+			"--cni-plugin-conf", `{"logFile":`+string(logFile)+`}`)
+	}
 	return append(args, l.Opts.DaemonExtraArgs...)
+}
+
+// cniLogFile is where the node's bgplb CNI plugin logs.
+func (l *Lab) cniLogFile(n Node) string {
+	return filepath.Join(l.Dir, "logs", n.Name+"-cni.log")
 }
 
 // waitNodesReady waits until every lab node's Node object reports Ready.

@@ -97,6 +97,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer func() { cancel(nil); wg.Wait() }()
 	serveHTTP(ctx, &wg, cfg, &ready)
+	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
 	reg := registry.New()
 

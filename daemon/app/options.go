@@ -54,6 +54,7 @@ type Options struct {
 	KubeAPIBurst       int
 	ExportPodCIDR      bool
 	Profiling          bool
+	CNI                CNIOptions // cni.go
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -81,6 +82,7 @@ func NewOptions() *Options {
 		ASN:                64513,
 		KubeAPIQPS:         200,
 		KubeAPIBurst:       400,
+		CNI:                DefaultCNIOptions(),
 	}
 }
 
@@ -110,6 +112,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of queries to the API server.")
 	fs.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", o.ExportPodCIDR, "Also announce this node's spec.podCIDRs over BGP (routers reach pods without static routes).")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
+	o.CNI.AddFlags(fs)
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 }
 
@@ -144,6 +147,7 @@ type Config struct {
 	ListenPort       int32
 	Profile          eligibility.Profile
 	Version          string
+	CNI              CNIConfig // cni.go
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -220,6 +224,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if o.ASN == 0 {
 		bad("--asn: must be 1-4294967295")
 	}
+	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir)
+	if err != nil {
+		bad("%v", err)
+	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid options: %s", strings.Join(errs, "; "))
 	}
@@ -240,7 +248,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
-		Profile: profile, Version: version,
+		Profile: profile, Version: version, CNI: cni,
 	}, nil
 }
 

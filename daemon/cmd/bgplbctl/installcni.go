@@ -3,125 +3,91 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/bgplb/bgplb/daemon/cnichain"
+)
+
+// Defaults of install-cni and uninstall-cni: the node's directories as the DaemonSet
+// mounts them.
+const (
+	defaultCNIBinDir  = "/host/opt/cni/bin"
+	defaultCNIConfDir = "/host/etc/cni/net.d"
 )
 
 func newInstallCNICmd() *cobra.Command {
-	var src, binDir, confDir string
-	var pluginConf string
+	var src, binDir, confDir, pluginConf string
+	datapath := true
 	cmd := &cobra.Command{
 		Use:   "install-cni",
-		Short: "Copy the bgplb CNI plugin into the node's CNI bin dir and chain it into the node's conflist (idempotent)",
+		Short: "Copy the bgplb CNI plugin into the node's CNI bin dir and chain it last in the node's first CNI configuration (idempotent; --datapath=false unchains instead)",
+		Long: "One pass of what bgplbd --cni-conf-dir does in a loop: copy the plugin (atomically), then chain it " +
+			"last in the configuration the runtime uses (the lexicographically first .conf/.conflist/.json; a " +
+			"single-plugin .conf becomes a .conflist). With --datapath=false it does not chain, and unchains " +
+			"bgplb if it was chained (the original file comes back byte for byte when nothing else changed it).",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := installPlugin(src, binDir); err != nil {
+			out := cmd.OutOrStdout()
+			if !datapath {
+				res, err := cnichain.Unchain(confDir)
+				if err != nil {
+					return err
+				}
+				if res.Changed {
+					fmt.Fprintf(out, "datapath off: unchained bgplb from %s\n", res.Path)
+				} else {
+					fmt.Fprintf(out, "datapath off: bgplb is not chained in %s\n", confDir)
+				}
+				return nil
+			}
+			if _, err := cnichain.InstallPlugin(src, binDir); err != nil {
 				return err
 			}
 			var entry map[string]any
 			if err := json.Unmarshal([]byte(pluginConf), &entry); err != nil {
 				return fmt.Errorf("--plugin-conf: %w", err)
 			}
-			path, changed, err := chainPlugin(confDir, entry)
+			res, err := cnichain.Chain(confDir, entry)
 			if err != nil {
 				return err
 			}
-			if changed {
-				fmt.Fprintf(cmd.OutOrStdout(), "chained bgplb into %s\n", path)
+			if res.Changed {
+				fmt.Fprintf(out, "chained bgplb into %s\n", res.Path)
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s already chains bgplb\n", path)
+				fmt.Fprintf(out, "%s already chains bgplb\n", res.Path)
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&src, "plugin", "/opt/bgplb/cni/bgplb", "Path of the plugin binary to install.")
-	f.StringVar(&binDir, "cni-bin-dir", "/host/opt/cni/bin", "Node's CNI bin dir (as mounted).")
-	f.StringVar(&confDir, "cni-conf-dir", "/host/etc/cni/net.d", "Node's CNI conf dir (as mounted).")
-	f.StringVar(&pluginConf, "plugin-conf", `{"type":"bgplb"}`, "JSON object appended to the conflist's plugins.")
+	f.StringVar(&binDir, "cni-bin-dir", defaultCNIBinDir, "Node's CNI bin dir (as mounted).")
+	f.StringVar(&confDir, "cni-conf-dir", defaultCNIConfDir, "Node's CNI conf dir (as mounted).")
+	f.StringVar(&pluginConf, "plugin-conf", `{"type":"bgplb"}`, "JSON object: bgplb's entry in the conflist.")
+	f.BoolVar(&datapath, "datapath", datapath, "false: bgplbd runs without the datapath, so do not chain (and unchain if chained).")
 	return cmd
 }
 
-// installPlugin copies src to binDir/bgplb atomically (temp file + rename).
-func installPlugin(src, binDir string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("open plugin %s: %w", src, err)
+func newUninstallCNICmd() *cobra.Command {
+	var binDir, confDir, pinDir string
+	cmd := &cobra.Command{
+		Use:   "uninstall-cni",
+		Short: "Take bgplb off the node: unchain it, remove the plugin binary and the pinned eBPF maps and programs (idempotent)",
+		Long: "Unchains bgplb (restoring the primary CNI's configuration byte for byte when nothing else changed it " +
+			"since, otherwise removing only bgplb's entry), then removes the plugin binary, then the bpffs pin dir " +
+			"(which detaches bgplb's programs). bgplbd does this itself when its DaemonSet is deleted; run it by " +
+			"hand (with the node's paths) when bgplb was removed otherwise.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cnichain.Uninstall(confDir, binDir, pinDir); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bgplb uninstalled: %s unchained, %s/bgplb and %s removed\n", confDir, binDir, pinDir)
+			return nil
+		},
 	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(binDir, ".bgplb-*")
-	if err != nil {
-		return fmt.Errorf("create temp file in %s: %w", binDir, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return fmt.Errorf("copy plugin to %s: %w", binDir, err)
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return fmt.Errorf("chmod plugin: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write plugin: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(binDir, "bgplb")); err != nil {
-		return fmt.Errorf("install plugin: %w", err)
-	}
-	return nil
-}
-
-// chainPlugin appends entry to the plugins of the first conflist in confDir (the one the
-// runtime uses), unless a plugin of type bgplb is already there. It keeps every other field
-// as it is and rewrites the file atomically.
-func chainPlugin(confDir string, entry map[string]any) (string, bool, error) {
-	entries, err := os.ReadDir(confDir)
-	if err != nil {
-		return "", false, fmt.Errorf("read %s: %w", confDir, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && (strings.HasSuffix(e.Name(), ".conflist") || strings.HasSuffix(e.Name(), ".conf") || strings.HasSuffix(e.Name(), ".json")) {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return "", false, fmt.Errorf("no CNI configuration in %s: install the primary CNI first", confDir)
-	}
-	path := filepath.Join(confDir, names[0])
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", false, fmt.Errorf("read %s: %w", path, err)
-	}
-	var conf map[string]any
-	if err := json.Unmarshal(data, &conf); err != nil {
-		return "", false, fmt.Errorf("parse %s: %w", path, err)
-	}
-	plugins, ok := conf["plugins"].([]any)
-	if !ok {
-		return "", false, fmt.Errorf("%s is not a conflist (no plugins list); chaining needs one", path)
-	}
-	for _, p := range plugins {
-		if m, ok := p.(map[string]any); ok && m["type"] == "bgplb" {
-			return path, false, nil
-		}
-	}
-	conf["plugins"] = append(plugins, entry)
-	out, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return "", false, fmt.Errorf("encode %s: %w", path, err)
-	}
-	tmp := path + ".bgplb-tmp"
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
-		return "", false, fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", false, fmt.Errorf("replace %s: %w", path, err)
-	}
-	return path, true, nil
+	f := cmd.Flags()
+	f.StringVar(&binDir, "cni-bin-dir", defaultCNIBinDir, "Node's CNI bin dir (as mounted); empty skips the binary.")
+	f.StringVar(&confDir, "cni-conf-dir", defaultCNIConfDir, "Node's CNI conf dir (as mounted); empty skips unchaining.")
+	f.StringVar(&pinDir, "bpf-pin-dir", "/sys/fs/bpf/bgplb", "bpffs directory of bgplb's pins (must be below a bpffs mount); empty skips it.")
+	return cmd
 }

@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&g.nodeName, "node-name", g.nodeName, "Node to inspect (default $NODE_NAME or the hostname).")
 	pf.StringVar(&g.socket, "socket", g.socket, "bgplbd's unix socket.")
 	pf.StringVar(&g.pinDir, "bpf-pin-dir", g.pinDir, "bpffs directory of the datapath maps.")
-	root.AddCommand(newStatusCmd(g), newLBCmd(g), newRouterConfigCmd(g), newDoctorCmd(g), newInstallCNICmd())
+	root.AddCommand(newStatusCmd(g), newLBCmd(g), newRouterConfigCmd(g), newDoctorCmd(g), newInstallCNICmd(), newUninstallCNICmd())
 	return root
 }
 
