@@ -21,7 +21,7 @@ import (
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "StatusMatchesRouter",
-		ID:        "G1",
+		ID:        "H1",
 		Description: "The Service's bgplb.io/Announced condition names the same nodes as the router's next hops, " +
 			"within 2 s of each change (ETP=Local, pods scaled off a node and back)",
 		Profile:  "LB-BGP",
