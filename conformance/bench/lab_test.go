@@ -13,7 +13,7 @@ import (
 
 var (
 	resultsPath = flag.String("bench.results", "RESULTS.md", "Markdown file the result tables are appended to")
-	labDirFlag  = flag.String("bench.lab-dir", "/run/bgplb-lab-bench", "lab state directory")
+	labDirFlag  = flag.String("bench.lab-dir", "/run/"+lab.Prefix+"-lab-bench", "lab state directory (default from $BGPLB_LAB_PREFIX)")
 )
 
 // benchLab brings up a fresh 3-node lab with bgplbd and the base BGP configuration

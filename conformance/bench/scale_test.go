@@ -281,6 +281,21 @@ func TestBenchScale(t *testing.T) {
 	if err := tab.Write(*resultsPath); err != nil {
 		t.Fatal(err)
 	}
+	// The budgets of docs/design.md: the benchmark fails, not only reports, when one is
+	// exceeded (every node's bgplbd, the LB-IPAM leader among them).
+	var missed []string
+	if alloc > time.Minute {
+		missed = append(missed, fmt.Sprintf("all %d allocations took %s (budget 60 s)", nSvc, secs(alloc)))
+	}
+	if allVIPs > 10*time.Second {
+		missed = append(missed, fmt.Sprintf("all %d VIPs reached the router's FIB after %s (budget 10 s)", nSvc, secs(allVIPs)))
+	}
+	if maxRSS > 150<<20 {
+		missed = append(missed, fmt.Sprintf("bgplbd RSS %s (budget 150 MiB on every node and the leader)", strings.Join(rss, ", ")))
+	}
+	if len(missed) > 0 {
+		t.Fatalf("scale budgets exceeded: %s", strings.Join(missed, "; "))
+	}
 }
 
 // scaleEndpointNodes returns the node indexes holding Service i's endpoints: all of

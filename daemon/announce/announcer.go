@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 
@@ -40,8 +39,6 @@ type Announcer struct {
 	prefixes map[netip.Prefix]servicePaths // prefix -> the Services wanting it, with their paths
 	sent     map[netip.Prefix]*bgp.Path    // prefix -> merged path announced to the speaker
 	onChange func()
-	// gen counts the changes of what State and PeerProblems return (see Generation).
-	gen uint64
 
 	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
 	peerNames      []string      // BGPPeers configured on the speaker, in SetPeers order
@@ -185,136 +182,54 @@ func (a *Announcer) SyncService(ctx context.Context, key string) error {
 	return nil
 }
 
-// compute derives the desired state of Service key (svc nil: deleted).
+// compute derives the desired state of Service key (svc nil: deleted) with PlanService
+// for this node.
 func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service) (desired, error) {
 	d := desired{state: ServiceState{Key: key}}
 	if svc == nil {
 		d.state.Reason, d.state.Message = ReasonNoIP, "service deleted"
 		return d, nil
 	}
-	slicesOf, err := a.src.Slices(svc.Namespace, svc.Name)
-	if err != nil {
+	in := PlanInput{Service: svc}
+	var err error
+	if in.Slices, err = a.src.Slices(svc.Namespace, svc.Name); err != nil {
 		return d, err
 	}
-	var node *corev1.Node
-	if a.src.Node != nil {
-		node = a.src.Node()
+	if in.Advertisements, err = a.src.Advertisements.List(labels.Everything()); err != nil {
+		return d, fmt.Errorf("list bgpadvertisements: %w", err)
 	}
-	dec, err := a.eval.Evaluate(ctx, &eligibility.Input{Service: svc, Slices: slicesOf, Node: node})
-	if err != nil {
-		return d, fmt.Errorf("evaluate service %s: %w", key, err)
-	}
-	if !dec.InScope {
-		d.state.Reason, d.state.Message = dec.Reason, dec.Message
-		return d, nil
-	}
-	vips := ingressIPs(svc)
-	if len(vips) == 0 {
-		d.state.Reason, d.state.Message = ReasonNoIP, "service has no ingress IP"
-		return d, nil
-	}
-	d.backends = backendsFor(svc, vips, dec)
-	d.state.Weight = dec.Weight
-	if !dec.Announce {
-		d.state.Reason, d.state.Message = ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
-		return d, nil
-	}
-	adverts, inPools, err := a.matchingAdvertisements(svc, node, vips)
-	if err != nil {
-		return d, err
+	if in.Pools, err = a.src.Pools.List(labels.Everything()); err != nil {
+		return d, fmt.Errorf("list loadbalancerippools: %w", err)
 	}
 	peers, err := a.peerSnapshot()
 	if err != nil {
 		return d, err
 	}
-	outside, noPeer := 0, 0
-	for _, vip := range vips {
-		if !inPools[vip] {
-			outside++ // never announced (the speaker would refuse it too)
-			continue
-		}
-		ads := adverts[vip]
-		if len(ads) == 0 {
-			continue
-		}
-		p, ok := pathForPeers(ctx, vip, ads, dec.Weight, peers)
-		if !ok {
-			noPeer++ // the advertisements' peerSelectors select none of this node's peers
-			continue
-		}
-		if d.paths.get(p.Prefix) == nil {
-			d.paths = append(d.paths, &p)
-		}
+	self := PlanNode{Eval: a.eval}
+	if a.src.Node != nil {
+		self.Node = a.src.Node()
 	}
-	if len(d.paths) == 0 && outside == len(vips) {
-		d.state.Reason, d.state.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", vips)
-		d.paths = nil
+	if self.Node != nil {
+		self.Name = self.Node.Name
+	}
+	for _, p := range peers {
+		self.Peers = append(self.Peers, PlanPeer{Name: p.name, Address: p.addr, Labels: p.labels})
+	}
+	plans, err := PlanService(ctx, in, []PlanNode{self})
+	if err != nil {
+		return d, err
+	}
+	plan := plans[0]
+	d.state = plan.State
+	if !plan.Decision.InScope || len(plan.VIPs) == 0 {
 		return d, nil
 	}
-	if len(d.paths) == 0 {
-		d.state.Reason, d.state.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
-		if noPeer > 0 {
-			d.state.Message = "no BGPAdvertisement selecting the service, its pool and this node selects one of this node's BGPPeers (peerSelector)"
-		}
-		d.paths = nil
-		return d, nil
+	d.backends = backendsFor(svc, plan.VIPs, plan.Decision)
+	if plan.Announces() {
+		d.paths = plan.paths
+		d.backends.Announced = true
 	}
-	d.state.Reason = ReasonAnnounced
-	d.state.Message = dec.Message
-	d.backends.Announced = true
-	for _, p := range d.paths {
-		d.state.Prefixes = append(d.state.Prefixes, p.Prefix)
-	}
-	sortPrefixes(d.state.Prefixes)
 	return d, nil
-}
-
-// matchingAdvertisements returns per VIP the advertisements selecting the Service, the
-// VIP's pool and this node, and which VIPs are inside some pool.
-func (a *Announcer) matchingAdvertisements(svc *corev1.Service, node *corev1.Node, vips []netip.Addr) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool, error) {
-	ads, err := a.src.Advertisements.List(labels.Everything())
-	if err != nil {
-		return nil, nil, fmt.Errorf("list bgpadvertisements: %w", err)
-	}
-	pools, err := a.src.Pools.List(labels.Everything())
-	if err != nil {
-		return nil, nil, fmt.Errorf("list loadbalancerippools: %w", err)
-	}
-	inPools := map[netip.Addr]bool{}
-	for _, vip := range vips {
-		inPools[vip] = len(PoolsContaining(pools, vip)) > 0
-	}
-	sort.Slice(ads, func(i, j int) bool { return ads[i].Name < ads[j].Name })
-	var nodeLabels map[string]string
-	if node != nil {
-		nodeLabels = node.Labels
-	}
-	out := map[netip.Addr][]*v1alpha1.BGPAdvertisement{}
-	for _, ad := range ads {
-		ok, err := SelectorMatches(ad.Spec.ServiceSelector, svc.Labels)
-		if err != nil || !ok {
-			continue // an invalid selector selects nothing
-		}
-		if ok, err := SelectorMatches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
-			continue
-		}
-		for _, vip := range vips {
-			if ad.Spec.PoolSelector != nil {
-				matched := false
-				for _, pool := range PoolsContaining(pools, vip) {
-					if ok, err := SelectorMatches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
-						matched = true
-						break
-					}
-				}
-				if !matched {
-					continue
-				}
-			}
-			out[vip] = append(out[vip], ad)
-		}
-	}
-	return out, inPools, nil
 }
 
 // pathForPeers returns the path of one VIP given the advertisements selecting it. When
@@ -533,9 +448,6 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	cur.state = want.state
-	if changed {
-		a.gen++
-	}
 	// Track Services in scope (ours, with an IP) and anything still applied; forget the rest
 	// (foreign classes, deleted Services) so memory follows our Services only.
 	if want.backends == nil && len(cur.paths) == 0 && cur.backends == 0 {
@@ -558,7 +470,6 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 			return fmt.Errorf("withdraw %s: %w", prefix, err)
 		}
 		delete(a.sent, prefix)
-		a.gen++
 		return nil
 	}
 	merged := mergePaths(prefix, wants, a.peers)
@@ -586,12 +497,10 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 	} else {
 		a.sent[prefix] = &merged
 	}
-	a.gen++
 	return nil
 }
 
 func (a *Announcer) setWantsLocked(prefix netip.Prefix, wants servicePaths) {
-	a.gen++
 	if len(wants) == 0 {
 		delete(a.prefixes, prefix)
 		return
@@ -632,13 +541,19 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 	return svcs, prefixes
 }
 
-// Generation returns a number that changes whenever what State and PeerProblems return
-// may have changed (equal numbers: nothing changed in between). The BGPNodeState writer
-// rebuilds its ~10k prefixes only when it moved.
-func (a *Announcer) Generation() uint64 {
+// PrefixCounts returns how many IPv4 and IPv6 prefixes the node originates for
+// Services.
+func (a *Announcer) PrefixCounts() (v4, v6 int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.gen
+	for p := range a.sent {
+		if p.Addr().Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4, v6
 }
 
 // peerNamesLocked returns the names of the configured peers p is sent to (nil: every

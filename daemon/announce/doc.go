@@ -1,9 +1,9 @@
 // Package announce turns the cached cluster state into this node's BGP announcements and
 // datapath programming, one Service at a time, as a diff against what it applied before.
 //
-// For a Service key, SyncService evaluates the eligibility Runner (daemon/eligibility) for
-// this node, matches the BGPAdvertisements that select the Service, its pool and this node,
-// and derives the desired state: prefixes (/32, /128 of the ingress IPs) with their path
+// For a Service key, SyncService calls PlanService for this node: it evaluates the
+// eligibility Runner (daemon/eligibility), matches the BGPAdvertisements that select the
+// Service, its pool and the node, and derives the desired state: prefixes (/32, /128 of the ingress IPs) with their path
 // attributes (communities, large communities, local preference, and with weightedECMP a
 // link-bandwidth proportional to the Decision weight), plus the datapath backends. It then
 // applies the difference in a fixed order so the router is never told to send traffic the
@@ -29,5 +29,7 @@
 // OnPeersChanged function so every Service is synced again.
 //
 // Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is Sync.
-// State() feeds daemon/status.
+// PlanService is also what the LB-IPAM leader's Announced aggregator (daemon/status) runs
+// for every node. PrefixCounts feeds the BGPNodeState; State answers the daemon socket's
+// GET /v1/routes.
 package announce

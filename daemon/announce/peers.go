@@ -63,9 +63,6 @@ func (a *Announcer) SyncPeers(ctx context.Context) error {
 		a.peerNames = append(a.peerNames, c.Name)
 	}
 	a.peers, a.peersKnown = infos, true
-	if changed || selectionChanged {
-		a.gen++
-	}
 	var errs []error
 	if selectionChanged {
 		// A VIP shared by a Service for every peer and one for selected peers merges

@@ -8,7 +8,6 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,8 +130,9 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	}()
 
 	var endpoints eligibility.EndpointRegistry
+	view := newRegistryView(reg)
 	if cfg.Datapath {
-		endpoints = registryView{reg}
+		endpoints = view
 	}
 	runner, err := eligibility.NewRunner(ctx, newPluginRegistry(), cfg.Profile, eligibility.NewHandle(cfg.NodeName, endpoints, speaker))
 	if err != nil {
@@ -154,14 +154,21 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		Secrets:        caches.Secrets,
 	}, runner, speaker, dp.announceDatapath())
 	ann.ExportPodCIDRs(cfg.ExportPodCIDR)
-	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, caches.Node, time.Second)
+	var syncErrors status.Errors
+	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List}
+	if cfg.Datapath {
+		nodeSrc.Datapath = view.summary
+	}
+	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 
-	// The heap tuner keeps a smaller heap while the daemon is idle (see memory.go); every
-	// work queue tells it when work arrives.
-	tuner := newHeapTuner(runtimeHeapStats, debug.SetGCPercent, debug.FreeOSMemory)
-	queue := watch.NewQueue("announce", ann.Sync)
-	queue.OnAdd(tuner.Busy)
+	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
+		err := ann.Sync(ctx, key)
+		if syncErrors.Record(key, err) {
+			nodeState.Trigger()
+		}
+		return err
+	})
 	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
 	// every Service's per-peer routes are recomputed.
 	ann.OnPeersChanged(func() { caches.EnqueueAll(queue) })
@@ -174,6 +181,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		Peers:          []string{announce.PeersKey},
 		Advertisements: []string{watch.AllServices},
 	})
+	reg.ServeRoutes(routesFunc(ann, speaker))
 	cancelReg := reg.Subscribe(func(ep api.Endpoint, _ bool) { caches.EnqueueEndpoint(queue, ep) })
 	defer cancelReg()
 
@@ -219,7 +227,6 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	}
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
-	wg.Go(func() { tuner.run(ctx) })
 	wg.Go(func() {
 		for {
 			select {
@@ -240,7 +247,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder, tuner) }
+	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
 	if cfg.LeaderElect {
 		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
 	} else {
@@ -258,13 +265,8 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	return nil
 }
 
-// yieldBacklog is the LB-IPAM backlog from which the Announced writes give way to it: a
-// few Services at a time (a deploy) do not delay their conditions; a burst of allocations
-// does.
-const yieldBacklog = 32
-
 // runLeader runs the LB-IPAM controller and the Announced aggregator until ctx is done.
-func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder, tuner *heapTuner) {
+func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches, recorder record.EventRecorder) {
 	logger := klog.FromContext(ctx)
 	logger.Info("running as LB-IPAM leader")
 	metrics.IsLeader.Set(1)
@@ -277,7 +279,6 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		NamespaceLabels: caches.NamespaceLabels,
 	}, ipam.Config{Class: cfg.Class, DefaultClass: cfg.DefaultClass}, recorder, func(k string) { ipamQueue.Add(k) })
 	ipamQueue = watch.NewQueue("lbipam", ctrl.Sync)
-	ipamQueue.OnAdd(tuner.Busy)
 	removeIPAM := caches.Subscribe(ipamQueue, watch.Triggers{
 		Services:   true,
 		Pools:      []string{lbipam.PoolsKey},
@@ -286,24 +287,32 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	defer removeIPAM()
 
 	// Only the leader reads every node's BGPNodeState (see watch.Caches.EnableNodeStates).
-	if err := caches.EnableNodeStates(ctx, status.NodeSummaryTransform); err != nil {
+	if err := caches.EnableNodeStates(ctx); err != nil {
 		logger.Info("stopped before the BGPNodeStates synced", "err", err) // only when ctx ended
 		return
 	}
+	// The leader plans every node with the node's own eligibility profile, reading the
+	// node's registrations and sessions from its BGPNodeState.
+	newEval := func(node string, eps eligibility.EndpointRegistry, sessions eligibility.SessionState) (announce.Evaluator, error) {
+		if !cfg.Datapath {
+			eps = nil
+		}
+		return eligibility.NewRunner(ctx, newPluginRegistry(), cfg.Profile, eligibility.NewHandle(node, eps, sessions))
+	}
 	agg := status.NewAggregator(cs.status, cs.crd, status.AggregatorSources{
 		Services:       caches.Services,
+		Slices:         caches.SlicesForService,
+		Nodes:          caches.Nodes,
 		NodeStates:     caches.NodeStates(),
 		Peers:          caches.Peers(),
 		Advertisements: caches.Advertisements(),
 		Pools:          caches.Pools(),
-	}, cfg.Class, cfg.DefaultClass)
+	}, newEval, cfg.Class, cfg.DefaultClass)
 	aggQueue := watch.NewQueue("announced", agg.Sync)
-	aggQueue.OnAdd(tuner.Busy)
-	// Allocation first: while LB-IPAM has a backlog, the Announced conditions (written
-	// right after each allocation otherwise, through their own client) slow to one a second.
-	aggQueue.YieldTo(ipamQueue, yieldBacklog)
 	removeAgg := caches.Subscribe(aggQueue, watch.Triggers{
 		Services:         true,
+		Slices:           true,
+		Nodes:            []string{watch.AllServices},
 		NodeStateChanges: status.NodeStateChanges,
 		Peers:            []string{watch.AllServices, status.PeersKey},
 		Advertisements:   []string{watch.AllServices},
@@ -317,17 +326,6 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	wg.Go(func() { aggQueue.Run(ctx, 2) })
 	wg.Wait()
 	logger.Info("stopped LB-IPAM leader work")
-}
-
-// registryView adapts the registry to eligibility.EndpointRegistry.
-type registryView struct{ r *registry.Registry }
-
-func (v registryView) Registered(namespace, name string, ip netip.Addr) bool {
-	ep, ok := v.r.ByIP(ip)
-	if !ok {
-		return false
-	}
-	return name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

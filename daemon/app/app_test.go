@@ -146,9 +146,9 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("configured peers = %+v", peers)
 	}
 	speaker.SetStatus(netip.MustParseAddr("198.18.0.1"), bgp.PeerStatus{State: bgp.StateEstablished, EstablishedSince: time.Now()})
-	eventually(t, "BGPNodeState lists the prefix", func() bool {
+	eventually(t, "BGPNodeState counts the prefix", func() bool {
 		ns, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
-		return err == nil && len(ns.Status.Prefixes) == 1 && ns.Status.Prefixes[0].Prefix == vip.String() &&
+		return err == nil && ns.Status.Announced.IPv4 == 1 &&
 			len(ns.Status.Peers) == 1 && ns.Status.Peers[0].State == bgp.StateEstablished
 	})
 	eventually(t, "Announced condition", func() bool {

@@ -23,7 +23,6 @@ import (
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/ipam"
-	"github.com/bgplb/bgplb/daemon/keymap"
 	"github.com/bgplb/bgplb/daemon/metrics"
 )
 
@@ -54,13 +53,13 @@ type Controller struct {
 	// wmu guards pending and svcWritten, which resyncAll's concurrent writers share
 	// (mu is held around the whole resync).
 	wmu     sync.Mutex
-	pending keymap.Map[struct{}] // Service keys of ours without an address (retried on release)
+	pending map[string]struct{} // Service keys of ours without an address (retried on release)
 	// poolWritten is the status last written per pool name: the cache may lag behind our
 	// own writes, so "cache equals desired" alone could skip a needed correction.
 	poolWritten map[string]v1alpha1.LoadBalancerIPPoolStatus
 	// svcWritten remembers, per Service key, what was last written on top of which cached
 	// resourceVersion: while the cache still shows that version, the write is not repeated.
-	svcWritten keymap.Map[written]
+	svcWritten map[string]written
 }
 
 type written struct {
@@ -73,7 +72,7 @@ type written struct {
 // called with the keys of pending Services when an address is released.
 func New(kube kubernetes.Interface, crd versioned.Interface, src Sources, cfg ipam.Config, recorder record.EventRecorder, requeue func(string)) *Controller {
 	return &Controller{kube: kube, crd: crd, src: src, alloc: ipam.New(cfg), recorder: recorder, requeue: requeue,
-		poolWritten: map[string]v1alpha1.LoadBalancerIPPoolStatus{}}
+		poolWritten: map[string]v1alpha1.LoadBalancerIPPoolStatus{}, pending: map[string]struct{}{}, svcWritten: map[string]written{}}
 }
 
 // Sync is the watch.SyncFunc.
@@ -99,8 +98,8 @@ func (c *Controller) Sync(ctx context.Context, key string) error {
 			c.alloc.Release(key)
 			c.retryPending(key)
 		}
-		c.pending.Delete(key)
-		c.svcWritten.Delete(key)
+		delete(c.pending, key)
+		delete(c.svcWritten, key)
 		return c.writePools(ctx)
 	}
 	if err != nil {
@@ -174,7 +173,7 @@ func (c *Controller) retryPending(except string) {
 	if c.requeue == nil {
 		return
 	}
-	for k := range c.pending.All() {
+	for k := range c.pending {
 		if k != except {
 			c.requeue(k)
 		}
@@ -185,25 +184,25 @@ func (c *Controller) retryPending(except string) {
 func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res ipam.Result) error {
 	c.wmu.Lock()
 	if !res.Ours {
-		c.pending.Delete(res.Key)
+		delete(c.pending, res.Key)
 		c.wmu.Unlock()
 		return nil // never write to a Service that is not ours
 	}
 	if len(res.IPs) == 0 {
-		c.pending.Set(res.Key, struct{}{})
+		c.pending[res.Key] = struct{}{}
 	} else {
-		c.pending.Delete(res.Key)
+		delete(c.pending, res.Key)
 	}
 	ingress := res.Ingress()
 	cond := res.Condition(svc.Generation)
 	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
 	sameCond := sameCondition(old, cond)
 	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
-		c.svcWritten.Delete(res.Key)
+		delete(c.svcWritten, res.Key)
 		c.wmu.Unlock()
 		return nil
 	}
-	if w, ok := c.svcWritten.Get(res.Key); ok && w.fromRV == svc.ResourceVersion && svc.ResourceVersion != "" &&
+	if w, ok := c.svcWritten[res.Key]; ok && w.fromRV == svc.ResourceVersion && svc.ResourceVersion != "" &&
 		ingressEqual(w.ingress, ingress) && sameCondition(&w.cond, cond) {
 		c.wmu.Unlock()
 		return nil // already written; the cache has not caught up yet
@@ -216,7 +215,7 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 		return fmt.Errorf("update status of service %s: %w", res.Key, err)
 	}
 	c.wmu.Lock()
-	c.svcWritten.Set(res.Key, written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond})
+	c.svcWritten[res.Key] = written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond}
 	c.wmu.Unlock()
 	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
 	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,

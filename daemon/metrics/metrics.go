@@ -39,15 +39,6 @@ var (
 		Buckets:        metrics.ExponentialBuckets(0.0001, 2, 18),
 		StabilityLevel: metrics.ALPHA,
 	}, []string{"controller", "result"})
-	// ConvergenceSeconds observes the time from the first enqueue of a key after a change
-	// until the sync that applied it succeeded (queue wait + retries + apply).
-	ConvergenceSeconds = metrics.NewHistogramVec(&metrics.HistogramOpts{
-		Namespace:      namespace,
-		Name:           "convergence_seconds",
-		Help:           "Time from an observed change to its successful application, by controller.",
-		Buckets:        metrics.ExponentialBuckets(0.001, 2, 16),
-		StabilityLevel: metrics.ALPHA,
-	}, []string{"controller"})
 	// Allocations is the number of Services holding an LB-IPAM address, by family (leader only).
 	Allocations = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace:      namespace,
@@ -85,6 +76,6 @@ var registerOnce sync.Once
 func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(SessionsUp, Sessions, PrefixesAnnounced, ReconcileDuration,
-			ConvergenceSeconds, Allocations, AllocationChanges, DatapathServices, IsLeader)
+			Allocations, AllocationChanges, DatapathServices, IsLeader)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/klog/v2"
 
@@ -37,6 +38,7 @@ func WithAttachedFunc(f AttachedFunc) Option {
 // Registry is the in-memory set of local endpoints. The zero value is not usable; call New.
 type Registry struct {
 	attached AttachedFunc
+	routes   atomic.Pointer[RoutesFunc] // answers GET /v1/routes; nil: 404
 
 	// writeMu serialises mutations together with their notifications, so handlers see
 	// changes in order while readers (which take only mu) are never blocked by a handler.
@@ -64,6 +66,12 @@ func New(opts ...Option) *Registry {
 	}
 	return r
 }
+
+// RoutesFunc returns the routes the node's speaker originates (bgplbctl status).
+type RoutesFunc func(ctx context.Context) ([]api.Route, error)
+
+// ServeRoutes makes the socket answer GET /v1/routes with fn.
+func (r *Registry) ServeRoutes(fn RoutesFunc) { r.routes.Store(&fn) }
 
 // Subscribe registers h for every later change and returns a function that cancels the
 // subscription. Changes made before Subscribe are not replayed; call List after

@@ -136,6 +136,7 @@ func (r *Registry) Handler() http.Handler {
 	mux.HandleFunc("PUT "+api.PathEndpoints, r.handleRegister)
 	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{containerID}/{ifName}", r.handleUnregister)
 	mux.HandleFunc("GET "+api.PathEndpoints, r.handleList)
+	mux.HandleFunc("GET "+api.PathRoutes, r.handleRoutes)
 	mux.HandleFunc("GET "+api.PathPing, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -163,6 +164,20 @@ func (r *Registry) handleUnregister(w http.ResponseWriter, req *http.Request) {
 
 func (r *Registry) handleList(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, r.List())
+}
+
+func (r *Registry) handleRoutes(w http.ResponseWriter, req *http.Request) {
+	fn := r.routes.Load()
+	if fn == nil {
+		writeError(w, http.StatusNotFound, errors.New("routes not served"))
+		return
+	}
+	rs, err := (*fn)(req.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rs)
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

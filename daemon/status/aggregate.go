@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,18 +23,25 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/watch"
 )
 
 // AggregatorSources are the caches the Aggregator reads (never mutated).
 type AggregatorSources struct {
-	Services corelisters.ServiceLister
-	// NodeStates is the store of a BGPNodeState informer whose transform is
-	// NodeSummaryTransform: it holds *NodeSummary values.
-	NodeStates     cache.Store
+	Services       corelisters.ServiceLister
+	Slices         func(namespace, name string) ([]*discoveryv1.EndpointSlice, error)
+	Nodes          corelisters.NodeLister
+	NodeStates     bgplisters.BGPNodeStateLister
 	Peers          bgplisters.BGPPeerLister
 	Advertisements bgplisters.BGPAdvertisementLister
 	Pools          bgplisters.LoadBalancerIPPoolLister
 }
+
+// EvaluatorFactory returns the eligibility Runner evaluating for node, given views of
+// that node's CNI registrations and sessions (read from its BGPNodeState). daemon/app
+// builds it with the same plugin registry and profile as the node's own Runner.
+type EvaluatorFactory func(node string, endpoints eligibility.EndpointRegistry, sessions eligibility.SessionState) (announce.Evaluator, error)
 
 // Aggregator writes the bgplb.io/Announced condition of our Services (leader only).
 type Aggregator struct {
@@ -41,18 +50,17 @@ type Aggregator struct {
 	src          AggregatorSources
 	class        string
 	defaultClass bool
-}
+	newEval      EvaluatorFactory
 
-type nodeStateIndex struct {
-	nodes       []*NodeSummary // sorted by name
-	established int            // sessions Established over all nodes
-	sessions    int            // configured sessions over all nodes
+	mu    sync.Mutex
+	evals map[string]announce.Evaluator // node name -> its Runner
 }
 
 // NewAggregator returns an Aggregator for Services of class (and class-less ones when
 // defaultClass).
-func NewAggregator(kube kubernetes.Interface, crd versioned.Interface, src AggregatorSources, class string, defaultClass bool) *Aggregator {
-	return &Aggregator{kube: kube, crd: crd, src: src, class: class, defaultClass: defaultClass}
+func NewAggregator(kube kubernetes.Interface, crd versioned.Interface, src AggregatorSources, newEval EvaluatorFactory, class string, defaultClass bool) *Aggregator {
+	return &Aggregator{kube: kube, crd: crd, src: src, newEval: newEval, class: class, defaultClass: defaultClass,
+		evals: map[string]announce.Evaluator{}}
 }
 
 // PeersKey is the work-queue key that makes Sync write the BGPPeers' status conditions.
@@ -96,7 +104,7 @@ func (a *Aggregator) Sync(ctx context.Context, key string) error {
 	if !hasIP {
 		return nil // bgplb.io/IPAllocated explains it
 	}
-	cond, err := a.condition(svc, key)
+	cond, err := a.condition(ctx, svc)
 	if err != nil {
 		return err
 	}
@@ -112,120 +120,211 @@ func (a *Aggregator) Sync(ctx context.Context, key string) error {
 	return nil
 }
 
-// condition derives the Announced condition of svc.
-func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Condition, error) {
-	idx := a.nodeIndex()
-	nodes, want := idx.serviceNodes(key)
+// maxNamedNodes bounds the node names an Announced message lists (then "and N more").
+const maxNamedNodes = 8
+
+// condition derives the Announced condition of svc from announce.PlanService for every
+// node: a node announces when its plan says so and a peer its paths go to has an
+// established session (per its BGPNodeState).
+func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1.Condition, error) {
 	cond := metav1.Condition{Type: v1alpha1.ConditionAnnounced, ObservedGeneration: svc.Generation, Status: metav1.ConditionFalse}
-	switch {
-	case len(nodes) > 0:
-		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
-		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %d of %d BGP session(s) established cluster-wide",
-			len(nodes), strings.Join(nodes, ", "), idx.established, idx.sessions)
-	default:
-		peers, err := a.src.Peers.List(labels.Everything())
-		if err != nil {
-			return cond, fmt.Errorf("list bgppeers: %w", err)
-		}
-		matched, err := a.advertised(svc, peers)
-		if err != nil {
-			return cond, err
-		}
+	in := announce.PlanInput{Service: svc}
+	var err error
+	if in.Slices, err = a.src.Slices(svc.Namespace, svc.Name); err != nil {
+		return cond, err
+	}
+	if in.Advertisements, err = a.src.Advertisements.List(labels.Everything()); err != nil {
+		return cond, fmt.Errorf("list bgpadvertisements: %w", err)
+	}
+	if in.Pools, err = a.src.Pools.List(labels.Everything()); err != nil {
+		return cond, fmt.Errorf("list loadbalancerippools: %w", err)
+	}
+	peers, err := a.src.Peers.List(labels.Everything())
+	if err != nil {
+		return cond, fmt.Errorf("list bgppeers: %w", err)
+	}
+	nodes, sessions, established, err := a.planNodes(peers)
+	if err != nil {
+		return cond, err
+	}
+	plans, err := announce.PlanService(ctx, in, nodes)
+	if err != nil {
+		return cond, err
+	}
+	var announcing, wanting []string
+	var noMatch, outside, ineligible *announce.NodePlan
+	for i, p := range plans {
 		switch {
-		case len(peers) == 0:
-			cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
-		case len(want) > 0:
-			cond.Reason = announce.ReasonSessionsDown
-			cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session to a peer it goes to; %d of %d session(s) established cluster-wide",
-				len(want), strings.Join(want, ", "), idx.established, idx.sessions)
-		case idx.established == 0:
-			cond.Reason = announce.ReasonSessionsDown
-			cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", idx.sessions)
-		case !matched:
-			cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
-		default:
-			cond.Reason = announce.ReasonNoEligibleEndpoints
-			cond.Message = fmt.Sprintf("announced by 0 nodes: no node has an eligible endpoint; %d of %d BGP session(s) established",
-				idx.established, idx.sessions)
+		case p.Announces() && p.Established:
+			announcing = append(announcing, p.Node)
+		case p.Announces():
+			wanting = append(wanting, p.Node)
+		case p.State.Reason == announce.ReasonNoMatchingAdvertisement && noMatch == nil:
+			noMatch = &plans[i]
+		case p.State.Reason == announce.ReasonIPOutsidePools && outside == nil:
+			outside = &plans[i]
+		case p.State.Reason == announce.ReasonNoEligibleEndpoints && ineligible == nil:
+			ineligible = &plans[i]
 		}
+	}
+	counts := fmt.Sprintf("%d of %d BGP session(s) established cluster-wide", established, sessions)
+	switch {
+	case len(announcing) > 0:
+		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
+		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %s", len(announcing), sample(announcing), counts)
+	case len(peers) == 0:
+		cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
+	case len(wanting) > 0:
+		cond.Reason = announce.ReasonSessionsDown
+		cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session to a peer it goes to; %s",
+			len(wanting), sample(wanting), counts)
+	case established == 0:
+		cond.Reason = announce.ReasonSessionsDown
+		cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", sessions)
+	case outside != nil:
+		cond.Reason, cond.Message = announce.ReasonIPOutsidePools, outside.State.Message
+	case noMatch != nil:
+		cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
+	default:
+		cond.Reason = announce.ReasonNoEligibleEndpoints
+		cond.Message = "announced by 0 nodes: no node has an eligible endpoint"
+		if ineligible != nil {
+			cond.Message += fmt.Sprintf(" (%s: %s)", ineligible.Node, ineligible.State.Message)
+		}
+		cond.Message += "; " + counts
 	}
 	return cond, nil
 }
 
-// advertised reports whether some BGPAdvertisement selects svc, the pool of one of its
-// IPs and (peerSelector) at least one of peers.
-func (a *Aggregator) advertised(svc *corev1.Service, peers []*v1alpha1.BGPPeer) (bool, error) {
-	ads, err := a.src.Advertisements.List(labels.Everything())
-	if err != nil {
-		return false, fmt.Errorf("list bgpadvertisements: %w", err)
+// sample joins up to maxNamedNodes names (sorted) and counts the rest.
+func sample(names []string) string {
+	if len(names) <= maxNamedNodes {
+		return strings.Join(names, ", ")
 	}
-	pools, err := a.src.Pools.List(labels.Everything())
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNamedNodes], ", "), len(names)-maxNamedNodes)
+}
+
+// planNodes returns every node (sorted by name) as announce.PlanService sees it, with
+// the configured and established sessions over all nodes.
+func (a *Aggregator) planNodes(peers []*v1alpha1.BGPPeer) (out []announce.PlanNode, sessions, established int, err error) {
+	nodes, err := a.src.Nodes.List(labels.Everything())
 	if err != nil {
-		return false, fmt.Errorf("list loadbalancerippools: %w", err)
+		return nil, 0, 0, fmt.Errorf("list nodes: %w", err)
 	}
-	for _, ad := range ads {
-		if ok, err := announce.SelectorMatches(ad.Spec.ServiceSelector, svc.Labels); err != nil || !ok {
-			continue
+	slices.SortFunc(nodes, func(x, y *corev1.Node) int { return strings.Compare(x.Name, y.Name) })
+	peerLabels := make(map[string]map[string]string, len(peers))
+	for _, p := range peers {
+		peerLabels[p.Name] = p.Labels
+	}
+	for _, n := range nodes {
+		eval, err := a.evaluator(n.Name)
+		if err != nil {
+			return nil, 0, 0, err
 		}
-		if !slices.ContainsFunc(peers, func(p *v1alpha1.BGPPeer) bool {
-			ok, err := announce.SelectorMatches(ad.Spec.PeerSelector, p.Labels)
-			return err == nil && ok
-		}) {
-			continue
-		}
-		if ad.Spec.PoolSelector == nil {
-			return true, nil
-		}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			ip, err := netip.ParseAddr(ing.IP)
-			if err != nil {
-				continue
-			}
-			for _, p := range announce.PoolsContaining(pools, ip.Unmap()) {
-				if ok, err := announce.SelectorMatches(ad.Spec.PoolSelector, p.Labels); err == nil && ok {
-					return true, nil
+		pn := announce.PlanNode{Name: n.Name, Node: n, Eval: eval}
+		if st, err := a.src.NodeStates.Get(n.Name); err == nil {
+			for _, ps := range st.Status.Peers {
+				addr, err := netip.ParseAddr(ps.Address)
+				if err != nil {
+					continue // a BGPPeer the node could not configure
 				}
+				up := ps.State == v1alpha1.SessionEstablished
+				sessions++
+				if up {
+					established++
+				}
+				pn.Peers = append(pn.Peers, announce.PlanPeer{Name: ps.Name, Address: addr.Unmap(), Labels: peerLabels[ps.Name], Established: up})
 			}
 		}
+		out = append(out, pn)
 	}
-	return false, nil
+	return out, sessions, established, nil
 }
 
-// nodeIndex returns the nodes' summaries, sorted by name, with the session counts.
-func (a *Aggregator) nodeIndex() nodeStateIndex {
-	idx := nodeStateIndex{nodes: a.summaries()}
-	for _, s := range idx.nodes {
-		c := s.sessionCounts()
-		idx.sessions += c[0]
-		idx.established += c[1]
+// evaluator returns node's Runner, created on first use.
+func (a *Aggregator) evaluator(node string) (announce.Evaluator, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.evals[node]; ok {
+		return e, nil
 	}
-	return idx
+	v := nodeStateView{states: a.src.NodeStates, node: node}
+	e, err := a.newEval(node, v, v)
+	if err != nil {
+		return nil, fmt.Errorf("create eligibility runner for node %s: %w", node, err)
+	}
+	a.evals[node] = e
+	return e, nil
 }
 
-// summaries returns every node's summary sorted by node name.
-func (a *Aggregator) summaries() []*NodeSummary {
-	var out []*NodeSummary
-	for _, obj := range a.src.NodeStates.List() {
-		if s, ok := obj.(*NodeSummary); ok {
-			out = append(out, s)
+// nodeStateView reads one node's CNI registrations and sessions from its BGPNodeState.
+type nodeStateView struct {
+	states bgplisters.BGPNodeStateLister
+	node   string
+}
+
+// Registered implements eligibility.EndpointRegistry: a pod counts as registered unless
+// the node lists it as not ready (beyond v1alpha1.MaxNotReadyPods the view errs on the
+// side of "registered").
+func (v nodeStateView) Registered(namespace, name string, _ netip.Addr) bool {
+	st, err := v.states.Get(v.node)
+	if err != nil || st.Status.Datapath == nil {
+		return true
+	}
+	return !slices.Contains(st.Status.Datapath.NotReadyPods, namespace+"/"+name)
+}
+
+// EstablishedPeers implements eligibility.SessionState.
+func (v nodeStateView) EstablishedPeers() int {
+	st, err := v.states.Get(v.node)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, p := range st.Status.Peers {
+		if p.State == v1alpha1.SessionEstablished {
+			n++
 		}
 	}
-	slices.SortFunc(out, func(x, y *NodeSummary) int { return strings.Compare(x.Name, y.Name) })
+	return n
+}
+
+// nodeStates returns every node's BGPNodeState sorted by node name.
+func (a *Aggregator) nodeStates() []*v1alpha1.BGPNodeState {
+	out, err := a.src.NodeStates.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	slices.SortFunc(out, func(x, y *v1alpha1.BGPNodeState) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
 
-// serviceNodes returns the nodes announcing Service key to an established peer and those
-// that would announce it but have no established peer it goes to.
-func (idx nodeStateIndex) serviceNodes(key string) (announcing, wanting []string) {
-	for _, s := range idx.nodes {
-		switch {
-		case s.Announces(key):
-			announcing = append(announcing, s.Name)
-		case s.Wants(key):
-			wanting = append(wanting, s.Name)
-		}
+// NodeStateChanges is the Announced aggregator's watch.Triggers.NodeStateChanges: a
+// change of a node's sessions changes every Service's condition and the BGPPeers'
+// conditions; a change of its not-ready pods every Service's; a change of its counts or
+// errors none.
+func NodeStateChanges(oldObj, newObj any) []string {
+	o, _ := oldObj.(*v1alpha1.BGPNodeState)
+	n, _ := newObj.(*v1alpha1.BGPNodeState)
+	if o == nil || n == nil || !slices.EqualFunc(o.Status.Peers, n.Status.Peers, samePeerState) {
+		return []string{watch.AllServices, PeersKey}
 	}
-	return announcing, wanting
+	if !slices.Equal(notReady(o), notReady(n)) {
+		return []string{watch.AllServices}
+	}
+	return nil
+}
+
+func notReady(s *v1alpha1.BGPNodeState) []string {
+	if s.Status.Datapath == nil {
+		return nil
+	}
+	return s.Status.Datapath.NotReadyPods
+}
+
+// samePeerState compares what the conditions read of a session.
+func samePeerState(a, b v1alpha1.BGPPeerState) bool {
+	return a.Name == b.Name && a.Address == b.Address && a.State == b.State && a.LastError == b.LastError
 }
 
 // syncPeers writes each BGPPeer's Established condition (every selected node has the
@@ -236,13 +335,13 @@ func (a *Aggregator) syncPeers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list bgppeers: %w", err)
 	}
-	states := a.summaries()
+	states := a.nodeStates()
 	var errs []error
 	for _, p := range peers {
 		total, up := 0, 0
 		var down, invalid []string
 		for _, s := range states {
-			for _, ps := range s.Peers {
+			for _, ps := range s.Status.Peers {
 				if ps.Name != p.Name {
 					continue
 				}

@@ -28,12 +28,21 @@ type PeerSource interface {
 
 // AnnounceSource is the announcer's view of what it applied (daemon/announce.Announcer).
 type AnnounceSource interface {
-	// State returns the tracked Services and the announced prefixes with their Services.
-	State() ([]announce.ServiceState, []announce.Prefix)
+	// PrefixCounts returns how many IPv4 and IPv6 prefixes the node originates.
+	PrefixCounts() (v4, v6 int)
 	// PeerProblems returns the BGPPeers selecting this node that could not be configured.
 	PeerProblems() []announce.PeerProblem
-	// Generation changes whenever State or PeerProblems may return something else.
-	Generation() uint64
+}
+
+// NodeSource is what else the status reports; every function may be nil.
+type NodeSource struct {
+	// Version of the daemon.
+	Version string
+	// Datapath returns the datapath summary; nil function: datapath disabled.
+	Datapath func() *v1alpha1.DatapathSummary
+	// Errors returns the node's current problems (the writer keeps the first
+	// v1alpha1.MaxNodeStateErrors).
+	Errors func() []string
 }
 
 // NodeStateWriter writes this node's BGPNodeState.
@@ -42,24 +51,16 @@ type NodeStateWriter struct {
 	node     string
 	peers    PeerSource
 	announce AnnounceSource
+	src      NodeSource
 	nodeObj  func() *corev1.Node // for the owner reference; may return nil
 	interval time.Duration
 	trigger  chan struct{}
 	last     *v1alpha1.BGPNodeStateStatus // last status written (nil: none yet)
-
-	// The prefixes Desired built last, with what they were built from: the announcer's
-	// generation and the established peers. At 10k prefixes a rebuild (and comparing it
-	// with the last write) allocates ~3 MB; the periodic refresh of an idle daemon reuses
-	// them, and the comparison then finds the same slice at once.
-	prefixes      []v1alpha1.AnnouncedPrefix
-	prefixesGen   uint64
-	prefixesTo    []string
-	prefixesBuilt bool
 }
 
 // NewNodeStateWriter returns a writer for node. minInterval bounds the write rate.
-func NewNodeStateWriter(client versioned.Interface, node string, peers PeerSource, ann AnnounceSource, nodeObj func() *corev1.Node, minInterval time.Duration) *NodeStateWriter {
-	return &NodeStateWriter{client: client, node: node, peers: peers, announce: ann, nodeObj: nodeObj,
+func NewNodeStateWriter(client versioned.Interface, node string, peers PeerSource, ann AnnounceSource, src NodeSource, nodeObj func() *corev1.Node, minInterval time.Duration) *NodeStateWriter {
+	return &NodeStateWriter{client: client, node: node, peers: peers, announce: ann, src: src, nodeObj: nodeObj,
 		interval: minInterval, trigger: make(chan struct{}, 1)}
 }
 
@@ -104,7 +105,7 @@ func (w *NodeStateWriter) Run(ctx context.Context, refresh time.Duration) {
 
 // Desired computes the status from the speaker and the announcer.
 func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateStatus, error) {
-	var st v1alpha1.BGPNodeStateStatus
+	st := v1alpha1.BGPNodeStateStatus{Version: w.src.Version}
 	peers, err := w.peers.Peers(ctx)
 	if err != nil {
 		return st, fmt.Errorf("list bgp peers: %w", err)
@@ -132,37 +133,18 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 	// listMapKey is name: keep one entry per BGPPeer name.
 	slices.SortStableFunc(st.Peers, func(a, b v1alpha1.BGPPeerState) int { return strings.Compare(a.Name, b.Name) })
 	st.Peers = slices.CompactFunc(st.Peers, func(a, b v1alpha1.BGPPeerState) bool { return a.Name == b.Name })
-	var peerNames []string
-	for _, p := range peers {
-		if p.State == bgp.StateEstablished {
-			peerNames = append(peerNames, p.Name)
+	v4, v6 := w.announce.PrefixCounts()
+	st.Announced = v1alpha1.PrefixCounts{IPv4: int32(v4), IPv6: int32(v6)}
+	if w.src.Datapath != nil {
+		st.Datapath = w.src.Datapath()
+	}
+	if w.src.Errors != nil {
+		st.Errors = w.src.Errors()
+		if len(st.Errors) > v1alpha1.MaxNodeStateErrors {
+			st.Errors = st.Errors[:v1alpha1.MaxNodeStateErrors]
 		}
 	}
-	slices.Sort(peerNames)
-	peerNames = slices.Compact(peerNames)
-	st.Prefixes = w.announcedPrefixes(peerNames)
 	return st, nil
-}
-
-// announcedPrefixes returns the prefixes of the status given the established peers'
-// names, rebuilt only when they or the announcer's generation changed. The result is
-// shared with earlier statuses and must not be modified.
-func (w *NodeStateWriter) announcedPrefixes(peerNames []string) []v1alpha1.AnnouncedPrefix {
-	gen := w.announce.Generation() // before State: a change in between shows next time
-	if w.prefixesBuilt && gen == w.prefixesGen && slices.Equal(peerNames, w.prefixesTo) {
-		return w.prefixes
-	}
-	var out []v1alpha1.AnnouncedPrefix
-	_, prefixes := w.announce.State()
-	for _, p := range prefixes {
-		to := slices.Clone(peerNames) // every established peer, unless a peerSelector limits the prefix
-		if p.Peers != nil {
-			to = slices.DeleteFunc(to, func(n string) bool { return !slices.Contains(p.Peers, n) })
-		}
-		out = append(out, v1alpha1.AnnouncedPrefix{Prefix: p.Prefix.String(), Services: p.Services, Peers: to})
-	}
-	w.prefixes, w.prefixesGen, w.prefixesTo, w.prefixesBuilt = out, gen, peerNames, true
-	return out
 }
 
 // Sync writes the BGPNodeState when its status differs from the last one written.
@@ -196,6 +178,6 @@ func (w *NodeStateWriter) Sync(ctx context.Context) error {
 		return fmt.Errorf("update status of bgpnodestate %s: %w", w.node, err)
 	}
 	w.last = &want
-	klog.FromContext(ctx).V(2).Info("BGPNodeState written", "peers", len(want.Peers), "prefixes", len(want.Prefixes))
+	klog.FromContext(ctx).V(2).Info("BGPNodeState written", "peers", len(want.Peers), "ipv4", want.Announced.IPv4, "ipv6", want.Announced.IPv6)
 	return nil
 }

@@ -2,17 +2,23 @@ package status
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -22,21 +28,36 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
 type fakeAnnounce struct {
-	prefixes []announce.Prefix
+	v4, v6   int
 	problems []announce.PeerProblem
-	gen      uint64 // bumped by the test with every change
-	states   int    // State calls
 }
 
-func (f *fakeAnnounce) State() ([]announce.ServiceState, []announce.Prefix) {
-	f.states++
-	return nil, f.prefixes
-}
+func (f *fakeAnnounce) PrefixCounts() (int, int)             { return f.v4, f.v6 }
 func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem { return f.problems }
-func (f *fakeAnnounce) Generation() uint64                   { return f.gen }
+
+// selectEval evaluates like the TrafficPolicy plugin for one node, without registry.
+type selectEval struct{ node string }
+
+func (e selectEval) Evaluate(_ context.Context, in *eligibility.Input) (eligibility.Decision, error) {
+	if ptr.Deref(in.Service.Spec.LoadBalancerClass, "") != v1alpha1.DefaultLoadBalancerClass {
+		return eligibility.Decision{Reason: "NotOurClass"}, nil
+	}
+	sel := eligibility.SelectEndpoints(in.Service.Spec.ExternalTrafficPolicy, e.node, in.Slices, nil)
+	d := eligibility.Decision{InScope: true, Announce: sel.Announce, Endpoints: sel.Keep, NewFlowEndpoints: sel.NewFlow,
+		Weight: int64(len(sel.NewFlow))}
+	if !sel.Announce {
+		d.Reason, d.Message = "NoEligibleEndpoints", "no ready endpoint"
+	}
+	return d, nil
+}
+
+func selectEvalFactory(node string, _ eligibility.EndpointRegistry, _ eligibility.SessionState) (announce.Evaluator, error) {
+	return selectEval{node: node}, nil
+}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -54,12 +75,17 @@ func TestNodeStateWriter(t *testing.T) {
 	must(t, sp.SetPeers(ctx, []bgp.PeerConfig{{Name: "router", Address: router, PeerASN: 64512}}))
 	since := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
 	sp.SetStatus(router, bgp.PeerStatus{State: bgp.StateEstablished, EstablishedSince: since, PrefixesSent: 1})
-	ann := &fakeAnnounce{
-		prefixes: []announce.Prefix{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Services: []string{"default/web"}}},
+	ann := &fakeAnnounce{v4: 10000, v6: 3,
 		problems: []announce.PeerProblem{{Peer: "secure", Message: `passwordSecretRef: secret "x" not found`}},
 	}
+	var errs Errors
+	for i := range 20 {
+		errs.Record(fmt.Sprintf("default/svc-%02d", i), errors.New("announce: boom"))
+	}
+	dp := &v1alpha1.DatapathSummary{Endpoints: 4, NotReady: 1, NotReadyPods: []string{"default/web-1"}}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "uid-1"}}
-	w := NewNodeStateWriter(crd, "node1", sp, ann, func() *corev1.Node { return node }, time.Millisecond)
+	w := NewNodeStateWriter(crd, "node1", sp, ann, NodeSource{Version: "v1.2.3", Errors: errs.List,
+		Datapath: func() *v1alpha1.DatapathSummary { return dp }}, func() *corev1.Node { return node }, time.Millisecond)
 	must(t, w.Sync(ctx))
 	got, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 	must(t, err)
@@ -74,40 +100,24 @@ func TestNodeStateWriter(t *testing.T) {
 	if st.Peers[1].Name != "secure" || !strings.Contains(st.Peers[1].LastError, "not found") {
 		t.Fatalf("problem peer = %+v", st.Peers[1])
 	}
-	if len(st.Prefixes) != 1 || st.Prefixes[0].Prefix != "203.0.113.10/32" || st.Prefixes[0].Services[0] != "default/web" ||
-		len(st.Prefixes[0].Peers) != 1 {
-		t.Fatalf("prefixes = %+v", st.Prefixes)
+	if st.Version != "v1.2.3" || st.Announced != (v1alpha1.PrefixCounts{IPv4: 10000, IPv6: 3}) ||
+		!reflect.DeepEqual(st.Datapath, dp) || len(st.Errors) != v1alpha1.MaxNodeStateErrors || st.Errors[0] != "default/svc-00: announce: boom" {
+		t.Fatalf("status = %+v", st)
 	}
 
 	crd.ClearActions()
-	states := ann.states
 	must(t, w.Sync(ctx))
 	if n := len(crd.Actions()); n != 0 {
 		t.Fatalf("unchanged sync made %d API calls", n)
 	}
-	if ann.states != states {
-		t.Fatal("unchanged sync read the announcer's state again (its generation did not move)")
-	}
-	// A prefix a peerSelector sends to another peer only lists no established peer.
-	ann.prefixes = append(ann.prefixes, announce.Prefix{Prefix: netip.MustParsePrefix("203.0.113.11/32"),
-		Services: []string{"default/db"}, Peers: []string{"other-router"}})
-	ann.gen++
-	must(t, w.Sync(ctx))
-	got, err = crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
-	must(t, err)
-	if ps := got.Status.Prefixes; len(ps) != 2 || len(ps[0].Peers) != 1 || ps[1].Prefix != "203.0.113.11/32" || len(ps[1].Peers) != 0 {
-		t.Fatalf("prefixes = %+v, want the second one for no established peer", ps)
-	}
 	sp.SetStatus(router, bgp.PeerStatus{State: "Active", LastError: "connect: connection refused"})
+	ann.v4 = 9999
 	must(t, w.Sync(ctx))
 	got, err = crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 	must(t, err)
-	if got.Status.Peers[0].State != "Active" || got.Status.Peers[0].LastError != "connect: connection refused" || got.Status.Peers[0].EstablishedSince != nil {
-		t.Fatalf("peer after session loss = %+v", got.Status.Peers[0])
-	}
-	// Same generation, but the established peers changed: the prefixes go to nobody now.
-	if ps := got.Status.Prefixes; len(ps) != 2 || len(ps[0].Peers) != 0 {
-		t.Fatalf("prefixes after session loss = %+v, want them sent to no peer", ps)
+	if got.Status.Peers[0].State != "Active" || got.Status.Peers[0].LastError != "connect: connection refused" ||
+		got.Status.Peers[0].EstablishedSince != nil || got.Status.Announced.IPv4 != 9999 {
+		t.Fatalf("status after session loss = %+v", got.Status)
 	}
 }
 
@@ -116,9 +126,10 @@ func TestAggregatorReasons(t *testing.T) {
 	idx := func() cache.Indexer {
 		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	}
-	services, states, peers, ads, pools := idx(), idx(), idx(), idx(), idx()
+	services, states, peers, ads, pools, nodes, slicesIdx := idx(), idx(), idx(), idx(), idx(), idx(), idx()
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", Generation: 2},
-		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To(v1alpha1.DefaultLoadBalancerClass)},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To(v1alpha1.DefaultLoadBalancerClass),
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.10"}}}}}
 	foreign := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"},
 		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To("example.com/x")},
@@ -126,14 +137,28 @@ func TestAggregatorReasons(t *testing.T) {
 	kube := fake.NewSimpleClientset([]runtime.Object{svc, foreign}...)
 	must(t, services.Add(svc))
 	must(t, services.Add(foreign))
+	for _, n := range []string{"node1", "node2"} {
+		must(t, nodes.Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}))
+	}
+	slice := func(ready bool) *discoveryv1.EndpointSlice {
+		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1",
+			Labels: map[string]string{discoveryv1.LabelServiceName: "web"}}, AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"198.19.1.5"}, NodeName: ptr.To("node1"),
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}}}
+	}
+	must(t, slicesIdx.Add(slice(true)))
 	must(t, pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "p"},
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}))
 	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}})
 	a := NewAggregator(kube, crd, AggregatorSources{
-		Services: corelisters.NewServiceLister(services), NodeStates: states,
+		Services: corelisters.NewServiceLister(services), NodeStates: bgplisters.NewBGPNodeStateLister(states),
+		Nodes: corelisters.NewNodeLister(nodes),
+		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+			return discoverylisters.NewEndpointSliceLister(slicesIdx).EndpointSlices(ns).List(labels.Everything())
+		},
 		Peers: bgplisters.NewBGPPeerLister(peers), Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
 		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),
-	}, v1alpha1.DefaultLoadBalancerClass, false)
+	}, selectEvalFactory, v1alpha1.DefaultLoadBalancerClass, false)
 
 	check := func(wantStatus metav1.ConditionStatus, wantReason, wantMsg string) {
 		t.Helper()
@@ -154,24 +179,25 @@ func TestAggregatorReasons(t *testing.T) {
 	}
 	check(metav1.ConditionFalse, announce.ReasonNoPeers, "no BGPPeer")
 	must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}))
-	nodeState := func(name, rv, state string, prefixes ...v1alpha1.AnnouncedPrefix) {
-		must(t, states.Update(SummarizeNodeState(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name, ResourceVersion: rv},
-			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}, Prefixes: prefixes}})))
+	nodeState := func(name, state string) {
+		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}}}))
 	}
-	nodeState("node1", "1", "Active")
+	nodeState("node1", "Active")
 	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
-	nodeState("node1", "2", "Established")
+	nodeState("node1", "Established")
 	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
 	// An advertisement whose peerSelector matches no BGPPeer does not count.
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"},
 		Spec: v1alpha1.BGPAdvertisementSpec{PeerSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "b"}}}}))
 	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
-	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
-	nodeState("node1", "3", "Active", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}})
-	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it but have no established BGP session")
-	nodeState("node1", "4", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}, Peers: []string{"router"}})
-	nodeState("node2", "1", "Established", v1alpha1.AnnouncedPrefix{Prefix: "203.0.113.10/32", Services: []string{"default/web"}, Peers: []string{"router"}})
+	// ETP=Cluster: every node with a peer plans to announce; node2 has none yet.
+	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 1 node(s) (node1); 1 of 1")
+	nodeState("node1", "Active")
+	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it")
+	nodeState("node1", "Established")
+	nodeState("node2", "Established")
 	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2); 2 of 2")
 
 	// Unchanged: no write.
@@ -182,6 +208,9 @@ func TestAggregatorReasons(t *testing.T) {
 			t.Fatalf("unchanged condition written again: %v", act)
 		}
 	}
+	// The endpoint goes unready: no node is eligible.
+	must(t, slicesIdx.Update(slice(false)))
+	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
 }
 
 func TestPeerConditions(t *testing.T) {
@@ -192,11 +221,11 @@ func TestPeerConditions(t *testing.T) {
 	must(t, peers.Add(peer))
 	crd := crdfake.NewSimpleClientset(peer)
 	a := NewAggregator(fake.NewSimpleClientset(), crd, AggregatorSources{
-		NodeStates: states, Peers: bgplisters.NewBGPPeerLister(peers),
-	}, v1alpha1.DefaultLoadBalancerClass, false)
+		NodeStates: bgplisters.NewBGPNodeStateLister(states), Peers: bgplisters.NewBGPPeerLister(peers),
+	}, selectEvalFactory, v1alpha1.DefaultLoadBalancerClass, false)
 	set := func(name string, ps v1alpha1.BGPPeerState) {
-		must(t, states.Update(SummarizeNodeState(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{ps}}})))
+		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{ps}}}))
 	}
 	get := func() (*metav1.Condition, *metav1.Condition) {
 		p, err := crd.BgplbV1alpha1().BGPPeers().Get(ctx, "router", metav1.GetOptions{})

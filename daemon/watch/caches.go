@@ -3,17 +3,14 @@ package watch
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -29,14 +26,14 @@ const AllServices = "*"
 
 // Index names of the EndpointSlice informer.
 const (
-	indexService = "service" // bucket("<namespace>/<service>") -> slices
-	indexLocalIP = "localIP" // bucket(IP of an endpoint on this node) -> slices
+	indexService = "service" // "<namespace>/<service>" -> slices
+	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
 )
 
 // Options configures NewCaches.
 type Options struct {
-	// NodeName is this node; the Node informer watches only it and the local-IP index
-	// covers only its endpoints.
+	// NodeName is this node: Node() returns its object and the local-IP index covers
+	// only its endpoints.
 	NodeName string
 	// SecretNamespace is the namespace whose Secrets (peer passwords) are watched; empty
 	// disables the Secret informer.
@@ -50,7 +47,6 @@ type Options struct {
 type Caches struct {
 	opts    Options
 	kube    informers.SharedInformerFactory
-	node    informers.SharedInformerFactory
 	secrets informers.SharedInformerFactory
 	crd     *crdCaches
 
@@ -75,31 +71,17 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	}
 	c := &Caches{opts: opts}
 	c.kube = informers.NewSharedInformerFactory(kube, opts.Resync)
-	c.node = informers.NewSharedInformerFactoryWithOptions(kube, opts.Resync,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
-		}))
 
-	vocab := newVocabulary() // shared by the Service and EndpointSlice transforms
 	// Services and EndpointSlices are never listed by namespace: their informers get no
-	// namespace index (the factory's default keeps a set of every key, ~0.5 MB each at
-	// 10k objects); the listers' namespace List would fall back to a scan (and log a
-	// warning).
+	// namespace index; the listers' namespace List would fall back to a scan.
 	c.services = c.kube.InformerFor(&corev1.Service{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	c.Services = corelisters.NewServiceLister(c.services.GetIndexer())
-	if err := c.services.SetTransform(trimService(newAnnotationInterner(), vocab)); err != nil {
-		return nil, fmt.Errorf("set service transform: %w", err)
-	}
-
 	c.slices = c.kube.InformerFor(&discoveryv1.EndpointSlice{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return discoveryinformers.NewEndpointSliceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	c.Slices = discoverylisters.NewEndpointSliceLister(c.slices.GetIndexer())
-	if err := c.slices.SetTransform(trimSlice(opts.NodeName, vocab)); err != nil {
-		return nil, fmt.Errorf("set endpointslice transform: %w", err)
-	}
 	if err := c.slices.AddIndexers(cache.Indexers{
 		indexService: sliceServiceIndex,
 		indexLocalIP: localIPIndex(opts.NodeName),
@@ -110,15 +92,14 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	nsi := c.kube.Core().V1().Namespaces()
 	c.nsI = nsi.Informer()
 	c.Namespaces = nsi.Lister()
-	if err := c.nsI.SetTransform(trimNamespace); err != nil {
-		return nil, fmt.Errorf("set namespace transform: %w", err)
-	}
 
-	n := c.node.Core().V1().Nodes()
+	n := c.kube.Core().V1().Nodes()
 	c.nodes = n.Informer()
 	c.Nodes = n.Lister()
-	if err := c.nodes.SetTransform(trimNode); err != nil {
-		return nil, fmt.Errorf("set node transform: %w", err)
+	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "endpointslice": c.slices, "namespace": c.nsI, "node": c.nodes} {
+		if err := inf.SetTransform(TrimObject); err != nil {
+			return nil, fmt.Errorf("set %s transform: %w", name, err)
+		}
 	}
 
 	if opts.SecretNamespace != "" {
@@ -126,7 +107,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		s := c.secrets.Core().V1().Secrets()
 		c.secretsI = s.Informer()
 		c.Secrets = s.Lister().Secrets(opts.SecretNamespace)
-		if err := c.secretsI.SetTransform(trimMeta); err != nil {
+		if err := c.secretsI.SetTransform(TrimObject); err != nil {
 			return nil, fmt.Errorf("set secret transform: %w", err)
 		}
 	}
@@ -143,7 +124,6 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 // Start starts every informer; they stop when ctx is done.
 func (c *Caches) Start(ctx context.Context) {
 	c.kube.Start(ctx.Done())
-	c.node.Start(ctx.Done())
 	if c.secrets != nil {
 		c.secrets.Start(ctx.Done())
 	}
@@ -167,16 +147,14 @@ func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
 // SlicesForService returns the EndpointSlices of Service namespace/name (any family).
 func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
 	key := namespace + "/" + name
-	objs, err := c.slices.GetIndexer().ByIndex(indexService, bucket(key))
+	objs, err := c.slices.GetIndexer().ByIndex(indexService, key)
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
 	var out []*discoveryv1.EndpointSlice
 	for _, o := range objs {
 		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
-			if k, ok := sliceServiceKey(s); ok && k == key {
-				out = append(out, s)
-			}
+			out = append(out, s)
 		}
 	}
 	return out, nil
@@ -185,7 +163,7 @@ func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.Endpoi
 // ServicesForLocalIP returns the keys of Services with an endpoint on this node at ip.
 func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
 	ip = ip.Unmap()
-	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, bucket(ip.String()))
+	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, ip.String())
 	if err != nil {
 		return nil
 	}
@@ -193,7 +171,7 @@ func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
 	var out []string
 	for _, o := range objs {
 		s, ok := o.(*discoveryv1.EndpointSlice)
-		if !ok || !slices.Contains(localIPs(s, c.opts.NodeName), ip) {
+		if !ok {
 			continue
 		}
 		if k, ok := sliceServiceKey(s); ok && !seen[k] {
@@ -227,23 +205,13 @@ func (c *Caches) ServiceKeys() []string {
 }
 
 // sliceServiceKey maps an EndpointSlice to its Service key via its
-// kubernetes.io/service-name label, or in the cache (see trimSlice) via the owner
-// reference the transform made of it.
+// kubernetes.io/service-name label.
 func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, bool) {
 	name := s.Labels[discoveryv1.LabelServiceName]
-	if name == "" && len(s.OwnerReferences) == 1 && s.OwnerReferences[0] == serviceRef(s.OwnerReferences[0].Name) {
-		name = s.OwnerReferences[0].Name
-	}
 	if name == "" {
 		return "", false
 	}
 	return s.Namespace + "/" + name, true
-}
-
-// serviceRef is the owner reference trimSlice gives a cached EndpointSlice of Service
-// name. It has no UID, which every owner reference stored by the API server has.
-func serviceRef(name string) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: "v1", Kind: "Service", Name: name}
 }
 
 func sliceServiceIndex(obj any) ([]string, error) {
@@ -252,32 +220,9 @@ func sliceServiceIndex(obj any) ([]string, error) {
 		return nil, nil
 	}
 	if k, ok := sliceServiceKey(s); ok {
-		return []string{bucket(k)}, nil
+		return []string{k}, nil
 	}
 	return nil, nil
-}
-
-// indexBuckets is how many values each EndpointSlice index has. client-go keeps a set
-// (a Go map, ~300 bytes even with one key) per index value: one per Service and one per
-// local endpoint IP cost ~3 and ~4 MB at 10k Services with 100k endpoints. The lookups
-// only need an index to narrow the search: they filter the bucket's slices (~10 by
-// Service, ~30 by local IP at that scale).
-const indexBuckets = 1024
-
-var (
-	bucketSeed  = maphash.MakeSeed()
-	bucketNames = func() []string {
-		out := make([]string, indexBuckets)
-		for i := range out {
-			out[i] = strconv.Itoa(i)
-		}
-		return out
-	}()
-)
-
-// bucket returns the index value of s (stable within the process).
-func bucket(s string) string {
-	return bucketNames[maphash.String(bucketSeed, s)%indexBuckets]
 }
 
 func localIPIndex(node string) cache.IndexFunc {
@@ -288,8 +233,8 @@ func localIPIndex(node string) cache.IndexFunc {
 		}
 		var out []string
 		for _, ip := range localIPs(s, node) {
-			if b := bucket(ip.String()); !slices.Contains(out, b) {
-				out = append(out, b)
+			if v := ip.String(); !slices.Contains(out, v) {
+				out = append(out, v)
 			}
 		}
 		return out, nil
@@ -313,132 +258,34 @@ func localIPs(s *discoveryv1.EndpointSlice, node string) []netip.Addr {
 	return out
 }
 
-// trimMeta drops managedFields (the bulk of most cached objects).
-func trimMeta(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
+// keptAnnotationPrefixes are the annotations the caches keep: bgplb's own and the
+// Service annotations of the load-balancer contract that kube-proxy also honours.
+var keptAnnotationPrefixes = []string{"bgplb.io/", "service.beta.kubernetes.io/"}
 
-// trimService returns the Service transform: it keeps only the bgplb.io annotations
-// (others, like kubectl's last-applied configuration, can be large), one map shared by
-// all Services with the same ones (see annotationInterner), drops managedFields and
-// shares repeated strings through v.
-func trimService(in *annotationInterner, v *vocabulary) cache.TransformFunc {
-	return func(obj any) (any, error) {
-		s, ok := obj.(*corev1.Service)
-		if !ok {
-			return obj, nil
-		}
-		s.ManagedFields = nil
-		s.Annotations = in.intern(keepPrefixed(s.Annotations, "bgplb.io/"))
-		v.service(s)
-		return s, nil
-	}
-}
-
-// trimSlice returns the EndpointSlice transform for node: it drops managedFields,
-// annotations, labels (keeping the Service's name, see sliceServiceKey) and per-endpoint
-// fields no consumer reads, and compacts the endpoints of
-// other nodes. Their only reader is eligibility.SelectEndpoints, which ORs their
-// conditions (ready somewhere, serving somewhere); so of the endpoints elsewhere the
-// slice keeps the first ready one and the first serving-but-not-ready one. With 100k
-// endpoints over many nodes each daemon then caches its own endpoints plus at most
-// two per slice. Condition and nodeName pointers are shared between endpoints (cached
-// objects are never mutated); repeated strings are shared through v.
-func trimSlice(node string, v *vocabulary) cache.TransformFunc {
-	nodePtr := &node
-	truePtr, falsePtr := new(bool), new(bool)
-	*truePtr = true
-	shared := func(b *bool) *bool {
-		switch {
-		case b == nil:
-			return nil
-		case *b:
-			return truePtr
-		default:
-			return falsePtr
-		}
-	}
-	return func(obj any) (any, error) {
-		s, ok := obj.(*discoveryv1.EndpointSlice)
-		if !ok {
-			return obj, nil
-		}
-		s.ManagedFields = nil
-		s.Annotations = nil
-		s.GenerateName = ""
-		// Only the kubernetes.io/service-name label is read, but a map costs ~340 bytes
-		// even with one entry (and the EndpointSlice controller copies the Service's
-		// labels too): the Service's name moves into a single owner reference (80 bytes)
-		// instead; see sliceServiceKey. The real owner references go (~200 bytes).
-		s.OwnerReferences = nil
-		if name := s.Labels[discoveryv1.LabelServiceName]; name != "" {
-			s.OwnerReferences = []metav1.OwnerReference{serviceRef(name)}
-		}
-		s.Labels = nil
-		kept := s.Endpoints[:0]
-		var readyElsewhere, servingElsewhere bool
-		for i := range s.Endpoints {
-			ep := s.Endpoints[i]
-			ep.DeprecatedTopology = nil
-			ep.Hints = nil
-			ep.Hostname = nil
-			if ep.TargetRef != nil {
-				ep.TargetRef.ResourceVersion = ""
-				ep.TargetRef.UID = ""
-				ep.TargetRef.APIVersion = ""
-			}
-			ep.Conditions = discoveryv1.EndpointConditions{Ready: shared(ep.Conditions.Ready),
-				Serving: shared(ep.Conditions.Serving), Terminating: shared(ep.Conditions.Terminating)}
-			if node != "" && ep.NodeName != nil && *ep.NodeName == node {
-				ep.NodeName = nodePtr
-				kept = append(kept, ep)
-				continue
-			}
-			if len(ep.Addresses) == 0 {
-				continue // SelectEndpoints skips it
-			}
-			if _, err := netip.ParseAddr(ep.Addresses[0]); err != nil {
-				continue // likewise
-			}
-			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			serving := ready || (ep.Conditions.Serving != nil && *ep.Conditions.Serving)
-			switch {
-			case ready && !readyElsewhere:
-				readyElsewhere = true
-			case !ready && serving && !servingElsewhere:
-				servingElsewhere = true
-			default:
-				continue // adds nothing to what is kept
-			}
-			ep.Addresses = ep.Addresses[:1]
-			ep.TargetRef, ep.Zone = nil, nil
-			kept = append(kept, ep)
-		}
-		for i := range kept {
-			if kept[i].NodeName != nodePtr {
-				kept[i].NodeName = sharedPtr(v, kept[i].NodeName)
-			}
-		}
-		// Release the dropped endpoints' memory: copy into a right-sized array.
-		s.Endpoints = append([]discoveryv1.Endpoint(nil), kept...)
-		v.endpointSlice(s)
-		return s, nil
-	}
-}
-
-// trimNamespace keeps only name and labels.
-func trimNamespace(obj any) (any, error) {
-	ns, ok := obj.(*corev1.Namespace)
+// TrimObject is the transform of every informer: it drops managedFields and foreign
+// annotations (kubectl's last-applied configuration can be larger than the object) and
+// nothing else, so every lister returns the API object as its readers expect it. A
+// consumer that needs less (a projection) builds its own typed view from the listers.
+func TrimObject(obj any) (any, error) {
+	m, ok := obj.(metav1.Object)
 	if !ok {
 		return obj, nil
 	}
-	ns.ManagedFields = nil
-	ns.Annotations = nil
-	ns.Spec = corev1.NamespaceSpec{}
-	return ns, nil
+	m.SetManagedFields(nil)
+	var kept map[string]string
+	for k, v := range m.GetAnnotations() {
+		for _, p := range keptAnnotationPrefixes {
+			if strings.HasPrefix(k, p) {
+				if kept == nil {
+					kept = map[string]string{}
+				}
+				kept[k] = v
+				break
+			}
+		}
+	}
+	m.SetAnnotations(kept)
+	return obj, nil
 }
 
 // NamespaceLabels returns the labels of namespace (nil when unknown).
@@ -448,31 +295,4 @@ func (c *Caches) NamespaceLabels(namespace string) labels.Set {
 		return nil
 	}
 	return labels.Set(ns.Labels)
-}
-
-// trimNode keeps labels, addresses, conditions, podCIDRs and taints.
-func trimNode(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
-	if !ok {
-		return obj, nil
-	}
-	n.ManagedFields = nil
-	n.Annotations = nil
-	n.Status.Images = nil
-	n.Status.VolumesInUse = nil
-	n.Status.VolumesAttached = nil
-	return n, nil
-}
-
-func keepPrefixed(m map[string]string, prefix string) map[string]string {
-	var out map[string]string
-	for k, v := range m {
-		if strings.HasPrefix(k, prefix) {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[k] = v
-		}
-	}
-	return out
 }

@@ -6,13 +6,10 @@ import (
 	"sync"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/client/informers/externalversions"
-	bgplbinformers "github.com/bgplb/bgplb/daemon/client/informers/externalversions/bgplb/v1alpha1"
 	listers "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 )
 
@@ -29,9 +26,8 @@ type crdCaches struct {
 	peerLister   listers.BGPPeerLister
 	advertLister listers.BGPAdvertisementLister
 
-	// BGPNodeStates are only read by the LB-IPAM leader (the Announced aggregator); at
-	// 10k Services each node's object lists ~10k prefixes, so the informer is created
-	// by EnableNodeStates, not on every node, with the transform its reader needs.
+	// BGPNodeStates are only read by the LB-IPAM leader (the Announced aggregator), so
+	// the informer is created by EnableNodeStates, not on every node.
 	mu         sync.Mutex
 	runCtx     context.Context // the context start got; nil before start
 	nodeStates cache.SharedIndexInformer
@@ -52,7 +48,7 @@ func newCRDCaches(client CRDClient, resync time.Duration) (*crdCaches, error) {
 	for name, inf := range map[string]cache.SharedIndexInformer{
 		"loadbalancerippool": c.pools, "bgppeer": c.peers, "bgpadvertisement": c.adverts,
 	} {
-		if err := inf.SetTransform(trimMeta); err != nil {
+		if err := inf.SetTransform(TrimObject); err != nil {
 			return nil, fmt.Errorf("set %s transform: %w", name, err)
 		}
 	}
@@ -72,10 +68,8 @@ func (c *crdCaches) synced() []cache.InformerSynced {
 
 // EnableNodeStates creates and starts the BGPNodeState informer (once; later calls
 // return at once) and waits until it has synced or ctx is done. Call it after Start.
-// The informer then runs as long as the caches do, also after ctx ends. Its store keeps
-// what transform returns for each object (the leader keeps a summary, see
-// status.NodeSummaryTransform); nil keeps the object without managedFields.
-func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.TransformFunc) error {
+// The informer then runs as long as the caches do, also after ctx ends.
+func (c *Caches) EnableNodeStates(ctx context.Context) error {
 	if c.crd == nil {
 		return nil
 	}
@@ -87,13 +81,8 @@ func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.Transform
 			cc.mu.Unlock()
 			return fmt.Errorf("enable bgpnodestate informer: caches not started")
 		}
-		if transform == nil {
-			transform = trimMeta
-		}
-		inf = cc.factory.InformerFor(&v1alpha1.BGPNodeState{}, func(client versioned.Interface, resync time.Duration) cache.SharedIndexInformer {
-			return bgplbinformers.NewFilteredBGPNodeStateInformer(client, resync, cache.Indexers{}, shortWatch)
-		})
-		if err := inf.SetTransform(transform); err != nil {
+		inf = cc.factory.Bgplb().V1alpha1().BGPNodeStates().Informer()
+		if err := inf.SetTransform(TrimObject); err != nil {
 			cc.mu.Unlock()
 			return fmt.Errorf("set bgpnodestate transform: %w", err)
 		}
@@ -105,22 +94,6 @@ func (c *Caches) EnableNodeStates(ctx context.Context, transform cache.Transform
 		return fmt.Errorf("sync bgpnodestate informer: %w", context.Cause(ctx))
 	}
 	return nil
-}
-
-// nodeStateWatchTimeout bounds each BGPNodeState watch request. A watch decodes into
-// buffers that grow to its largest event and live as long as the watch: at 10k prefixes
-// a node's object is ~1 MB of JSON, and the leader's watch held ~2.5 MB of buffers for
-// the 5-10 minutes client-go's reflector keeps a watch open. Ending it after a minute
-// (the reflector resumes from the last resourceVersion; nothing is listed again) lets
-// them go soon after the node states turn quiet.
-const nodeStateWatchTimeout int64 = 60
-
-// shortWatch caps the timeout of watch requests at nodeStateWatchTimeout.
-func shortWatch(o *metav1.ListOptions) {
-	if o.TimeoutSeconds != nil && *o.TimeoutSeconds > nodeStateWatchTimeout {
-		t := nodeStateWatchTimeout
-		o.TimeoutSeconds = &t
-	}
 }
 
 func (c *crdCaches) nodeStateInformer() cache.SharedIndexInformer {
@@ -153,14 +126,14 @@ func (c *Caches) Advertisements() listers.BGPAdvertisementLister {
 	return c.crd.advertLister
 }
 
-// NodeStates returns the BGPNodeState informer's store, holding what the transform given
-// to EnableNodeStates returned: nil without a CRD client or before EnableNodeStates.
-func (c *Caches) NodeStates() cache.Store {
+// NodeStates returns the BGPNodeState lister: nil without a CRD client or before
+// EnableNodeStates.
+func (c *Caches) NodeStates() listers.BGPNodeStateLister {
 	if c.crd == nil {
 		return nil
 	}
 	if inf := c.crd.nodeStateInformer(); inf != nil {
-		return inf.GetStore()
+		return listers.NewBGPNodeStateLister(inf.GetIndexer())
 	}
 	return nil
 }

@@ -1,15 +1,19 @@
 // Package watch owns every informer of the daemon and the work queues fed by them.
 //
 // Caches holds the shared informers (Services, EndpointSlices, this node's Node, the
-// Secrets of the daemon's namespace and the bgplb.io kinds) with memory-trimming
-// transforms, and the listers the controllers read. A Queue is a rate-limited work queue
-// of string keys with workers that call one SyncFunc, like kubernetes/sample-controller.
+// Secrets of the daemon's namespace and the bgplb.io kinds) and the listers the controllers
+// read. Their one transform, TrimObject, drops managedFields and foreign annotations only:
+// listers return API objects as the API server sent them, and a consumer that needs a
+// projection builds its own typed view. A Queue is client-go's typed rate-limiting work
+// queue (with its metrics) and workers that call one SyncFunc, like
+// kubernetes/sample-controller.
 // Subscribe connects a Queue to the caches: event handlers only enqueue keys (a Service
 // key "namespace/name", or a fixed key a controller chooses for "peers changed"); they never
 // do work and never mutate cached objects. EndpointSlices map to their Service through the
 // label kubernetes.io/service-name; a CNI registry change maps to the Services whose local
 // endpoints carry one of the endpoint's IPs (an index over this node's slice endpoints).
 //
-// Callers: daemon/app builds one Caches and Subscribes the announcer, the status writer and
-// (while leader) the LB-IPAM controller. No other package touches informers.
+// Callers: daemon/app builds one Caches and Subscribes the announcer and (while leader) the
+// LB-IPAM controller and the Announced aggregator, which also reads every Node and
+// BGPNodeState (EnableNodeStates). No other package touches informers.
 package watch

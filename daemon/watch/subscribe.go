@@ -22,6 +22,8 @@ type Triggers struct {
 	Slices bool
 	// Node is enqueued when this node's Node object changes.
 	Node []string
+	// Nodes is enqueued when any Node object changes (the leader plans for every node).
+	Nodes []string
 	// Secrets is enqueued when a Secret of the daemon's namespace changes.
 	Secrets []string
 	// Namespaces is enqueued when a Namespace changes (its labels feed pool selectors).
@@ -69,7 +71,8 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 			}
 		}))
 	}
-	add(c.nodes, nodeFilter(c.keyHandler(q, t.Node)))
+	add(c.nodes, nodeFilter(c.opts.NodeName, c.keyHandler(q, t.Node)))
+	add(c.nodes, nodeFilter("", c.keyHandler(q, t.Nodes)))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))
 	add(c.nsI, c.keyHandler(q, t.Namespaces))
 	if c.crd != nil {
@@ -161,24 +164,31 @@ func sameVersion(oldObj, newObj any) bool {
 	return ok1 && ok2 && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion()
 }
 
-// nodeFilter passes Node updates on only when something eligibility or peer selection
-// reads changed (labels, addresses, condition statuses, taints); kubelet heartbeats that
-// only move timestamps would otherwise resync every Service.
-func nodeFilter(h cache.ResourceEventHandler) cache.ResourceEventHandler {
+// nodeFilter passes on the events of Node name (every Node when name is empty), and
+// updates only when something eligibility or peer selection reads changed (labels,
+// addresses, condition statuses, taints); kubelet heartbeats that only move timestamps
+// would otherwise resync every Service.
+func nodeFilter(name string, h cache.ResourceEventHandler) cache.ResourceEventHandler {
 	if h == nil {
 		return nil
 	}
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { h.OnAdd(obj, false) },
-		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(*corev1.Node)
-			n, ok2 := newObj.(*corev1.Node)
-			if ok1 && ok2 && !nodeRelevantChange(o, n) {
-				return
-			}
-			h.OnUpdate(oldObj, newObj)
+	return cache.FilteringResourceEventHandler{
+		FilterFunc: func(obj any) bool {
+			m, ok := unwrap(obj).(metav1.Object)
+			return ok && (name == "" || m.GetName() == name)
 		},
-		DeleteFunc: func(obj any) { h.OnDelete(obj) },
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { h.OnAdd(obj, false) },
+			UpdateFunc: func(oldObj, newObj any) {
+				o, ok1 := oldObj.(*corev1.Node)
+				n, ok2 := newObj.(*corev1.Node)
+				if ok1 && ok2 && !nodeRelevantChange(o, n) {
+					return
+				}
+				h.OnUpdate(oldObj, newObj)
+			},
+			DeleteFunc: func(obj any) { h.OnDelete(obj) },
+		},
 	}
 }
 

@@ -1,8 +1,9 @@
 // Command bgplbctl inspects and explains bgplb on a node:
 //
-//   - status: this node's BGP sessions and announced prefixes (its BGPNodeState), the
-//     endpoints the CNI plugin registered (over the daemon's socket) and the VIPs marked in
-//     the datapath;
+//   - status: this node's BGP sessions, prefix counts and errors (its BGPNodeState), the
+//     prefixes its speaker originates with the peers each goes to and the endpoints the
+//     CNI plugin registered (both over the daemon's socket), and the VIPs marked in the
+//     datapath;
 //   - lb list: the datapath's frontend → backend table with packet/byte counters, read
 //     from the pinned eBPF maps (like cilium bpf lb list);
 //   - router-config frr|bird|opnsense|vyos|routeros: the router side (listen range over

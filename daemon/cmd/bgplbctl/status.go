@@ -19,7 +19,7 @@ import (
 func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show this node's BGP sessions, announced prefixes and local endpoints",
+		Short: "Show this node's BGP sessions, the routes it originates (to which peers) and local endpoints",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
@@ -44,7 +44,17 @@ func runStatus(ctx context.Context, g *globals, out io.Writer) error {
 		firstErr = err
 	}
 
-	eps, err := api.NewClient(g.socket).List(ctx)
+	client := api.NewClient(g.socket)
+	if routes, err := client.Routes(ctx); err != nil {
+		fmt.Fprintf(out, "\nRoutes (socket %s): unavailable: %v\n", g.socket, err)
+		if firstErr == nil {
+			firstErr = err
+		}
+	} else {
+		printRoutes(out, routes)
+	}
+
+	eps, err := client.List(ctx)
 	fmt.Fprintln(out)
 	if err != nil {
 		fmt.Fprintf(out, "Local endpoints (socket %s): unavailable: %v\n", g.socket, err)
@@ -88,11 +98,27 @@ func printNodeState(out io.Writer, ns *v1alpha1.BGPNodeState) {
 		fmt.Fprintf(tw, "  %s\t%s\t%d/%d\t%s\t%s\t%d\t%s\n", p.Name, p.Address, p.LocalASN, p.PeerASN, p.State, up, p.PrefixesSent, p.LastError)
 	}
 	_ = tw.Flush() // writing to stdout
-	fmt.Fprintf(out, "\nAnnounced prefixes (%d):\n", len(ns.Status.Prefixes))
-	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	st := ns.Status
+	fmt.Fprintf(out, "\nAnnounced prefixes: %d IPv4, %d IPv6\n", st.Announced.IPv4, st.Announced.IPv6)
+	if d := st.Datapath; d != nil {
+		fmt.Fprintf(out, "Datapath: %d registered endpoint(s), %d not ready", d.Endpoints, d.NotReady)
+		if len(d.NotReadyPods) > 0 {
+			fmt.Fprintf(out, " (%s)", strings.Join(d.NotReadyPods, ", "))
+		}
+		fmt.Fprintln(out)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(out, "Error: %s\n", e)
+	}
+}
+
+// printRoutes prints which peers get which prefix, as the node's speaker reports it.
+func printRoutes(out io.Writer, routes []api.Route) {
+	fmt.Fprintf(out, "\nRoutes originated by this node (%d):\n", len(routes))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PREFIX\tSERVICES\tPEERS")
-	for _, p := range ns.Status.Prefixes {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Prefix, strings.Join(p.Services, ","), strings.Join(p.Peers, ","))
+	for _, r := range routes {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.Prefix, strings.Join(r.Services, ","), strings.Join(r.Peers, ","))
 	}
 	_ = tw.Flush() // writing to stdout
 }

@@ -16,7 +16,16 @@ import (
 const (
 	PathEndpoints = "/v1/endpoints"
 	PathPing      = "/v1/ping"
+	PathRoutes    = "/v1/routes"
 )
+
+// Route is one prefix the node's speaker originates, with the Services behind it and the
+// BGPPeers it is sent to (GET /v1/routes).
+type Route struct {
+	Prefix   string   `json:"prefix"`
+	Services []string `json:"services,omitempty"`
+	Peers    []string `json:"peers,omitempty"`
+}
 
 // ErrorBody is the JSON body of every non-2xx response.
 type ErrorBody struct {
@@ -83,6 +92,15 @@ func (c *Client) List(ctx context.Context) ([]Endpoint, error) {
 		return nil, fmt.Errorf("list endpoints: %w", err)
 	}
 	return eps, nil
+}
+
+// Routes returns the prefixes the node's speaker originates, sorted.
+func (c *Client) Routes(ctx context.Context) ([]Route, error) {
+	var rs []Route
+	if err := c.do(ctx, http.MethodGet, PathRoutes, nil, &rs); err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	return rs, nil
 }
 
 // Ping returns nil when the daemon is reachable and serving the registry.

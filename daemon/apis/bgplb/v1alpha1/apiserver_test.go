@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -388,7 +389,16 @@ func TestCRDsAgainstAPIServer(t *testing.T) {
 			t.Fatalf("create node state: %v", err)
 		}
 		ns.Status.Peers = []v1alpha1.BGPPeerState{{Name: "typed", Address: "198.18.0.1", PeerASN: 64512, LocalASN: 64513, State: v1alpha1.SessionEstablished, PrefixesSent: 2}}
-		ns.Status.Prefixes = []v1alpha1.AnnouncedPrefix{{Prefix: "203.0.113.1/32", Services: []string{"default/web"}, Peers: []string{"typed"}}}
+		ns.Status.Announced = v1alpha1.PrefixCounts{IPv4: 10000, IPv6: 2}
+		ns.Status.Datapath = &v1alpha1.DatapathSummary{Endpoints: 3}
+		// The status stays small: more than MaxNodeStateErrors errors are refused.
+		tooMany := ns.DeepCopy()
+		for i := range v1alpha1.MaxNodeStateErrors + 1 {
+			tooMany.Status.Errors = append(tooMany.Status.Errors, fmt.Sprintf("default/svc-%d: boom", i))
+		}
+		if _, err := cs.BgplbV1alpha1().BGPNodeStates().UpdateStatus(ctx, tooMany, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) {
+			t.Errorf("update with %d errors: %v, want Invalid", len(tooMany.Status.Errors), err)
+		}
 		if _, err := cs.BgplbV1alpha1().BGPNodeStates().UpdateStatus(ctx, ns, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("update node state status: %v", err)
 		}
@@ -405,7 +415,7 @@ func TestCRDsAgainstAPIServer(t *testing.T) {
 			t.Errorf("peer columns %v", table)
 		}
 		table = getTable(t, cfg, "/apis/bgplb.io/v1alpha1/bgpnodestates/node1")
-		if table["Peers"] != "198.18.0.1" || table["States"] != "Established" {
+		if table["Peers"] != "198.18.0.1" || table["States"] != "Established" || table["IPv4"] != "10000" || table["IPv6"] != "2" {
 			t.Errorf("node state columns %v", table)
 		}
 	})

@@ -14,6 +14,15 @@ const (
 	SessionEstablished = "Established"
 )
 
+// Bounds of a BGPNodeState: its size grows with the node's sessions, never with the
+// number of Services.
+const (
+	// MaxNodeStateErrors bounds BGPNodeStateStatus.Errors.
+	MaxNodeStateErrors = 8
+	// MaxNotReadyPods bounds DatapathSummary.NotReadyPods.
+	MaxNotReadyPods = 32
+)
+
 // +genclient
 // +genclient:nonNamespaced
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -22,11 +31,17 @@ const (
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=".status.peers[*].address"
 // +kubebuilder:printcolumn:name="States",type=string,JSONPath=".status.peers[*].state"
-// +kubebuilder:printcolumn:name="Prefixes",type=string,JSONPath=".status.prefixes[*].prefix",priority=1
+// +kubebuilder:printcolumn:name="Sent",type=string,JSONPath=".status.peers[*].prefixesSent"
+// +kubebuilder:printcolumn:name="IPv4",type=integer,JSONPath=".status.announced.ipv4"
+// +kubebuilder:printcolumn:name="IPv6",type=integer,JSONPath=".status.announced.ipv6"
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=".status.version",priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=".metadata.creationTimestamp"
 
 // BGPNodeState is the BGP state of one node, named after the node and written only by
-// that node's daemon.
+// that node's daemon. It holds the node's sessions, counts and errors only, so its size
+// does not depend on the number of Services: which nodes announce a Service is the
+// Service's bgplb.io/Announced condition, and which peer gets which prefix is answered by
+// the node's speaker (`bgplbctl status` on the node).
 type BGPNodeState struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -35,26 +50,62 @@ type BGPNodeState struct {
 	Status BGPNodeStateStatus `json:"status,omitempty"`
 }
 
-// BGPNodeStateStatus lists the node's sessions and what it announces.
+// BGPNodeStateStatus is the node's sessions, counts and errors.
 type BGPNodeStateStatus struct {
+	// Version of the daemon that wrote the status.
+	// +optional
+	Version string `json:"version,omitempty"`
+
 	// Peers holds one entry per BGPPeer selecting this node.
 	// +listType=map
 	// +listMapKey=name
 	// +optional
 	Peers []BGPPeerState `json:"peers,omitempty"`
 
-	// Prefixes holds one entry per announced prefix.
-	// +listType=map
-	// +listMapKey=prefix
+	// Announced counts the prefixes this node originates.
 	// +optional
-	Prefixes []AnnouncedPrefix `json:"prefixes,omitempty"`
+	Announced PrefixCounts `json:"announced"`
+
+	// Datapath summarizes the node's eBPF datapath; absent when it is disabled.
+	// +optional
+	Datapath *DatapathSummary `json:"datapath,omitempty"`
+
+	// Errors are the node's current problems in words (at most 8; the daemon's log has
+	// the rest), e.g. a Service whose announcement failed.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	Errors []string `json:"errors,omitempty"`
+}
+
+// PrefixCounts counts prefixes by family.
+type PrefixCounts struct {
+	// IPv4 prefixes.
+	IPv4 int32 `json:"ipv4"`
+	// IPv6 prefixes.
+	IPv6 int32 `json:"ipv6"`
+}
+
+// DatapathSummary is the node's datapath in numbers.
+type DatapathSummary struct {
+	// Endpoints counts the pod attachments the CNI plugin registered on the node.
+	Endpoints int32 `json:"endpoints"`
+	// NotReady counts the local endpoints of Services that the node cannot serve because
+	// the CNI plugin did not register their pod.
+	NotReady int32 `json:"notReady"`
+	// NotReadyPods names up to 32 of them as namespace/name.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	NotReadyPods []string `json:"notReadyPods,omitempty"`
 }
 
 // BGPPeerState is the state of this node's session with one BGPPeer.
 type BGPPeerState struct {
 	// Name of the BGPPeer.
 	Name string `json:"name"`
-	// Address of the peer.
+	// Address of the peer; empty when the node could not configure the BGPPeer
+	// (LastError says why).
 	Address string `json:"address"`
 	// PeerASN of the session.
 	PeerASN int64 `json:"peerASN"`
@@ -75,20 +126,6 @@ type BGPPeerState struct {
 	// PrefixesReceived counts the prefixes the peer sent (all rejected by import policy).
 	// +optional
 	PrefixesReceived int64 `json:"prefixesReceived"`
-}
-
-// AnnouncedPrefix is one prefix this node announces.
-type AnnouncedPrefix struct {
-	// Prefix is the announced route, e.g. 203.0.113.10/32.
-	Prefix string `json:"prefix"`
-	// Services behind the prefix as namespace/name (more than one when the VIP is shared).
-	// +listType=set
-	// +optional
-	Services []string `json:"services,omitempty"`
-	// Peers (BGPPeer names) the prefix is announced to.
-	// +listType=set
-	// +optional
-	Peers []string `json:"peers,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
