@@ -138,6 +138,9 @@ func attachPinned(prog *ebpf.Program, ifindex int, linkPin string, mode AttachMo
 	if err := os.MkdirAll(filepath.Dir(linkPin), 0o700); err != nil {
 		return "", fmt.Errorf("create link pin dir for %s: %w", linkPin, err)
 	}
+	if mode == "" {
+		mode = AttachAuto
+	}
 	if mode == AttachTC {
 		return AttachTC, attachTCPinned(prog, ifindex, linkPin, slot)
 	}

@@ -369,7 +369,8 @@ func attachPod(conf *PluginConf, hostIfIndex int, linkPin string) error {
 		return cniError(CodeRecordFailed, "lock eBPF attach", err)
 	}
 	defer unlock()
-	return bpf.AttachPod(conf.BPFPinDir, hostIfIndex, linkPin)
+	_, err = bpf.AttachPodMode(conf.BPFPinDir, hostIfIndex, linkPin, conf.attachMode)
+	return err
 }
 
 // lockRecords takes the record store's flock (api.RecordStore.Lock): shared for ADD and
