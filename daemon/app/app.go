@@ -131,7 +131,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 
 	var endpoints eligibility.EndpointRegistry
 	if cfg.Datapath {
-		endpoints = registryView{reg}
+		endpoints = reg
 	}
 	runner, err := eligibility.NewRunner(ctx, newPluginRegistry(), cfg.Profile, eligibility.NewHandle(cfg.NodeName, endpoints, speaker))
 	if err != nil {
@@ -316,17 +316,6 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	wg.Go(func() { aggQueue.Run(ctx, 2) })
 	wg.Wait()
 	logger.Info("stopped LB-IPAM leader work")
-}
-
-// registryView adapts the registry to eligibility.EndpointRegistry.
-type registryView struct{ r *registry.Registry }
-
-func (v registryView) Registered(namespace, name string, ip netip.Addr) bool {
-	ep, ok := v.r.ByIP(ip)
-	if !ok {
-		return false
-	}
-	return name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
