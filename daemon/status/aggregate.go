@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/daemon/announce"
+	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
@@ -122,6 +123,9 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
 		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %d of %d BGP session(s) established cluster-wide",
 			len(nodes), strings.Join(nodes, ", "), idx.established, idx.sessions)
+		if held := idx.datapathNotReadyNodes(key); len(held) > 0 {
+			cond.Message += "; " + datapathNotReadyMessage(held)
+		}
 	default:
 		peers, err := a.src.Peers.List(labels.Everything())
 		if err != nil {
@@ -143,6 +147,9 @@ func (a *Aggregator) condition(svc *corev1.Service, key string) (metav1.Conditio
 			cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", idx.sessions)
 		case !matched:
 			cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
+		case len(idx.datapathNotReadyNodes(key)) > 0:
+			cond.Reason = datapathready.ReasonDatapathNotReady
+			cond.Message = "announced by 0 nodes: " + datapathNotReadyMessage(idx.datapathNotReadyNodes(key))
 		default:
 			cond.Reason = announce.ReasonNoEligibleEndpoints
 			cond.Message = fmt.Sprintf("announced by 0 nodes: no node has an eligible endpoint; %d of %d BGP session(s) established",

@@ -46,6 +46,9 @@ type NodeStateWriter struct {
 	interval time.Duration
 	trigger  chan struct{}
 	last     *v1alpha1.BGPNodeStateStatus // last status written (nil: none yet)
+	// lastDatapathNotReady is the AnnotationDatapathNotReady value last written (nil: none yet).
+	lastDatapathNotReady *string
+	lastDatapathGen      uint64
 
 	// The prefixes Desired built last, with what they were built from: the announcer's
 	// generation and the established peers. At 10k prefixes a rebuild (and comparing it
@@ -166,14 +169,19 @@ func (w *NodeStateWriter) announcedPrefixes(peerNames []string) []v1alpha1.Annou
 }
 
 // Sync writes the BGPNodeState when its status differs from the last one written.
-func (w *NodeStateWriter) Sync(ctx context.Context) error {
+func (w *NodeStateWriter) Sync(ctx context.Context) (err error) {
 	want, err := w.Desired(ctx)
 	if err != nil {
 		return err
 	}
 	if w.last != nil && reflect.DeepEqual(*w.last, want) {
-		return nil
+		return w.syncDatapathAnnotationIfChanged(ctx)
 	}
+	defer func() {
+		if err == nil {
+			err = w.syncDatapathAnnotationIfChanged(ctx)
+		}
+	}()
 	api := w.client.BgplbV1alpha1().BGPNodeStates()
 	cur, err := api.Get(ctx, w.node, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

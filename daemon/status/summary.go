@@ -25,6 +25,8 @@ type NodeSummary struct {
 	// wanted: Services this node has prefixes for that go to no peer (sessions down).
 	// Disjoint.
 	announced, wanted keySet
+	// datapathNotReady: Service key -> why this node holds it back (AnnotationDatapathNotReady).
+	datapathNotReady map[string]string
 }
 
 // SummarizeNodeState returns the summary of s (nil when s is nil).
@@ -44,6 +46,8 @@ func SummarizeNodeState(s *v1alpha1.BGPNodeState) *NodeSummary {
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, ResourceVersion: s.ResourceVersion},
 		Peers:      slices.Clip(s.Status.Peers),
 		announced:  newKeySet(announced),
+		// The issue 16 hook: see datapath_hook.go.
+		datapathNotReady: parseDatapathNotReady(s.Annotations),
 	}
 	sum.wanted = newKeySet(slices.DeleteFunc(wanted, sum.announced.has))
 	return sum
@@ -116,6 +120,7 @@ func NodeStateChanges(oldObj, newObj any) []string {
 		keys = append(keys, PeersKey)
 	}
 	keys = o.announced.symmetricDiff(n.announced, keys)
+	keys = datapathNotReadyChanges(o.datapathNotReady, n.datapathNotReady, keys)
 	return o.wanted.symmetricDiff(n.wanted, keys)
 }
 
