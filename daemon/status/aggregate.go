@@ -18,10 +18,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/daemon/announce"
-	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 )
 
 // AggregatorSources are the caches the Aggregator reads (never mutated).
