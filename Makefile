@@ -111,6 +111,15 @@ conformance: deps tools build ## run the conformance suite against a fresh lab; 
 	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
 		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
+# The conformance suite with the datapath forced to legacy TC (clsact + cls_bpf), as on
+# kernels < 6.6: the lab passes BGPLB_DATAPATH_ATTACH to bgplbd and the CNI plugin.
+.PHONY: conformance-tc
+test: conformance-tc
+conformance-tc: deps tools build ## the conformance suite with the datapath forced to legacy TC
+	@mkdir -p _output
+	BGPLB_DATAPATH_ATTACH=tc $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
+		-args -conformance.report=$(CURDIR)/_output/conformance-report-tc.yaml
+
 bench: deps tools build ## lab benchmarks; each replaces its table in conformance/bench/RESULTS.md
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 150m -v -run 'TestBench' ./conformance/bench/ \
 		-args -bench.results=$(CURDIR)/conformance/bench/RESULTS.md

@@ -13,8 +13,9 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// ErrNotSupported is returned (wrapped) when the kernel lacks tcx (Linux < 6.6).
-// It wraps link.ErrNotSupported, so errors.Is works with either.
+// ErrNotSupported is returned (wrapped) when the kernel lacks tcx (Linux < 6.6) and the
+// mode is AttachTCX (AttachAuto falls back to legacy tc). It wraps link.ErrNotSupported,
+// so errors.Is works with either.
 var ErrNotSupported = fmt.Errorf("tcx links not supported by this kernel (need Linux >= 6.6): %w", link.ErrNotSupported)
 
 const (
@@ -45,56 +46,75 @@ func UplinkLinkPin(pinDir, ifName string) string {
 	return filepath.Join(pinDir, "links", "uplink_"+sanitize(ifName))
 }
 
-// AttachPod loads the collection (maps pinned by name under pinDir, created when missing,
-// reused when present), attaches the pod-side program with tcx on ingress of the host-side
-// veth hostIfindex, and pins the link at linkPin. Idempotent: an existing pin is replaced
-// (a live link on the same interface gets the program swapped in atomically).
+// AttachPod is AttachPodMode with AttachAuto.
 func AttachPod(pinDir string, hostIfindex int, linkPin string) error {
+	_, err := AttachPodMode(pinDir, hostIfindex, linkPin, AttachAuto)
+	return err
+}
+
+// AttachPodMode loads the collection (maps pinned by name under pinDir, created when
+// missing, reused when present), attaches the pod-side program on ingress of the host-side
+// veth hostIfindex with mode (AttachAuto: tcx, legacy tc where tcx is refused), and pins
+// the attachment at linkPin: the tcx link, or with legacy tc the program (the cls_bpf
+// filter has a fixed priority and handle, see tcPodPriority). It returns the mode used.
+// Idempotent: an existing pin is replaced (a live attachment on the same interface in
+// the same mode gets the program swapped in atomically). The pod program runs after the
+// primary CNI's programs on the interface (tcx: at the tail; tc: tcPodPriority).
+func AttachPodMode(pinDir string, hostIfindex int, linkPin string, mode AttachMode) (AttachMode, error) {
 	// Load only this program (and the maps it uses), not the whole collection.
 	var progs struct {
 		Prog *ebpf.Program `ebpf:"lb_pod"`
 	}
 	if err := loadObjects(pinDir, &progs); err != nil {
-		return err
+		return "", err
 	}
 	defer progs.Prog.Close()
-	return attachPinned(progs.Prog, hostIfindex, linkPin)
+	return attachPinned(progs.Prog, hostIfindex, linkPin, mode, podSlot)
 }
 
-// DetachPod unpins and closes the link at linkPin (detaching the program). nil if the pin is gone.
+// DetachPod removes the attachment pinned at linkPin (tcx link or legacy tc filter) and
+// its pin. nil if the pin is gone.
 func DetachPod(linkPin string) error {
-	return detachPinned(linkPin)
+	return detachPinned(linkPin, podSlot)
 }
 
-// PodAttached reports whether linkPin holds a live tcx link to our pod program and its ifindex.
-// A link whose interface was deleted is not live (false, 0, nil).
+// PodAttached reports whether linkPin holds a live attachment of our pod program (a tcx
+// link, or a pinned program that a legacy tc filter of ours runs) and its ifindex. An
+// attachment whose interface was deleted is not live (false, 0, nil).
 func PodAttached(linkPin string) (attached bool, ifindex int, err error) {
-	return pinnedAttached(linkPin, progNamePod)
+	return pinnedAttached(linkPin, progNamePod, podSlot)
 }
 
-// AttachUplink is AttachPod for the uplink program: tcx ingress of the node
-// interface ifindex (where routers send VIP traffic), link pinned at linkPin
-// (see UplinkLinkPin). Idempotent like AttachPod.
+// AttachUplink is AttachUplinkMode with AttachAuto.
 func AttachUplink(pinDir string, ifindex int, linkPin string) error {
+	_, err := AttachUplinkMode(pinDir, ifindex, linkPin, AttachAuto)
+	return err
+}
+
+// AttachUplinkMode is AttachPodMode for the uplink program: ingress of the node
+// interface ifindex (where routers send VIP traffic), pinned at linkPin (see
+// UplinkLinkPin). It runs first on its interface (tcx: at the head; tc:
+// tcUplinkPriority). Idempotent like AttachPodMode.
+func AttachUplinkMode(pinDir string, ifindex int, linkPin string, mode AttachMode) (AttachMode, error) {
 	// Load only this program (and the maps it uses), not the whole collection.
 	var progs struct {
 		Prog *ebpf.Program `ebpf:"lb_uplink"`
 	}
 	if err := loadObjects(pinDir, &progs); err != nil {
-		return err
+		return "", err
 	}
 	defer progs.Prog.Close()
-	return attachPinned(progs.Prog, ifindex, linkPin)
+	return attachPinned(progs.Prog, ifindex, linkPin, mode, uplinkSlot)
 }
 
-// DetachUplink unpins and detaches the uplink link at linkPin. nil if the pin is gone.
+// DetachUplink removes the uplink attachment pinned at linkPin. nil if the pin is gone.
 func DetachUplink(linkPin string) error {
-	return detachPinned(linkPin)
+	return detachPinned(linkPin, uplinkSlot)
 }
 
-// UplinkAttached reports whether linkPin holds a live tcx link to our uplink program and its ifindex.
+// UplinkAttached reports whether linkPin holds a live attachment of our uplink program and its ifindex.
 func UplinkAttached(linkPin string) (attached bool, ifindex int, err error) {
-	return pinnedAttached(linkPin, progNameUplink)
+	return pinnedAttached(linkPin, progNameUplink, uplinkSlot)
 }
 
 // tcxTarget returns the interface and attach type of a tcx link (0 when its
@@ -111,24 +131,41 @@ func tcxTarget(l link.Link) (ifindex int, attach ebpf.AttachType, prog ebpf.Prog
 	return int(tcx.Ifindex), ebpf.AttachType(tcx.AttachType), info.Program, true
 }
 
-func attachPinned(prog *ebpf.Program, ifindex int, linkPin string) error {
+func attachPinned(prog *ebpf.Program, ifindex int, linkPin string, mode AttachMode, slot tcSlot) (AttachMode, error) {
 	if ifindex <= 0 {
-		return fmt.Errorf("attach %s to ifindex %d: invalid interface index", linkPin, ifindex)
+		return "", fmt.Errorf("attach %s to ifindex %d: invalid interface index", linkPin, ifindex)
 	}
 	if err := os.MkdirAll(filepath.Dir(linkPin), 0o700); err != nil {
-		return fmt.Errorf("create link pin dir for %s: %w", linkPin, err)
+		return "", fmt.Errorf("create link pin dir for %s: %w", linkPin, err)
+	}
+	if mode == "" {
+		mode = AttachAuto
+	}
+	if mode == AttachTC {
+		return AttachTC, attachTCPinned(prog, ifindex, linkPin, slot)
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = attachPinnedOnce(prog, ifindex, linkPin); !errors.Is(err, os.ErrExist) {
-			return err
+		if err = attachTCXPinnedOnce(prog, ifindex, linkPin, slot); !errors.Is(err, os.ErrExist) {
+			break
 		}
 		// A concurrent attach pinned first; the next round updates its link.
 	}
-	return err
+	if err != nil && mode == AttachAuto && tcxRefused(err) {
+		if terr := attachTCPinned(prog, ifindex, linkPin, slot); terr != nil {
+			return "", fmt.Errorf("attach legacy tc after tcx was refused (%v): %w", err, terr)
+		}
+		return AttachTC, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	// Moving from legacy tc to tcx: remove a filter of ours left on the interface.
+	removeTCFilter(ifindex, slot, 0)
+	return AttachTCX, nil
 }
 
-func attachPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string) error {
+func attachTCXPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string, slot tcSlot) error {
 	old, err := link.LoadPinnedLink(linkPin, nil)
 	switch {
 	case err == nil:
@@ -149,19 +186,18 @@ func attachPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string) error {
 		}
 	case errors.Is(err, os.ErrNotExist):
 	default:
-		// Something that is not a link sits at the path: replace it.
+		// Something that is not a link sits at the path (e.g. the program pin of a
+		// legacy tc attachment): its filter is removed after the tcx attach, the pin now.
 		if err := os.Remove(linkPin); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove unusable link pin %s: %w", linkPin, err)
 		}
 	}
 
-	l, err := link.AttachTCX(link.TCXOptions{
+	l, err := attachTCX(link.TCXOptions{
 		Interface: ifindex,
 		Program:   prog,
 		Attach:    ebpf.AttachTCXIngress,
-		// Run before other tcx programs (e.g. the primary CNI's): ours only
-		// claim VIP traffic and tracked replies and pass everything else on.
-		Anchor: link.Head(),
+		Anchor:    slot.anchor(),
 	})
 	if err != nil {
 		if errors.Is(err, link.ErrNotSupported) {
@@ -178,17 +214,14 @@ func attachPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string) error {
 	return nil
 }
 
-func detachPinned(linkPin string) error {
+func detachPinned(linkPin string, slot tcSlot) error {
 	l, err := link.LoadPinnedLink(linkPin, nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		// Not a loadable link: remove whatever is there.
-		if rerr := os.Remove(linkPin); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			return fmt.Errorf("remove link pin %s: %w", linkPin, rerr)
-		}
-		return nil
+		// Not a link: a legacy tc attachment (pinned program) or junk.
+		return detachTCPinned(linkPin, slot)
 	}
 	defer l.Close()
 	// Detach explicitly so the program stops at once even if another process
@@ -200,12 +233,15 @@ func detachPinned(linkPin string) error {
 	return nil
 }
 
-func pinnedAttached(linkPin, progName string) (bool, int, error) {
+func pinnedAttached(linkPin, progName string, slot tcSlot) (bool, int, error) {
 	l, err := link.LoadPinnedLink(linkPin, nil)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, 0, nil
 	}
 	if err != nil {
+		if ok, ifindex, terr := tcAttached(linkPin, progName, slot); terr == nil || ok {
+			return ok, ifindex, terr
+		}
 		return false, 0, fmt.Errorf("load pinned link %s: %w", linkPin, err)
 	}
 	defer l.Close()
@@ -213,19 +249,24 @@ func pinnedAttached(linkPin, progName string) (bool, int, error) {
 	if !ok || ifindex == 0 || attach != ebpf.AttachTCXIngress {
 		return false, 0, nil
 	}
-	prog, err := ebpf.NewProgramFromID(progID)
+	if named, err := programNamed(progID, progName); err != nil || !named {
+		return false, 0, err
+	}
+	return true, ifindex, nil
+}
+
+// programNamed reports whether program id is called name.
+func programNamed(id ebpf.ProgramID, name string) (bool, error) {
+	prog, err := ebpf.NewProgramFromID(id)
 	if err != nil {
-		return false, 0, fmt.Errorf("open program %d of link %s: %w", progID, linkPin, err)
+		return false, fmt.Errorf("open program %d: %w", id, err)
 	}
 	defer prog.Close()
 	pinfo, err := prog.Info()
 	if err != nil {
-		return false, 0, fmt.Errorf("program info of link %s: %w", linkPin, err)
+		return false, fmt.Errorf("program info of %d: %w", id, err)
 	}
-	if pinfo.Name != progName {
-		return false, 0, nil
-	}
-	return true, ifindex, nil
+	return pinfo.Name == name, nil
 }
 
 // UpdatePrograms swaps the programs of this build atomically into every live
@@ -248,6 +289,7 @@ func UpdatePrograms(pinDir string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("list link pins in %s: %w", dir, err)
 	}
+	tcIdx := newTCIndex()
 	updated := 0
 	for _, e := range entries {
 		var prog *ebpf.Program
@@ -262,7 +304,15 @@ func UpdatePrograms(pinDir string) (int, error) {
 		pin := filepath.Join(dir, e.Name())
 		l, err := link.LoadPinnedLink(pin, nil)
 		if err != nil {
-			continue // not a link (or just removed): nothing to update
+			// Not a link: a legacy tc attachment (or just removed).
+			ok, err := updateTCPinned(pin, prog, tcIdx)
+			if err != nil {
+				return updated, err
+			}
+			if ok {
+				updated++
+			}
+			continue
 		}
 		ifindex, _, _, ok := tcxTarget(l)
 		if ok && ifindex != 0 {

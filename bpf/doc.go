@@ -2,7 +2,7 @@
 // they share with Go (lb.h), the bpf2go-generated bindings, and the Go API
 // the CNI plugin and the daemon use.
 //
-// Two tcx programs share one set of maps pinned by name in a bpffs directory
+// Two programs share one set of maps pinned by name in a bpffs directory
 // (default /sys/fs/bpf/bgplb):
 //
 //   - lb_uplink, on ingress of the node's uplinks (AttachUplink, by the
@@ -23,6 +23,7 @@
 // daemon restart or a CNI invocation never resets them); links are pinned, so
 // programs stay attached when the process that attached them exits; a pinned
 // map whose definition changed (a new ABI) makes loading fail with
-// ebpf.ErrMapIncompatible instead of silently mixing layouts. Requires Linux
-// >= 6.6 (tcx); older kernels get ErrNotSupported.
+// ebpf.ErrMapIncompatible instead of silently mixing layouts. Programs attach with
+// tcx (Linux >= 6.6) or legacy TC (clsact + cls_bpf, attach_tc.go) per AttachMode;
+// AttachAuto falls back to legacy TC when the kernel refuses tcx. Minimum Linux 5.10.
 package bpf

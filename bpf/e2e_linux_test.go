@@ -268,6 +268,12 @@ func e2eClient(ns *testNetns, spec string) (string, error) {
 }
 
 func TestEndToEnd(t *testing.T) {
+	for _, mode := range []AttachMode{AttachTCX, AttachTC} {
+		t.Run(string(mode), func(t *testing.T) { testEndToEnd(t, mode) })
+	}
+}
+
+func testEndToEnd(t *testing.T, mode AttachMode) {
 	pinDir := newPinDir(t)
 	cli, rtr, node, pod, pod2 := newNetns(t), newNetns(t), newNetns(t), newNetns(t), newNetns(t)
 	for _, ns := range []*testNetns{cli, rtr, node, pod, pod2} {
@@ -325,7 +331,7 @@ func TestEndToEnd(t *testing.T) {
 			return err
 		}
 		pod2If = hp2.Index
-		if err := AttachPod(pinDir, pod2If, PodLinkPin(pinDir, "pod2", "eth0")); err != nil {
+		if _, err := AttachPodMode(pinDir, pod2If, PodLinkPin(pinDir, "pod2", "eth0"), mode); err != nil {
 			return err
 		}
 		n0, err := net.InterfaceByName("n0")
@@ -337,10 +343,11 @@ func TestEndToEnd(t *testing.T) {
 			return err
 		}
 		upIf, podIf = n0.Index, hp.Index
-		if err := AttachUplink(pinDir, upIf, UplinkLinkPin(pinDir, "n0")); err != nil {
+		if _, err := AttachUplinkMode(pinDir, upIf, UplinkLinkPin(pinDir, "n0"), mode); err != nil {
 			return err
 		}
-		return AttachPod(pinDir, podIf, PodLinkPin(pinDir, "pod", "eth0"))
+		_, err = AttachPodMode(pinDir, podIf, PodLinkPin(pinDir, "pod", "eth0"), mode)
+		return err
 	})
 
 	maps, err := OpenMaps(pinDir)
@@ -454,7 +461,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Control: without the uplink program the VIP is unreachable.
-	must(t, DetachUplink(UplinkLinkPin(pinDir, "n0")))
+	// (Inside the node's namespace: a legacy tc filter is found on its interfaces.)
+	node.do(t, func() error { return DetachUplink(UplinkLinkPin(pinDir, "n0")) })
 	if out, err := e2eClient(cli, "tcp|203.0.113.100:80|detached"); err == nil {
 		t.Errorf("VIP answered without the datapath: %q", out)
 	}

@@ -24,7 +24,8 @@
  *   - ICMP/ICMPv6 errors (frag needed / packet too big, unreachable, time
  *     exceeded) quoting a tracked reply -> translated and delivered to the
  *     flow's backend (path MTU discovery works through the VIP).
- *   - other TCP/UDP ports and other protocols (not ICMP) to a VIP in lb_vips
+ *   - other TCP/UDP ports, other protocols and ICMP that is neither an echo
+ *     request nor an error about a tracked flow, to a VIP in lb_vips
  *     -> drop (counted): the kernel does not own the VIP and would route the
  *     packet back to the router (a loop until the TTL expires).
  *   - anything else continues untouched (TC_ACT_UNSPEC = TCX_NEXT, so other
@@ -39,14 +40,20 @@
  * outlive their flows (LRU), so a TCP SYN-ACK must acknowledge the client
  * ISN the uplink recorded and a UDP entry expires after LB_UDP_IDLE_NS idle;
  * stale entries are deleted, so a later flow with the same tuple that did
- * not come through the VIP is not rewritten. Everything else continues
+ * not come through the VIP is not rewritten. Anti-spoofing: only packets that
+ * enter on the flow's backend's own host veth from its own address:port are
+ * rewritten, and only a new connection (no entry, a new TCP ISN, a UDP flow
+ * past its idle expiry) sets where replies go. Everything else continues
  * untouched.
  *
  * Packet headers are read with bpf_skb_load_bytes() and written with
  * bpf_skb_store_bytes()/bpf_l{3,4}_csum_replace(), so non-linear skbs work and
- * no direct packet access bounds have to be proven. IPv6 extension headers
- * other than a fragment header are not parsed (such packets continue
- * untouched). Requires Linux >= 6.6 (tcx); uses no CO-RE.
+ * no direct packet access bounds have to be proven. IPv6 hop-by-hop, routing
+ * and destination options headers (up to LB_IP6_MAX_EXT) are skipped; a
+ * packet to a VIP behind any other extension header (fragment, AH, ESP) is
+ * dropped and counted, like every packet to a VIP that no service takes.
+ * Attached with tcx (Linux >= 6.6) or legacy tc (cls_bpf direct-action);
+ * needs Linux >= 5.10 (bpf_redirect_peer); uses no CO-RE.
  */
 
 #include "lb_kernel.h"
@@ -167,6 +174,12 @@ struct pkt {
 
 #define REFRESH_NS 1000000000ULL
 
+/* IPv6 extension headers parse_l3 skips (hop-by-hop, routing, destination options). */
+#define LB_IP6_MAX_EXT 4
+#define IP6_NEXTHDR_HOP 0
+#define IP6_NEXTHDR_ROUTING 43
+#define IP6_NEXTHDR_DEST 60
+
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
@@ -188,15 +201,14 @@ static __always_inline int is_v4mapped(const __u8 *a)
 	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff);
 }
 
-static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
 {
-	__u32 a0, b0;
-	__u16 a1, b1;
+	__u64 a0, a1, b0, b1;
 
-	__builtin_memcpy(&a0, a, 4);
-	__builtin_memcpy(&b0, b, 4);
-	__builtin_memcpy(&a1, a + 4, 2);
-	__builtin_memcpy(&b1, b + 4, 2);
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
 	return a0 == b0 && a1 == b1;
 }
 
@@ -235,7 +247,24 @@ static __always_inline int parse_l3(struct __sk_buff *skb, __be16 h_proto, struc
 		p->l4off = ETH_HLEN + sizeof(ip6);
 		p->proto = ip6.nexthdr;
 		p->v6 = 1;
-		p->frag = ip6.nexthdr == IP6_NEXTHDR_FRAGMENT;
+		/* Skip up to LB_IP6_MAX_EXT hop-by-hop, routing and destination
+		 * options headers (each: next header, length in 8-octet units
+		 * beyond the first 8). A fragment header sets frag; other
+		 * extension headers (AH, ESP, more than LB_IP6_MAX_EXT) end the
+		 * walk with proto set to them, which no program handles. */
+#pragma unroll
+		for (int i = 0; i < LB_IP6_MAX_EXT; i++) {
+			__u8 ext[2];
+
+			if (p->proto != IP6_NEXTHDR_HOP && p->proto != IP6_NEXTHDR_ROUTING &&
+			    p->proto != IP6_NEXTHDR_DEST)
+				break;
+			if (bpf_skb_load_bytes(skb, p->l4off, ext, 2) < 0)
+				return -1;
+			p->proto = ext[0];
+			p->l4off += ((__u32)ext[1] + 1) * 8;
+		}
+		p->frag = p->proto == IP6_NEXTHDR_FRAGMENT;
 		__builtin_memcpy(p->saddr, ip6.saddr, 16);
 		__builtin_memcpy(p->daddr, ip6.daddr, 16);
 		return 0;
@@ -527,10 +556,10 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const struct pkt *p
 	return bpf_redirect_peer(be.ifindex, 0);
 }
 
-/* handle_icmp: echo requests to a VIP are answered, errors about tracked
+/* handle_icmp_to: echo requests to a VIP are answered, errors about tracked
  * flows go to their backend, everything else continues untouched. */
-static __always_inline int handle_icmp(struct __sk_buff *skb, const struct ethhdr *eth,
-				       const struct pkt *p)
+static __always_inline int handle_icmp_to(struct __sk_buff *skb, const struct ethhdr *eth,
+					  const struct pkt *p)
 {
 	struct icmphdr_min ic;
 
@@ -551,6 +580,21 @@ static __always_inline int handle_icmp(struct __sk_buff *skb, const struct ethhd
 	if (ic.type == ICMP_DEST_UNREACH || ic.type == ICMP_TIME_EXCEEDED)
 		return icmp_error(skb, p);
 	return TC_ACT_UNSPEC;
+}
+
+/* handle_icmp is handle_icmp_to, except that ICMP to a VIP it does not handle
+ * (an echo to a VIP without LB_VIP_F_ECHO, an error about no tracked flow, e.g.
+ * one quoting a VIP port without a service, other types, fragments) is dropped
+ * and counted as LB_DROP_NO_SERVICE: the kernel does not own the VIP and would
+ * route it back to the router, which sends it here again until the TTL runs out. */
+static __always_inline int handle_icmp(struct __sk_buff *skb, const struct ethhdr *eth,
+				       const struct pkt *p)
+{
+	int ret = handle_icmp_to(skb, eth, p);
+
+	if (ret == TC_ACT_UNSPEC && is_vip(p->daddr, 0))
+		return count_drop(LB_DROP_NO_SERVICE);
+	return ret;
 }
 
 /* src_allowed looks the client up in the service's loadBalancerSourceRanges. */
@@ -682,9 +726,12 @@ int lb_uplink(struct __sk_buff *skb)
 	now = bpf_ktime_get_ns();
 	syn = p.proto == IPPROTO_TCP && (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 	rn = bpf_map_lookup_elem(&lb_revnat, &rk);
-	if (!rn || rn->ifindex != skb->ifindex || rn->svc_id != svc.id || rn->backend_id != be_id ||
-	    !mac_eq(rn->client_mac, eth.h_source) || !mac_eq(rn->node_mac, eth.h_dest) ||
-	    (syn && (!(rn->flags & LB_RN_F_SYN) || rn->syn_seq != p.tcp_seq))) {
+	/* Where replies go (MACs, interface) is set by a new connection only: no
+	 * entry, a TCP SYN with a new ISN, or a UDP flow idle past its expiry.
+	 * A packet of a known flow from another MAC or interface (a spoofer who
+	 * knows the 5-tuple) must not re-point the flow's replies. */
+	if (!rn || (syn && (!(rn->flags & LB_RN_F_SYN) || rn->syn_seq != p.tcp_seq)) ||
+	    (p.proto == IPPROTO_UDP && now - rn->last_ns > LB_UDP_IDLE_NS)) {
 		struct lb_revnat_entry nv = {};
 
 		__builtin_memcpy(nv.vip, p.daddr, 16);
@@ -704,8 +751,15 @@ int lb_uplink(struct __sk_buff *skb)
 		}
 		if (bpf_map_update_elem(&lb_revnat, &rk, &nv, BPF_ANY) < 0)
 			return count_drop(LB_DROP_CT_FULL);
-	} else if (now - rn->last_ns > REFRESH_NS) {
-		rn->last_ns = now;
+	} else {
+		if (rn->svc_id != svc.id || rn->backend_id != be_id) {
+			/* Same flow, backend re-picked (service recreated, conntrack
+			 * evicted): follow the backend, keep the reply path. */
+			rn->svc_id = svc.id;
+			rn->backend_id = be_id;
+		}
+		if (now - rn->last_ns > REFRESH_NS)
+			rn->last_ns = now;
 	}
 
 	if (nat_rewrite(skb, &p, 0, be.addr, be.port) < 0)
@@ -723,6 +777,8 @@ int lb_pod(struct __sk_buff *skb)
 	struct pkt p = {};
 	struct lb_revnat_key rk = {};
 	struct lb_revnat_entry *rnp, rn;
+	struct lb_backend *bp;
+	__u32 be_id;
 	__u8 macs[12];
 	__u64 now;
 
@@ -745,6 +801,13 @@ int lb_pod(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	rn = *rnp;
 	if (is_v4mapped(rn.vip) == p.v6)
+		return TC_ACT_UNSPEC;
+	/* Only the flow's backend may send its replies: the packet must enter on
+	 * the backend's own host veth, from the backend's address and port. A
+	 * neighbouring pod forging the tuple is left alone (not rewritten). */
+	be_id = rn.backend_id;
+	bp = bpf_map_lookup_elem(&lb_backends, &be_id);
+	if (!bp || bp->ifindex != skb->ifindex || bp->port != p.sport || !addr_eq(bp->addr, p.saddr))
 		return TC_ACT_UNSPEC;
 
 	/* A stale entry (its flow is over, this is a flow that did not come

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,13 +57,21 @@ func (l *Lab) prepareNodeDirs(n Node) error {
 	if l.chainsPlugin() {
 		// bgplb is chained after the primary CNI, as the DaemonSet's install-cni
 		// init container does on a real node, with this node's own paths.
-		conflist["plugins"] = append(conflist["plugins"].([]any), map[string]any{
+		bgplb := map[string]any{
 			"type":         "bgplb",
 			"daemonSocket": n.DaemonSocket(),
 			"recordsDir":   n.EndpointsDir(),
 			"bpfPinDir":    n.BPFPinDir(),
 			"logFile":      l.cniLogFile(n),
-		})
+		}
+		if l.Opts.DatapathAttach != "" {
+			bgplb["datapathAttach"] = l.Opts.DatapathAttach
+		}
+		if slices.Contains(l.Opts.BrokenDatapathNodes, n.Name) {
+			// Not on bpffs: loading the programs fails, as on a node without a usable datapath.
+			bgplb["bpfPinDir"] = filepath.Join(n.Dir, "not-bpffs")
+		}
+		conflist["plugins"] = append(conflist["plugins"].([]any), bgplb)
 	}
 	data, err := json.MarshalIndent(conflist, "", "  ")
 	if err != nil {
@@ -180,7 +189,12 @@ func (l *Lab) daemonArgs(n Node) []string {
 	if l.Opts.ExportPodCIDR {
 		args = append(args, "--export-pod-cidr")
 	}
-	if l.chainsPlugin() {
+	if l.Opts.DatapathAttach != "" {
+		args = append(args, "--datapath-attach", l.Opts.DatapathAttach)
+	}
+	// A node whose datapath is broken on purpose keeps the lab's entry (its pin dir is
+	// not on bpffs): bgplbd would chain its own, working one.
+	if l.chainsPlugin() && !slices.Contains(l.Opts.BrokenDatapathNodes, n.Name) {
 		// bgplbd keeps the plugin chained as on a real node (the lab chains it first,
 		// above, so that no pod misses it): it re-chains when the conflist is rewritten
 		// and, with --datapath=false in DaemonExtraArgs, unchains it. Its entry must

@@ -22,6 +22,8 @@ var (
 	ControlPlaneNS = Prefix + "-cp"
 	NodeNSPrefix   = Prefix + "-node"
 	PodNSPrefix    = Prefix + "-pod-"
+	// DefaultDir is the lab state directory: /run/<prefix>-lab.
+	DefaultDir = "/run/" + Prefix + "-lab"
 )
 
 func envOr(key, def string) string {
@@ -33,7 +35,6 @@ func envOr(key, def string) string {
 
 // Defaults of the lab.
 const (
-	DefaultDir       = "/run/bgplb-lab"
 	RouterASN        = 64512
 	NodeASN          = 64513
 	APIServerPort    = 6443
@@ -93,6 +94,14 @@ type Options struct {
 	// NoCNIPlugin leaves the bgplb CNI plugin out of the nodes' conflists even when
 	// BinDir holds it (plain ptp + host-local).
 	NoCNIPlugin bool
+	// DatapathAttach is passed to bgplbd (--datapath-attach) and the CNI plugin
+	// (datapathAttach): auto, tcx or tc. Default $BGPLB_DATAPATH_ATTACH, else bgplbd's
+	// and the plugin's default (auto).
+	DatapathAttach string
+	// BrokenDatapathNodes names nodes whose CNI plugin is configured with a pin
+	// directory that is not on bpffs, so every attach there fails as on a node whose
+	// datapath cannot work (pods must still start; the node must not announce).
+	BrokenDatapathNodes []string
 	// Recreate tears down an existing lab first instead of failing.
 	Recreate bool
 	// K8sBinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
@@ -163,6 +172,14 @@ func (o *Options) defaults() error {
 			return fmt.Errorf("find own executable for the bin dir: %w", err)
 		}
 		o.BinDir = filepath.Dir(exe)
+	}
+	if o.DatapathAttach == "" {
+		o.DatapathAttach = os.Getenv("BGPLB_DATAPATH_ATTACH")
+	}
+	switch o.DatapathAttach {
+	case "", "auto", "tcx", "tc":
+	default:
+		return fmt.Errorf("datapath attach mode %q (BGPLB_DATAPATH_ATTACH): must be auto, tcx or tc", o.DatapathAttach)
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -246,6 +246,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
 	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
 	if cfg.LeaderElect {

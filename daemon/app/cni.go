@@ -57,8 +57,8 @@ func (o *CNIOptions) AddFlags(fs *pflag.FlagSet) {
 }
 
 // config validates the options; socket, recordsDir and pinDir are the daemon's, which the
-// plugin must use too.
-func (o *CNIOptions) config(datapath bool, socket, recordsDir, pinDir string) (CNIConfig, error) {
+// plugin must use too, and so is the datapath attach mode (set in the entry unless auto).
+func (o *CNIOptions) config(datapath bool, socket, recordsDir, pinDir, attach string) (CNIConfig, error) {
 	if o.ConfDir == "" {
 		return CNIConfig{}, nil
 	}
@@ -78,6 +78,9 @@ func (o *CNIOptions) config(datapath bool, socket, recordsDir, pinDir string) (C
 	}
 	entry["type"] = cnichain.PluginType
 	entry["daemonSocket"], entry["recordsDir"], entry["bpfPinDir"] = socket, recordsDir, pinDir
+	if attach != "" && attach != "auto" {
+		entry["datapathAttach"] = attach
+	}
 	return CNIConfig{ConfDir: o.ConfDir, BinDir: o.BinDir, PluginBinary: o.PluginBinary,
 		Enabled: o.Chain && datapath, Entry: entry}, nil
 }

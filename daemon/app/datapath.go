@@ -71,7 +71,7 @@ func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *regi
 	} else if n > 0 {
 		logger.Info("programs of pinned links updated to this build", "links", n)
 	}
-	if err := datapath.AttachUplinks(ctx, cfg.BPFPinDir, uplinks); err != nil {
+	if err := datapath.AttachUplinks(ctx, cfg.BPFPinDir, uplinks, cfg.DatapathAttach); err != nil {
 		return dpHandle{}, err
 	}
 	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)

@@ -48,12 +48,14 @@ func (v *registryView) Registered(namespace, name string, ip netip.Addr) bool {
 	return ok
 }
 
+// registered is the registry's answer: registered and datapath-ready.
 func (v *registryView) registered(namespace, name string, ip netip.Addr) bool {
-	ep, ok := v.r.ByIP(ip)
-	if !ok {
-		return false
-	}
-	return name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
+	return v.r.Registered(namespace, name, ip)
+}
+
+// DatapathNotReady implements datapathready.NotReadyReporter (the registry's reason).
+func (v *registryView) DatapathNotReady(namespace, name string, ip netip.Addr) (string, bool) {
+	return v.r.DatapathNotReady(namespace, name, ip)
 }
 
 // summary returns the datapath summary of the BGPNodeState.

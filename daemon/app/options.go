@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/config"
 	"github.com/bgplb/bgplb/daemon/eligibility"
@@ -55,6 +56,9 @@ type Options struct {
 	ExportPodCIDR      bool
 	Profiling          bool
 	CNI                CNIOptions // cni.go
+
+	// DatapathAttach is how programs are attached: auto, tcx or tc.
+	DatapathAttach string
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -114,6 +118,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
 	o.CNI.AddFlags(fs)
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
+
+	// Datapath attachment.
+	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
 
 // Config is the validated, immutable daemon configuration built by Options.Config.
@@ -148,6 +155,7 @@ type Config struct {
 	Profile          eligibility.Profile
 	Version          string
 	CNI              CNIConfig // cni.go
+	DatapathAttach   bpf.AttachMode
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -224,7 +232,11 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if o.ASN == 0 {
 		bad("--asn: must be 1-4294967295")
 	}
-	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir)
+	attachMode, err := bpf.ParseAttachMode(o.DatapathAttach)
+	if err != nil {
+		bad("--datapath-attach: %v", err)
+	}
+	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir, o.DatapathAttach)
 	if err != nil {
 		bad("%v", err)
 	}
@@ -248,7 +260,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
-		Profile: profile, Version: version, CNI: cni,
+		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
 	}, nil
 }
 

@@ -12,18 +12,20 @@ import (
 	"github.com/bgplb/bgplb/bpf"
 )
 
-// AttachUplinks attaches the uplink program (tcx ingress) to each named interface, with the
-// link pinned under pinDir so it survives daemon restarts. Idempotent.
-func AttachUplinks(ctx context.Context, pinDir string, names []string) error {
+// AttachUplinks attaches the uplink program on ingress of each named interface with mode
+// (auto: tcx, legacy tc where the kernel refuses tcx), pinned under pinDir so it survives
+// daemon restarts. Idempotent.
+func AttachUplinks(ctx context.Context, pinDir string, names []string, mode bpf.AttachMode) error {
 	for _, name := range names {
 		ifc, err := net.InterfaceByName(name)
 		if err != nil {
 			return fmt.Errorf("attach uplink program to %s: %w", name, err)
 		}
-		if err := bpf.AttachUplink(pinDir, ifc.Index, bpf.UplinkLinkPin(pinDir, name)); err != nil {
+		used, err := bpf.AttachUplinkMode(pinDir, ifc.Index, bpf.UplinkLinkPin(pinDir, name), mode)
+		if err != nil {
 			return fmt.Errorf("attach uplink program to %s: %w", name, err)
 		}
-		klog.FromContext(ctx).Info("uplink program attached", "interface", name, "ifindex", ifc.Index)
+		klog.FromContext(ctx).Info("uplink program attached", "interface", name, "ifindex", ifc.Index, "attach", used)
 	}
 	return nil
 }

@@ -60,6 +60,14 @@ var (
 		Help:           "Number of (VIP, port, protocol) entries programmed into the eBPF service map.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	// EndpointsNotDatapathReady is the number of local endpoints the CNI plugin recorded
+	// as not datapath-ready (their Services are not announced from this node for them).
+	EndpointsNotDatapathReady = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace:      namespace,
+		Name:           "endpoints_not_datapath_ready",
+		Help:           "Number of local pod endpoints whose datapath attach or registration failed (see the pods' DatapathNotReady events).",
+		StabilityLevel: metrics.ALPHA,
+	})
 	// IsLeader is 1 while this daemon holds the LB-IPAM lease.
 	IsLeader = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace:      namespace,
@@ -77,5 +85,6 @@ func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(SessionsUp, Sessions, PrefixesAnnounced, ReconcileDuration,
 			Allocations, AllocationChanges, DatapathServices, IsLeader)
+		legacyregistry.MustRegister(EndpointsNotDatapathReady)
 	})
 }

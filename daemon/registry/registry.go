@@ -158,6 +158,44 @@ func (r *Registry) ByIP(ip netip.Addr) (api.Endpoint, bool) {
 	return cloneEndpoint(best), found
 }
 
+// Registered reports whether the CNI plugin registered an attachment of pod
+// namespace/name (any pod when name is empty or the endpoint has no pod metadata) that
+// carries ip and that the datapath can serve (api.Endpoint.DatapathReady). It implements
+// eligibility.EndpointRegistry.
+func (r *Registry) Registered(namespace, name string, ip netip.Addr) bool {
+	ep, ok := r.match(namespace, name, ip)
+	return ok && ep.DatapathReady()
+}
+
+// DatapathNotReady reports whether the endpoint that Registered looks for is registered
+// but not datapath-ready, and why (api.Endpoint.DatapathError).
+func (r *Registry) DatapathNotReady(namespace, name string, ip netip.Addr) (reason string, notReady bool) {
+	ep, ok := r.match(namespace, name, ip)
+	if !ok || ep.DatapathReady() {
+		return "", false
+	}
+	return ep.DatapathError, true
+}
+
+// NotReady returns the registered endpoints that are not datapath-ready, sorted by Key.
+func (r *Registry) NotReady() []api.Endpoint {
+	var out []api.Endpoint
+	for _, ep := range r.List() {
+		if !ep.DatapathReady() {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+func (r *Registry) match(namespace, name string, ip netip.Addr) (api.Endpoint, bool) {
+	ep, ok := r.ByIP(ip)
+	if !ok {
+		return ep, false
+	}
+	return ep, name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
+}
+
 // ByPod returns the endpoints (one per attached interface) of pod namespace/name, sorted
 // by Key. Endpoints registered without pod metadata are found only by IP.
 func (r *Registry) ByPod(namespace, name string) []api.Endpoint {
@@ -207,6 +245,13 @@ func (r *Registry) Rebuild(ctx context.Context, store api.RecordStore) (RebuildR
 	for _, rec := range records {
 		if err := rec.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("rebuild from record: %w", err))
+			continue
+		}
+		if !rec.DatapathReady() {
+			// Recorded as not datapath-ready by the CNI plugin (no attachment to check):
+			// kept, so the node keeps saying why it does not announce, until DEL or GC.
+			live[rec.Key()] = true
+			res.Adopted = append(res.Adopted, rec)
 			continue
 		}
 		attached, ifindex, err := r.attached(rec.LinkPin)
@@ -350,5 +395,5 @@ func equalEndpoint(a, b api.Endpoint) bool {
 	return slices.Equal(a.IPs, b.IPs) && a.ContainerID == b.ContainerID && a.IfName == b.IfName &&
 		a.Netns == b.Netns && a.PodNamespace == b.PodNamespace && a.PodName == b.PodName &&
 		a.PodUID == b.PodUID && a.HostIfName == b.HostIfName && a.HostIfIndex == b.HostIfIndex &&
-		a.LinkPin == b.LinkPin && a.Created.Equal(b.Created)
+		a.LinkPin == b.LinkPin && a.Created.Equal(b.Created) && a.DatapathError == b.DatapathError
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/watch"
 )
 
@@ -153,8 +154,11 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 	}
 	var announcing, wanting []string
 	var noMatch, outside, ineligible *announce.NodePlan
+	var heldBack []string // "node: why" of nodes whose endpoints the datapath cannot serve
 	for i, p := range plans {
 		switch {
+		case p.State.Reason == datapathready.ReasonDatapathNotReady:
+			heldBack = append(heldBack, p.Node+": "+p.State.Message)
 		case p.Announces() && p.Established:
 			announcing = append(announcing, p.Node)
 		case p.Announces():
@@ -172,6 +176,9 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 	case len(announcing) > 0:
 		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
 		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %s", len(announcing), sample(announcing), counts)
+		if len(heldBack) > 0 {
+			cond.Message += fmt.Sprintf("; not announced by %d node(s) whose endpoints are not datapath-ready (%s)", len(heldBack), sample(heldBack))
+		}
 	case len(peers) == 0:
 		cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
 	case len(wanting) > 0:
@@ -185,6 +192,9 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 		cond.Reason, cond.Message = announce.ReasonIPOutsidePools, outside.State.Message
 	case noMatch != nil:
 		cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
+	case len(heldBack) > 0:
+		cond.Reason = datapathready.ReasonDatapathNotReady
+		cond.Message = fmt.Sprintf("announced by 0 nodes: local endpoints are not datapath-ready (%s); %s", sample(heldBack), counts)
 	default:
 		cond.Reason = announce.ReasonNoEligibleEndpoints
 		cond.Message = "announced by 0 nodes: no node has an eligible endpoint"
@@ -272,6 +282,15 @@ func (v nodeStateView) Registered(namespace, name string, _ netip.Addr) bool {
 		return true
 	}
 	return !slices.Contains(st.Status.Datapath.NotReadyPods, namespace+"/"+name)
+}
+
+// DatapathNotReady implements datapathready.NotReadyReporter on the node's reported
+// state: a pod the node lists was not registered, or not datapath-ready, there.
+func (v nodeStateView) DatapathNotReady(namespace, name string, ip netip.Addr) (string, bool) {
+	if v.Registered(namespace, name, ip) {
+		return "", false
+	}
+	return "listed in the node's BGPNodeState (status.datapath.notReadyPods)", true
 }
 
 // EstablishedPeers implements eligibility.SessionState.

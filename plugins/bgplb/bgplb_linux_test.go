@@ -122,18 +122,45 @@ var _ = Describe("bgplb chained plugin", func() {
 		Expect(e.reg.List()).To(HaveLen(1))
 	})
 
-	Describe("ADD undoes its earlier steps when a later one fails", func() {
-		It("detaches when the record cannot be written (101)", func() {
+	Describe("ADD never fails the pod because of bgplb's datapath (docs/design.md decision 8)", func() {
+		It("passes the result through and leaves nothing attached when the record cannot be written", func() {
 			// A non-empty directory where the record file must go makes the rename fail.
 			Expect(os.MkdirAll(filepath.Join(e.recordsDir, "ctr1@eth0.json", "x"), 0o700)).To(Succeed())
-			_, err := e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, nil)))
-			cniErr(err, CodeRecordFailed)
+			out, err := e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, nil)))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out).To(ContainSubstring("198.19.1.5"))
 			Expect(e.attachedTo("ctr1", "eth0")).To(Equal(0))
 			Expect(filepath.Glob(filepath.Join(e.pinDir, "links", "*"))).To(BeEmpty())
 			Expect(e.reg.List()).To(BeEmpty())
 		})
 
-		It("detaches and deletes the record when the daemon rejects the endpoint (102)", func() {
+		It("records and registers the endpoint as not datapath-ready when the attach fails; CHECK reports it", func() {
+			notBPFFS := GinkgoT().TempDir() // not on bpffs: loading the programs fails
+			conf := e.netconf("1.0.0", prev, map[string]any{"bpfPinDir": notBPFFS})
+			out, err := e.add(e.args("ctr1", "eth0", conf))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out).To(ContainSubstring("198.19.1.5"))
+			rec, ok := e.record("ctr1", "eth0")
+			Expect(ok).To(BeTrue())
+			Expect(rec.DatapathError).To(ContainSubstring("bpf filesystem"))
+			ep, ok := e.reg.Get("ctr1", "eth0")
+			Expect(ok).To(BeTrue())
+			Expect(ep.DatapathReady()).To(BeFalse())
+			Expect(e.reg.Registered("default", "web-ctr1", netip.MustParseAddr("198.19.1.5"))).To(BeFalse())
+			reason, notReady := e.reg.DatapathNotReady("default", "web-ctr1", netip.MustParseAddr("198.19.1.5"))
+			Expect(notReady).To(BeTrue())
+			Expect(reason).To(Equal(rec.DatapathError))
+			te := cniErr(e.check(e.args("ctr1", "eth0", conf)), CodeDatapathNotReady)
+			Expect(te.Details).To(ContainSubstring("bpf filesystem"))
+			// A daemon restart keeps it (no pin to check) until DEL.
+			e.stopDaemon()
+			res := e.startDaemon()
+			Expect(res.Adopted).To(HaveLen(1))
+			Expect(e.del(e.args("ctr1", "eth0", conf))).To(Succeed())
+			e.nothingAttached()
+		})
+
+		It("detaches and records the refusal when the daemon rejects the endpoint", func() {
 			sock := filepath.Join(GinkgoT().TempDir(), "rejecting.sock")
 			l, err := net.Listen("unix", sock)
 			Expect(err).NotTo(HaveOccurred())
@@ -143,10 +170,13 @@ var _ = Describe("bgplb chained plugin", func() {
 			})}
 			go func() { _ = srv.Serve(l) }()
 			DeferCleanup(srv.Close)
-			_, err = e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, map[string]any{"daemonSocket": sock})))
-			te := cniErr(err, CodeDaemonRejected)
-			Expect(te.Details).To(ContainSubstring("500"))
-			e.nothingAttached()
+			out, err := e.add(e.args("ctr1", "eth0", e.netconf("1.0.0", prev, map[string]any{"daemonSocket": sock})))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(out).To(ContainSubstring("198.19.1.5"))
+			Expect(e.attachedTo("ctr1", "eth0")).To(Equal(0))
+			rec, ok := e.record("ctr1", "eth0")
+			Expect(ok).To(BeTrue())
+			Expect(rec.DatapathError).To(ContainSubstring("500"))
 		})
 	})
 

@@ -9,6 +9,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
+
+	"github.com/bgplb/bgplb/bpf"
 )
 
 // Production defaults; every path is configurable so the lab can give each node its own.
@@ -28,6 +30,10 @@ type PluginConf struct {
 	RecordsDir string `json:"recordsDir,omitempty"`
 	// BPFPinDir is the bpffs directory of the pinned maps and links. Default /sys/fs/bpf/bgplb.
 	BPFPinDir string `json:"bpfPinDir,omitempty"`
+	// DatapathAttach is how the pod program is attached: "auto" (default: tcx, legacy tc
+	// where the kernel refuses tcx), "tcx" or "tc". Keep it equal to bgplbd's
+	// --datapath-attach.
+	DatapathAttach string `json:"datapathAttach,omitempty"`
 	// LogFile, when set, receives debug logs (appended). The plugin never logs to stdout.
 	LogFile string `json:"logFile,omitempty"`
 
@@ -37,6 +43,9 @@ type PluginConf struct {
 	// gcListGiven is true when stdin has cni.dev/valid-attachments or cni.dev/attachments,
 	// even as null: libcni sends null for "no valid attachments".
 	gcListGiven bool
+
+	// attachMode is DatapathAttach parsed.
+	attachMode bpf.AttachMode
 
 	// result is PrevResult converted to the current result version (nil when not chained).
 	result *current.Result
@@ -80,6 +89,12 @@ func parseConfig(stdin []byte, ignorePrevResult bool) (*PluginConf, error) {
 	if conf.LogFile != "" && !filepath.IsAbs(conf.LogFile) {
 		return nil, cniError(types.ErrInvalidNetworkConfig, fmt.Sprintf("logFile %q must be an absolute path", conf.LogFile), nil)
 	}
+
+	mode, err := bpf.ParseAttachMode(conf.DatapathAttach)
+	if err != nil {
+		return nil, cniError(types.ErrInvalidNetworkConfig, "datapathAttach", err)
+	}
+	conf.attachMode = mode
 
 	if err := conf.parsePrevResult(); err != nil {
 		if !ignorePrevResult {

@@ -99,27 +99,34 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if conf.result == nil {
 		return cniError(types.ErrInvalidNetworkConfig, ErrNotChained.Error(), nil)
 	}
+	// An unusable prevResult or sandbox interface is bad input (F3): an error, as before.
 	pl, err := inspectPod(conf.result, args.Netns, args.IfName)
 	if err != nil {
 		logger.Printf("unusable attachment: %v", err)
 		return err
 	}
+	// From here on nothing fails the pod's setup (docs/design.md decision 8): whatever goes
+	// wrong is recorded on the endpoint (DatapathError), the node does not announce its
+	// Services, and the primary plugin's result is passed through.
+	addEndpoint(conf, logger, args, pl)
+	// Pass the previous result through unchanged, in the version it came in.
+	return types.PrintResult(conf.PrevResult, conf.CNIVersion)
+}
+
+// addEndpoint attaches the pod program, records the endpoint and registers it with
+// bgplbd. A failure leaves the endpoint recorded (and registered when possible) with
+// DatapathError set, so the daemon knows why the pod is not served; only when even that
+// is impossible (records dir unusable) nothing is recorded, and the pod has no endpoint
+// on this node (DatapathReady counts it as unregistered).
+func addEndpoint(conf *PluginConf, logger *log.Logger, args *skel.CmdArgs, pl podLink) {
 	unlock, err := lockRecords(conf.RecordsDir, false)
 	if err != nil {
-		return err
+		logger.Printf("not served by bgplb: %v", err)
+		return
 	}
 	defer unlock()
 
 	linkPin := bpf.PodLinkPin(conf.BPFPinDir, args.ContainerID, args.IfName)
-	if err := attachPod(conf, pl.hostIfIndex, linkPin); err != nil {
-		logger.Printf("attach to %s (ifindex %d) failed: %v", pl.hostIfName, pl.hostIfIndex, err)
-		return cniError(CodeAttachFailed, fmt.Sprintf("attach pod program to host veth %s", pl.hostIfName), err)
-	}
-	undoAttach := func() {
-		if err := bpf.DetachPod(linkPin); err != nil {
-			logger.Printf("undo: detach %s: %v", linkPin, err)
-		}
-	}
 	pod := parsePodArgs(args.Args)
 	ep := api.Endpoint{
 		ContainerID:  args.ContainerID,
@@ -134,30 +141,46 @@ func cmdAdd(args *skel.CmdArgs) error {
 		LinkPin:      linkPin,
 		Created:      time.Now().UTC(),
 	}
+	if err := attachPod(conf, pl.hostIfIndex, linkPin); err != nil {
+		logger.Printf("attach to %s (ifindex %d) failed, recording the endpoint as not datapath-ready: %v", pl.hostIfName, pl.hostIfIndex, err)
+		ep.DatapathError = fmt.Sprintf("attach pod program to host veth %s: %v", pl.hostIfName, err)
+		_ = bpf.DetachPod(linkPin) // best effort: nothing half-attached stays behind
+	}
 	store := api.RecordStore{Dir: conf.RecordsDir}
 	if err := store.Put(ep); err != nil {
-		undoAttach()
-		return cniError(CodeRecordFailed, "write endpoint record", err)
+		logger.Printf("write endpoint record failed, not served by bgplb: %v", err)
+		if err := bpf.DetachPod(linkPin); err != nil {
+			logger.Printf("undo: detach %s: %v", linkPin, err)
+		}
+		return
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), daemonTimeout)
 	defer cancel()
-	switch err := api.NewClient(conf.DaemonSocket).Register(ctx, ep); {
+	client := api.NewClient(conf.DaemonSocket)
+	switch err := client.Register(ctx, ep); {
 	case err == nil:
-		logger.Printf("attached to %s (ifindex %d), ips %v, registered", pl.hostIfName, pl.hostIfIndex, pl.ips)
+		logger.Printf("attached to %s (ifindex %d), ips %v, registered (datapath error: %q)", pl.hostIfName, pl.hostIfIndex, pl.ips, ep.DatapathError)
 	case api.IsUnreachable(err):
 		// The record is durable: bgplbd adopts it when it (re)starts.
 		logger.Printf("attached to %s (ifindex %d), ips %v; daemon unreachable, it adopts the record on start: %v",
 			pl.hostIfName, pl.hostIfIndex, pl.ips, err)
 	default:
-		if derr := store.Delete(ep.ContainerID, ep.IfName); derr != nil {
-			logger.Printf("undo: delete record: %v", derr)
+		// Refused: the pod must not be served (the daemon does not know it), but the node
+		// must say why. Detach, record the refusal and register that (best effort; the
+		// daemon adopts the record on its next rebuild otherwise).
+		logger.Printf("bgplbd rejected the endpoint, recording it as not datapath-ready: %v", err)
+		if derr := bpf.DetachPod(linkPin); derr != nil {
+			logger.Printf("undo: detach %s: %v", linkPin, derr)
 		}
-		undoAttach()
-		return cniError(CodeDaemonRejected, "bgplbd rejected the endpoint", err)
+		ep.DatapathError = fmt.Sprintf("bgplbd rejected the registration: %v", err)
+		if perr := store.Put(ep); perr != nil {
+			logger.Printf("record the refusal: %v", perr)
+		}
+		if rerr := client.Register(ctx, ep); rerr != nil {
+			logger.Printf("register the not-ready endpoint (best effort): %v", rerr)
+		}
 	}
-	// Pass the previous result through unchanged, in the version it came in.
-	return types.PrintResult(conf.PrevResult, conf.CNIVersion)
 }
 
 func cmdDel(args *skel.CmdArgs) error {
@@ -234,6 +257,9 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	if !ok {
 		return cniError(CodeRecordMissing, fmt.Sprintf("no endpoint record for %s/%s in %s", args.ContainerID, args.IfName, conf.RecordsDir), nil)
+	}
+	if !rec.DatapathReady() {
+		return cniError(CodeDatapathNotReady, fmt.Sprintf("endpoint %s/%s is not datapath-ready", args.ContainerID, args.IfName), errors.New(rec.DatapathError))
 	}
 	if !slices.Equal(rec.IPs, pl.ips) {
 		return cniError(CodeRecordMissing, fmt.Sprintf("endpoint record has IPs %v, prevResult has %v", rec.IPs, pl.ips), nil)
@@ -369,7 +395,8 @@ func attachPod(conf *PluginConf, hostIfIndex int, linkPin string) error {
 		return cniError(CodeRecordFailed, "lock eBPF attach", err)
 	}
 	defer unlock()
-	return bpf.AttachPod(conf.BPFPinDir, hostIfIndex, linkPin)
+	_, err = bpf.AttachPodMode(conf.BPFPinDir, hostIfIndex, linkPin, conf.attachMode)
+	return err
 }
 
 // lockRecords takes the record store's flock (api.RecordStore.Lock): shared for ADD and

@@ -277,3 +277,46 @@ func checkStatus(t *testing.T, st *eligibility.Status, wantReason string) {
 		t.Errorf("status = %v, want Ineligible %s with a message", st, wantReason)
 	}
 }
+
+// notReadyRegistry is fakeRegistry plus endpoints recorded as not datapath-ready (ns/name -> reason).
+type notReadyRegistry struct {
+	fakeRegistry
+	notReady map[string]string
+}
+
+func (r notReadyRegistry) DatapathNotReady(ns, name string, _ netip.Addr) (string, bool) {
+	reason, ok := r.notReady[ns+"/"+name]
+	return reason, ok
+}
+
+func TestDatapathNotReadyReason(t *testing.T) {
+	reg := notReadyRegistry{fakeRegistry{"default/a": true}, map[string]string{"default/broken": "attach pod program: no bpffs"}}
+	r, err := eligibility.NewRunner(context.Background(), defaultRegistry(), eligibility.Profile{Plugins: plugins.DefaultPlugins()},
+		eligibility.NewHandle(node, reg, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := lbService().policy(corev1.ServiceExternalTrafficPolicyLocal).obj()
+	// Only a not-ready local endpoint: the node does not announce, and says why.
+	d, err := r.Evaluate(context.Background(), &eligibility.Input{Service: local, Slices: epSlice(readyEP("198.19.1.20", node, "broken")), Node: readyNode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Announce || d.Reason != datapathready.ReasonDatapathNotReady || !strings.Contains(d.Message, "default/broken: attach pod program: no bpffs") || len(d.NewFlowEndpoints) != 0 {
+		t.Fatalf("decision = %+v, want not announced with reason %s naming the pod", d, datapathready.ReasonDatapathNotReady)
+	}
+	// A ready endpoint next to it: announced, the broken one gets no traffic.
+	d, err = r.Evaluate(context.Background(), &eligibility.Input{Service: local,
+		Slices: epSlice(readyEP("198.19.1.20", node, "broken"), readyEP("198.19.1.10", node, "a")), Node: readyNode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Announce || len(d.NewFlowEndpoints) != 1 || d.NewFlowEndpoints[0].PodName != "a" {
+		t.Fatalf("decision = %+v, want announced with only pod a", d)
+	}
+	// Unregistered (not recorded at all) keeps the generic reason.
+	d, _ = r.Evaluate(context.Background(), &eligibility.Input{Service: local, Slices: epSlice(readyEP("198.19.1.12", node, "unregistered")), Node: readyNode()})
+	if d.Reason != trafficpolicy.ReasonNoEligibleEndpoints {
+		t.Fatalf("unregistered endpoint: reason %s, want %s", d.Reason, trafficpolicy.ReasonNoEligibleEndpoints)
+	}
+}

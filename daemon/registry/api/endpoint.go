@@ -20,9 +20,18 @@ type Endpoint struct {
 	IPs          []netip.Addr `json:"ips"`
 	HostIfName   string       `json:"hostIfName"`  // host-side veth of the pod
 	HostIfIndex  int          `json:"hostIfIndex"` // its ifindex in the host network namespace
-	LinkPin      string       `json:"linkPin"`     // bpffs pin of the pod program's tcx link
+	LinkPin      string       `json:"linkPin"`     // bpffs pin of the pod program's attachment
 	Created      time.Time    `json:"created"`
+	// DatapathError says why the datapath cannot serve this endpoint (the pod program could
+	// not be attached, or the daemon refused the registration); empty when it can. The CNI
+	// plugin records such endpoints instead of failing the pod's setup: they never count
+	// as eligible (DatapathReady), and the reason reaches the Service's Announced
+	// condition, a Pod event and the bgplb_endpoints_not_datapath_ready metric.
+	DatapathError string `json:"datapathError,omitempty"`
 }
+
+// DatapathReady reports whether the datapath can serve the endpoint.
+func (e Endpoint) DatapathReady() bool { return e.DatapathError == "" }
 
 // Key identifies the attachment: "<containerID>/<ifName>". Container IDs never contain '/'
 // and interface names cannot, so the key is unambiguous.

@@ -1,7 +1,9 @@
-// Package datapathready implements the DatapathReady PreFilter plugin: a local endpoint
-// is eligible only when the bgplb CNI plugin registered its pod on this node (the eBPF
-// datapath can reach it). It adds the registry lookup as an endpoint predicate; the
-// TrafficPolicy filter then sees only registered local endpoints.
+// Package datapathready implements the DatapathReady plugin. PreFilter: a local endpoint
+// is eligible only when the bgplb CNI plugin registered its pod on this node and the
+// datapath can serve it (the pod program is attached); it adds the registry lookup as an
+// endpoint predicate, so the TrafficPolicy filter sees only those. When TrafficPolicy
+// rejects and local endpoints were recorded as not datapath-ready, it asks Explain and
+// rejects with reason DatapathNotReady, naming them.
 //
 // Kube-proxy datapath mode: disable this plugin (plugins.preFilter.disabled:
 // [{name: DatapathReady}]) on clusters where bgplb only announces and kube-proxy (or the

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/names"
 )
 
@@ -41,6 +42,9 @@ func (p *TrafficPolicy) Filter(_ context.Context, state *eligibility.CycleState,
 	}
 	if sel.Announce {
 		return nil
+	}
+	if msg, ok := datapathready.Explain(state, in); ok {
+		return eligibility.NewStatus(eligibility.Ineligible, datapathready.ReasonDatapathNotReady, msg)
 	}
 	if in.Service.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		msg := fmt.Sprintf("externalTrafficPolicy Local: no ready local endpoint (%d serving local", sel.ServingLocal)
