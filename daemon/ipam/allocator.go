@@ -200,13 +200,25 @@ func (a *Allocator) AssignAll(svcs []*corev1.Service, nsLabels func(namespace st
 			continue // already held: our decision is newer than a possibly stale status
 		}
 		req, err := parseRequest(svc, nsLabels(svc.Namespace))
-		if err != nil || (req.pool != "" && a.pools[req.pool] == nil) {
-			continue
+		bad := err != nil || (req.pool != "" && a.pools[req.pool] == nil)
+		fams := req.families
+		if bad {
+			fams = heldFamilies(req, nil)
 		}
 		var keep []netip.Addr
-		for _, f := range req.families {
+		for _, f := range fams {
+			// A request that cannot be met keeps what the status shows (keep.go), so
+			// that address is claimed before anything new is handed out. Whether a
+			// requested address can be met is only known once every status is
+			// claimed: until Assign decides, the status address is held.
+			_, requested := req.requested.get(f)
+			degraded := bad || requested
 			for _, ip := range req.status {
-				if familyOf(ip) == f && a.canKeep(req, ip) == "" {
+				if familyOf(ip) != f {
+					continue
+				}
+				_, keepable := a.keepable(req, ip)
+				if a.canKeep(req, ip) == "" || degraded && keepable {
 					keep = append(keep, ip)
 					break
 				}

@@ -19,6 +19,10 @@ type familyResult struct {
 	pool    string
 	reason  string
 	message string
+	// requested is set when the failure is the request's fault (a requested address
+	// that cannot be claimed); kept when ip is then the held address kept despite it.
+	requested bool
+	kept      bool
 }
 
 func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
@@ -38,22 +42,48 @@ func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
 	if err == nil && req.pool != "" && a.pools[req.pool] == nil {
 		err = fmt.Errorf("annotation %s: pool %q does not exist", v1alpha1.AnnotationPool, req.pool)
 	}
+	prev := a.svcs[key]
 	if err != nil {
-		a.release(key)
-		res.Reason, res.Message = v1alpha1.ReasonInvalidRequest, err.Error()
-		res.Changed = len(svc.Status.LoadBalancer.Ingress) > 0
-		return res
+		var kept []familyResult
+		for _, f := range heldFamilies(req, prev) {
+			if ip, pool, ok := a.keepHeld(req, prev, f); ok {
+				kept = append(kept, familyResult{f: f, ip: ip, pool: pool, kept: true})
+			}
+		}
+		res.Reason = v1alpha1.ReasonInvalidRequest
+		if len(kept) == 0 {
+			a.release(key)
+			res.Message = err.Error()
+			res.Changed = len(svc.Status.LoadBalancer.Ingress) > 0
+			return res
+		}
+		res.Message = keptMessage(err.Error(), kept)
+		return a.keep(req, res, kept)
 	}
 
-	prev := a.svcs[key]
-	var got, failed []familyResult
+	var got, failed, kept []familyResult
 	for _, f := range req.families {
 		fr := a.pick(req, prev, f)
+		if !fr.ip.IsValid() && fr.requested {
+			if ip, pool, ok := a.keepHeld(req, prev, f); ok {
+				fr.ip, fr.pool, fr.kept = ip, pool, true
+				kept = append(kept, fr)
+			}
+		}
 		if fr.ip.IsValid() {
 			got = append(got, fr)
 		} else {
 			failed = append(failed, fr)
 		}
+	}
+	if len(kept) > 0 {
+		msgs := make([]string, 0, len(kept)+len(failed))
+		for _, fr := range append(kept, failed...) {
+			msgs = append(msgs, fr.f.String()+": "+fr.message)
+		}
+		res.Reason = kept[0].reason
+		res.Message = keptMessage(strings.Join(msgs, "; "), kept)
+		return a.keep(req, res, got)
 	}
 	if len(got) < req.need || len(got) == 0 {
 		a.release(key)
@@ -81,6 +111,20 @@ func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
 	res.Allocated = true
 	res.Reason = v1alpha1.ReasonAllocated
 	res.Message = strings.Join(parts, "; ")
+	res.Changed = req.statusOdd || !slices.Equal(ips, req.status)
+	return res
+}
+
+// keep makes req's Service hold the addresses of frs (some kept through a bad request)
+// and returns res with them and IPAllocated=False: reason and message are set by the caller.
+func (a *Allocator) keep(req *request, res Result, frs []familyResult) Result {
+	ips := make([]netip.Addr, 0, len(frs))
+	for _, fr := range frs {
+		ips = append(ips, fr.ip)
+		res.Pools = append(res.Pools, fr.pool)
+	}
+	a.hold(req, ips)
+	res.IPs = ips
 	res.Changed = req.statusOdd || !slices.Equal(ips, req.status)
 	return res
 }
@@ -116,6 +160,7 @@ func (a *Allocator) pick(req *request, prev *holding, f family) familyResult {
 		if fr.reason == "" {
 			fr.ip, fr.pool = want, a.lookup(want).pool.name
 		}
+		fr.requested = fr.reason != ""
 		return fr
 	}
 	return a.auto(req, f)
