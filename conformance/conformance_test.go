@@ -24,7 +24,7 @@ import (
 var (
 	reportPath = flag.String("conformance.report", "", "write the report YAML here (default _output/conformance-report.yaml at the repository root)")
 	converge   = flag.Duration("conformance.converge", suite.DefaultTimeouts.Converge, "how long a change may take to show at the router (T)")
-	labDirFlag = flag.String("conformance.lab-dir", "/run/bgplb-lab-conformance", "lab state directory")
+	labDirFlag = flag.String("conformance.lab-dir", "/run/"+lab.Prefix+"-lab-conformance", "lab state directory (default from $BGPLB_LAB_PREFIX)")
 	keepLab    = flag.Bool("conformance.keep-lab", false, "leave the lab running after the suite")
 )
 
