@@ -321,8 +321,8 @@ func trimMeta(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimService returns the Service transform: it keeps only the bgplb.io annotations
-// (others, like kubectl's last-applied configuration, can be large), one map shared by
+// trimService returns the Service transform: it keeps only the bgplb.io annotations and
+// the legacy source-ranges annotation (others, like kubectl's last-applied configuration, can be large), one map shared by
 // all Services with the same ones (see annotationInterner), drops managedFields and
 // shares repeated strings through v.
 func trimService(in *annotationInterner, v *vocabulary) cache.TransformFunc {
@@ -332,7 +332,14 @@ func trimService(in *annotationInterner, v *vocabulary) cache.TransformFunc {
 			return obj, nil
 		}
 		s.ManagedFields = nil
-		s.Annotations = in.intern(keepPrefixed(s.Annotations, "bgplb.io/"))
+		kept := keepPrefixed(s.Annotations, "bgplb.io/")
+		if r, ok := s.Annotations[corev1.AnnotationLoadBalancerSourceRangesKey]; ok {
+			if kept == nil {
+				kept = map[string]string{}
+			}
+			kept[corev1.AnnotationLoadBalancerSourceRangesKey] = r // servicespec reads it
+		}
+		s.Annotations = in.intern(kept)
 		v.service(s)
 		return s, nil
 	}

@@ -48,6 +48,10 @@ func TestTrimServiceSharesAnnotations(t *testing.T) {
 	if len(d.Annotations) != 2 || samePtr(d.Annotations, e.Annotations) {
 		t.Errorf("requested IPs: d %v, e %v, shared %v; want two maps of 2", d.Annotations, e.Annotations, samePtr(d.Annotations, e.Annotations))
 	}
+	g := svc("g", map[string]string{corev1.AnnotationLoadBalancerSourceRangesKey: "198.51.100.0/24", "other": "x"})
+	if want := map[string]string{corev1.AnnotationLoadBalancerSourceRangesKey: "198.51.100.0/24"}; !maps.Equal(g.Annotations, want) {
+		t.Errorf("legacy source-ranges annotation: got %v, want %v", g.Annotations, want)
+	}
 	if f.Annotations != nil || a.ManagedFields != nil {
 		t.Errorf("f annotations %v, a managedFields %v: want none", f.Annotations, a.ManagedFields)
 	}
