@@ -1,7 +1,8 @@
-// Keeping a live address through a bad request (decision 10 of docs/design.md): a Service whose request turns invalid (a typo in the requested-IP or pool
-// annotation, a requested address outside every pool or in use) keeps the addresses it
-// holds, still in its status and announced, with IPAllocated=False naming the fault,
-// until the request is fixed or removed. Nobody else can take them meanwhile.
+// Keeping a live address through a bad request (decision 10 of docs/design.md): a
+// Service whose request turns invalid (a typo in the requested-IP or pool annotation, a
+// requested address outside every pool or in use) keeps the addresses it holds, still in
+// its status and announced, with IPAllocated=False naming the fault, until the request is
+// fixed or removed. Nobody else can take them meanwhile.
 package ipam
 
 import (
