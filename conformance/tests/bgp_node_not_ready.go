@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -25,6 +26,8 @@ func init() {
 	})
 }
 
+var errAlreadyUnknown = errors.New("already Unknown")
+
 func testNodeNotReadyKeepsNextHop(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-ready-unknown")
@@ -44,7 +47,7 @@ func testNodeNotReadyKeepsNextHop(t *testing.T, s *suite.Suite) {
 			return fmt.Errorf("node %s has no Ready condition", victim)
 		}
 		if n.Status.Conditions[i].Status == corev1.ConditionUnknown {
-			return nil
+			return errAlreadyUnknown
 		}
 		n.Status.Conditions[i].Status = corev1.ConditionUnknown
 		n.Status.Conditions[i].Reason = "NodeStatusUnknown"
@@ -57,10 +60,11 @@ func testNodeNotReadyKeepsNextHop(t *testing.T, s *suite.Suite) {
 	deadline := time.Now().Add(window)
 	writes, unknownSeen, checks := 0, 0, 0
 	for time.Now().Before(deadline) {
-		if err := setUnknown(); err != nil {
-			t.Logf("set Ready=Unknown on %s: %v", victim, err)
-		} else {
+		switch err := setUnknown(); {
+		case err == nil:
 			writes++
+		case !errors.Is(err, errAlreadyUnknown):
+			t.Logf("set Ready=Unknown on %s: %v", victim, err)
 		}
 		n, err := s.Kube.CoreV1().Nodes().Get(ctx, victim, metav1.GetOptions{})
 		if err == nil {
