@@ -20,8 +20,8 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	"github.com/bgplb/bgplb/daemon/eligibility"
-	"github.com/bgplb/bgplb/daemon/servicespec"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // BytesPerWeight is the link bandwidth (bytes/s) one unit of eligibility weight stands for

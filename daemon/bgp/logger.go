@@ -191,6 +191,10 @@ func notificationText(code, sub uint8) string {
 // speaker, which knows the limit, turns it into words (maxPrefixError).
 const maxPrefixMarker = "\x00max-prefix:"
 
+// IsMaxPrefixError reports whether a PeerStatus.LastError says the peer exceeded its
+// prefix limit (the session is then shut down until its config changes).
+func IsMaxPrefixError(lastError string) bool { return strings.HasPrefix(lastError, "max-prefix:") }
+
 // maxPrefixError explains a tracked max-prefix error (marker + family) with the limit.
 func maxPrefixError(tracked string, limit uint32) string {
 	family := strings.TrimPrefix(tracked, maxPrefixMarker)

@@ -168,7 +168,7 @@ func TestMaxPrefixBoundsMemory(t *testing.T) {
 		return ""
 	})
 	t.Logf("PeerStatus: state %s, last error %q", last.State, last.LastError)
-	if !strings.Contains(last.LastError, strconv.Itoa(DefaultMaxPrefixes)) {
+	if !IsMaxPrefixError(last.LastError) || !strings.Contains(last.LastError, strconv.Itoa(DefaultMaxPrefixes)) {
 		t.Errorf("last error %q does not name the limit %d", last.LastError, DefaultMaxPrefixes)
 	}
 	// The peer reconnects and resends (connect-retry 1 s): watch a few rounds.
