@@ -78,6 +78,9 @@ func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
 		"--authorization-mode", "RBAC",
 		"--service-cluster-ip-range", l.serviceCIDRs(),
 		"--allow-privileged=true",
+		// Accept the legacy IP/CIDR forms (e.g. "010.0.0.0/8") that API servers before
+		// 1.36 accept and existing objects keep: the suite proves bgplb fails closed on them.
+		"--feature-gates", "StrictIPCIDRValidation=false",
 		"--profiling=false",
 		"--v=1",
 	}, nil); err != nil {

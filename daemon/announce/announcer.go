@@ -20,6 +20,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // BytesPerWeight is the link bandwidth (bytes/s) one unit of eligibility weight stands for
@@ -601,11 +602,8 @@ func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decisio
 		}
 		b.Ports = append(b.Ports, ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
 	}
-	for _, r := range svc.Spec.LoadBalancerSourceRanges {
-		if pr, err := netip.ParsePrefix(strings.TrimSpace(r)); err == nil {
-			b.SourceRanges = append(b.SourceRanges, pr.Masked())
-		}
-	}
+	sr := servicespec.ParseSourceRanges(svc)
+	b.SourceRanges, b.RestrictSources = sr.Prefixes, sr.Restrict
 	return b
 }
 

@@ -39,6 +39,7 @@ func (b *ServiceBackends) fingerprint() uint64 {
 		e.addr(r.Addr())
 		e.count(r.Bits())
 	}
+	e.flag(b.RestrictSources)
 	e.flag(b.Announced)
 	e.endpoints(b.NewFlow)
 	e.endpoints(b.Keep)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
@@ -43,6 +44,7 @@ func TestFingerprint(t *testing.T) {
 		"local":        func(b *ServiceBackends) { b.Local = false },
 		"source range": func(b *ServiceBackends) { b.SourceRanges[0] = netip.MustParsePrefix("198.51.100.0/25") },
 		"no ranges":    func(b *ServiceBackends) { b.SourceRanges = nil },
+		"fail closed":  func(b *ServiceBackends) { b.SourceRanges, b.RestrictSources = nil, true },
 		"announced":    func(b *ServiceBackends) { b.Announced = false },
 		"endpoint ip":  func(b *ServiceBackends) { b.Keep[0].IP = netip.MustParseAddr("198.19.1.6") },
 		"target port": func(b *ServiceBackends) {
@@ -67,5 +69,24 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("%s: fingerprint equals that of %s", name, other)
 		}
 		seen[got] = name
+	}
+}
+
+// TestBackendsForSourceRanges: the datapath gets the legacy annotation's ranges, and an
+// unparsable entry restricts the Service to no client at all (fail closed).
+func TestBackendsForSourceRanges(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+		corev1.AnnotationLoadBalancerSourceRangesKey: " 198.51.100.0/24 "}}}
+	b := backendsFor(svc, nil, eligibility.Decision{})
+	if !b.RestrictSources || len(b.SourceRanges) != 2 || b.SourceRanges[0] != netip.MustParsePrefix("198.51.100.0/24") {
+		t.Fatalf("annotation: restrict=%v ranges=%v", b.RestrictSources, b.SourceRanges)
+	}
+	svc.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24", "010.0.0.0/8"}
+	b = backendsFor(svc, nil, eligibility.Decision{})
+	if !b.RestrictSources || len(b.SourceRanges) != 0 {
+		t.Fatalf("unparsable entry: restrict=%v ranges=%v, want restricted to nothing", b.RestrictSources, b.SourceRanges)
+	}
+	if b = backendsFor(&corev1.Service{}, nil, eligibility.Decision{}); b.RestrictSources || len(b.SourceRanges) != 0 {
+		t.Fatalf("no ranges: restrict=%v ranges=%v", b.RestrictSources, b.SourceRanges)
 	}
 }

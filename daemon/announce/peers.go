@@ -283,6 +283,9 @@ func (a *Announcer) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 	if s.EBGPMultihopTTL != nil {
 		cfg.EBGPMultihopTTL = uint8(*s.EBGPMultihopTTL)
 	}
+	if s.MaxPrefixes != nil && *s.MaxPrefixes > 0 {
+		cfg.MaxPrefixes = uint32(*s.MaxPrefixes)
+	}
 	if t := s.Timers; t != nil {
 		if t.ConnectRetrySeconds != nil {
 			cfg.ConnectRetry = time.Duration(*t.ConnectRetrySeconds) * time.Second

@@ -55,8 +55,13 @@ type ServiceBackends struct {
 	// Local is true for externalTrafficPolicy Local (no local backend: drop), false for
 	// Cluster (no local backend: hand to the kernel stack).
 	Local bool
-	// SourceRanges is spec.loadBalancerSourceRanges (empty: all allowed).
+	// SourceRanges are the allowed client prefixes (servicespec.ParseSourceRanges: the
+	// field, else the legacy annotation). Empty allows everyone unless RestrictSources.
 	SourceRanges []netip.Prefix
+	// RestrictSources enforces SourceRanges even when it is empty (then no client may
+	// connect): set whenever the Service gives ranges, and alone when one of them cannot
+	// be parsed (fail closed).
+	RestrictSources bool
 	// Announced is true when this node announces the VIPs (the datapath then marks them,
 	// e.g. to answer ICMP echo).
 	Announced bool

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -77,6 +78,11 @@ func (l *klogAdapter) observe(msg string, fields gobgplog.Fields) {
 		sub, ok2 := fields["Subcode"].(uint8)
 		if ok1 && ok2 {
 			l.tracker.set(addr, "received notification: "+notificationText(code, sub))
+		}
+	case "prefix limit reached":
+		if _, warningOnly := fields["Pct"]; !warningOnly {
+			family, _ := fields["Family"].(string)
+			l.tracker.set(addr, maxPrefixMarker+family)
 		}
 	case "hold timer expired":
 		l.tracker.set(addr, "hold timer expired")
@@ -179,4 +185,19 @@ func notificationText(code, sub uint8) string {
 		return "hold timer expired"
 	}
 	return bgp.NewNotificationErrorCode(code, sub).String()
+}
+
+// maxPrefixMarker starts the tracked error of a peer that exceeded its prefix limit; the
+// speaker, which knows the limit, turns it into words (maxPrefixError).
+const maxPrefixMarker = "\x00max-prefix:"
+
+// IsMaxPrefixError reports whether a PeerStatus.LastError says the peer exceeded its
+// prefix limit (the session is then shut down until its config changes).
+func IsMaxPrefixError(lastError string) bool { return strings.HasPrefix(lastError, "max-prefix:") }
+
+// maxPrefixError explains a tracked max-prefix error (marker + family) with the limit.
+func maxPrefixError(tracked string, limit uint32) string {
+	family := strings.TrimPrefix(tracked, maxPrefixMarker)
+	return fmt.Sprintf("max-prefix: the peer sent more than %d %s prefixes (BGPPeer spec.maxPrefixes; nodes import nothing); "+
+		"session shut down until the BGPPeer changes or bgplbd restarts", limit, family)
 }

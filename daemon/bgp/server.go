@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -474,7 +475,8 @@ func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
 	if pc.Address.Is6() {
 		family = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 	}
-	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true}}
+	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true},
+		PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: pc.maxPrefixes()}}
 	if pc.GracefulRestart.Enabled {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(pc.GracefulRestart.RestartTime / time.Second)}
 		afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
@@ -524,6 +526,9 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			PeerASN:   p.Conf.PeerAsn,
 			State:     stateName(p.State.SessionState),
 			LastError: g.tracker.get(p.Conf.NeighborAddress),
+		}
+		if strings.HasPrefix(st.LastError, maxPrefixMarker) {
+			st.LastError = maxPrefixError(st.LastError, pc.maxPrefixes())
 		}
 		if st.LocalASN == 0 {
 			st.LocalASN = globalASN

@@ -113,6 +113,23 @@ type PeerConfig struct {
 	GracefulRestart GracefulRestart
 	// Password enables TCP MD5 authentication when non-empty.
 	Password string
+	// MaxPrefixes is how many prefixes the peer may send before the session is reset
+	// with a Cease notification (PeerStatus.LastError then says so); 0 means
+	// DefaultMaxPrefixes. GoBGP keeps what a peer sends in its adj-RIB-in even though
+	// the import policy rejects it, so this bounds the memory a peer can take.
+	MaxPrefixes uint32
+}
+
+// DefaultMaxPrefixes is PeerConfig.MaxPrefixes when unset: nodes import nothing, so a
+// router should send nothing at all.
+const DefaultMaxPrefixes = 100
+
+// maxPrefixes is the effective MaxPrefixes.
+func (c PeerConfig) maxPrefixes() uint32 {
+	if c.MaxPrefixes == 0 {
+		return DefaultMaxPrefixes
+	}
+	return c.MaxPrefixes
 }
 
 // Validate checks the settings GoBGP would otherwise reject late or silently.

@@ -280,7 +280,7 @@ func (m *Manager) compute(want *announce.ServiceBackends) (map[bpf.ServiceKey]de
 				continue // SCTP is not served by the datapath
 			}
 			sk := bpf.ServiceKey{VIP: vip, Port: uint16(sp.Port), Proto: proto}
-			df := desiredFrontend{service: bpf.Service{Local: want.Local, SourceRanges: len(want.SourceRanges) > 0}}
+			df := desiredFrontend{service: bpf.Service{Local: want.Local, SourceRanges: want.RestrictSources || len(want.SourceRanges) > 0}}
 			if len(want.SourceRanges) > 0 {
 				for _, r := range want.SourceRanges {
 					if r.Addr().Is4() == vip.Is4() {

@@ -340,9 +340,10 @@ func TestChangedOnlyWhenStatusDiffers(t *testing.T) {
 	if ipStrings(r3.IPs) != ipStrings(r4.IPs) || !r4.Changed {
 		t.Fatalf("retry before write: %+v then %+v", r3, r4)
 	}
-	// A Service whose request becomes invalid must have its status cleared.
+	// A Service whose request becomes invalid keeps its address (keep_test.go) and
+	// only its condition changes.
 	bad := mkSvc("a", lbIP("nope"), status(ipStrings(r.IPs)))
-	if r5 := a.Assign(bad, nil); !r5.Changed || len(r5.IPs) != 0 || r5.Reason != v1alpha1.ReasonInvalidRequest {
+	if r5 := a.Assign(bad, nil); r5.Changed || ipStrings(r5.IPs) != ipStrings(r.IPs) || r5.Allocated || r5.Reason != v1alpha1.ReasonInvalidRequest {
 		t.Fatalf("invalid request with status: %+v", r5)
 	}
 	// A status written by someone else with ipMode Proxy or a hostname is rewritten.

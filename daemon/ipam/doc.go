@@ -14,6 +14,8 @@
 //   - Service status is the source of truth: an address in a Service's status that is still
 //     valid for it is kept, so rebuilding the allocator from the Services (AssignAll after a
 //     restart) yields the same assignments and no status changes.
+//   - A Service whose request turns invalid keeps the addresses it holds (IPAllocated
+//     False with the reason) while they are still in a usable pool (keep.go).
 //   - Only addresses inside a usable pool (valid and not overlapping an older pool) are
 //     handed out; disabled pools keep what they gave but give nothing new.
 //   - Services that are not ours (other class, no class without DefaultClass, not type

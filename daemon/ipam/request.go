@@ -99,7 +99,9 @@ func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 	return true, ""
 }
 
-// parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the field.
+// parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the
+// field. The request is never nil: with an error it still holds the key, the sharing terms
+// and the status addresses, so a Service whose request turned invalid can keep what it has.
 func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	r := &request{
 		shareTerms: shareTerms{
@@ -113,74 +115,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		pool:     strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationPool]),
 	}
 
-	// Families, primary first.
-	for _, f := range svc.Spec.IPFamilies {
-		switch f {
-		case corev1.IPv4Protocol:
-			r.families = appendFamily(r.families, v4)
-		case corev1.IPv6Protocol:
-			r.families = appendFamily(r.families, v6)
-		default:
-			return nil, fmt.Errorf("spec.ipFamilies: unknown family %q", f)
-		}
-	}
-	if len(r.families) == 0 {
-		r.families = []family{v4}
-		if len(svc.Spec.ClusterIPs) > 0 {
-			if ip, err := netip.ParseAddr(svc.Spec.ClusterIPs[0]); err == nil && ip.Is6() {
-				r.families = []family{v6}
-			}
-		}
-	}
-	policy := corev1.IPFamilyPolicySingleStack
-	if svc.Spec.IPFamilyPolicy != nil {
-		policy = *svc.Spec.IPFamilyPolicy
-	}
-	switch policy {
-	case corev1.IPFamilyPolicySingleStack:
-		r.families = r.families[:1]
-		r.need = 1
-	case corev1.IPFamilyPolicyPreferDualStack:
-		r.need = 1
-	case corev1.IPFamilyPolicyRequireDualStack:
-		r.families = appendFamily(appendFamily(r.families, v4), v6)
-		r.need = 2
-	default:
-		return nil, fmt.Errorf("spec.ipFamilyPolicy: unknown policy %q", policy)
-	}
-
-	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
-	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
-		for _, s := range strings.Split(v, ",") {
-			ip, err := parsePlainAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
-			}
-			if prev, dup := r.requested.get(familyOf(ip)); dup {
-				return nil, fmt.Errorf("annotation %s: two %s addresses (%s, %s), at most one per family",
-					v1alpha1.AnnotationLoadBalancerIPs, familyOf(ip), prev, ip)
-			}
-			r.requested.set(ip)
-		}
-	}
-	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
-		ip, err := parsePlainAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("spec.loadBalancerIP: %w", err)
-		}
-		if prev, ok := r.requested.get(familyOf(ip)); ok && prev != ip {
-			return nil, fmt.Errorf("spec.loadBalancerIP %s disagrees with annotation %s (%s)",
-				ip, v1alpha1.AnnotationLoadBalancerIPs, prev)
-		}
-		r.requested.set(ip)
-	}
-	for _, ip := range r.requested {
-		if f := familyOf(ip); ip.IsValid() && !slices.Contains(r.families, f) {
-			return nil, fmt.Errorf("requested %s address %s but the Service's families are %v (spec.ipFamilies/ipFamilyPolicy)",
-				f, ip, r.families)
-		}
-	}
-
+	// What sharing and keeping need comes first: an invalid request still returns them.
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
 		if proto == "" {
@@ -205,6 +140,75 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			r.statusOdd = true
 		}
 	}
+
+	// Families, primary first.
+	for _, f := range svc.Spec.IPFamilies {
+		switch f {
+		case corev1.IPv4Protocol:
+			r.families = appendFamily(r.families, v4)
+		case corev1.IPv6Protocol:
+			r.families = appendFamily(r.families, v6)
+		default:
+			return r, fmt.Errorf("spec.ipFamilies: unknown family %q", f)
+		}
+	}
+	if len(r.families) == 0 {
+		r.families = []family{v4}
+		if len(svc.Spec.ClusterIPs) > 0 {
+			if ip, err := netip.ParseAddr(svc.Spec.ClusterIPs[0]); err == nil && ip.Is6() {
+				r.families = []family{v6}
+			}
+		}
+	}
+	policy := corev1.IPFamilyPolicySingleStack
+	if svc.Spec.IPFamilyPolicy != nil {
+		policy = *svc.Spec.IPFamilyPolicy
+	}
+	switch policy {
+	case corev1.IPFamilyPolicySingleStack:
+		r.families = r.families[:1]
+		r.need = 1
+	case corev1.IPFamilyPolicyPreferDualStack:
+		r.need = 1
+	case corev1.IPFamilyPolicyRequireDualStack:
+		r.families = appendFamily(appendFamily(r.families, v4), v6)
+		r.need = 2
+	default:
+		return r, fmt.Errorf("spec.ipFamilyPolicy: unknown policy %q", policy)
+	}
+
+	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
+	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
+		for _, s := range strings.Split(v, ",") {
+			ip, err := parsePlainAddr(s)
+			if err != nil {
+				return r, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
+			}
+			if prev, dup := r.requested.get(familyOf(ip)); dup {
+				return r, fmt.Errorf("annotation %s: two %s addresses (%s, %s), at most one per family",
+					v1alpha1.AnnotationLoadBalancerIPs, familyOf(ip), prev, ip)
+			}
+			r.requested.set(ip)
+		}
+	}
+	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
+		ip, err := parsePlainAddr(s)
+		if err != nil {
+			return r, fmt.Errorf("spec.loadBalancerIP: %w", err)
+		}
+		if prev, ok := r.requested.get(familyOf(ip)); ok && prev != ip {
+			return r, fmt.Errorf("spec.loadBalancerIP %s disagrees with annotation %s (%s)",
+				ip, v1alpha1.AnnotationLoadBalancerIPs, prev)
+		}
+		r.requested.set(ip)
+	}
+	for _, ip := range r.requested {
+		if f := familyOf(ip); ip.IsValid() && !slices.Contains(r.families, f) {
+			return r, fmt.Errorf("requested %s address %s but the Service's families are %v (spec.ipFamilies/ipFamilyPolicy)",
+				f, ip, r.families)
+		}
+	}
+
 	return r, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/ipam"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // PoolsKey is the work-queue key for "pools or namespaces changed".
@@ -66,6 +67,7 @@ type written struct {
 	fromRV  string
 	ingress []corev1.LoadBalancerIngress
 	cond    metav1.Condition
+	src     *metav1.Condition // bgplb.io/SourceRangesValid, nil: removed
 }
 
 // New returns a controller. recorder may be nil (no events); requeue (may be nil) is
@@ -196,14 +198,15 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 	ingress := res.Ingress()
 	cond := res.Condition(svc.Generation)
 	old := meta.FindStatusCondition(svc.Status.Conditions, cond.Type)
-	sameCond := sameCondition(old, cond)
-	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCond {
+	src := sourceRangesCondition(svc)
+	oldSrc := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ConditionSourceRangesValid)
+	if ingressEqual(svc.Status.LoadBalancer.Ingress, ingress) && sameCondition(old, cond) && sameOptCondition(oldSrc, src) {
 		delete(c.svcWritten, res.Key)
 		c.wmu.Unlock()
 		return nil
 	}
 	if w, ok := c.svcWritten[res.Key]; ok && w.fromRV == svc.ResourceVersion && svc.ResourceVersion != "" &&
-		ingressEqual(w.ingress, ingress) && sameCondition(&w.cond, cond) {
+		ingressEqual(w.ingress, ingress) && sameCondition(&w.cond, cond) && sameOptCondition(w.src, src) {
 		c.wmu.Unlock()
 		return nil // already written; the cache has not caught up yet
 	}
@@ -211,12 +214,20 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 	upd := svc.DeepCopy()
 	upd.Status.LoadBalancer.Ingress = ingress
 	meta.SetStatusCondition(&upd.Status.Conditions, cond)
+	if src != nil {
+		meta.SetStatusCondition(&upd.Status.Conditions, *src)
+	} else {
+		meta.RemoveStatusCondition(&upd.Status.Conditions, v1alpha1.ConditionSourceRangesValid)
+	}
 	if _, err := c.kube.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("update status of service %s: %w", res.Key, err)
 	}
 	c.wmu.Lock()
-	c.svcWritten[res.Key] = written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond}
+	c.svcWritten[res.Key] = written{fromRV: svc.ResourceVersion, ingress: ingress, cond: cond, src: src}
 	c.wmu.Unlock()
+	if c.recorder != nil && src != nil && src.Status == metav1.ConditionFalse && !sameOptCondition(oldSrc, src) {
+		c.recorder.Event(svc, corev1.EventTypeWarning, src.Reason, src.Message)
+	}
 	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
 	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,
 		"reason", res.Reason, "message", res.Message)
@@ -283,6 +294,29 @@ func ingressEqual(a, b []corev1.LoadBalancerIngress) bool {
 		}
 	}
 	return true
+}
+
+// sourceRangesCondition returns the bgplb.io/SourceRangesValid condition svc should carry,
+// nil when it gives no source ranges.
+func sourceRangesCondition(svc *corev1.Service) *metav1.Condition {
+	sr := servicespec.ParseSourceRanges(svc)
+	if !sr.Restrict {
+		return nil
+	}
+	c := &metav1.Condition{Type: v1alpha1.ConditionSourceRangesValid, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonSourceRangesValid, Message: "source ranges from " + sr.From, ObservedGeneration: svc.Generation}
+	if err := sr.Err(); err != nil {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSourceRanges, err.Error()
+	}
+	return c
+}
+
+// sameOptCondition is sameCondition for a condition that may be absent (nil).
+func sameOptCondition(old, c *metav1.Condition) bool {
+	if c == nil {
+		return old == nil
+	}
+	return sameCondition(old, *c)
 }
 
 func sameCondition(old *metav1.Condition, c metav1.Condition) bool {

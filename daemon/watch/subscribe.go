@@ -195,7 +195,8 @@ func nodeFilter(name string, h cache.ResourceEventHandler) cache.ResourceEventHa
 func nodeRelevantChange(o, n *corev1.Node) bool {
 	if !maps.Equal(o.Labels, n.Labels) || !slices.Equal(o.Status.Addresses, n.Status.Addresses) ||
 		!slices.Equal(o.Spec.PodCIDRs, n.Spec.PodCIDRs) || o.Spec.Unschedulable != n.Spec.Unschedulable ||
-		len(o.Spec.Taints) != len(n.Spec.Taints) || len(o.Status.Conditions) != len(n.Status.Conditions) {
+		len(o.Spec.Taints) != len(n.Spec.Taints) || len(o.Status.Conditions) != len(n.Status.Conditions) ||
+		(o.DeletionTimestamp == nil) != (n.DeletionTimestamp == nil) {
 		return true
 	}
 	for i := range o.Spec.Taints {

@@ -135,8 +135,12 @@ func TestNodeExclusion(t *testing.T) {
 	netUnavailable.Status.Conditions[1].Status = corev1.ConditionTrue
 	notReady := readyNode()
 	notReady.Status.Conditions[0].Status = corev1.ConditionUnknown
+	notReadyFalse := readyNode()
+	notReadyFalse.Status.Conditions[0].Status = corev1.ConditionFalse
 	noConditions := readyNode()
 	noConditions.Status.Conditions = nil
+	deleted := readyNode()
+	deleted.DeletionTimestamp = &metav1.Time{}
 	tests := []struct {
 		name       string
 		node       *corev1.Node
@@ -145,8 +149,11 @@ func TestNodeExclusion(t *testing.T) {
 		{"ready node", readyNode(), ""},
 		{"exclude label", excluded, nodeexclusion.ReasonNodeExcluded},
 		{"NetworkUnavailable=True", netUnavailable, nodeexclusion.ReasonNetworkUnavailable},
-		{"not ready", notReady, nodeexclusion.ReasonNodeNotReady},
-		{"no conditions", noConditions, nodeexclusion.ReasonNodeNotReady},
+		// A late heartbeat is no reason to withdraw (no mass withdraw).
+		{"Ready=Unknown", notReady, ""},
+		{"Ready=False", notReadyFalse, ""},
+		{"no conditions", noConditions, ""},
+		{"being deleted", deleted, nodeexclusion.ReasonNodeDeleted},
 		{"unknown node", nil, nodeexclusion.ReasonNodeNotFound},
 	}
 	p, err := nodeexclusion.New(context.Background(), nil, nil)

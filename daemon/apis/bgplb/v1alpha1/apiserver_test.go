@@ -302,6 +302,9 @@ func catalogue() []objCase {
 		{"peer hold 2s", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, timers: {holdTimeSeconds: 2, keepaliveTimeSeconds: 1}}`, []string{"spec.timers.holdTimeSeconds", "0 or at least 3"}},
 		{"peer TTL 0", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, ebgpMultihopTTL: 0}`, []string{"spec.ebgpMultihopTTL", "greater than or equal to 1"}},
 		{"peer TTL 256", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, ebgpMultihopTTL: 256}`, []string{"spec.ebgpMultihopTTL", "less than or equal to 255"}},
+		{"peer maxPrefixes 0", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, maxPrefixes: 0}`, []string{"spec.maxPrefixes", "greater than or equal to 1"}},
+		{"peer maxPrefixes too big", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, maxPrefixes: 1000001}`, []string{"spec.maxPrefixes", "less than or equal to 1000000"}},
+		{"peer good maxPrefixes", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, maxPrefixes: 5000}`, nil},
 		{"peer port 0", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, peerPort: 0}`, []string{"spec.peerPort", "greater than or equal to 1"}},
 		{"peer bad source", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, sourceAddress: "198.18.0.0/24"}`, []string{"spec.sourceAddress", "valid IP"}},
 		{"peer secret without key", peer, `spec: {localASN: 64513, peerASN: 64512, peerAddress: 198.18.0.1, passwordSecretRef: {name: s}}`, []string{"spec.passwordSecretRef.key", "Required value"}},
@@ -379,6 +382,9 @@ func TestCRDsAgainstAPIServer(t *testing.T) {
 		}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("create peer: %v", err)
+		}
+		if peer.Spec.MaxPrefixes == nil || *peer.Spec.MaxPrefixes != 100 {
+			t.Errorf("maxPrefixes not defaulted to 100: %v", peer.Spec.MaxPrefixes)
 		}
 		if peer.Spec.PeerPort == nil || *peer.Spec.PeerPort != 179 || *peer.Spec.Timers.HoldTimeSeconds != 90 ||
 			*peer.Spec.Timers.ConnectRetrySeconds != 120 || peer.Spec.Timers.KeepaliveTimeSeconds != nil {

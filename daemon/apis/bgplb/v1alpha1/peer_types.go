@@ -85,6 +85,17 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultihopTTL *int32 `json:"ebgpMultihopTTL,omitempty"`
 
+	// MaxPrefixes is how many prefixes the peer may send before the node resets the
+	// session (BGP Cease, "maximum number of prefixes reached") and reports it in its
+	// BGPNodeState. Nodes import nothing, so a router should send none: the limit bounds
+	// the memory a misconfigured router (e.g. one leaking a full table) can take.
+	// Defaults to 100.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +kubebuilder:default=100
+	// +optional
+	MaxPrefixes *int32 `json:"maxPrefixes,omitempty"`
+
 	// Timers of the session; absent fields take the defaults documented on each field.
 	// +optional
 	Timers *BGPTimers `json:"timers,omitempty"`

@@ -20,6 +20,18 @@ const (
 	ConditionIPAllocated = "bgplb.io/IPAllocated"
 	// ConditionAnnounced is the Service condition aggregated from the nodes' announcements.
 	ConditionAnnounced = "bgplb.io/Announced"
+	// ConditionSourceRangesValid is written by the LB-IPAM leader on a Service that gives
+	// source ranges (spec.loadBalancerSourceRanges or the legacy annotation
+	// service.beta.kubernetes.io/load-balancer-source-ranges): False with reason
+	// InvalidSourceRanges when an entry cannot be parsed, and the VIPs then accept no
+	// client (fail closed). Absent when the Service gives no ranges.
+	ConditionSourceRangesValid = "bgplb.io/SourceRangesValid"
+)
+
+// Reasons of the bgplb.io/SourceRangesValid condition.
+const (
+	ReasonSourceRangesValid   = "Valid"
+	ReasonInvalidSourceRanges = "InvalidSourceRanges"
 )
 
 // Reasons of the bgplb.io/IPAllocated condition.

@@ -21,7 +21,7 @@ const (
 	ReasonNodeNotFound       = "NodeNotFound"
 	ReasonNodeExcluded       = "NodeExcluded"
 	ReasonNetworkUnavailable = "NetworkUnavailable"
-	ReasonNodeNotReady       = "NodeNotReady"
+	ReasonNodeDeleted        = "NodeDeleted"
 )
 
 // NodeExclusion is the plugin.
@@ -49,19 +49,18 @@ func (p *NodeExclusion) Filter(_ context.Context, _ *eligibility.CycleState, in 
 	if _, ok := node.Labels[ExcludeLabel]; ok {
 		return eligibility.NewStatus(eligibility.Ineligible, ReasonNodeExcluded, "node has label "+ExcludeLabel)
 	}
-	ready := false
-	for _, c := range node.Status.Conditions {
-		switch c.Type {
-		case corev1.NodeNetworkUnavailable:
-			if c.Status == corev1.ConditionTrue {
-				return eligibility.NewStatus(eligibility.Ineligible, ReasonNetworkUnavailable, "node condition NetworkUnavailable is True")
-			}
-		case corev1.NodeReady:
-			ready = c.Status == corev1.ConditionTrue
-		}
+	if node.DeletionTimestamp != nil {
+		return eligibility.NewStatus(eligibility.Ineligible, ReasonNodeDeleted, "node is being deleted")
 	}
-	if !ready {
-		return eligibility.NewStatus(eligibility.Ineligible, ReasonNodeNotReady, "node condition Ready is not True")
+	// Ready is deliberately not read: Ready=Unknown/False says the kubelet's heartbeat is
+	// late, not that this node's network or pods are down; excluding on it would withdraw
+	// every VIP when heartbeats stall cluster-wide (decision 10 of docs/design.md, the
+	// reason Kubernetes' service controller stopped doing so in KEP-3458). The endpoints'
+	// own readiness and this daemon's BGP session cover a node that is really down.
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeNetworkUnavailable && c.Status == corev1.ConditionTrue {
+			return eligibility.NewStatus(eligibility.Ineligible, ReasonNetworkUnavailable, "node condition NetworkUnavailable is True")
+		}
 	}
 	return nil
 }

@@ -1,0 +1,87 @@
+package servicespec
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Where the ranges came from (SourceRanges.From).
+const (
+	FromField      = "spec.loadBalancerSourceRanges"
+	FromAnnotation = "annotation " + corev1.AnnotationLoadBalancerSourceRangesKey
+)
+
+// SourceRanges is who may reach a Service's VIPs.
+type SourceRanges struct {
+	// Restrict is false when everyone may connect (no ranges given). When true, only
+	// sources inside Prefixes may: Prefixes empty then blocks every client.
+	Restrict bool
+	// Prefixes are the allowed sources, masked, sorted and without duplicates. When
+	// the given ranges cover one family only, the other family's /0 is added (that
+	// family is not restricted, as with kube-proxy).
+	Prefixes []netip.Prefix
+	// Invalid holds the entries that could not be parsed (quoted, in input order).
+	// Non-empty means fail closed: Restrict true and Prefixes nil.
+	Invalid []string
+	// From names the input that was used: FromField, FromAnnotation, or "".
+	From string
+}
+
+// Err describes Invalid, or returns nil.
+func (r SourceRanges) Err() error {
+	if len(r.Invalid) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: cannot parse %s; the Service's VIPs accept no client until this is fixed",
+		r.From, strings.Join(r.Invalid, ", "))
+}
+
+// ParseSourceRanges returns the source ranges of svc (see the package doc for the rules).
+func ParseSourceRanges(svc *corev1.Service) SourceRanges {
+	var entries []string
+	var r SourceRanges
+	switch {
+	case len(svc.Spec.LoadBalancerSourceRanges) > 0:
+		entries, r.From = svc.Spec.LoadBalancerSourceRanges, FromField
+	default:
+		v := strings.TrimSpace(svc.Annotations[corev1.AnnotationLoadBalancerSourceRangesKey])
+		if v == "" {
+			return r
+		}
+		entries, r.From = strings.Split(v, ","), FromAnnotation
+	}
+	r.Restrict = true
+	var has4, has6 bool
+	for _, e := range entries {
+		p, err := netip.ParsePrefix(strings.TrimSpace(e))
+		if err != nil {
+			r.Invalid = append(r.Invalid, fmt.Sprintf("%q", e))
+			continue
+		}
+		p = p.Masked()
+		has4, has6 = has4 || p.Addr().Is4(), has6 || p.Addr().Is6()
+		r.Prefixes = append(r.Prefixes, p)
+	}
+	if len(r.Invalid) > 0 {
+		r.Prefixes = nil
+		return r
+	}
+	switch {
+	case !has4:
+		r.Prefixes = append(r.Prefixes, netip.PrefixFrom(netip.IPv4Unspecified(), 0))
+	case !has6:
+		r.Prefixes = append(r.Prefixes, netip.PrefixFrom(netip.IPv6Unspecified(), 0))
+	}
+	slices.SortFunc(r.Prefixes, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	r.Prefixes = slices.Compact(r.Prefixes)
+	return r
+}
