@@ -19,11 +19,13 @@ import (
 func TestPackageChart(t *testing.T) {
 	epoch := time.Unix(1764720000, 0)
 	out1, out2 := t.TempDir(), t.TempDir()
-	p1, err := PackageChart("testdata/chart/fixture", "v1.2.3", out1, epoch)
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	pin := map[string]string{"repository": "registry.example/bgplb", "digest": digest}
+	p1, err := PackageChart("testdata/chart/fixture", "v1.2.3", out1, epoch, pin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := PackageChart("testdata/chart/fixture", "v1.2.3", out2, epoch)
+	p2, err := PackageChart("testdata/chart/fixture", "v1.2.3", out2, epoch, pin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,23 @@ func TestPackageChart(t *testing.T) {
 		t.Errorf("Chart.yaml: %+v, want fixture 1.2.3 v1.2.3", meta)
 	}
 
-	if _, err := PackageChart(filepath.Join(t.TempDir(), "absent"), "v1.2.3", out1, epoch); !errors.Is(err, ErrNoChart) {
+	var values struct {
+		Image struct{ Repository, Digest, Tag string }
+	}
+	if err := yaml.Unmarshal(files["fixture/values.yaml"], &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.Image.Repository != "registry.example/bgplb" || values.Image.Digest != digest || values.Image.Tag != "" {
+		t.Errorf("packaged values.yaml image: %+v, want the pinned repository and digest", values.Image)
+	}
+	if !bytes.Contains(files["fixture/values.yaml"], []byte("# digest pins the image.")) {
+		t.Errorf("packaged values.yaml lost its comments:\n%s", files["fixture/values.yaml"])
+	}
+	if _, err := PackageChart("testdata/chart/fixture", "v1.2.3", t.TempDir(), epoch, map[string]string{"nosuchkey": "x"}); err == nil {
+		t.Errorf("setting an image key values.yaml lacks: no error")
+	}
+
+	if _, err := PackageChart(filepath.Join(t.TempDir(), "absent"), "v1.2.3", out1, epoch, nil); !errors.Is(err, ErrNoChart) {
 		t.Errorf("absent chart: %v, want ErrNoChart", err)
 	}
 }
