@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -150,4 +153,62 @@ func TestWriteManifest(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"patches"`) {
 		t.Errorf("kustomization with patches: %v, want an error naming the field", err)
 	}
+}
+
+// TestWriteManifestMatchesKustomize checks that the release renderer produces the
+// same objects as `kubectl kustomize manifests/base` (kubectl from `make tools`),
+// apart from the pinned image.
+func TestWriteManifestMatchesKustomize(t *testing.T) {
+	dir := os.Getenv("BGPLB_K8S_BIN_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "bgplb", "bin")
+	}
+	kubectl := filepath.Join(dir, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("kubectl not built (make tools): %v", err)
+	}
+	want, err := exec.Command(kubectl, "kustomize", "../../manifests/base").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	const image = "registry.example/bgplb/bgplb@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	out := filepath.Join(t.TempDir(), "bgplb.yaml")
+	if err := WriteManifest("../../manifests/base", image, out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObjs := objects(t, pinImages(want, []string{defaultRepo}, image))
+	gotObjs := objects(t, got)
+	if len(wantObjs) != len(gotObjs) {
+		t.Errorf("%d objects, kustomize renders %d", len(gotObjs), len(wantObjs))
+	}
+	for k, w := range wantObjs {
+		if g, ok := gotObjs[k]; !ok {
+			t.Errorf("%s missing", k)
+		} else if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s differs from kustomize's", k)
+		}
+	}
+}
+
+// objects parses a multi-document YAML into kind/namespace/name → object.
+func objects(t *testing.T, data []byte) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, doc := range splitDocs(data) {
+		var obj map[string]any
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj == nil {
+			continue
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		out[fmt.Sprintf("%v/%v/%v", obj["kind"], meta["namespace"], meta["name"])] = obj
+	}
+	return out
 }
