@@ -175,8 +175,8 @@ release: image ## make release VERSION=vX.Y.Z: _output/release/{bgplb.yaml, bgpl
 	rm -rf $(RELEASE_OUT) && mkdir -p $(RELEASE_OUT)
 	$(IMAGEBUILD) manifest -base manifests/base -layout $(IMAGE_OUT)/bgplb -repo $(IMAGE_REPO) -out $(RELEASE_OUT)/bgplb.yaml
 	@if [ -f $(CHART_DIR)/Chart.yaml ]; then \
-		echo "$(IMAGEBUILD) chart -dir $(CHART_DIR) -version $(VERSION) -out $(RELEASE_OUT)"; \
-		$(IMAGEBUILD) chart -dir $(CHART_DIR) -version $(VERSION) -out $(RELEASE_OUT); \
+		echo "imagebuild chart -dir $(CHART_DIR) -version $(VERSION) -layout $(IMAGE_OUT)/bgplb -repo $(IMAGE_REPO)"; \
+		$(IMAGEBUILD) chart -dir $(CHART_DIR) -version $(VERSION) -layout $(IMAGE_OUT)/bgplb -repo $(IMAGE_REPO) -out $(RELEASE_OUT); \
 	else echo "release: no chart in $(CHART_DIR); the bundle has no chart package" >&2; fi
 	cp $(IMAGE_OUT)/bgplb.tar $(RELEASE_OUT)/bgplb-image.tar
 	cp $(IMAGE_OUT)/podserver.tar $(RELEASE_OUT)/podserver-image.tar

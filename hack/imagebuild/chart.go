@@ -25,7 +25,11 @@ var ErrNoChart = errors.New("no Helm chart")
 // itself. Entries are sorted, owned by root, with mtime epoch (the zero time means
 // the Unix epoch), and .helmignore patterns are honoured, so a commit gives the
 // same bytes.
-func PackageChart(dir, version, out string, epoch time.Time) (string, error) {
+//
+// values, when not empty, sets keys of the top-level `image:` block of values.yaml
+// (for example repository and digest, so the package pins the released image); the
+// rest of values.yaml, comments included, stays as written.
+func PackageChart(dir, version, out string, epoch time.Time, values map[string]string) (string, error) {
 	chartYAML, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%w: %s/Chart.yaml does not exist", ErrNoChart, dir)
@@ -97,6 +101,11 @@ func PackageChart(dir, version, out string, epoch time.Time) (string, error) {
 		if err != nil {
 			return err
 		}
+		if rel == "values.yaml" && len(values) > 0 {
+			if data, err = setImageValues(data, values); err != nil {
+				return err
+			}
+		}
 		return add(rel, data)
 	})
 	if err != nil {
@@ -167,4 +176,42 @@ func helmIgnore(dir string) (func(rel string, isDir bool) bool, error) {
 		}
 		return false
 	}, nil
+}
+
+// setImageValues replaces `  <key>: ...` lines of the top-level `image:` block of a
+// values.yaml with the quoted values and checks the result parses to them.
+func setImageValues(data []byte, values map[string]string) ([]byte, error) {
+	lines := strings.Split(string(data), "\n")
+	inImage := false
+	done := map[string]bool{}
+	for i, l := range lines {
+		if l == "" || strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue
+		}
+		if !strings.HasPrefix(l, " ") {
+			inImage = strings.TrimSpace(l) == "image:"
+			continue
+		}
+		if !inImage || strings.HasPrefix(l, "   ") {
+			continue
+		}
+		key, _, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if v, set := values[key]; ok && set {
+			lines[i] = fmt.Sprintf("  %s: %q", key, v)
+			done[key] = true
+		}
+	}
+	out := []byte(strings.Join(lines, "\n"))
+	var parsed struct {
+		Image map[string]any `json:"image"`
+	}
+	if err := yaml.Unmarshal(out, &parsed); err != nil {
+		return nil, fmt.Errorf("values.yaml after setting the image: %w", err)
+	}
+	for k, v := range values {
+		if !done[k] || parsed.Image[k] != v {
+			return nil, fmt.Errorf("values.yaml: cannot set image.%s (no `  %s:` line in the top-level image block)", k, k)
+		}
+	}
+	return out, nil
 }

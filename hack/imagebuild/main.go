@@ -19,7 +19,7 @@ Usage:
   imagebuild push     -layout _output/image/bgplb -image registry/repo:tag
   imagebuild extract  -layout _output/image/bgplb [-platform linux/amd64] -out DIR [-flat]
   imagebuild tar      -layout _output/image/bgplb -out FILE
-  imagebuild chart    [-dir manifests/charts/bgplb] -version V -out DIR
+  imagebuild chart    [-dir manifests/charts/bgplb] -version V -out DIR [-layout _output/image/bgplb] [-repo R]
   imagebuild manifest [-base manifests/base] -layout _output/image/bgplb [-repo R] -out FILE
   imagebuild digest   -layout _output/image/bgplb
   imagebuild version
@@ -116,17 +116,30 @@ func run(args []string, stdout io.Writer) error {
 		dir := fs.String("dir", "manifests/charts/bgplb", "chart directory")
 		ver := fs.String("version", "", "release version (v prefix dropped for the chart's version)")
 		out := fs.String("out", "", "directory for <name>-<version>.tgz")
+		dir2 := fs.String("layout", "", "OCI layout of the bgplb image: pin the chart's image.digest to its index")
+		repo := fs.String("repo", "", "set the chart's image.repository")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		if *ver == "" || *out == "" {
 			return fmt.Errorf("chart needs -version and -out")
 		}
+		values := map[string]string{}
+		if *repo != "" {
+			values["repository"] = *repo
+		}
+		if *dir2 != "" {
+			d, err := LayoutDigest(*dir2)
+			if err != nil {
+				return err
+			}
+			values["digest"] = d.String()
+		}
 		epoch, err := sourceDateEpoch()
 		if err != nil {
 			return err
 		}
-		path, err := PackageChart(*dir, *ver, *out, epoch)
+		path, err := PackageChart(*dir, *ver, *out, epoch, values)
 		if err != nil {
 			return err
 		}

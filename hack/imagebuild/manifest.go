@@ -30,7 +30,8 @@ var allowedKustomizationKeys = []string{"apiVersion", "kind", "resources", "imag
 // order (directories recursively), as one multi-document YAML to out, with every
 // container image of bgplb replaced by image (repo@sha256:digest). kustomize is not a
 // dependency of this module; the base uses no transformer but `images`, so this
-// concatenation is what `kubectl kustomize` renders up to object order.
+// concatenation is what `kubectl kustomize` renders up to object order
+// (TestWriteManifestMatchesKustomize compares them).
 func WriteManifest(base, image, out string) error {
 	docs, names, err := kustomizeDocs(base)
 	if err != nil {

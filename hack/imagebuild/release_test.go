@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,11 +22,13 @@ import (
 func TestPackageChart(t *testing.T) {
 	epoch := time.Unix(1764720000, 0)
 	out1, out2 := t.TempDir(), t.TempDir()
-	p1, err := PackageChart("testdata/chart/fixture", "v1.2.3", out1, epoch)
+	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	pin := map[string]string{"repository": "registry.example/bgplb", "digest": digest}
+	p1, err := PackageChart("testdata/chart/fixture", "v1.2.3", out1, epoch, pin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := PackageChart("testdata/chart/fixture", "v1.2.3", out2, epoch)
+	p2, err := PackageChart("testdata/chart/fixture", "v1.2.3", out2, epoch, pin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +79,23 @@ func TestPackageChart(t *testing.T) {
 		t.Errorf("Chart.yaml: %+v, want fixture 1.2.3 v1.2.3", meta)
 	}
 
-	if _, err := PackageChart(filepath.Join(t.TempDir(), "absent"), "v1.2.3", out1, epoch); !errors.Is(err, ErrNoChart) {
+	var values struct {
+		Image struct{ Repository, Digest, Tag string }
+	}
+	if err := yaml.Unmarshal(files["fixture/values.yaml"], &values); err != nil {
+		t.Fatal(err)
+	}
+	if values.Image.Repository != "registry.example/bgplb" || values.Image.Digest != digest || values.Image.Tag != "" {
+		t.Errorf("packaged values.yaml image: %+v, want the pinned repository and digest", values.Image)
+	}
+	if !bytes.Contains(files["fixture/values.yaml"], []byte("# digest pins the image.")) {
+		t.Errorf("packaged values.yaml lost its comments:\n%s", files["fixture/values.yaml"])
+	}
+	if _, err := PackageChart("testdata/chart/fixture", "v1.2.3", t.TempDir(), epoch, map[string]string{"nosuchkey": "x"}); err == nil {
+		t.Errorf("setting an image key values.yaml lacks: no error")
+	}
+
+	if _, err := PackageChart(filepath.Join(t.TempDir(), "absent"), "v1.2.3", out1, epoch, nil); !errors.Is(err, ErrNoChart) {
 		t.Errorf("absent chart: %v, want ErrNoChart", err)
 	}
 }
@@ -132,4 +153,62 @@ func TestWriteManifest(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"patches"`) {
 		t.Errorf("kustomization with patches: %v, want an error naming the field", err)
 	}
+}
+
+// TestWriteManifestMatchesKustomize checks that the release renderer produces the
+// same objects as `kubectl kustomize manifests/base` (kubectl from `make tools`),
+// apart from the pinned image.
+func TestWriteManifestMatchesKustomize(t *testing.T) {
+	dir := os.Getenv("BGPLB_K8S_BIN_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "bgplb", "bin")
+	}
+	kubectl := filepath.Join(dir, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		t.Skipf("kubectl not built (make tools): %v", err)
+	}
+	want, err := exec.Command(kubectl, "kustomize", "../../manifests/base").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	const image = "registry.example/bgplb/bgplb@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	out := filepath.Join(t.TempDir(), "bgplb.yaml")
+	if err := WriteManifest("../../manifests/base", image, out); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObjs := objects(t, pinImages(want, []string{defaultRepo}, image))
+	gotObjs := objects(t, got)
+	if len(wantObjs) != len(gotObjs) {
+		t.Errorf("%d objects, kustomize renders %d", len(gotObjs), len(wantObjs))
+	}
+	for k, w := range wantObjs {
+		if g, ok := gotObjs[k]; !ok {
+			t.Errorf("%s missing", k)
+		} else if !reflect.DeepEqual(g, w) {
+			t.Errorf("%s differs from kustomize's", k)
+		}
+	}
+}
+
+// objects parses a multi-document YAML into kind/namespace/name → object.
+func objects(t *testing.T, data []byte) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	for _, doc := range splitDocs(data) {
+		var obj map[string]any
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj == nil {
+			continue
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		out[fmt.Sprintf("%v/%v/%v", obj["kind"], meta["namespace"], meta["name"])] = obj
+	}
+	return out
 }
