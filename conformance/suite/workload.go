@@ -45,9 +45,21 @@ func (s *Suite) Namespace(t *testing.T, name string) string {
 	return name
 }
 
+// BackendOption changes the Deployment Backend creates.
+type BackendOption func(*appsv1.Deployment)
+
+// WithUDPPort makes the backends also answer datagrams on UDP port (see podserver: every
+// datagram is answered with its hostname, the client's address and the payload).
+func WithUDPPort(port int32) BackendOption {
+	return func(d *appsv1.Deployment) {
+		c := &d.Spec.Template.Spec.Containers[0]
+		c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: port, Protocol: corev1.ProtocolUDP})
+	}
+}
+
 // Backend creates a Deployment of the test server pinned to node, labelled app=app,
 // listening on port 8080 (TCP). Its name is <app>-<node>.
-func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32) string {
+func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32, opts ...BackendOption) string {
 	t.Helper()
 	name := app + "-" + node
 	lbls := map[string]string{"app": app, "bgplb.io/node": node}
@@ -70,6 +82,9 @@ func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32) stri
 				},
 			},
 		},
+	}
+	for _, o := range opts {
+		o(d)
 	}
 	if _, err := s.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
