@@ -18,6 +18,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
+	"k8s.io/klog/v2/ktesting"
 )
 
 const (
@@ -149,7 +150,17 @@ func TestMaxPrefixBoundsMemory(t *testing.T) {
 	}
 	ctx := context.Background()
 	peer := startLeakPeer(t)
-	sp := newSpeaker(t)
+	// At -v=2 like bgplbd: the test's own log buffer of GoBGP's per-prefix debug lines
+	// (V(5)) would otherwise be most of the heap measured.
+	sp := NewSpeaker(ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2))))
+	if err := sp.Start(ctx, Global{ASN: nodeASN, RouterID: netip.MustParseAddr("198.18.0.11"), ListenPort: -1}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sp.Stop(context.Background(), false); err != nil {
+			t.Errorf("stop speaker: %v", err)
+		}
+	})
 	heap0, rss0 := heapInUse(), rss(t)
 	cfg := peerConfig("leaky-router", peer, routerASN)
 	if err := sp.SetPeers(ctx, []PeerConfig{cfg}); err != nil {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
@@ -386,103 +385,6 @@ func (g *GoBGPSpeaker) apiPath(p Path, withdraw bool) (*api.Path, error) {
 		return nil, fmt.Errorf("marshal path attributes: %w", err)
 	}
 	return &api.Path{Family: family, Nlri: apiNLRI, Pattrs: apiAttrs, IsWithdraw: withdraw}, nil
-}
-
-// SetPeers implements Speaker.
-func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
-	want := map[netip.Addr]PeerConfig{} // address -> desired config
-	for _, pc := range peers {
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("set peers: %w", err)
-		}
-		pc.Address = pc.Address.Unmap()
-		if _, dup := want[pc.Address]; dup {
-			return fmt.Errorf("set peers: two peers with address %s", pc.Address)
-		}
-		want[pc.Address] = pc
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.gen++
-	if g.s == nil {
-		return fmt.Errorf("set peers: %w", ErrNotStarted)
-	}
-	var errs []error
-	for addr, old := range g.peers {
-		if nw, ok := want[addr]; ok && reflect.DeepEqual(nw, old) {
-			continue
-		}
-		if err := g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
-			errs = append(errs, fmt.Errorf("delete peer %s: %w", addr, err))
-			continue
-		}
-		delete(g.peers, addr)
-		delete(g.states, addr.String())
-		g.tracker.clear(addr.String())
-		g.logger.Info("Removed BGP peer", "peer", old.Name, "address", addr)
-	}
-	restarting := g.restarting
-	g.restarting = false
-	for addr, pc := range want {
-		if _, ok := g.peers[addr]; ok {
-			continue
-		}
-		ap := g.apiPeer(pc)
-		if restarting && ap.GracefulRestart != nil {
-			ap.GracefulRestart.LocalRestarting = true
-			ap.GracefulRestart.DeferralTime = uint32(SelectionDeferral / time.Second)
-		}
-		if err := g.s.AddPeer(ctx, &api.AddPeerRequest{Peer: ap}); err != nil {
-			errs = append(errs, fmt.Errorf("add peer %s (%s): %w", pc.Name, addr, err))
-			continue
-		}
-		g.peers[addr] = pc
-		g.logger.Info("Added BGP peer", "peer", pc.Name, "address", addr, "peerASN", pc.PeerASN)
-	}
-	return errors.Join(errs...)
-}
-
-func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
-	p := &api.Peer{
-		Conf: &api.PeerConf{
-			NeighborAddress: pc.Address.String(),
-			PeerAsn:         pc.PeerASN,
-			LocalAsn:        pc.LocalASN,
-			AuthPassword:    pc.Password,
-			Description:     pc.Name,
-		},
-		Transport: &api.Transport{RemotePort: uint32(pc.Port)},
-		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry:      uint64(pc.ConnectRetry / time.Second),
-			HoldTime:          uint64(pc.HoldTime / time.Second),
-			KeepaliveInterval: uint64(pc.Keepalive / time.Second),
-		}},
-	}
-	if pc.Port == 0 {
-		p.Transport.RemotePort = 179
-	}
-	if pc.SourceAddress.IsValid() {
-		p.Transport.LocalAddress = pc.SourceAddress.String()
-	}
-	if pc.EBGPMultihopTTL > 0 {
-		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(pc.EBGPMultihopTTL)}
-	}
-	if pc.ConnectRetry > 0 {
-		// retry soon after a reset too, not only after a failed connect
-		p.Timers.Config.IdleHoldTimeAfterReset = max(1, uint64(pc.ConnectRetry/time.Second))
-	}
-	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
-	if pc.Address.Is6() {
-		family = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
-	}
-	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true},
-		PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: pc.maxPrefixes()}}
-	if pc.GracefulRestart.Enabled {
-		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(pc.GracefulRestart.RestartTime / time.Second)}
-		afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
-	}
-	p.AfiSafis = []*api.AfiSafi{afi}
-	return p
 }
 
 // Peers implements Speaker.

@@ -1,0 +1,107 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/conformance/router"
+	"github.com/bgplb/bgplb/conformance/suite"
+)
+
+func init() {
+	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
+		ShortName: "BGPMaxPrefix",
+		ID:        "C-max-prefix",
+		Description: "a router that sends a node more prefixes than the BGPPeer's maxPrefixes (default 100) gets " +
+			"its session shut down, and every node's BGPNodeState says why; changing the BGPPeer brings it back",
+		Profile:  "LB-BGP",
+		Features: []suite.Feature{suite.FeatureNoInboundRoutes},
+		Test:     testMaxPrefix,
+	})
+}
+
+// leakPrefixes is how many /32s the router leaks (198.18.200.0/24: the lab's address
+// plan, used by nothing else).
+const leakPrefixes = 150
+
+func testMaxPrefix(t *testing.T, s *suite.Suite) {
+	frr, ok := s.Router.(router.FRR)
+	if !ok {
+		t.Skip("this test configures the router and knows only FRR")
+	}
+	ctx := context.Background()
+	s.WaitSessions(t)
+	peers, err := s.LB.BgplbV1alpha1().BGPPeers().List(ctx, metav1.ListOptions{})
+	if err != nil || len(peers.Items) == 0 {
+		t.Fatalf("list BGPPeers: %v (%d)", err, len(peers.Items))
+	}
+	peer := peers.Items[0]
+	limit := int32(100)
+	if peer.Spec.MaxPrefixes != nil {
+		limit = *peer.Spec.MaxPrefixes
+	}
+	if leakPrefixes <= limit {
+		t.Fatalf("BGPPeer %s allows %d prefixes; the test leaks only %d", peer.Name, limit, leakPrefixes)
+	}
+
+	var leak, unleak strings.Builder
+	leak.WriteString("configure terminal\nip prefix-list CONF-LEAK seq 5 permit 198.18.200.0/24 le 32\n" +
+		"route-map NODES-OUT permit 5\n match ip address prefix-list CONF-LEAK\nexit\nrouter bgp\naddress-family ipv4 unicast\n")
+	unleak.WriteString("configure terminal\nrouter bgp\naddress-family ipv4 unicast\n")
+	for i := 0; i < leakPrefixes; i++ {
+		fmt.Fprintf(&leak, "network 198.18.200.%d/32\n", i)
+		fmt.Fprintf(&unleak, "no network 198.18.200.%d/32\n", i)
+	}
+	leak.WriteString("end")
+	unleak.WriteString("exit\nexit\nno route-map NODES-OUT permit 5\nno ip prefix-list CONF-LEAK\nend")
+	restore := func() {
+		if _, err := frr.Run(ctx, unleak.String()); err != nil {
+			t.Errorf("remove the leaked routes from the router: %v", err)
+		}
+		// The sessions stay shut down until the BGPPeer changes: change it and back.
+		for _, n := range []int32{limit + 1, limit} {
+			p, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, peer.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Spec.MaxPrefixes = ptr.To(n)
+			if _, err := s.LB.BgplbV1alpha1().BGPPeers().Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			s.WaitSessions(t)
+		}
+	}
+	if _, err := frr.Run(ctx, leak.String()); err != nil {
+		restore()
+		t.Fatalf("configure the leak: %v", err)
+	}
+	t.Cleanup(restore)
+
+	suite.Eventually(t, s.Timeouts.Converge, "every node reports max-prefix in its BGPNodeState", func() error {
+		for _, n := range s.Nodes {
+			st, err := s.LB.BgplbV1alpha1().BGPNodeStates().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, p := range st.Status.Peers {
+				if p.Name == peer.Name && p.State != "Established" && strings.Contains(p.LastError, "max-prefix") &&
+					strings.Contains(p.LastError, fmt.Sprint(limit)) {
+					found = true
+					if n.Name == s.Nodes[0].Name {
+						t.Logf("%s: %s %s: %s", n.Name, p.Name, p.State, p.LastError)
+					}
+				}
+			}
+			if !found {
+				return fmt.Errorf("%s: peers %+v", n.Name, st.Status.Peers)
+			}
+		}
+		return nil
+	})
+}
