@@ -287,8 +287,8 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	})
 	defer removeIPAM()
 
-	// Only the leader reads every node's BGPNodeState (see watch.Caches.EnableNodeStates).
-	if err := caches.EnableNodeStates(ctx); err != nil {
+	// Only the leader reads every Node and BGPNodeState (watch.Caches.EnableLeaderCaches).
+	if err := caches.EnableLeaderCaches(ctx); err != nil {
 		logger.Info("stopped before the BGPNodeStates synced", "err", err) // only when ctx ended
 		return
 	}
@@ -303,7 +303,7 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 	agg := status.NewAggregator(cs.status, cs.crd, status.AggregatorSources{
 		Services:       caches.Services,
 		Slices:         caches.SlicesForService,
-		Nodes:          caches.Nodes,
+		Nodes:          caches.AllNodes(),
 		NodeStates:     caches.NodeStates(),
 		Peers:          caches.Peers(),
 		Advertisements: caches.Advertisements(),

@@ -79,8 +79,10 @@ func (w *NodeStateWriter) Run(ctx context.Context, refresh time.Duration) {
 	tick := time.NewTicker(refresh)
 	defer tick.Stop()
 	dirty := true
+	var last time.Time // start of the last sync
 	for {
 		if dirty {
+			last = time.Now()
 			if err := w.Sync(ctx); err != nil {
 				logger.Info("writing BGPNodeState failed, will retry", "err", err)
 			} else {
@@ -95,10 +97,15 @@ func (w *NodeStateWriter) Run(ctx context.Context, refresh time.Duration) {
 		case <-tick.C:
 			dirty = true
 		}
-		select { // rate limit
-		case <-ctx.Done():
-			return
-		case <-time.After(w.interval):
+		// Rate limit: a change after a quiet spell is written at once (a session coming
+		// up shows in the Announced conditions without delay); a burst waits for the
+		// interval since the last sync and is written as one.
+		if wait := w.interval - time.Since(last); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }

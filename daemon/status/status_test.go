@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,11 +33,23 @@ import (
 )
 
 type fakeAnnounce struct {
+	mu       sync.Mutex
 	v4, v6   int
 	problems []announce.PeerProblem
 }
 
-func (f *fakeAnnounce) PrefixCounts() (int, int)             { return f.v4, f.v6 }
+func (f *fakeAnnounce) PrefixCounts() (int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v4, f.v6
+}
+
+func (f *fakeAnnounce) setV4(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.v4 = n
+}
+
 func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem { return f.problems }
 
 // selectEval evaluates like the TrafficPolicy plugin for one node, without registry.
@@ -254,5 +267,48 @@ func TestPeerConditions(t *testing.T) {
 	must(t, a.Sync(ctx, PeersKey))
 	if len(crd.Actions()) != 0 {
 		t.Fatalf("unchanged peer status written: %v", crd.Actions())
+	}
+}
+
+// TestNodeStateWriterRunWritesAtOnce: after a quiet spell a Trigger is written without
+// waiting for the rate-limit interval; a burst right after waits for it.
+func TestNodeStateWriterRunWritesAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	crd := crdfake.NewSimpleClientset()
+	sp := bgptest.NewFake()
+	must(t, sp.Start(ctx, bgp.Global{ASN: 64513, RouterID: netip.MustParseAddr("198.18.0.11"), ListenPort: -1}))
+	ann := &fakeAnnounce{}
+	const interval = time.Second
+	w := NewNodeStateWriter(crd, "node1", sp, ann, NodeSource{}, func() *corev1.Node { return nil }, interval)
+	go w.Run(ctx, time.Hour)
+	written := func(v4 int32) func() bool {
+		return func() bool {
+			got, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
+			return err == nil && got.Status.Announced.IPv4 == v4
+		}
+	}
+	waitFor := func(what string, d time.Duration, ok func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > d {
+				t.Fatalf("%s not written within %s", what, d)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	waitFor("the first status", time.Second, written(0))
+	time.Sleep(interval + 100*time.Millisecond) // quiet spell
+	ann.setV4(1)
+	w.Trigger()
+	if d := waitFor("a change after a quiet spell", interval/2, written(1)); d > interval/4 {
+		t.Errorf("a change after a quiet spell took %s", d)
+	}
+	ann.setV4(2)
+	w.Trigger()
+	if d := waitFor("a change right after a write", 2*interval, written(2)); d < interval/2 {
+		t.Errorf("a change right after a write was written after %s, within the rate limit", d)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -32,8 +33,8 @@ const (
 
 // Options configures NewCaches.
 type Options struct {
-	// NodeName is this node: Node() returns its object and the local-IP index covers
-	// only its endpoints.
+	// NodeName is this node; the Node informer watches only it (until
+	// EnableLeaderCaches) and the local-IP index covers only its endpoints.
 	NodeName string
 	// SecretNamespace is the namespace whose Secrets (peer passwords) are watched; empty
 	// disables the Secret informer.
@@ -47,6 +48,7 @@ type Options struct {
 type Caches struct {
 	opts    Options
 	kube    informers.SharedInformerFactory
+	node    informers.SharedInformerFactory // this node's Node only
 	secrets informers.SharedInformerFactory
 	crd     *crdCaches
 
@@ -71,6 +73,10 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	}
 	c := &Caches{opts: opts}
 	c.kube = informers.NewSharedInformerFactory(kube, opts.Resync)
+	c.node = informers.NewSharedInformerFactoryWithOptions(kube, opts.Resync,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.NodeName).String()
+		}))
 
 	// Services and EndpointSlices are never listed by namespace: their informers get no
 	// namespace index; the listers' namespace List would fall back to a scan.
@@ -93,7 +99,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	c.nsI = nsi.Informer()
 	c.Namespaces = nsi.Lister()
 
-	n := c.kube.Core().V1().Nodes()
+	n := c.node.Core().V1().Nodes()
 	c.nodes = n.Informer()
 	c.Nodes = n.Lister()
 	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "endpointslice": c.slices, "namespace": c.nsI, "node": c.nodes} {
@@ -124,6 +130,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 // Start starts every informer; they stop when ctx is done.
 func (c *Caches) Start(ctx context.Context) {
 	c.kube.Start(ctx.Done())
+	c.node.Start(ctx.Done())
 	if c.secrets != nil {
 		c.secrets.Start(ctx.Done())
 	}

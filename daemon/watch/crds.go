@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
@@ -26,11 +27,12 @@ type crdCaches struct {
 	peerLister   listers.BGPPeerLister
 	advertLister listers.BGPAdvertisementLister
 
-	// BGPNodeStates are only read by the LB-IPAM leader (the Announced aggregator), so
-	// the informer is created by EnableNodeStates, not on every node.
+	// BGPNodeStates (and every Node) are only read by the LB-IPAM leader (the Announced
+	// aggregator), so their informers are created by EnableLeaderCaches, not on every node.
 	mu         sync.Mutex
 	runCtx     context.Context // the context start got; nil before start
 	nodeStates cache.SharedIndexInformer
+	allNodes   cache.SharedIndexInformer
 }
 
 func newCRDCaches(client CRDClient, resync time.Duration) (*crdCaches, error) {
@@ -66,32 +68,37 @@ func (c *crdCaches) synced() []cache.InformerSynced {
 	return []cache.InformerSynced{c.pools.HasSynced, c.peers.HasSynced, c.adverts.HasSynced}
 }
 
-// EnableNodeStates creates and starts the BGPNodeState informer (once; later calls
-// return at once) and waits until it has synced or ctx is done. Call it after Start.
-// The informer then runs as long as the caches do, also after ctx ends.
-func (c *Caches) EnableNodeStates(ctx context.Context) error {
+// EnableLeaderCaches creates and starts the informers only the LB-IPAM leader needs,
+// every BGPNodeState and every Node (once; later calls return at once), and waits until
+// they have synced or ctx is done. Call it after Start. The informers then run as long as
+// the caches do, also after ctx ends.
+func (c *Caches) EnableLeaderCaches(ctx context.Context) error {
 	if c.crd == nil {
 		return nil
 	}
 	cc := c.crd
 	cc.mu.Lock()
-	inf := cc.nodeStates
-	if inf == nil {
+	if cc.nodeStates == nil {
 		if cc.runCtx == nil {
 			cc.mu.Unlock()
-			return fmt.Errorf("enable bgpnodestate informer: caches not started")
+			return fmt.Errorf("enable leader informers: caches not started")
 		}
-		inf = cc.factory.Bgplb().V1alpha1().BGPNodeStates().Informer()
-		if err := inf.SetTransform(TrimObject); err != nil {
-			cc.mu.Unlock()
-			return fmt.Errorf("set bgpnodestate transform: %w", err)
+		states := cc.factory.Bgplb().V1alpha1().BGPNodeStates().Informer()
+		nodes := c.kube.Core().V1().Nodes().Informer()
+		for name, inf := range map[string]cache.SharedIndexInformer{"bgpnodestate": states, "node": nodes} {
+			if err := inf.SetTransform(TrimObject); err != nil {
+				cc.mu.Unlock()
+				return fmt.Errorf("set %s transform: %w", name, err)
+			}
 		}
-		cc.nodeStates = inf
-		cc.factory.Start(cc.runCtx.Done()) // starts only the informer just added
+		cc.nodeStates, cc.allNodes = states, nodes
+		cc.factory.Start(cc.runCtx.Done()) // starts only the informers just added
+		c.kube.Start(cc.runCtx.Done())
 	}
+	synced := []cache.InformerSynced{cc.nodeStates.HasSynced, cc.allNodes.HasSynced}
 	cc.mu.Unlock()
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		return fmt.Errorf("sync bgpnodestate informer: %w", context.Cause(ctx))
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return fmt.Errorf("sync leader informers: %w", context.Cause(ctx))
 	}
 	return nil
 }
@@ -100,6 +107,24 @@ func (c *crdCaches) nodeStateInformer() cache.SharedIndexInformer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.nodeStates
+}
+
+func (c *crdCaches) allNodesInformer() cache.SharedIndexInformer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.allNodes
+}
+
+// AllNodes returns the lister of every Node: nil without a CRD client or before
+// EnableLeaderCaches.
+func (c *Caches) AllNodes() corelisters.NodeLister {
+	if c.crd == nil {
+		return nil
+	}
+	if inf := c.crd.allNodesInformer(); inf != nil {
+		return corelisters.NewNodeLister(inf.GetIndexer())
+	}
+	return nil
 }
 
 // Pools returns the LoadBalancerIPPool lister (nil without a CRD client).
@@ -127,7 +152,7 @@ func (c *Caches) Advertisements() listers.BGPAdvertisementLister {
 }
 
 // NodeStates returns the BGPNodeState lister: nil without a CRD client or before
-// EnableNodeStates.
+// EnableLeaderCaches.
 func (c *Caches) NodeStates() listers.BGPNodeStateLister {
 	if c.crd == nil {
 		return nil

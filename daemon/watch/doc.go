@@ -15,5 +15,5 @@
 //
 // Callers: daemon/app builds one Caches and Subscribes the announcer and (while leader) the
 // LB-IPAM controller and the Announced aggregator, which also reads every Node and
-// BGPNodeState (EnableNodeStates). No other package touches informers.
+// BGPNodeState (EnableLeaderCaches). No other package touches informers.
 package watch

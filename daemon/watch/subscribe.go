@@ -22,14 +22,15 @@ type Triggers struct {
 	Slices bool
 	// Node is enqueued when this node's Node object changes.
 	Node []string
-	// Nodes is enqueued when any Node object changes (the leader plans for every node).
+	// Nodes is enqueued when any Node object changes (the leader plans for every node);
+	// needs EnableLeaderCaches first (ignored before).
 	Nodes []string
 	// Secrets is enqueued when a Secret of the daemon's namespace changes.
 	Secrets []string
 	// Namespaces is enqueued when a Namespace changes (its labels feed pool selectors).
 	Namespaces []string
 	// Pools, Peers, Advertisements and NodeStates are enqueued when an object of that
-	// bgplb.io kind changes. NodeStates needs EnableNodeStates first (ignored before).
+	// bgplb.io kind changes. NodeStates needs EnableLeaderCaches first (ignored before).
 	Pools, Peers, Advertisements, NodeStates []string
 	// NodeStateChanges, when set, replaces NodeStates: it is called on every BGPNodeState
 	// add, update and delete with the stored objects before and after (nil for none;
@@ -72,13 +73,13 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 		}))
 	}
 	add(c.nodes, nodeFilter(c.opts.NodeName, c.keyHandler(q, t.Node)))
-	add(c.nodes, nodeFilter("", c.keyHandler(q, t.Nodes)))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))
 	add(c.nsI, c.keyHandler(q, t.Namespaces))
 	if c.crd != nil {
 		add(c.crd.pools, c.keyHandler(q, t.Pools))
 		add(c.crd.peers, c.keyHandler(q, t.Peers))
 		add(c.crd.adverts, c.keyHandler(q, t.Advertisements))
+		add(c.crd.allNodesInformer(), nodeFilter("", c.keyHandler(q, t.Nodes)))
 		if inf := c.crd.nodeStateInformer(); inf != nil {
 			if t.NodeStateChanges != nil {
 				add(inf, c.diffHandler(q, t.NodeStateChanges))

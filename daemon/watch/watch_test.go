@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
@@ -152,19 +153,20 @@ func TestNodeHeartbeatDoesNotResync(t *testing.T) {
 }
 
 // TestNodeStatesOnlyWhenEnabled: the BGPNodeState informer does not exist until
-// EnableNodeStates (only the leader pays for every node's state); then the store
+// EnableLeaderCaches (only the leader pays for every node's state); then the store
 // holds the API objects and handlers subscribed afterwards
 // fire.
 func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	crd := crdfake.NewSimpleClientset(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node2"}})
-	c, err := NewCaches(fake.NewClientset(), crd, Options{NodeName: "node1"})
+	kube := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node2"}})
+	c, err := NewCaches(kube, crd, Options{NodeName: "node1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EnableNodeStates(ctx); err == nil {
-		t.Fatal("EnableNodeStates before Start succeeded")
+	if err := c.EnableLeaderCaches(ctx); err == nil {
+		t.Fatal("EnableLeaderCaches before Start succeeded")
 	}
 	rec := &recorder{seen: map[string]int{}}
 	q := NewQueue("test", rec.sync)
@@ -173,16 +175,22 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}
-	if c.NodeStates() != nil {
-		t.Fatal("BGPNodeState store exists before EnableNodeStates")
+	if c.Node() == nil { // (the fake clientset ignores the field selector of this node's informer)
+		t.Fatal("no Node object of this node")
+	}
+	if c.NodeStates() != nil || c.AllNodes() != nil {
+		t.Fatal("BGPNodeState store exists before EnableLeaderCaches")
 	}
 	for range 2 { // idempotent
-		if err := c.EnableNodeStates(ctx); err != nil {
+		if err := c.EnableLeaderCaches(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if obj, err := c.NodeStates().Get("node2"); err != nil || obj.Name != "node2" {
-		t.Fatalf("lister after EnableNodeStates: %v, %v; want node2", obj, err)
+		t.Fatalf("lister after EnableLeaderCaches: %v, %v; want node2", obj, err)
+	}
+	if all, err := c.AllNodes().List(labels.Everything()); err != nil || len(all) != 2 {
+		t.Fatalf("every node after EnableLeaderCaches: %v, %v; want 2", all, err)
 	}
 	c.Subscribe(q, Triggers{NodeStates: []string{"@after"}})
 	go q.Run(ctx, 1)
@@ -191,7 +199,7 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	}
 	eventually(t, "@after enqueued", func() bool { return rec.count("@after") > 0 })
 	if n := rec.count("@before"); n != 0 {
-		t.Errorf("handler subscribed before EnableNodeStates fired %d times", n)
+		t.Errorf("handler subscribed before EnableLeaderCaches fired %d times", n)
 	}
 }
 
@@ -323,7 +331,7 @@ func TestNodeStateChangesTrigger(t *testing.T) {
 	if !c.WaitForCacheSync(ctx) {
 		t.Fatal("caches did not sync")
 	}
-	if err := c.EnableNodeStates(ctx); err != nil {
+	if err := c.EnableLeaderCaches(ctx); err != nil {
 		t.Fatal(err)
 	}
 	name := func(obj any) string {

@@ -1,0 +1,91 @@
+package announce
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility"
+)
+
+// nodeEval evaluates like the TrafficPolicy plugin for one named node.
+type nodeEval string
+
+func (n nodeEval) Evaluate(_ context.Context, in *eligibility.Input) (eligibility.Decision, error) {
+	sel := eligibility.SelectEndpoints(in.Service.Spec.ExternalTrafficPolicy, string(n), in.Slices, nil)
+	d := eligibility.Decision{InScope: true, Announce: sel.Announce, Weight: int64(len(sel.NewFlow))}
+	if !sel.Announce {
+		d.Reason, d.Message = "NoEligibleEndpoints", "no local endpoint"
+	}
+	return d, nil
+}
+
+// TestPlanService: one call plans every node — eligibility per node (ETP=Local), the
+// advertisement's nodeSelector, the peers each node has (peerSelector) and whether a
+// peer the node's path goes to is established.
+func TestPlanService(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.10"}}}}}
+	ep := func(ip, node string) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{Addresses: []string{ip}, NodeName: ptr.To(node), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}
+	}
+	in := PlanInput{
+		Service: svc,
+		Slices: []*discoveryv1.EndpointSlice{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1"},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{ep("198.19.1.5", "node1"), ep("198.19.2.5", "node2"), ep("198.19.4.5", "node4")}}},
+		Pools: []*v1alpha1.LoadBalancerIPPool{{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+			Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}},
+		Advertisements: []*v1alpha1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "racks"},
+			Spec: v1alpha1.BGPAdvertisementSpec{
+				NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"bgp": "on"}},
+				PeerSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"role": "tor"}},
+			}}},
+	}
+	tor := func(up bool) PlanPeer {
+		return PlanPeer{Name: "tor", Address: netip.MustParseAddr("198.18.0.1"), Labels: map[string]string{"role": "tor"}, Established: up}
+	}
+	rr := PlanPeer{Name: "rr", Address: netip.MustParseAddr("198.18.0.2"), Labels: map[string]string{"role": "rr"}, Established: true}
+	node := func(name string, bgpOn bool, peers ...PlanPeer) PlanNode {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
+		if bgpOn {
+			n.Labels["bgp"] = "on"
+		}
+		return PlanNode{Name: name, Node: n, Eval: nodeEval(name), Peers: peers}
+	}
+	plans, err := PlanService(context.Background(), in, []PlanNode{
+		node("node1", true, tor(true), rr), // announces to the tor, established
+		node("node2", true, tor(false)),    // would announce, session down
+		node("node3", true, tor(true)),     // no local endpoint
+		node("node4", false, tor(true)),    // not selected by the advertisement
+		node("node5", true, rr),            // no local endpoint either: eligibility decides before peers
+	})
+	must(t, err)
+	want := []struct {
+		reason      string
+		established bool
+	}{
+		{ReasonAnnounced, true},
+		{ReasonAnnounced, false},
+		{ReasonNoEligibleEndpoints, false},
+		{ReasonNoMatchingAdvertisement, false},
+		{ReasonNoEligibleEndpoints, false},
+	}
+	for i, p := range plans {
+		if p.State.Reason != want[i].reason || p.Established != want[i].established {
+			t.Errorf("%s: reason %s (%s), established %v; want %s, %v", p.Node, p.State.Reason, p.State.Message, p.Established, want[i].reason, want[i].established)
+		}
+	}
+	if got := plans[0].paths; len(got) != 1 || len(got[0].PeerAttributes) != 1 {
+		t.Errorf("node1 paths %+v, want one path for the tor only", got)
+	} else if _, ok := got[0].For(netip.MustParseAddr("198.18.0.1")); !ok {
+		t.Errorf("node1's path does not go to the tor: %+v", got[0])
+	}
+}
