@@ -283,6 +283,8 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		NamespaceLabels: caches.NamespaceLabels,
 	}, ipam.Config{Class: cfg.Class, DefaultClass: cfg.DefaultClass}, recorder, func(k string) { ipamQueue.Add(k) })
 	ipamQueue = watch.NewQueue("lbipam", ctrl.Sync)
+	metrics.SetPoolSource(ctrl.PoolUsage)
+	defer metrics.SetPoolSource(nil)
 	removeIPAM := caches.Subscribe(ipamQueue, watch.Triggers{
 		Services:   true,
 		Pools:      []string{lbipam.PoolsKey},
