@@ -124,10 +124,10 @@ func ready(h nodeHealth) error {
 }
 
 // TestLabHealthFollowsRouter is issue 19's health acceptance: with a BGPPeer for the
-// router, /readyz is ok on every node; when the router's bgpd dies, /readyz fails on
-// every node within the hold time (9 s, allowed 15 s), naming bgp-sessions, the
-// per-peer metric says 0 and /healthz stays ok (liveness must not restart the daemon);
-// when bgpd is back, both recover.
+// router, /readyz is ok on every node; when the router's bgpd hangs (SIGSTOP: only the
+// hold time, 9 s, reveals it) or dies (SIGKILL), /readyz fails on every node within
+// 15 s naming bgp-sessions, the per-peer metric says 0 and /healthz stays ok (liveness
+// must not restart the daemon); when bgpd resumes or is restarted, both recover.
 func TestLabHealthFollowsRouter(t *testing.T) {
 	dir := labDir(t)
 	opts := labOptions(t, dir)
@@ -162,36 +162,60 @@ func TestLabHealthFollowsRouter(t *testing.T) {
 	took := waitAll(t, ctx, l.Nodes, start, 2*time.Minute, "ready with the session up", ready)
 	t.Logf("ready with the session Established after ApplyBase: %v", took)
 
-	// The router's bgpd dies (no NOTIFICATION: the kernel closes its sockets).
-	if err := l.StopRouterBGP(ctx, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	stopped := time.Now()
-	down := waitAll(t, ctx, l.Nodes, stopped, 15*time.Second, "/readyz fails after bgpd stopped", func(h nodeHealth) error {
-		if h.readyz != http.StatusInternalServerError || !strings.Contains(h.body, "[-]bgp-sessions failed: 0 of 1 established") {
-			return fmt.Errorf("/readyz %d:\n%s", h.readyz, h.body)
+	// notReady waits until /readyz fails on every node for the sessions, then checks the
+	// per-peer metrics and that liveness is unaffected.
+	notReady := func(what string, since time.Time) {
+		t.Helper()
+		down := waitAll(t, ctx, l.Nodes, since, 15*time.Second, "/readyz fails after "+what, func(h nodeHealth) error {
+			if h.readyz != http.StatusInternalServerError || !strings.Contains(h.body, "[-]bgp-sessions failed: 0 of 1 established") {
+				return fmt.Errorf("/readyz %d:\n%s", h.readyz, h.body)
+			}
+			return nil
+		})
+		t.Logf("/readyz failing after %s: %v", what, down)
+		for _, n := range l.Nodes {
+			h := probeNode(ctx, n)
+			if h.probeErr != nil || h.healthz != http.StatusOK || h.up != "0" || h.uptime != "0" {
+				t.Errorf("%s after %s: healthz %d, session_up %q, established_seconds %q, err %v (want 200, 0, 0)",
+					n.Name, what, h.healthz, h.up, h.uptime, h.probeErr)
+			}
 		}
-		return nil
-	})
-	t.Logf("/readyz failing after bgpd stopped: %v", down)
-	for _, n := range l.Nodes {
-		h := probeNode(ctx, n)
-		if h.probeErr != nil || h.healthz != http.StatusOK || h.up != "0" || h.uptime != "0" {
-			t.Errorf("%s with bgpd down: healthz %d, session_up %q, established_seconds %q, err %v (want 200, 0, 0)",
-				n.Name, h.healthz, h.up, h.uptime, h.probeErr)
+	}
+	// readyAgain waits until every node is ready with the session up again.
+	readyAgain := func(what string, since time.Time) {
+		t.Helper()
+		up := waitAll(t, ctx, l.Nodes, since, 90*time.Second, "ready again after "+what, ready)
+		t.Logf("ready with the session Established after %s: %v", what, up)
+		for _, n := range l.Nodes {
+			h := probeNode(ctx, n)
+			if v, err := strconv.ParseFloat(h.uptime, 64); h.probeErr != nil || err != nil || v < 0 || v > time.Since(since).Seconds()+1 {
+				t.Errorf("%s: established_seconds %q %s after %s (err %v)", n.Name, h.uptime, time.Since(since), what, h.probeErr)
+			}
 		}
 	}
 
+	// bgpd hangs (SIGSTOP): the sessions stay open but silent until the hold time (9 s).
+	if err := l.PauseRouterBGP(true); err != nil {
+		t.Fatal(err)
+	}
+	froze := time.Now()
+	t.Cleanup(func() { _ = l.PauseRouterBGP(false) }) // never leave it stopped for Down
+	notReady("bgpd froze", froze)
+	if d := time.Since(froze); d < 5*time.Second {
+		t.Errorf("/readyz failed %s after bgpd froze: before the hold time could expire", d)
+	}
+	if err := l.PauseRouterBGP(false); err != nil {
+		t.Fatal(err)
+	}
+	readyAgain("bgpd resumed", time.Now())
+
+	// bgpd dies (SIGKILL: no NOTIFICATION, the kernel closes its sockets).
+	if err := l.StopRouterBGP(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	notReady("bgpd was killed", time.Now())
 	if err := l.StartRouterBGP(ctx); err != nil {
 		t.Fatal(err)
 	}
-	restarted := time.Now()
-	up := waitAll(t, ctx, l.Nodes, restarted, 90*time.Second, "ready again after bgpd restarted", ready)
-	t.Logf("ready with the session Established after bgpd restarted: %v", up)
-	for _, n := range l.Nodes {
-		h := probeNode(ctx, n)
-		if v, err := strconv.ParseFloat(h.uptime, 64); h.probeErr != nil || err != nil || v < 0 || v > time.Since(restarted).Seconds()+1 {
-			t.Errorf("%s: established_seconds %q after the restart %s ago (err %v)", n.Name, h.uptime, time.Since(restarted), h.probeErr)
-		}
-	}
+	readyAgain("bgpd restarted", time.Now())
 }

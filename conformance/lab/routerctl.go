@@ -68,3 +68,28 @@ func (l *Lab) recordedProcess(name string) (labProcess, bool, error) {
 	}
 	return labProcess{}, false, nil
 }
+
+// PauseRouterBGP freezes (SIGSTOP, pause true) or resumes (SIGCONT) the lab router's
+// bgpd. A frozen bgpd keeps its TCP sessions open but sends nothing, like a hung router
+// or a path that silently drops traffic: the nodes notice only when their hold timers
+// expire.
+func (l *Lab) PauseRouterBGP(pause bool) error {
+	if l.Opts.Router != RouterFRR {
+		return errNoBGPD
+	}
+	p, alive, err := l.recordedProcess("bgpd")
+	if err != nil {
+		return err
+	}
+	if !alive {
+		return errors.New("bgpd is not running")
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(p.PID, sig); err != nil {
+		return fmt.Errorf("signal bgpd (pid %d): %w", p.PID, err)
+	}
+	return nil
+}
