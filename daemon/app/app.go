@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -91,11 +90,12 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	metrics.Register()
 	eligibility.RegisterMetrics()
 
-	var ready atomic.Bool
+	hc := newHealth(speaker, cfg.Datapath) // health.go
+	metrics.SetPeerSource(peerSamples(speaker))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer func() { cancel(nil); wg.Wait() }()
-	serveHTTP(ctx, &wg, cfg, &ready)
+	serveHTTP(ctx, &wg, cfg, hc)
 	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
 	reg := registry.New()
@@ -143,6 +143,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if err != nil {
 		return err
 	}
+	hc.setDatapath(dp.m != nil, cfg.BPFPinDir)
 
 	ann := announce.New(announce.Sources{
 		Services:       caches.Services,
@@ -164,6 +165,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 
 	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
 		err := ann.Sync(ctx, key)
+		hc.synced()
 		if syncErrors.Record(key, err) {
 			nodeState.Trigger()
 		}
@@ -201,6 +203,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		return errors.New("wait for informer caches: " + context.Cause(ctx).Error())
 	}
 	logger.Info("informer caches synced")
+	hc.setInformersSynced()
 
 	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
@@ -255,10 +258,10 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		wg.Go(func() { leaderWork(ctx) })
 	}
 
-	ready.Store(true)
+	hc.setStarted(queue)
 	logger.Info("bgplbd ready")
 	<-ctx.Done()
-	ready.Store(false)
+	hc.setStopping()
 	logger.Info("shutting down: routes and datapath stay in place for the next daemon")
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -280,6 +283,8 @@ func runLeader(ctx context.Context, cfg Config, cs clients, caches *watch.Caches
 		NamespaceLabels: caches.NamespaceLabels,
 	}, ipam.Config{Class: cfg.Class, DefaultClass: cfg.DefaultClass}, recorder, func(k string) { ipamQueue.Add(k) })
 	ipamQueue = watch.NewQueue("lbipam", ctrl.Sync)
+	metrics.SetPoolSource(ctrl.PoolUsage)
+	defer metrics.SetPoolSource(nil)
 	removeIPAM := caches.Subscribe(ipamQueue, watch.Triggers{
 		Services:   true,
 		Pools:      []string{lbipam.PoolsKey},
@@ -383,7 +388,7 @@ func nodeIP(n *corev1.Node, v4 bool) (netip.Addr, bool) {
 }
 
 // serveHTTP starts the metrics and health servers.
-func serveHTTP(ctx context.Context, wg *sync.WaitGroup, cfg Config, ready *atomic.Bool) {
+func serveHTTP(ctx context.Context, wg *sync.WaitGroup, cfg Config, hc *health) {
 	logger := klog.FromContext(ctx)
 	start := func(name, addr string, h http.Handler) {
 		if addr == "" {
@@ -412,14 +417,7 @@ func serveHTTP(ctx context.Context, wg *sync.WaitGroup, cfg Config, ready *atomi
 		metricsMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	healthMux := http.NewServeMux()
-	healthMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	healthMux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
+	hc.install(healthMux)
 	if cfg.MetricsAddr == cfg.HealthAddr {
 		metricsMux.Handle("/healthz", healthMux)
 		metricsMux.Handle("/readyz", healthMux)

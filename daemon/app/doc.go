@@ -12,7 +12,7 @@
 // Lifecycle: the registry is rebuilt from the durable endpoint records first (so pods added
 // while the daemon was down are adopted), the caches sync, peers are configured, every
 // Service is synced once, stale datapath entries from before the restart are pruned, and
-// only then /readyz turns ready. On shutdown the speaker stops without a BGP Cease so
+// only then /readyz turns ready (health.go lists what it checks afterwards). On shutdown the speaker stops without a BGP Cease so
 // graceful-restart peers keep our routes while the next daemon starts, and the eBPF maps
 // and links stay pinned so established flows survive.
 package app

@@ -86,5 +86,6 @@ func Register() {
 		legacyregistry.MustRegister(SessionsUp, Sessions, PrefixesAnnounced, ReconcileDuration,
 			Allocations, AllocationChanges, DatapathServices, IsLeader)
 		legacyregistry.MustRegister(EndpointsNotDatapathReady)
+		legacyregistry.CustomMustRegister(peers, pools)
 	})
 }
