@@ -29,9 +29,15 @@ const AnnotationDatapathNotReady = "bgplb.io/datapath-not-ready"
 func datapathNotReady(ann AnnounceSource) string {
 	states, _ := ann.State()
 	m := map[string]string{}
+	// The announcer reports an ineligible Service as NoEligibleEndpoints with the
+	// eligibility reason as the message's prefix ("DatapathNotReady: ...").
+	prefix := datapathready.ReasonDatapathNotReady + ": "
 	for _, s := range states {
-		if s.Reason == datapathready.ReasonDatapathNotReady {
-			m[s.Key] = s.Message
+		if msg, ok := strings.CutPrefix(s.Message, prefix); ok || s.Reason == datapathready.ReasonDatapathNotReady {
+			if !ok {
+				msg = s.Message
+			}
+			m[s.Key] = msg
 		}
 	}
 	if len(m) == 0 {
