@@ -24,8 +24,8 @@ type hookAnnounce struct {
 }
 
 func (f *hookAnnounce) State() ([]announce.ServiceState, []announce.Prefix) { return f.states, nil }
-func (f *hookAnnounce) PeerProblems() []announce.PeerProblem               { return nil }
-func (f *hookAnnounce) Generation() uint64                                 { return f.gen }
+func (f *hookAnnounce) PeerProblems() []announce.PeerProblem                { return nil }
+func (f *hookAnnounce) Generation() uint64                                  { return f.gen }
 
 func TestDatapathNotReadyHook(t *testing.T) {
 	ctx := context.Background()
