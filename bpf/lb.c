@@ -328,6 +328,12 @@ static __always_inline int is_vip(const __u8 *addr, __u32 need)
 	return flags && (*flags & need) == need;
 }
 
+/* lb_hash_seed is the cluster's random seed of tuple_hash, set when the
+ * daemon loads lb_uplink (bpf.SetHashSeed; the same on every node, so a flow
+ * hashes to the same Maglev slot whichever node the router picks). Without a
+ * secret seed a client could choose ports that all land on one backend. */
+volatile const __u32 lb_hash_seed = 0;
+
 /* murmur3-style 32-bit mixing over the 5-tuple (the Maglev slot index). */
 static __always_inline __u32 rotl32(__u32 x, int r)
 {
@@ -346,7 +352,7 @@ static __always_inline __u32 mix32(__u32 h, __u32 k)
 
 static __always_inline __u32 tuple_hash(const struct pkt *p)
 {
-	__u32 h = 0x62676c62, w;
+	__u32 h = 0x62676c62 ^ lb_hash_seed, w;
 	int i;
 
 #pragma unroll

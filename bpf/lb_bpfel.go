@@ -118,6 +118,7 @@ const (
 	lbMapLbVips      = "lb_vips"
 	lbProgLbPod      = "lb_pod"
 	lbProgLbUplink   = "lb_uplink"
+	lbVarLbHashSeed  = "lb_hash_seed"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -186,6 +187,7 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
+	LbHashSeed *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -239,6 +241,7 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
+	LbHashSeed *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

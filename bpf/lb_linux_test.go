@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -834,6 +835,9 @@ func TestABIConstants(t *testing.T) {
 		t.Fatalf("lb_drops has %d entries, want %d", got, dropMax)
 	}
 	for name, m := range spec.Maps {
+		if name == ".rodata" {
+			continue // lb_hash_seed: per load, set by SetHashSeed, never shared
+		}
 		if m.Pinning != ebpf.PinByName {
 			t.Errorf("map %s is not pinned by name", name)
 		}
@@ -1013,5 +1017,41 @@ func TestIPv6ExtensionHeaders(t *testing.T) {
 	withAH := withIPv6Ext(buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP}), ah)
 	if ret, _ := f.uplink(t, withAH); ret != actShot || f.drops(t)[DropNoService] != before+1 {
 		t.Fatalf("request behind AH: ret %d, want dropped and counted", int32(ret))
+	}
+}
+
+// TestHashSeed: the Maglev slot of a flow depends on the seed (SetHashSeed): the
+// same seed picks the same backends (every node of a cluster agrees), another
+// seed other ones (a client cannot precompute ports that all hit one backend).
+func TestHashSeed(t *testing.T) {
+	vip := ap("203.0.113.95:80")
+	picks := func(seed uint32) []netip.Addr {
+		SetHashSeed(seed)
+		defer SetHashSeed(0)
+		f := newFixture(t)
+		var ids []uint32
+		for id := uint32(1); id <= 4; id++ {
+			must(t, f.maps.PutBackend(id, Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 19, 1, byte(id)}), 8080), Ifindex: 3}))
+			ids = append(ids, id)
+		}
+		must(t, f.maps.PutService(ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: 1}, ids))
+		var out []netip.Addr
+		for port := uint16(43000); port < 43064; port++ {
+			out = append(out, f.flowBackend(t, vip, port))
+		}
+		return out
+	}
+	a, again, b := picks(0x5eed1), picks(0x5eed1), picks(0x5eed2)
+	if !slices.Equal(a, again) {
+		t.Fatal("the same seed picked different backends")
+	}
+	same := 0
+	for i := range a {
+		if a[i] == b[i] {
+			same++
+		}
+	}
+	if same > len(a)/2 {
+		t.Fatalf("seeds 0x5eed1 and 0x5eed2 agree on %d of %d flows; want about a quarter", same, len(a))
 	}
 }
