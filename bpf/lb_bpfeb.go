@@ -108,6 +108,7 @@ type lbLbVipKey struct {
 const (
 	lbMapLbBackends  = "lb_backends"
 	lbMapLbBeStats   = "lb_be_stats"
+	lbMapLbCounters  = "lb_counters"
 	lbMapLbCt        = "lb_ct"
 	lbMapLbDrops     = "lb_drops"
 	lbMapLbMaglev    = "lb_maglev"
@@ -173,6 +174,7 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	LbBackends  *ebpf.MapSpec `ebpf:"lb_backends"`
 	LbBeStats   *ebpf.MapSpec `ebpf:"lb_be_stats"`
+	LbCounters  *ebpf.MapSpec `ebpf:"lb_counters"`
 	LbCt        *ebpf.MapSpec `ebpf:"lb_ct"`
 	LbDrops     *ebpf.MapSpec `ebpf:"lb_drops"`
 	LbMaglev    *ebpf.MapSpec `ebpf:"lb_maglev"`
@@ -212,6 +214,7 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	LbBackends  *ebpf.Map `ebpf:"lb_backends"`
 	LbBeStats   *ebpf.Map `ebpf:"lb_be_stats"`
+	LbCounters  *ebpf.Map `ebpf:"lb_counters"`
 	LbCt        *ebpf.Map `ebpf:"lb_ct"`
 	LbDrops     *ebpf.Map `ebpf:"lb_drops"`
 	LbMaglev    *ebpf.Map `ebpf:"lb_maglev"`
@@ -226,6 +229,7 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.LbBackends,
 		m.LbBeStats,
+		m.LbCounters,
 		m.LbCt,
 		m.LbDrops,
 		m.LbMaglev,

@@ -1055,3 +1055,32 @@ func TestHashSeed(t *testing.T) {
 		t.Fatalf("seeds 0x5eed1 and 0x5eed2 agree on %d of %d flows; want about a quarter", same, len(a))
 	}
 }
+
+// TestLRUEvictions: entries pushed out of the conntrack and reverse-NAT LRU maps show in
+// LRUEvictions (the kernel reports no evictions; the estimate is created - deleted - live).
+func TestLRUEvictions(t *testing.T) {
+	f := newFixture(t)
+	vip := ap("203.0.113.96:80")
+	must(t, f.maps.PutBackend(1, Backend{Addr: ap("198.19.1.96:8080"), Ifindex: 3}))
+	must(t, f.maps.PutService(ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: 1}, []uint32{1}))
+	ev, err := f.maps.LRUEvictions()
+	if err != nil || ev != (Evictions{}) {
+		t.Fatalf("empty maps: %+v, %v", ev, err)
+	}
+	// Twice as many flows as lb_ct holds, from distinct clients.
+	n := 2 * int(f.objs.LbCt.MaxEntries())
+	for i := range n {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(100 + i>>16), byte(i >> 8)}), uint16(1024+i&0xff))
+		if ret, _ := f.uplink(t, buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP})); ret != actRedirect {
+			t.Fatalf("flow %d: ret %d", i, int32(ret))
+		}
+	}
+	ev, err = f.maps.LRUEvictions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At least the flows beyond the map size were evicted (LRU may evict a bit early).
+	if ev.CT < uint64(n/2) || ev.CT > uint64(n) || ev.RevNAT < uint64(n/2) || ev.RevNAT > uint64(n) {
+		t.Fatalf("after %d flows into maps of %d: evictions %+v", n, f.objs.LbCt.MaxEntries(), ev)
+	}
+}

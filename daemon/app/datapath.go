@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -83,6 +84,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 	if err := datapath.AttachUplinks(ctx, cfg.BPFPinDir, uplinks, cfg.DatapathAttach); err != nil {
 		return dpHandle{}, err
 	}
+	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
 	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
 	return dpHandle{m: m}, nil
 }
