@@ -55,3 +55,32 @@ func TestInstallCNI(t *testing.T) {
 		t.Fatal("a single-plugin .conf was accepted")
 	}
 }
+
+func TestUnchainPlugin(t *testing.T) {
+	conf := t.TempDir()
+	orig := `{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"ptp"},{"type":"bgplb"},{"type":"portmap"}]}`
+	path := filepath.Join(conf, "10-k8s.conflist")
+	if err := os.WriteFile(path, []byte(orig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, wantChanged := range []bool{true, false} {
+		_, changed, err := unchainPlugin(conf)
+		if err != nil || changed != wantChanged {
+			t.Fatalf("run %d: changed %v, %v; want %v", i, changed, err, wantChanged)
+		}
+		data, _ := os.ReadFile(path)
+		var c struct {
+			Name    string           `json:"name"`
+			Plugins []map[string]any `json:"plugins"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Name != "k8s" || len(c.Plugins) != 2 || c.Plugins[0]["type"] != "ptp" || c.Plugins[1]["type"] != "portmap" {
+			t.Fatalf("run %d: conflist = %s", i, data)
+		}
+	}
+	if _, changed, err := unchainPlugin(t.TempDir()); err != nil || changed {
+		t.Fatalf("empty conf dir: %v, %v", changed, err)
+	}
+}
