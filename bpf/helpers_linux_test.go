@@ -3,6 +3,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,3 +138,60 @@ func mustAddr(tb testing.TB, s string) netip.Addr {
 	}
 	return a
 }
+
+// pod runs lb_pod on pkt as if it entered on the host veth of the backend that
+// owns the packet's source address (skb->ifindex is that backend's Ifindex; a
+// veth with that index exists in the fixture's namespace), or on
+// ifindex 1 (lo) when no backend has the address.
+func (f *fixture) pod(tb testing.TB, pkt []byte) (uint32, []byte) {
+	tb.Helper()
+	ifindex := 0
+	if d, err := decodePacket(pkt); err == nil {
+		bes, err := f.maps.Backends()
+		must(tb, err)
+		for _, b := range bes {
+			if b.Backend.Addr.Addr() == d.src.Addr() {
+				ifindex = b.Backend.Ifindex
+			}
+		}
+	}
+	return f.podOn(tb, ifindex, pkt)
+}
+
+// podOn runs lb_pod on pkt entering on interface ifindex (0: the test run's default).
+func (f *fixture) podOn(tb testing.TB, ifindex int, pkt []byte) (uint32, []byte) {
+	tb.Helper()
+	if ifindex == 0 {
+		return runProg(tb, f.objs.LbPod, pkt)
+	}
+	if f.ns == nil {
+		f.ns = newNetns(tb)
+		f.ifs = map[int]bool{}
+	}
+	if !f.ifs[ifindex] {
+		run(tb, "ip", "-n", f.ns.name, "link", "add", fmt.Sprintf("d%d", ifindex), "index", fmt.Sprint(ifindex),
+			"type", "veth", "peer", "name", fmt.Sprintf("p%d", ifindex), "index", fmt.Sprint(ifindex+1000))
+		f.ifs[ifindex] = true
+	}
+	var (
+		ret uint32
+		out []byte
+	)
+	f.ns.do(tb, func() error {
+		ctx := make([]byte, skbCtxSize)
+		binary.NativeEndian.PutUint32(ctx[skbIfindexOff:], uint32(ifindex))
+		opts := ebpf.RunOptions{Data: pkt, DataOut: make([]byte, len(pkt)+256), Context: ctx}
+		var err error
+		ret, err = f.objs.LbPod.Run(&opts)
+		out = opts.DataOut
+		return err
+	})
+	return ret, out
+}
+
+// The __sk_buff prefix BPF_PROG_TEST_RUN takes as context: fields up to and
+// including ifindex (offset 40), which the kernel turns into skb->dev.
+const (
+	skbIfindexOff = 40
+	skbCtxSize    = 44
+)

@@ -150,6 +150,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lb_drops SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lb_counters SEC(".maps");
+
 #define IP4_SADDR_OFF (ETH_HLEN + 12)
 #define IP4_DADDR_OFF (ETH_HLEN + 16)
 #define IP4_CSUM_OFF (ETH_HLEN + 10)
@@ -304,6 +312,14 @@ static __always_inline int count_drop(__u32 reason)
 	return TC_ACT_SHOT;
 }
 
+static __always_inline void count_event(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&lb_counters, &idx);
+
+	if (c)
+		*c += 1;
+}
+
 static __always_inline void count_stats(void *map, __u32 id, __u64 bytes)
 {
 	struct lb_stats *s = bpf_map_lookup_elem(map, &id);
@@ -328,6 +344,12 @@ static __always_inline int is_vip(const __u8 *addr, __u32 need)
 	return flags && (*flags & need) == need;
 }
 
+/* lb_hash_seed is the cluster's random seed of tuple_hash, set when the
+ * daemon loads lb_uplink (bpf.SetHashSeed; the same on every node, so a flow
+ * hashes to the same Maglev slot whichever node the router picks). Without a
+ * secret seed a client could choose ports that all land on one backend. */
+volatile const __u32 lb_hash_seed = 0;
+
 /* murmur3-style 32-bit mixing over the 5-tuple (the Maglev slot index). */
 static __always_inline __u32 rotl32(__u32 x, int r)
 {
@@ -346,7 +368,7 @@ static __always_inline __u32 mix32(__u32 h, __u32 k)
 
 static __always_inline __u32 tuple_hash(const struct pkt *p)
 {
-	__u32 h = 0x62676c62, w;
+	__u32 h = 0x62676c62 ^ lb_hash_seed, w;
 	int i;
 
 #pragma unroll
@@ -712,6 +734,8 @@ int lb_uplink(struct __sk_buff *skb)
 		ne.created_ns = bpf_ktime_get_ns();
 		if (bpf_map_update_elem(&lb_ct, &ck, &ne, BPF_ANY) < 0)
 			return count_drop(LB_DROP_CT_FULL);
+		if (!ct)
+			count_event(LB_CNT_CT_CREATED);
 	}
 	if (is_v4mapped(be.addr) == p.v6)
 		return count_drop(LB_DROP_NO_BACKEND);
@@ -751,6 +775,8 @@ int lb_uplink(struct __sk_buff *skb)
 		}
 		if (bpf_map_update_elem(&lb_revnat, &rk, &nv, BPF_ANY) < 0)
 			return count_drop(LB_DROP_CT_FULL);
+		if (!rn)
+			count_event(LB_CNT_REVNAT_CREATED);
 	} else {
 		if (rn->svc_id != svc.id || rn->backend_id != be_id) {
 			/* Same flow, backend re-picked (service recreated, conntrack
@@ -817,12 +843,14 @@ int lb_pod(struct __sk_buff *skb)
 		if ((p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK) &&
 		    (!(rn.flags & LB_RN_F_SYN) ||
 		     bpf_ntohl(p.tcp_ack) != bpf_ntohl(rn.syn_seq) + 1)) {
-			bpf_map_delete_elem(&lb_revnat, &rk);
+			if (bpf_map_delete_elem(&lb_revnat, &rk) == 0)
+				count_event(LB_CNT_REVNAT_DELETED);
 			return TC_ACT_UNSPEC;
 		}
 	} else {
 		if (now - rn.last_ns > LB_UDP_IDLE_NS) {
-			bpf_map_delete_elem(&lb_revnat, &rk);
+			if (bpf_map_delete_elem(&lb_revnat, &rk) == 0)
+				count_event(LB_CNT_REVNAT_DELETED);
 			return TC_ACT_UNSPEC;
 		}
 		if (now - rn.last_ns > REFRESH_NS)

@@ -38,6 +38,7 @@
  *  lb_svc_stats   PERCPU_HASH __u32 service id -> lb_stats {packets, bytes} (requests)
  *  lb_be_stats    PERCPU_HASH __u32 backend id -> lb_stats {packets, bytes} (requests)
  *  lb_drops       PERCPU_ARRAY __u32 reason (LB_DROP_*) -> __u64 packets
+ *  lb_counters    PERCPU_ARRAY __u32 counter (LB_CNT_*) -> __u64 events
  */
 #pragma once
 
@@ -166,4 +167,13 @@ enum lb_drop_reason {
 	LB_DROP_CT_FULL = 6,          /* conntrack/revnat entry could not be written */
 	LB_DROP_NO_SERVICE = 7,       /* to a VIP in lb_vips, but no service on that port/protocol */
 	LB_DROP_MAX = 8,
+};
+
+/* lb_counters index: events the daemon turns into LRU eviction estimates
+ * (evictions = created - deleted - live entries; see bpf/evictions.go). */
+enum lb_counter {
+	LB_CNT_CT_CREATED = 0,     /* lb_ct entries inserted for a new tuple */
+	LB_CNT_REVNAT_CREATED = 1, /* lb_revnat entries inserted for a new tuple */
+	LB_CNT_REVNAT_DELETED = 2, /* stale lb_revnat entries deleted by lb_pod */
+	LB_CNT_MAX = 3,
 };

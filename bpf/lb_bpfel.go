@@ -108,6 +108,7 @@ type lbLbVipKey struct {
 const (
 	lbMapLbBackends  = "lb_backends"
 	lbMapLbBeStats   = "lb_be_stats"
+	lbMapLbCounters  = "lb_counters"
 	lbMapLbCt        = "lb_ct"
 	lbMapLbDrops     = "lb_drops"
 	lbMapLbMaglev    = "lb_maglev"
@@ -118,6 +119,7 @@ const (
 	lbMapLbVips      = "lb_vips"
 	lbProgLbPod      = "lb_pod"
 	lbProgLbUplink   = "lb_uplink"
+	lbVarLbHashSeed  = "lb_hash_seed"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -172,6 +174,7 @@ type lbProgramSpecs struct {
 type lbMapSpecs struct {
 	LbBackends  *ebpf.MapSpec `ebpf:"lb_backends"`
 	LbBeStats   *ebpf.MapSpec `ebpf:"lb_be_stats"`
+	LbCounters  *ebpf.MapSpec `ebpf:"lb_counters"`
 	LbCt        *ebpf.MapSpec `ebpf:"lb_ct"`
 	LbDrops     *ebpf.MapSpec `ebpf:"lb_drops"`
 	LbMaglev    *ebpf.MapSpec `ebpf:"lb_maglev"`
@@ -186,6 +189,7 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
+	LbHashSeed *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -210,6 +214,7 @@ func (o *lbObjects) Close() error {
 type lbMaps struct {
 	LbBackends  *ebpf.Map `ebpf:"lb_backends"`
 	LbBeStats   *ebpf.Map `ebpf:"lb_be_stats"`
+	LbCounters  *ebpf.Map `ebpf:"lb_counters"`
 	LbCt        *ebpf.Map `ebpf:"lb_ct"`
 	LbDrops     *ebpf.Map `ebpf:"lb_drops"`
 	LbMaglev    *ebpf.Map `ebpf:"lb_maglev"`
@@ -224,6 +229,7 @@ func (m *lbMaps) Close() error {
 	return _LbClose(
 		m.LbBackends,
 		m.LbBeStats,
+		m.LbCounters,
 		m.LbCt,
 		m.LbDrops,
 		m.LbMaglev,
@@ -239,6 +245,7 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
+	LbHashSeed *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.

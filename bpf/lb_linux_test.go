@@ -82,63 +82,6 @@ func (f *fixture) uplink(tb testing.TB, pkt []byte) (uint32, []byte) {
 	return runProg(tb, f.objs.LbUplink, pkt)
 }
 
-// pod runs lb_pod on pkt as if it entered on the host veth of the backend that
-// owns the packet's source address (skb->ifindex is that backend's Ifindex; a
-// veth with that index exists in the fixture's namespace), or on
-// ifindex 1 (lo) when no backend has the address.
-func (f *fixture) pod(tb testing.TB, pkt []byte) (uint32, []byte) {
-	tb.Helper()
-	ifindex := 0
-	if d, err := decodePacket(pkt); err == nil {
-		bes, err := f.maps.Backends()
-		must(tb, err)
-		for _, b := range bes {
-			if b.Backend.Addr.Addr() == d.src.Addr() {
-				ifindex = b.Backend.Ifindex
-			}
-		}
-	}
-	return f.podOn(tb, ifindex, pkt)
-}
-
-// podOn runs lb_pod on pkt entering on interface ifindex (0: the test run's default).
-func (f *fixture) podOn(tb testing.TB, ifindex int, pkt []byte) (uint32, []byte) {
-	tb.Helper()
-	if ifindex == 0 {
-		return runProg(tb, f.objs.LbPod, pkt)
-	}
-	if f.ns == nil {
-		f.ns = newNetns(tb)
-		f.ifs = map[int]bool{}
-	}
-	if !f.ifs[ifindex] {
-		run(tb, "ip", "-n", f.ns.name, "link", "add", fmt.Sprintf("d%d", ifindex), "index", fmt.Sprint(ifindex),
-			"type", "veth", "peer", "name", fmt.Sprintf("p%d", ifindex), "index", fmt.Sprint(ifindex+1000))
-		f.ifs[ifindex] = true
-	}
-	var (
-		ret uint32
-		out []byte
-	)
-	f.ns.do(tb, func() error {
-		ctx := make([]byte, skbCtxSize)
-		binary.NativeEndian.PutUint32(ctx[skbIfindexOff:], uint32(ifindex))
-		opts := ebpf.RunOptions{Data: pkt, DataOut: make([]byte, len(pkt)+256), Context: ctx}
-		var err error
-		ret, err = f.objs.LbPod.Run(&opts)
-		out = opts.DataOut
-		return err
-	})
-	return ret, out
-}
-
-// The __sk_buff prefix BPF_PROG_TEST_RUN takes as context: fields up to and
-// including ifindex (offset 40), which the kernel turns into skb->dev.
-const (
-	skbIfindexOff = 40
-	skbCtxSize    = 44
-)
-
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 func must(tb testing.TB, err error) {
@@ -834,6 +777,9 @@ func TestABIConstants(t *testing.T) {
 		t.Fatalf("lb_drops has %d entries, want %d", got, dropMax)
 	}
 	for name, m := range spec.Maps {
+		if name == ".rodata" {
+			continue // lb_hash_seed: per load, set by SetHashSeed, never shared
+		}
 		if m.Pinning != ebpf.PinByName {
 			t.Errorf("map %s is not pinned by name", name)
 		}
@@ -917,101 +863,5 @@ func TestReverseNATStaleEntries(t *testing.T) {
 	}
 	if err := f.objs.LbRevnat.Lookup(&rk, &rn); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Fatalf("idle UDP entry not deleted: %v", err)
-	}
-}
-
-// TestForgedReplyNotRewritten: a neighbouring pod that forges a reply of
-// another pod's tracked flow (the victim's address and port as source) is not
-// rewritten to the VIP, whichever interface it enters on; neither is a reply
-// from the backend's interface with another source port.
-func TestForgedReplyNotRewritten(t *testing.T) {
-	f := newFixture(t)
-	for i, c := range []struct{ vip, backend, neighbour, client netip.AddrPort }{
-		{ap("203.0.113.81:80"), ap("198.19.1.8:8080"), ap("198.19.1.9:8080"), ap("198.51.100.10:41001")},
-		{ap("[2001:db8:ffff::81]:80"), ap("[2001:db8:1:1::8]:8080"), ap("[2001:db8:1:1::9]:8080"), ap("[2001:db8:c::10]:41001")},
-	} {
-		victimIf, neighbourIf := 20+2*i, 21+2*i
-		must(t, f.maps.PutBackend(uint32(victimIf), Backend{Addr: c.backend, Ifindex: victimIf}))
-		must(t, f.maps.PutBackend(uint32(neighbourIf), Backend{Addr: c.neighbour, Ifindex: neighbourIf}))
-		must(t, f.maps.PutService(ServiceKey{VIP: c.vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: uint32(victimIf)}, []uint32{uint32(victimIf)}))
-		if ret, _ := f.uplink(t, buildPacket(pktSpec{src: c.client, dst: c.vip, proto: ipProtoTCP})); ret != actRedirect {
-			t.Fatalf("request: ret %d", int32(ret))
-		}
-		forged := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: c.backend, dst: c.client, proto: ipProtoTCP})
-		if ret, out := f.podOn(t, neighbourIf, forged); ret != actNext || !bytes.Equal(out[:len(forged)], forged) {
-			t.Fatalf("%v: forged reply from the neighbour's interface: ret %d, want passed on unchanged", c.vip, int32(ret))
-		}
-		otherPort := buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: netip.AddrPortFrom(c.backend.Addr(), 9999), dst: c.client, proto: ipProtoTCP})
-		if ret, _ := f.podOn(t, victimIf, otherPort); ret != actNext {
-			t.Fatalf("%v: reply from another port: ret %d, want passed on", c.vip, int32(ret))
-		}
-		// The real reply, on the backend's own interface, is rewritten.
-		if ret, out := f.podOn(t, victimIf, forged); ret != actRedirect || mustDecode(t, out).src != c.vip {
-			t.Fatalf("%v: real reply: ret %d", c.vip, int32(ret))
-		}
-	}
-}
-
-// withIPv6Ext inserts IPv6 extension headers (each 8 bytes: next header, length 0,
-// PadN) of the given types after the fixed header of the IPv6 frame pkt.
-func withIPv6Ext(pkt []byte, types ...uint8) []byte {
-	const ipOff, nhOff = 14, 14 + 6
-	out := append([]byte(nil), pkt[:ipOff+40]...)
-	next := pkt[nhOff]
-	out[nhOff] = types[0]
-	for i := range types {
-		nh := next
-		if i+1 < len(types) {
-			nh = types[i+1]
-		}
-		out = append(out, nh, 0, 1, 4, 0, 0, 0, 0) // PadN option filling the header
-	}
-	out = append(out, pkt[ipOff+40:]...)
-	binary.BigEndian.PutUint16(out[ipOff+4:], binary.BigEndian.Uint16(pkt[ipOff+4:])+uint16(8*len(types)))
-	return out
-}
-
-// withoutIPv6Ext undoes withIPv6Ext (n headers).
-func withoutIPv6Ext(pkt []byte, n int) []byte {
-	const ipOff, nhOff = 14, 14 + 6
-	out := append([]byte(nil), pkt[:ipOff+40]...)
-	out[nhOff] = pkt[ipOff+40+8*(n-1)] // the last header's next header
-	out = append(out, pkt[ipOff+40+8*n:]...)
-	binary.BigEndian.PutUint16(out[ipOff+4:], binary.BigEndian.Uint16(pkt[ipOff+4:])-uint16(8*n))
-	return out
-}
-
-// TestIPv6ExtensionHeaders: hop-by-hop and destination options headers in front
-// of TCP are skipped (the request is NATed, checksums stay valid); a packet to a
-// VIP behind another extension header (AH) is dropped and counted.
-func TestIPv6ExtensionHeaders(t *testing.T) {
-	f := newFixture(t)
-	vip, backend, client := ap("[2001:db8:ffff::90]:80"), ap("[2001:db8:1:1::90]:8080"), ap("[2001:db8:c::10]:42000")
-	must(t, f.maps.PutBackend(90, Backend{Addr: backend, Ifindex: 90}))
-	must(t, f.maps.PutService(ServiceKey{VIP: vip.Addr(), Port: 80, Proto: ProtoTCP}, Service{ID: 90}, []uint32{90}))
-	must(t, f.maps.PutVIP(vip.Addr()))
-	const hop, dst, ah = 0, 60, 51
-
-	req := withIPv6Ext(buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP, payload: []byte("ext")}), hop, dst)
-	ret, out := f.uplink(t, req)
-	if ret != actRedirect {
-		t.Fatalf("request with hop-by-hop + destination options: ret %d, want redirect", int32(ret))
-	}
-	if d := mustDecode(t, withoutIPv6Ext(out[:len(req)], 2)); d.dst != backend || d.src != client {
-		t.Fatalf("NATed request %v -> %v, want %v -> %v", d.src, d.dst, client, backend)
-	}
-	reply := withIPv6Ext(buildPacket(pktSpec{srcMAC: macPod, dstMAC: macVeth, src: backend, dst: client, proto: ipProtoTCP}), dst)
-	ret, out = f.pod(t, reply)
-	if ret != actRedirect {
-		t.Fatalf("reply with destination options: ret %d, want redirect", int32(ret))
-	}
-	if d := mustDecode(t, withoutIPv6Ext(out[:len(reply)], 1)); d.src != vip {
-		t.Fatalf("reply from %v, want %v", d.src, vip)
-	}
-
-	before := f.drops(t)[DropNoService]
-	withAH := withIPv6Ext(buildPacket(pktSpec{src: client, dst: vip, proto: ipProtoTCP}), ah)
-	if ret, _ := f.uplink(t, withAH); ret != actShot || f.drops(t)[DropNoService] != before+1 {
-		t.Fatalf("request behind AH: ret %d, want dropped and counted", int32(ret))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,15 @@ func prepPinDir(pinDir string) error {
 	return nil
 }
 
+// hashSeed is the seed of the programs' 5-tuple hash (lb_hash_seed in lb.c).
+var hashSeed atomic.Uint32
+
+// SetHashSeed sets the seed of the 5-tuple hash that picks a flow's Maglev slot, for
+// every later load of the programs (AttachUplinkMode, UpdatePrograms). The daemon calls it
+// once at start, before attaching, with the cluster's seed (the same on every node, so a
+// flow picks the same backend whichever node receives it). Default 0.
+func SetHashSeed(seed uint32) { hashSeed.Store(seed) }
+
 // loadObjects loads what obj asks for (*lbObjects, *lbPrograms or *lbMaps)
 // with every map pinned by name in pinDir: created and pinned when missing,
 // reused when present.
@@ -42,6 +52,11 @@ func loadObjects(pinDir string, obj any) error {
 	spec, err := loadLb()
 	if err != nil {
 		return fmt.Errorf("load collection spec: %w", err)
+	}
+	if v, ok := spec.Variables["lb_hash_seed"]; ok {
+		if err := v.Set(hashSeed.Load()); err != nil {
+			return fmt.Errorf("set lb_hash_seed: %w", err)
+		}
 	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}
 	for attempt := 0; ; attempt++ {

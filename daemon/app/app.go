@@ -139,7 +139,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		return fmt.Errorf("create eligibility runner: %w", err)
 	}
 
-	dp, err := startDatapath(ctx, cfg, node, reg)
+	dp, err := startDatapath(ctx, cfg, kube, node, reg)
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/registry"
@@ -34,7 +37,7 @@ func (d dpHandle) prune(ctx context.Context) error {
 
 // startDatapath opens the pinned maps, adopts their entries and attaches the uplink
 // program. With --datapath=false it returns the disabled handle.
-func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *registry.Registry) (dpHandle, error) {
+func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, node *corev1.Node, reg *registry.Registry) (dpHandle, error) {
 	logger := klog.FromContext(ctx)
 	if !cfg.Datapath {
 		logger.Info("eBPF datapath disabled: kube-proxy (or the CNI) serves the VIPs")
@@ -52,6 +55,13 @@ func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *regi
 		}
 		uplinks = []string{name}
 	}
+	// The cluster's Maglev hash seed (ConfigMap bgplb-datapath in --namespace), before
+	// any program is loaded.
+	seed, err := datapath.ClusterHashSeed(ctx, kube, cfg.Namespace)
+	if err != nil {
+		return dpHandle{}, err
+	}
+	bpf.SetHashSeed(seed)
 	maps, err := datapath.OpenMaps(cfg.BPFPinDir)
 	if err != nil {
 		return dpHandle{}, err
@@ -74,6 +84,7 @@ func startDatapath(ctx context.Context, cfg Config, node *corev1.Node, reg *regi
 	if err := datapath.AttachUplinks(ctx, cfg.BPFPinDir, uplinks, cfg.DatapathAttach); err != nil {
 		return dpHandle{}, err
 	}
+	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
 	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
 	return dpHandle{m: m}, nil
 }

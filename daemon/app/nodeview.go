@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
@@ -25,11 +26,11 @@ type registryView struct {
 	r *registry.Registry
 
 	mu       sync.Mutex
-	notReady map[string]struct{} // "namespace/name" of pods last found unregistered
+	notReady map[string]string // "namespace/name" of pods last found unregistered → the plugin's error, if any
 }
 
 func newRegistryView(r *registry.Registry) *registryView {
-	return &registryView{r: r, notReady: map[string]struct{}{}}
+	return &registryView{r: r, notReady: map[string]string{}}
 }
 
 func (v *registryView) Registered(namespace, name string, ip netip.Addr) bool {
@@ -38,12 +39,16 @@ func (v *registryView) Registered(namespace, name string, ip netip.Addr) bool {
 		return ok
 	}
 	pod := namespace + "/" + name
+	var reason string
+	if !ok {
+		reason, _ = v.r.DatapathNotReady(namespace, name, ip)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if ok {
 		delete(v.notReady, pod)
-	} else if len(v.notReady) < maxTrackedNotReady {
-		v.notReady[pod] = struct{}{}
+	} else if _, known := v.notReady[pod]; known || len(v.notReady) < maxTrackedNotReady {
+		v.notReady[pod] = reason
 	}
 	return ok
 }
@@ -68,6 +73,12 @@ func (v *registryView) summary() *v1alpha1.DatapathSummary {
 		pods = pods[:v1alpha1.MaxNotReadyPods]
 	}
 	s.NotReadyPods = pods
+	for _, p := range pods {
+		if r := v.notReady[p]; r != "" {
+			s.Reason = truncate(r, 1024)
+			break
+		}
+	}
 	return s
 }
 
@@ -97,4 +108,15 @@ func routesFunc(ann *announce.Announcer, speaker bgp.Speaker) registry.RoutesFun
 		}
 		return out, nil
 	}
+}
+
+// truncate cuts s to at most n bytes (on a rune boundary).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

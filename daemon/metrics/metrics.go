@@ -68,6 +68,15 @@ var (
 		Help:           "Number of local pod endpoints whose datapath attach or registration failed (see the pods' DatapathNotReady events).",
 		StabilityLevel: metrics.ALPHA,
 	})
+	// LRUEvictions estimates the entries the kernel evicted from the datapath's LRU maps
+	// (conntrack: a flow may move to another backend; reverse NAT: replies go out
+	// unrewritten until the flow's next request), by map ("ct", "revnat").
+	LRUEvictions = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace:      namespace,
+		Name:           "datapath_lru_evictions_total",
+		Help:           "Estimated entries evicted from the eBPF conntrack (map=ct) and reverse-NAT (map=revnat) LRU maps because they were full.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"map"})
 	// IsLeader is 1 while this daemon holds the LB-IPAM lease.
 	IsLeader = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace:      namespace,
@@ -85,7 +94,7 @@ func Register() {
 	registerOnce.Do(func() {
 		legacyregistry.MustRegister(SessionsUp, Sessions, PrefixesAnnounced, ReconcileDuration,
 			Allocations, AllocationChanges, DatapathServices, IsLeader)
-		legacyregistry.MustRegister(EndpointsNotDatapathReady)
+		legacyregistry.MustRegister(EndpointsNotDatapathReady, LRUEvictions)
 		legacyregistry.CustomMustRegister(peers, pools)
 	})
 }

@@ -157,8 +157,8 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 	var heldBack []string // "node: why" of nodes whose endpoints the datapath cannot serve
 	for i, p := range plans {
 		switch {
-		case p.State.Reason == datapathready.ReasonDatapathNotReady:
-			heldBack = append(heldBack, p.Node+": "+p.State.Message)
+		case !p.Announces() && p.Decision.Reason == datapathready.ReasonDatapathNotReady:
+			heldBack = append(heldBack, p.Node+": "+p.Decision.Message)
 		case p.Announces() && p.Established:
 			announcing = append(announcing, p.Node)
 		case p.Announces():
@@ -290,7 +290,14 @@ func (v nodeStateView) DatapathNotReady(namespace, name string, ip netip.Addr) (
 	if v.Registered(namespace, name, ip) {
 		return "", false
 	}
-	return "listed in the node's BGPNodeState (status.datapath.notReadyPods)", true
+	st, err := v.states.Get(v.node)
+	if err != nil || st.Status.Datapath == nil {
+		return "", false
+	}
+	if r := st.Status.Datapath.Reason; r != "" {
+		return r, true
+	}
+	return "not registered by the CNI plugin (status.datapath.notReadyPods of the node's BGPNodeState)", true
 }
 
 // EstablishedPeers implements eligibility.SessionState.

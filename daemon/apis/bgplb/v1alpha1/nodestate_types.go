@@ -98,6 +98,12 @@ type DatapathSummary struct {
 	// +listType=atomic
 	// +optional
 	NotReadyPods []string `json:"notReadyPods,omitempty"`
+	// Reason is why the CNI plugin could not set up the datapath of the first of
+	// NotReadyPods that it registered (the attach or registration error), for the
+	// Service's Announced condition; empty when none was registered.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // BGPPeerState is the state of this node's session with one BGPPeer.
