@@ -89,11 +89,10 @@ func parseBIRDRoutes(out []byte, prefix netip.Prefix) []Path {
 		if cur == nil {
 			continue
 		}
-		key, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		key, val, ok := birdAttr(line)
 		if !ok {
 			continue
 		}
-		val = strings.TrimSpace(val)
 		switch key {
 		case "BGP.origin":
 			cur.Origin = val
@@ -269,11 +268,10 @@ func parseBIRDProtocols(out []byte, now time.Time) []birdProtocol {
 		if cur == nil {
 			continue
 		}
-		key, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		key, val, ok := birdAttr(line)
 		if !ok {
 			continue
 		}
-		val = strings.TrimSpace(val)
 		switch key {
 		case "BGP state":
 			cur.State = val
@@ -329,4 +327,10 @@ func (b BIRD) ClearSessions(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// birdAttr splits an indented "Key: value" line of birdc's detailed output.
+func birdAttr(line string) (key, val string, ok bool) {
+	key, val, ok = strings.Cut(strings.TrimSpace(line), ":")
+	return key, strings.TrimSpace(val), ok
 }

@@ -11,19 +11,12 @@ package v1alpha1_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,152 +30,8 @@ import (
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+	"github.com/bgplb/bgplb/internal/apiservertest"
 )
-
-const testToken = "bgplb-crd-test-token"
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startProcess starts a binary with its output in dir/<name>.log and stops it (by PID)
-// when the test ends.
-func startProcess(t *testing.T, dir, name, bin string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatalf("create %s: %v", logPath, err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }() // exit status is irrelevant: we stop it
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // already exited is fine
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill() // escalate; Wait reaps it
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("tail of %s log:\n%s", name, b)
-			}
-		}
-	})
-}
-
-func findBinaries(t *testing.T) (apiserver, etcd string) {
-	t.Helper()
-	dir := os.Getenv("BGPLB_K8S_BIN_DIR")
-	if dir == "" {
-		dir = "/root/.cache/bgplb/bin"
-	}
-	apiserver = filepath.Join(dir, "kube-apiserver")
-	if _, err := os.Stat(apiserver); err != nil {
-		t.Fatalf("kube-apiserver not found (set BGPLB_K8S_BIN_DIR): %v", err)
-	}
-	etcd, err := exec.LookPath("etcd")
-	if err != nil {
-		etcd = "/usr/bin/etcd"
-		if _, err := os.Stat(etcd); err != nil {
-			t.Fatalf("etcd not found in PATH or /usr/bin: %v", err)
-		}
-	}
-	return apiserver, etcd
-}
-
-// startControlPlane runs etcd and kube-apiserver on 127.0.0.1 and returns a client config.
-func startControlPlane(t *testing.T) *rest.Config {
-	t.Helper()
-	apiserverBin, etcdBin := findBinaries(t)
-	dir := t.TempDir()
-
-	clientPort, peerPort := freePort(t), freePort(t)
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	startProcess(t, dir, "etcd", etcdBin,
-		"--name=crdtest", "--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=crdtest="+peerURL)
-
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatalf("generate service account key: %v", err)
-	}
-	privPath, pubPath := filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatalf("marshal public key: %v", err)
-	}
-	writeFile(t, privPath, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	writeFile(t, pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
-	tokenPath := filepath.Join(dir, "tokens.csv")
-	writeFile(t, tokenPath, []byte(testToken+`,crd-test,crd-test,"system:masters"`+"\n"))
-
-	port := freePort(t)
-	startProcess(t, dir, "kube-apiserver", apiserverBin,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", port),
-		"--cert-dir="+filepath.Join(dir, "certs"),
-		"--token-auth-file="+tokenPath,
-		"--authorization-mode=RBAC",
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+pubPath,
-		"--service-account-signing-key-file="+privPath,
-		"--service-cluster-ip-range=198.18.128.0/20",
-		"--enable-priority-and-fairness=false",
-	)
-	cfg := &rest.Config{
-		Host:            fmt.Sprintf("https://127.0.0.1:%d", port),
-		BearerToken:     testToken,
-		TLSClientConfig: rest.TLSClientConfig{Insecure: true},
-		QPS:             100, Burst: 200,
-	}
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		t.Fatalf("http client: %v", err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := hc.Get(cfg.Host + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cfg
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kube-apiserver not ready after 90s (last error %v)", err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-func writeFile(t *testing.T, path string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatalf("write %s: %v", path, err)
-	}
-}
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
@@ -323,7 +172,7 @@ func catalogue() []objCase {
 }
 
 func TestCRDsAgainstAPIServer(t *testing.T) {
-	cfg := startControlPlane(t)
+	cfg := apiservertest.Start(t).Config
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatalf("dynamic client: %v", err)
