@@ -1,7 +1,8 @@
 //go:build apiserver
 
 // This test runs the real bgplbd binary against a real kube-apiserver (with the DaemonSet's
-// RBAC) and a real FRR bgpd, all inside a private network namespace:
+// RBAC and admission policies, and a ServiceAccount token bound to a bgplbd Pod on node1)
+// and a real FRR bgpd, all inside a private network namespace:
 //
 //	go test -tags apiserver -run TestDaemonWithFRR ./daemon/app
 //
@@ -153,13 +154,12 @@ func TestDaemonWithFRR(t *testing.T) {
 	}
 	saKey := write("sa.key", string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})))
 	saPub := write("sa.pub", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})))
-	tokens := write("tokens.csv", "admintoken,admin,admin,\"system:masters\"\n"+
-		"daemontoken,system:serviceaccount:bgplb-system:bgplbd,sa,\"system:serviceaccounts\"\n")
-	kc := func(user string) string {
+	tokens := write("tokens.csv", "admintoken,admin,admin,\"system:masters\"\n")
+	kc := func(user, token string) string {
 		return write("kubeconfig-"+user, fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: s, cluster: {server: \"https://127.0.0.1:6443\", insecure-skip-tls-verify: true}}]\n"+
-			"users: [{name: u, user: {token: %stoken}}]\ncontexts: [{name: s, context: {cluster: s, user: u}}]\ncurrent-context: s\n", user))
+			"users: [{name: u, user: {token: %s}}]\ncontexts: [{name: s, context: {cluster: s, user: u}}]\ncurrent-context: s\n", token))
 	}
-	admin, daemon := kc("admin"), kc("daemon")
+	admin := kc("admin", "admintoken")
 	e.start("etcd", etcd, "--name=t", "--data-dir="+filepath.Join(d, "etcd"),
 		"--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
 		"--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
@@ -239,6 +239,20 @@ endpoints:
 		t.Fatalf("patch node: %v\n%s", err, out)
 	}
 
+	// The daemon's credentials as the kubelet mints them: a bgplbd ServiceAccount token
+	// bound to a bgplbd Pod on node1 (the admission policies of manifests/base let it
+	// write node1's BGPNodeState only).
+	if out, err := k("-n", "bgplb-system", "run", "bgplbd-node1", "--image=ghcr.io/bgplb/bgplb:v0.1.0", "--restart=Never",
+		"--overrides", `{"spec":{"serviceAccountName":"bgplbd","nodeName":"node1"}}`); err != nil {
+		t.Fatalf("create bgplbd pod: %v\n%s", err, out)
+	}
+	saToken, err := k("-n", "bgplb-system", "create", "token", "bgplbd", "--bound-object-kind=Pod",
+		"--bound-object-name=bgplbd-node1", "--duration=1h")
+	if err != nil {
+		t.Fatalf("create token: %v\n%s", err, saToken)
+	}
+	daemon := kc("daemon", strings.TrimSpace(saToken))
+
 	// FRR with the configuration bgplbctl generates.
 	frrDir := filepath.Join(d, "frr")
 	if err := os.MkdirAll(frrDir, 0o755); err != nil {
@@ -273,6 +287,11 @@ endpoints:
 	e.eventually("Announced condition", 30*time.Second, func() (bool, string) {
 		out, _ := k("get", "svc", "web", "-o", `jsonpath={.status.conditions[?(@.type=="bgplb.io/Announced")].status}`)
 		return out == "True", out
+	})
+	// Its own BGPNodeState is written through the node-state admission policy.
+	e.eventually("BGPNodeState node1 announces 1 IPv4 prefix", 30*time.Second, func() (bool, string) {
+		out, _ := k("get", "bgpnodestate", "node1", "-o", "jsonpath={.status.announced.ipv4}")
+		return out == "1", out
 	})
 	if out, _ := k("get", "svc", "foreign", "-o", "jsonpath={.status}"); strings.Contains(out, "ingress") || strings.Contains(out, "conditions") {
 		t.Fatalf("foreign-class service written: %s", out)

@@ -95,6 +95,37 @@ func TestChart(t *testing.T) {
 		}
 	})
 
+	// The admission policies (docs/design.md, "Trust boundaries") are those of
+	// manifests/base with the default values, apart from the chart's labels.
+	t.Run("AdmissionEqualsKustomize", func(t *testing.T) {
+		out, err := run(t, nil, kubectl, "kustomize", "../base")
+		if err != nil {
+			t.Fatalf("kubectl kustomize ../base: %v\n%s", err, out)
+		}
+		n := 0
+		for _, want := range objects(t, out) {
+			if !strings.HasPrefix(want.GetKind(), "ValidatingAdmissionPolicy") {
+				continue
+			}
+			n++
+			got := find(t, rendered["default"], want.GetKind(), want.GetName())
+			if got == nil {
+				t.Errorf("the chart renders no %s %s", want.GetKind(), want.GetName())
+				continue
+			}
+			got.SetLabels(nil)
+			want.SetLabels(nil)
+			if !reflect.DeepEqual(got.Object, want.Object) {
+				gy, _ := yaml.Marshal(got.Object)
+				wy, _ := yaml.Marshal(want.Object)
+				t.Errorf("%s %s of the chart differs from manifests/base\nchart:\n%s\nkustomize:\n%s", want.GetKind(), want.GetName(), gy, wy)
+			}
+		}
+		if n != 4 {
+			t.Errorf("manifests/base has %d admission policies and bindings, want 4", n)
+		}
+	})
+
 	t.Run("Values", func(t *testing.T) {
 		checkDatapathOff(t, daemonSet(t, rendered["datapath-off"]))
 		checkAll(t, rendered["all"])
