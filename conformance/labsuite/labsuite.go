@@ -2,6 +2,7 @@ package labsuite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -52,6 +53,41 @@ func (f Faults) SignalDaemon(ctx context.Context, node string, sig syscall.Signa
 	return f.Lab.SignalDaemon(ctx, node, sig, restart)
 }
 
+// NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
+// namespaces.
+type NodeRoutes struct{ Lab *lab.Lab }
+
+// Routes implements suite.NodeRoutes.
+func (r NodeRoutes) Routes(ctx context.Context, node string, prefix netip.Prefix) ([]string, error) {
+	i := slices.IndexFunc(r.Lab.Nodes, func(n lab.Node) bool { return n.Name == node })
+	if i < 0 {
+		return nil, fmt.Errorf("lab has no node %q", node)
+	}
+	family := "-4"
+	if prefix.Addr().Is6() {
+		family = "-6"
+	}
+	out, err := lab.NetNS(r.Lab.Nodes[i].Netns).Exec(ctx, "ip", "-j", family, "route", "show", "table", "all", "exact", prefix.String())
+	if err != nil {
+		return nil, fmt.Errorf("read routes of %s on %s: %w: %s", prefix, node, err, strings.TrimSpace(string(out)))
+	}
+	var routes []map[string]any
+	if s := strings.TrimSpace(string(out)); s != "" {
+		if err := json.Unmarshal([]byte(s), &routes); err != nil {
+			return nil, fmt.Errorf("parse routes of %s on %s: %w", prefix, node, err)
+		}
+	}
+	res := make([]string, 0, len(routes))
+	for _, rt := range routes {
+		b, err := json.Marshal(rt)
+		if err != nil {
+			return nil, fmt.Errorf("print route of %s on %s: %w", prefix, node, err)
+		}
+		res = append(res, string(b))
+	}
+	return res, nil
+}
+
 // New returns a suite for the lab l with every feature declared supported.
 func New(l *lab.Lab) (*suite.Suite, error) {
 	cfg, err := l.RESTConfig()
@@ -73,6 +109,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		Client:            Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
 		SubnetClient:      FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
 		Faults:            Faults{Lab: l},
+		NodeRoutes:        NodeRoutes{Lab: l},
 		Timeouts:          suite.DefaultTimeouts,
 		Class:             lbv1.DefaultLoadBalancerClass,
 		Mode:              suite.ModeExplicitClass,

@@ -76,6 +76,14 @@ type Faults interface {
 	SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error
 }
 
+// NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
+// leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
+type NodeRoutes interface {
+	// Routes returns the routes of node, in every routing table, whose destination is
+	// exactly prefix (none: empty), each as the kernel prints it.
+	Routes(ctx context.Context, node string, prefix netip.Prefix) ([]string, error)
+}
+
 // Node is a cluster node as the router sees it.
 type Node struct {
 	Name string
@@ -121,6 +129,8 @@ type Suite struct {
 	// SubnetClient is optional; tests that need it are skipped without it.
 	SubnetClient SubnetClient
 	Faults       Faults
+	// NodeRoutes is optional; tests that need it are skipped without it.
+	NodeRoutes NodeRoutes
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts
