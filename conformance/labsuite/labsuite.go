@@ -121,6 +121,12 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		// The router holds static pod routes; nothing for C14 to check.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
 	}
+	if !l.Opts.IPv6 {
+		// A single-stack cluster: no IPv6 Service can exist.
+		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool {
+			return f == suite.FeatureIPv6 || f == suite.FeatureDualStack
+		})
+	}
 	for _, n := range l.Nodes {
 		s.Nodes = append(s.Nodes, suite.Node{Name: n.Name, Addresses: n.IPs})
 	}
@@ -154,6 +160,24 @@ func ApplyBase(ctx context.Context, c lbclient.Interface) error {
 	}
 	if _, err := api.BGPAdvertisements().Create(ctx, adv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create advertisement %s: %w", adv.Name, err)
+	}
+	return nil
+}
+
+// ApplyIPv6Peer creates (or keeps) a second peering with the lab router over IPv6, which a
+// dual-stack lab needs: bgplbd sends a peer only its own address family, so IPv6 VIPs
+// need an IPv6 peering (docs/design.md). Graceful restart is off on it: FRR 8.4 crashes
+// when a listen-range neighbour that negotiated it stays away past its restart time.
+func ApplyIPv6Peer(ctx context.Context, c lbclient.Interface) error {
+	peer := &lbv1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router-v6"},
+		Spec: lbv1.BGPPeerSpec{
+			LocalASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: lab.RouterFabricV6.String(),
+			Timers: &lbv1.BGPTimers{ConnectRetrySeconds: ptr.To[int32](2), HoldTimeSeconds: ptr.To[int32](9),
+				KeepaliveTimeSeconds: ptr.To[int32](3)},
+			GracefulRestart: &lbv1.GracefulRestart{Enabled: ptr.To(false)},
+		}}
+	if _, err := c.BgplbV1alpha1().BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create peer %s: %w", peer.Name, err)
 	}
 	return nil
 }
