@@ -53,6 +53,14 @@ func (f Faults) SignalDaemon(ctx context.Context, node string, sig syscall.Signa
 	return f.Lab.SignalDaemon(ctx, node, sig, restart)
 }
 
+// KillRouterBGP implements suite.RouterFaults: SIGKILL to the lab router's bgpd.
+func (f Faults) KillRouterBGP(ctx context.Context) error {
+	return f.Lab.StopRouterBGP(ctx, syscall.SIGKILL)
+}
+
+// StartRouterBGP implements suite.RouterFaults.
+func (f Faults) StartRouterBGP(ctx context.Context) error { return f.Lab.StartRouterBGP(ctx) }
+
 // NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
 // namespaces.
 type NodeRoutes struct{ Lab *lab.Lab }
@@ -120,6 +128,10 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 	if !l.Opts.ExportPodCIDR {
 		// The router holds static pod routes; nothing for C14 to check.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
+	}
+	if l.Opts.Router == lab.RouterFRR {
+		// The lab stops and starts FRR's bgpd alone; BIRD is one process.
+		s.RouterFaults = Faults{Lab: l}
 	}
 	if !l.Opts.IPv6 {
 		// A single-stack cluster: no IPv6 Service can exist.

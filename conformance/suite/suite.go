@@ -76,6 +76,16 @@ type Faults interface {
 	SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error
 }
 
+// RouterFaults stops and starts the router's BGP daemon. A cluster that cannot provide
+// it leaves Suite.RouterFaults nil and the tests needing it are skipped (and reported).
+type RouterFaults interface {
+	// KillRouterBGP kills the router's BGP daemon (no Cease is sent) and returns once it
+	// is gone; the router's other daemons keep running.
+	KillRouterBGP(ctx context.Context) error
+	// StartRouterBGP starts the router's BGP daemon again with its configuration.
+	StartRouterBGP(ctx context.Context) error
+}
+
 // NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
 // leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
 type NodeRoutes interface {
@@ -131,6 +141,8 @@ type Suite struct {
 	Faults       Faults
 	// NodeRoutes is optional; tests that need it are skipped without it.
 	NodeRoutes NodeRoutes
+	// RouterFaults is optional; tests that need it are skipped without it.
+	RouterFaults RouterFaults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts
