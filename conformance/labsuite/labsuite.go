@@ -61,6 +61,11 @@ func (f Faults) KillRouterBGP(ctx context.Context) error {
 // StartRouterBGP implements suite.RouterFaults.
 func (f Faults) StartRouterBGP(ctx context.Context) error { return f.Lab.StartRouterBGP(ctx) }
 
+// PauseAPIServer implements suite.ControlPlaneFaults.
+func (f Faults) PauseAPIServer(_ context.Context, pause bool) error {
+	return f.Lab.PauseAPIServer(pause)
+}
+
 // NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
 // namespaces.
 type NodeRoutes struct{ Lab *lab.Lab }
@@ -111,19 +116,20 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		return nil, fmt.Errorf("create bgplb clientset: %w", err)
 	}
 	s := &suite.Suite{
-		Kube:              kube,
-		LB:                lbc,
-		Router:            l.BGPRouter(),
-		Client:            Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
-		SubnetClient:      FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
-		Faults:            Faults{Lab: l},
-		NodeRoutes:        NodeRoutes{Lab: l},
-		Timeouts:          suite.DefaultTimeouts,
-		Class:             lbv1.DefaultLoadBalancerClass,
-		Mode:              suite.ModeExplicitClass,
-		VIPRange:          netip.MustParsePrefix("203.0.113.0/24"),
-		SupportedFeatures: suite.AllFeatures(),
-		PodImage:          "bgplb.io/podserver:lab",
+		Kube:               kube,
+		LB:                 lbc,
+		Router:             l.BGPRouter(),
+		Client:             Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
+		SubnetClient:       FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
+		Faults:             Faults{Lab: l},
+		NodeRoutes:         NodeRoutes{Lab: l},
+		ControlPlaneFaults: Faults{Lab: l},
+		Timeouts:           suite.DefaultTimeouts,
+		Class:              lbv1.DefaultLoadBalancerClass,
+		Mode:               suite.ModeExplicitClass,
+		VIPRange:           netip.MustParsePrefix("203.0.113.0/24"),
+		SupportedFeatures:  suite.AllFeatures(),
+		PodImage:           "bgplb.io/podserver:lab",
 	}
 	if !l.Opts.ExportPodCIDR {
 		// The router holds static pod routes; nothing for C14 to check.

@@ -86,6 +86,14 @@ type RouterFaults interface {
 	StartRouterBGP(ctx context.Context) error
 }
 
+// ControlPlaneFaults makes the API server unavailable. A cluster that cannot provide it
+// leaves Suite.ControlPlaneFaults nil and the tests needing it are skipped (and reported).
+type ControlPlaneFaults interface {
+	// PauseAPIServer makes the API server stop answering (pause true: requests and
+	// watches hang) or answer again (pause false).
+	PauseAPIServer(ctx context.Context, pause bool) error
+}
+
 // NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
 // leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
 type NodeRoutes interface {
@@ -143,6 +151,8 @@ type Suite struct {
 	NodeRoutes NodeRoutes
 	// RouterFaults is optional; tests that need it are skipped without it.
 	RouterFaults RouterFaults
+	// ControlPlaneFaults is optional; tests that need it are skipped without it.
+	ControlPlaneFaults ControlPlaneFaults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts
