@@ -28,18 +28,26 @@ var (
 	// machine-wide names, so suites of two prefixes do not share (and recreate) it.
 	labDirFlag = flag.String("conformance.lab-dir", "/run/"+lab.Prefix+"-lab-conformance", "lab state directory")
 	keepLab    = flag.Bool("conformance.keep-lab", false, "leave the lab running after the suite")
+	ipv6       = flag.Bool("conformance.ipv6", false, "run a dual-stack lab (IPv4 and IPv6), which the IPv6 and DualStack tests need")
 )
 
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	// The nodes announce their pod CIDRs (bgplbd --export-pod-cidr): the router holds
 	// no static routes, so every pod-IP flow of the suite follows BGP routes (C14).
-	_, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) { o.ExportPodCIDR = true })
+	_, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) {
+		o.ExportPodCIDR = true
+		o.IPv6 = *ipv6
+	})
 	s.Timeouts.Converge = *converge
 
 	results := suite.Run(t, s, tests.ConformanceTests, testing.Short())
 
-	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"}
+	setup := "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
+	if *ipv6 {
+		setup += ", dual-stack"
+	}
+	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: setup}
 	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(os.Getenv("BGPLB_BIN_DIR"))}, s.Mode, env, s.SupportedFeatures, results)
 	path := *reportPath
 	if path == "" {

@@ -93,3 +93,24 @@ func (l *Lab) PauseRouterBGP(pause bool) error {
 	}
 	return nil
 }
+
+// PauseAPIServer freezes (SIGSTOP, pause true) or resumes (SIGCONT) the lab's
+// kube-apiserver (the recorded PID only): every client's requests and watches hang
+// until it resumes, like an unreachable control plane.
+func (l *Lab) PauseAPIServer(pause bool) error {
+	p, alive, err := l.recordedProcess("kube-apiserver")
+	if err != nil {
+		return err
+	}
+	if !alive {
+		return errors.New("kube-apiserver is not running")
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := syscall.Kill(p.PID, sig); err != nil {
+		return fmt.Errorf("signal kube-apiserver (pid %d): %w", p.PID, err)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package labsuite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -52,6 +53,54 @@ func (f Faults) SignalDaemon(ctx context.Context, node string, sig syscall.Signa
 	return f.Lab.SignalDaemon(ctx, node, sig, restart)
 }
 
+// KillRouterBGP implements suite.RouterFaults: SIGKILL to the lab router's bgpd.
+func (f Faults) KillRouterBGP(ctx context.Context) error {
+	return f.Lab.StopRouterBGP(ctx, syscall.SIGKILL)
+}
+
+// StartRouterBGP implements suite.RouterFaults.
+func (f Faults) StartRouterBGP(ctx context.Context) error { return f.Lab.StartRouterBGP(ctx) }
+
+// PauseAPIServer implements suite.ControlPlaneFaults.
+func (f Faults) PauseAPIServer(_ context.Context, pause bool) error {
+	return f.Lab.PauseAPIServer(pause)
+}
+
+// NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
+// namespaces.
+type NodeRoutes struct{ Lab *lab.Lab }
+
+// Routes implements suite.NodeRoutes.
+func (r NodeRoutes) Routes(ctx context.Context, node string, prefix netip.Prefix) ([]string, error) {
+	i := slices.IndexFunc(r.Lab.Nodes, func(n lab.Node) bool { return n.Name == node })
+	if i < 0 {
+		return nil, fmt.Errorf("lab has no node %q", node)
+	}
+	family := "-4"
+	if prefix.Addr().Is6() {
+		family = "-6"
+	}
+	out, err := lab.NetNS(r.Lab.Nodes[i].Netns).Exec(ctx, "ip", "-j", family, "route", "show", "table", "all", "exact", prefix.String())
+	if err != nil {
+		return nil, fmt.Errorf("read routes of %s on %s: %w: %s", prefix, node, err, strings.TrimSpace(string(out)))
+	}
+	var routes []map[string]any
+	if s := strings.TrimSpace(string(out)); s != "" {
+		if err := json.Unmarshal([]byte(s), &routes); err != nil {
+			return nil, fmt.Errorf("parse routes of %s on %s: %w", prefix, node, err)
+		}
+	}
+	res := make([]string, 0, len(routes))
+	for _, rt := range routes {
+		b, err := json.Marshal(rt)
+		if err != nil {
+			return nil, fmt.Errorf("print route of %s on %s: %w", prefix, node, err)
+		}
+		res = append(res, string(b))
+	}
+	return res, nil
+}
+
 // New returns a suite for the lab l with every feature declared supported.
 func New(l *lab.Lab) (*suite.Suite, error) {
 	cfg, err := l.RESTConfig()
@@ -67,22 +116,34 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		return nil, fmt.Errorf("create bgplb clientset: %w", err)
 	}
 	s := &suite.Suite{
-		Kube:              kube,
-		LB:                lbc,
-		Router:            l.BGPRouter(),
-		Client:            Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
-		SubnetClient:      FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
-		Faults:            Faults{Lab: l},
-		Timeouts:          suite.DefaultTimeouts,
-		Class:             lbv1.DefaultLoadBalancerClass,
-		Mode:              suite.ModeExplicitClass,
-		VIPRange:          netip.MustParsePrefix("203.0.113.0/24"),
-		SupportedFeatures: suite.AllFeatures(),
-		PodImage:          "bgplb.io/podserver:lab",
+		Kube:               kube,
+		LB:                 lbc,
+		Router:             l.BGPRouter(),
+		Client:             Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
+		SubnetClient:       FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
+		Faults:             Faults{Lab: l},
+		NodeRoutes:         NodeRoutes{Lab: l},
+		ControlPlaneFaults: Faults{Lab: l},
+		Timeouts:           suite.DefaultTimeouts,
+		Class:              lbv1.DefaultLoadBalancerClass,
+		Mode:               suite.ModeExplicitClass,
+		VIPRange:           netip.MustParsePrefix("203.0.113.0/24"),
+		SupportedFeatures:  suite.AllFeatures(),
+		PodImage:           "bgplb.io/podserver:lab",
 	}
 	if !l.Opts.ExportPodCIDR {
 		// The router holds static pod routes; nothing for C14 to check.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
+	}
+	if l.Opts.Router == lab.RouterFRR {
+		// The lab stops and starts FRR's bgpd alone; BIRD is one process.
+		s.RouterFaults = Faults{Lab: l}
+	}
+	if !l.Opts.IPv6 {
+		// A single-stack cluster: no IPv6 Service can exist.
+		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool {
+			return f == suite.FeatureIPv6 || f == suite.FeatureDualStack
+		})
 	}
 	for _, n := range l.Nodes {
 		s.Nodes = append(s.Nodes, suite.Node{Name: n.Name, Addresses: n.IPs})
@@ -117,6 +178,24 @@ func ApplyBase(ctx context.Context, c lbclient.Interface) error {
 	}
 	if _, err := api.BGPAdvertisements().Create(ctx, adv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create advertisement %s: %w", adv.Name, err)
+	}
+	return nil
+}
+
+// ApplyIPv6Peer creates (or keeps) a second peering with the lab router over IPv6, which a
+// dual-stack lab needs: bgplbd sends a peer only its own address family, so IPv6 VIPs
+// need an IPv6 peering (docs/design.md). Graceful restart is off on it: FRR 8.4 crashes
+// when a listen-range neighbour that negotiated it stays away past its restart time.
+func ApplyIPv6Peer(ctx context.Context, c lbclient.Interface) error {
+	peer := &lbv1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router-v6"},
+		Spec: lbv1.BGPPeerSpec{
+			LocalASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: lab.RouterFabricV6.String(),
+			Timers: &lbv1.BGPTimers{ConnectRetrySeconds: ptr.To[int32](2), HoldTimeSeconds: ptr.To[int32](9),
+				KeepaliveTimeSeconds: ptr.To[int32](3)},
+			GracefulRestart: &lbv1.GracefulRestart{Enabled: ptr.To(false)},
+		}}
+	if _, err := c.BgplbV1alpha1().BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create peer %s: %w", peer.Name, err)
 	}
 	return nil
 }

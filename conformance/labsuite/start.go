@@ -50,6 +50,11 @@ func Start(t *testing.T, dir string, keep bool, mutate func(*lab.Options)) (*lab
 	if err := ApplyBase(ctx, s.LB); err != nil {
 		t.Fatal(err)
 	}
+	if opts.IPv6 {
+		if err := ApplyIPv6Peer(ctx, s.LB); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.WaitSessions(t)
 	return l, s
 }

@@ -7,6 +7,8 @@
 //     "/" and "/hostname" answer the server name (--name, default the host name);
 //     "/clientip" answers the remote IP the server saw, without the port;
 //     "/echo" answers the request body, or the "msg" query parameter when the body is empty;
+//     "/fetch?addr=<ip:port>&path=</p>" fetches http://<addr><path> from the server itself
+//     (a new connection, 3 s bound) and answers the body, or 502 with the error;
 //     GET "/ready" answers 200 "ready" or 503 "not ready";
 //     POST "/ready" with body "true"/"false" (or ?ready=true|false) sets readiness.
 //     Bodies carry no trailing newline.

@@ -70,6 +70,9 @@ func (s *server) handler() http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(body) // the client may have gone; nothing to do about it
 	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		s.fetch(w, r)
+	})
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
@@ -101,6 +104,49 @@ func (s *server) handler() http.Handler {
 		}
 	})
 	return mux
+}
+
+// fetchTimeout bounds one /fetch.
+const fetchTimeout = 3 * time.Second
+
+// fetch answers GET /fetch?addr=<ip:port>&path=</p>: the server itself fetches
+// http://<addr><path> on a new connection and answers the body it got (502 with the
+// error when that fails). It lets a test see what a pod sees when it reaches a VIP.
+func (s *server) fetch(w http.ResponseWriter, r *http.Request) {
+	ap, err := netip.ParseAddrPort(r.URL.Query().Get("addr"))
+	if err != nil {
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("addr: %v", err))
+		return
+	}
+	path := r.URL.Query().Get("path")
+	if !strings.HasPrefix(path, "/") {
+		writeText(w, http.StatusBadRequest, fmt.Sprintf("path %q does not start with /", path))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ap.String()+path, nil)
+	if err != nil {
+		writeText(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		writeText(w, http.StatusBadGateway, fmt.Sprintf("fetch: %v", err))
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		writeText(w, http.StatusBadGateway, fmt.Sprintf("read: %v", err))
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		writeText(w, http.StatusBadGateway, fmt.Sprintf("fetch: %s: %s", resp.Status, body))
+		return
+	}
+	writeText(w, http.StatusOK, string(body))
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

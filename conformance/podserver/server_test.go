@@ -119,6 +119,11 @@ func TestHTTPHandlers(t *testing.T) {
 		{"POST", v4 + "/ready", "false\n", 503, "not ready"},
 		{"POST", v4 + "/ready", "true", 200, "ready"},
 		{"DELETE", v4 + "/ready", "", 405, "method not allowed"},
+		{"GET", v4 + fmt.Sprintf("/fetch?addr=127.0.0.1:%d&path=/hostname", port), "", 200, "pod-a"},
+		{"GET", v4 + fmt.Sprintf("/fetch?addr=[::1]:%d&path=/clientip", port), "", 200, "::1"},
+		{"GET", v4 + fmt.Sprintf("/fetch?addr=127.0.0.1:%d&path=/nope", port), "", 502, "fetch: 404 Not Found: 404 page not found\n"},
+		{"GET", v4 + "/fetch?addr=nohost&path=/", "", 400, "addr: not an ip:port"},
+		{"GET", v4 + fmt.Sprintf("/fetch?addr=127.0.0.1:%d&path=x", port), "", 400, `path "x" does not start with /`},
 	}
 	for _, c := range checks {
 		code, body := do(t, c.method, c.url, c.body)

@@ -76,6 +76,32 @@ type Faults interface {
 	SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error
 }
 
+// RouterFaults stops and starts the router's BGP daemon. A cluster that cannot provide
+// it leaves Suite.RouterFaults nil and the tests needing it are skipped (and reported).
+type RouterFaults interface {
+	// KillRouterBGP kills the router's BGP daemon (no Cease is sent) and returns once it
+	// is gone; the router's other daemons keep running.
+	KillRouterBGP(ctx context.Context) error
+	// StartRouterBGP starts the router's BGP daemon again with its configuration.
+	StartRouterBGP(ctx context.Context) error
+}
+
+// ControlPlaneFaults makes the API server unavailable. A cluster that cannot provide it
+// leaves Suite.ControlPlaneFaults nil and the tests needing it are skipped (and reported).
+type ControlPlaneFaults interface {
+	// PauseAPIServer makes the API server stop answering (pause true: requests and
+	// watches hang) or answer again (pause false).
+	PauseAPIServer(ctx context.Context, pause bool) error
+}
+
+// NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
+// leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
+type NodeRoutes interface {
+	// Routes returns the routes of node, in every routing table, whose destination is
+	// exactly prefix (none: empty), each as the kernel prints it.
+	Routes(ctx context.Context, node string, prefix netip.Prefix) ([]string, error)
+}
+
 // Node is a cluster node as the router sees it.
 type Node struct {
 	Name string
@@ -121,6 +147,12 @@ type Suite struct {
 	// SubnetClient is optional; tests that need it are skipped without it.
 	SubnetClient SubnetClient
 	Faults       Faults
+	// NodeRoutes is optional; tests that need it are skipped without it.
+	NodeRoutes NodeRoutes
+	// RouterFaults is optional; tests that need it are skipped without it.
+	RouterFaults RouterFaults
+	// ControlPlaneFaults is optional; tests that need it are skipped without it.
+	ControlPlaneFaults ControlPlaneFaults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts

@@ -18,7 +18,9 @@ import (
 //
 //	130       A3 exhaustion          136-137  A8 pool shrink
 //	144-152   G1 self-overlapping    160-175  G2 overlapping pools
-//	184-187   C9 VIP change          188-191  A2 specific IP
+//	176-179   A6 IPv4-only pool      184-187  C9 VIP change
+//	188-191   A2 specific IP
+//	240-247   C12 routes the router injects
 //	254       an address in no pool (A2, G5); 250 is B2's foreign status
 func vipAt(s *suite.Suite, n int) netip.Addr {
 	a := s.VIPRange.Addr()
