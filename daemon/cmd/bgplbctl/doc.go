@@ -13,7 +13,10 @@
 //     FRR and BIRD outputs are checked by the routers' own parsers in the tests, VyOS and
 //     RouterOS against reviewed golden files;
 //   - doctor: bpffs, daemon socket, CNI chaining, uplink program and BGP session checks;
-//   - install-cni: used by the DaemonSet's init container to install and chain the plugin.
+//   - install-cni / uninstall-cni: one pass of what bgplbd's chaining loop does (copy the
+//     plugin and chain it last in the runtime's conflist; --datapath=false unchains), and
+//     its removal by hand (the conflist entry, the binary and the pinned programs), e.g.
+//     on a node that was down when the DaemonSet was deleted.
 //
 // Commands that read the cluster use --kubeconfig (or in-cluster config); the others work
 // on the node alone.
