@@ -8,7 +8,10 @@
 //   - router-config frr|bird|opnsense: the router side (listen range over the node
 //     subnet, multipath, import only pool host routes, export nothing);
 //   - doctor: bpffs, daemon socket, CNI chaining, uplink program and BGP session checks;
-//   - install-cni: used by the DaemonSet's init container to install and chain the plugin.
+//   - install-cni: install and chain the plugin once (the DaemonSet's init container;
+//     --datapath=false unchains); bgplbd --cni-conf-dir keeps it chained afterwards;
+//   - uninstall-cni: unchain (the primary's conflist comes back byte for byte), remove the
+//     plugin binary and bgplb's bpffs pins (docs/design.md, "CNI chaining").
 //
 // Commands that read the cluster use --kubeconfig (or in-cluster config); the others work
 // on the node alone.
