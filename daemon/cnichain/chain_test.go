@@ -285,3 +285,34 @@ func TestConcurrentChainAndUnchain(t *testing.T) {
 		t.Fatalf("conf dir after Unchain differs:\nbefore %q\nafter  %q", before, after)
 	}
 }
+
+// TestChainReconvertsARewrittenConf: after the conversion the primary CNI writes its
+// .conf again (it sorts first again): Chain converts it again, and Unchain brings back
+// the newest .conf.
+func TestChainReconvertsARewrittenConf(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "10-bridge.conf")
+	writeFile(t, conf, `{"cniVersion":"1.0.0","name":"mynet","type":"bridge","mtu":1500}`, 0o644)
+	if _, err := Chain(dir, testEntry); err != nil {
+		t.Fatal(err)
+	}
+	newer := `{"cniVersion":"1.0.0","name":"mynet","type":"bridge","mtu":9000}`
+	writeFile(t, conf, newer, 0o644)
+	before := snapshot(t, dir)
+	delete(before, filepath.Join(stateDirName, "chain.json"))
+	delete(before, "10-bridge.conflist") // our stale conversion; Unchain removes it
+	res, err := Chain(dir, testEntry)
+	if err != nil || res.Path != filepath.Join(dir, "10-bridge.conflist") {
+		t.Fatalf("Chain = %+v, %v", res, err)
+	}
+	list, err := libcni.ConfListFromFile(res.Path)
+	if err != nil || len(list.Plugins) != 2 || !bytes.Contains(list.Plugins[0].Bytes, []byte("9000")) {
+		t.Fatalf("re-converted conflist: %v %+v", err, list)
+	}
+	if _, err := Unchain(dir); err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, dir); !reflect.DeepEqual(before, after) {
+		t.Fatalf("after Unchain:\nwant %q\ngot  %q", before, after)
+	}
+}
