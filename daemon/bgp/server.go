@@ -441,6 +441,11 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 				st.EstablishedSince = p.Timers.State.Uptime.AsTime()
 			}
 		}
+		for _, a := range p.AfiSafis {
+			if a.State != nil {
+				st.PrefixesReceived += a.State.Received // always counted by GoBGP (adj-RIB-in)
+			}
+		}
 		if cached != nil {
 			st.PrefixesSent = cached[p.Conf.NeighborAddress]
 			out = append(out, st)

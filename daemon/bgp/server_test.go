@@ -421,6 +421,11 @@ func TestNoImport(t *testing.T) {
 	if _, ok := listRIB(t, sp.s, api.TableType_GLOBAL, "", injected); ok {
 		t.Fatal("route announced by the peer was imported into our RIB")
 	}
+	// The peer's status counts what it sent (BGPNodeState's prefixesReceived).
+	st, err := sp.Peers(ctx)
+	if err != nil || len(st) != 1 || st[0].PrefixesReceived != 1 {
+		t.Fatalf("peer status %+v (err %v): want one peer with PrefixesReceived 1", st, err)
+	}
 }
 
 // TestIPv6 announces a /128 over an IPv6 session; the next hop is our v6 address.

@@ -229,6 +229,9 @@ type PeerStatus struct {
 	LastError string
 	// PrefixesSent is the number of prefixes advertised to the peer.
 	PrefixesSent uint64
+	// PrefixesReceived is the number of prefixes the peer sent that GoBGP holds (its
+	// adj-RIB-in; bgplbd's import policy rejects them all, maxPrefixes bounds them).
+	PrefixesReceived uint64
 }
 
 // StateEstablished is PeerStatus.State of an established session.

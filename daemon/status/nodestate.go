@@ -121,7 +121,7 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 	for _, p := range peers {
 		ps := v1alpha1.BGPPeerState{
 			Name: p.Name, Address: p.Address.String(), PeerASN: int64(p.PeerASN), LocalASN: int64(p.LocalASN),
-			State: p.State, LastError: p.LastError, PrefixesSent: int64(p.PrefixesSent),
+			State: p.State, LastError: p.LastError, PrefixesSent: int64(p.PrefixesSent), PrefixesReceived: int64(p.PrefixesReceived),
 		}
 		if p.State == bgp.StateEstablished {
 			up++
