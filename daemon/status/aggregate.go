@@ -175,7 +175,9 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 	switch {
 	case len(announcing) > 0:
 		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
-		cond.Message = fmt.Sprintf("announced by %d node(s) (%s); %s", len(announcing), sample(announcing), counts)
+		// No cluster-wide session counts here: they would rewrite every announced
+		// Service's status whenever any session anywhere flaps.
+		cond.Message = fmt.Sprintf("announced by %d node(s) (%s)", len(announcing), sample(announcing))
 		if len(heldBack) > 0 {
 			cond.Message += fmt.Sprintf("; not announced by %d node(s) whose endpoints are not datapath-ready (%s)", len(heldBack), sample(heldBack))
 		}

@@ -183,6 +183,9 @@ func TestAggregatorReasons(t *testing.T) {
 		if c == nil || c.Status != wantStatus || c.Reason != wantReason || !strings.Contains(c.Message, wantMsg) || c.ObservedGeneration != 2 {
 			t.Fatalf("condition = %+v, want %s %s containing %q", c, wantStatus, wantReason, wantMsg)
 		}
+		if wantStatus == metav1.ConditionTrue && strings.Contains(c.Message, "session") {
+			t.Fatalf("Announced=True message %q carries session counts (any flap would rewrite it)", c.Message)
+		}
 		must(t, services.Update(got))
 		o, err := kube.CoreV1().Services("default").Get(ctx, "other", metav1.GetOptions{})
 		must(t, err)
@@ -206,12 +209,12 @@ func TestAggregatorReasons(t *testing.T) {
 	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	// ETP=Cluster: every node with a peer plans to announce; node2 has none yet.
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 1 node(s) (node1); 1 of 1")
+	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 1 node(s) (node1)")
 	nodeState("node1", "Active")
 	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it")
 	nodeState("node1", "Established")
 	nodeState("node2", "Established")
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2); 2 of 2")
+	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2)")
 
 	// Unchanged: no write.
 	kube.ClearActions()
