@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -55,30 +54,5 @@ func testDatapathClusterCrossNode(t *testing.T, s *suite.Suite) {
 	t.Logf("every node forwards %s after the announcement; %d connections failed before that",
 		time.Since(announced).Round(time.Millisecond), early)
 
-	seen := map[string]int{}
-	failures := 0
-	const requests = 500
-	for i := 0; i < requests; i++ {
-		name, err := s.HTTPGet(ctx, vip, 80, "/hostname")
-		if err != nil {
-			failures++
-			t.Logf("request %d: %v", i, err)
-			continue
-		}
-		seen[name]++
-	}
-	t.Logf("%d requests, %d failed, per backend: %v", requests, failures, seen)
-	if failures > 0 {
-		t.Errorf("%d of %d requests failed", failures, requests)
-	}
-	for _, p := range pods {
-		if seen[p.Name] == 0 {
-			t.Errorf("backend %s (%s) never answered", p.Name, p.Spec.NodeName)
-		}
-	}
-	for name := range seen {
-		if !strings.HasPrefix(name, "cross-node1-") {
-			t.Errorf("answer from an unexpected backend %q", name)
-		}
-	}
+	spreadRequests(t, s, vip, 500, pods, "cross-node1-")
 }

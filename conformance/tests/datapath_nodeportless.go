@@ -46,25 +46,5 @@ func testDatapathNodePortless(t *testing.T, s *suite.Suite) {
 		return err
 	})
 
-	seen := map[string]int{}
-	failures := 0
-	const requests = 300
-	for i := 0; i < requests; i++ {
-		name, err := s.HTTPGet(ctx, vip, 80, "/hostname")
-		if err != nil {
-			failures++
-			t.Logf("request %d: %v", i, err)
-			continue
-		}
-		seen[name]++
-	}
-	t.Logf("%d requests, %d failed, per backend: %v", requests, failures, seen)
-	if failures > 0 {
-		t.Errorf("%d of %d requests failed", failures, requests)
-	}
-	for _, p := range pods {
-		if seen[p.Name] == 0 {
-			t.Errorf("backend %s (%s) never answered", p.Name, p.Spec.NodeName)
-		}
-	}
+	spreadRequests(t, s, vip, 300, pods, "")
 }

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/bgplb/bgplb/conformance/suite"
@@ -60,30 +59,5 @@ func testDatapathLocalTCP(t *testing.T, s *suite.Suite) {
 		t.Fatalf("/clientip via the VIP = %q, want the client's own %s", got, s.Client.Address())
 	}
 
-	seen := map[string]int{}
-	failures := 0
-	const requests = 1000
-	for i := 0; i < requests; i++ {
-		name, err := s.HTTPGet(ctx, vip, 80, "/hostname")
-		if err != nil {
-			failures++
-			t.Logf("request %d: %v", i, err)
-			continue
-		}
-		seen[name]++
-	}
-	t.Logf("%d requests, %d failed, per backend: %v", requests, failures, seen)
-	if failures > 0 {
-		t.Errorf("%d of %d requests failed", failures, requests)
-	}
-	for _, p := range pods {
-		if seen[p.Name] == 0 {
-			t.Errorf("backend %s (%s) never answered", p.Name, p.Spec.NodeName)
-		}
-	}
-	for name := range seen {
-		if !strings.HasPrefix(name, "tcp-") {
-			t.Errorf("answer from an unexpected backend %q", name)
-		}
-	}
+	spreadRequests(t, s, vip, 1000, pods, "tcp-")
 }
