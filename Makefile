@@ -26,7 +26,7 @@ export BPF2GO_CC := $(CLANG)
 # Debian packages the lab and the tests use.
 APT_PACKAGES := frr bird2 etcd-server clang llvm bpftool iproute2 iperf3 wrk nftables \
 	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux
-K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl
+K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
 CNI_CMDS := ptp host-local loopback
 
 # Tests that need root, a kernel with BPF/tcx and network namespaces find the
