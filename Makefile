@@ -25,7 +25,7 @@ export BPF2GO_CC := $(CLANG)
 
 # Debian packages the lab and the tests use.
 APT_PACKAGES := frr bird2 etcd-server clang llvm bpftool iproute2 iperf3 wrk nftables \
-	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux
+	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux containerd runc
 K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
 CNI_CMDS := ptp host-local loopback
 
@@ -164,6 +164,11 @@ image-bin: image build ## the built images' linux/$(GOARCH) binaries in _output/
 	$(IMAGEBUILD) extract -flat -layout $(IMAGE_OUT)/bgplb -platform linux/$(HOST_GOARCH) -out $(IMAGE_BIN)
 	$(IMAGEBUILD) extract -flat -layout $(IMAGE_OUT)/podserver -platform linux/$(HOST_GOARCH) -out $(IMAGE_BIN)
 	cp $(addprefix $(BIN)/,$(LAB_ONLY_BINS)) $(IMAGE_BIN)/
+
+# The lab's sandbox image for --runtime containerd (containerd's sandbox_image), host platform only.
+.PHONY: image-pause
+image-pause: imagebuild ## build the lab's pause (sandbox) image into _output/image/pause
+	$(IMAGEBUILD) build -out $(IMAGE_OUT) -version $(VERSION) -images pause -platforms linux/$(HOST_GOARCH)
 
 push: imagebuild ## push what `make image` built: make push IMAGE=registry/repo:tag [PODSERVER_IMAGE=registry/repo:tag]
 	@test -n "$(IMAGE)" || { echo "push: set IMAGE=registry/repo:tag" >&2; exit 1; }
