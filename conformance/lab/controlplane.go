@@ -67,9 +67,10 @@ func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
 	ctrls := controllers
 	if l.Opts.Runtime == RuntimeContainerd {
 		// Real kubelets: `kubectl logs/exec` reach them by their InternalIP (the
-		// hostnames resolve nowhere), and bgplbd runs as a DaemonSet.
+		// hostnames resolve nowhere), bgplbd runs as a DaemonSet, and the node lifecycle
+		// controller lifts the not-ready taint the kubelets put on their Nodes.
 		apiExtra = []string{"--kubelet-preferred-address-types=InternalIP"}
-		ctrls += ",daemonset-controller"
+		ctrls += ",daemonset-controller,node-lifecycle-controller"
 	}
 	if _, err := startDetached(dir, "kube-apiserver", ControlPlaneNS, append([]string{
 		l.k8sBin("kube-apiserver"),
