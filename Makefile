@@ -39,6 +39,11 @@ export BGPLB_K8S_BIN_DIR := $(TOOLS_BIN)
 # bird` snippet inside Debian's default bird.conf): `make conformance ROUTER=bird`.
 ROUTER ?= frr
 export BGPLB_LAB_ROUTER := $(ROUTER)
+# How the lab's nodes run pods: lab (the lab kubelet, default) or containerd (a real
+# containerd + kubelet per node, bgplb installed from manifests/base and the image of
+# `make image`): `make conformance RUNTIME=containerd`.
+RUNTIME ?= lab
+export BGPLB_LAB_RUNTIME := $(RUNTIME)
 
 .PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-chart test-lab \
 	demo lab-up lab-down lab-status conformance bench manifests clean help
@@ -192,6 +197,11 @@ release: image ## make release VERSION=vX.Y.Z: _output/release/{bgplb.yaml, bgpl
 # taken from the built image (issue 14), not from bin/.
 conformance: image-bin
 conformance: export BGPLB_BIN_DIR := $(IMAGE_BIN)
+# Real nodes import the images (and the pause image) from here.
+export BGPLB_IMAGE_DIR := $(IMAGE_OUT)
+ifeq ($(RUNTIME),containerd)
+conformance lab-up: image image-pause
+endif
 # ---- end of images and release ------------------------------------------------
 
 clean: ## remove build output (not the tools cache)

@@ -35,7 +35,7 @@ func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	// The nodes announce their pod CIDRs (bgplbd --export-pod-cidr): the router holds
 	// no static routes, so every pod-IP flow of the suite follows BGP routes (C14).
-	_, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) {
+	l, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) {
 		o.ExportPodCIDR = true
 		o.IPv6 = *ipv6
 	})
@@ -46,6 +46,9 @@ func TestConformance(t *testing.T) {
 	setup := "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
 	if *ipv6 {
 		setup += ", dual-stack"
+	}
+	if l.Opts.Runtime == lab.RuntimeContainerd {
+		setup += ", containerd + kubelet nodes, bgplb installed from manifests/base and its image"
 	}
 	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: setup}
 	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(os.Getenv("BGPLB_BIN_DIR"))}, s.Mode, env, s.SupportedFeatures, results)

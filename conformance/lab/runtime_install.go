@@ -97,7 +97,13 @@ func (l *Lab) writeInstallOverlay(dir, image string) error {
 		args = append(args, "--datapath-attach="+l.Opts.DatapathAttach)
 	}
 	args = append(args, l.Opts.DaemonExtraArgs...)
-	ops := []map[string]any{{"op": "add", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"}}
+	ops := []map[string]any{
+		{"op": "add", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"},
+		// The lab's way to keep a node's bgplbd down (DaemonStoppedLabel).
+		{"op": "add", "path": "/spec/template/spec/affinity", "value": map[string]any{"nodeAffinity": map[string]any{
+			"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{
+				"matchExpressions": []any{map[string]any{"key": DaemonStoppedLabel, "operator": "DoesNotExist"}}}}}}}},
+	}
 	for _, a := range args {
 		ops = append(ops, map[string]any{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": a})
 	}

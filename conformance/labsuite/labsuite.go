@@ -131,6 +131,12 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		SupportedFeatures:  suite.AllFeatures(),
 		PodImage:           "bgplb.io/podserver:lab",
 	}
+	if l.Opts.Runtime == lab.RuntimeContainerd {
+		// Real nodes run the podserver image imported into their containerd.
+		if s.PodImage, err = l.ImageRef("podserver"); err != nil {
+			return nil, err
+		}
+	}
 	if !l.Opts.ExportPodCIDR {
 		// The router holds static pod routes; nothing for C14 to check.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
