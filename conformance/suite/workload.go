@@ -86,10 +86,35 @@ func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32, opts
 	for _, o := range opts {
 		o(d)
 	}
+	// The pod server answers on the container's ports: a real kubelet runs the image's
+	// entrypoint with these arguments (the lab kubelet derives the same from the ports).
+	if c := &d.Spec.Template.Spec.Containers[0]; len(c.Args) == 0 {
+		c.Args = podserverArgs(c.Ports)
+	}
 	if _, err := s.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
 	}
 	return name
+}
+
+// podserverArgs returns the pod server's --tcp and --udp flags for ports.
+func podserverArgs(ports []corev1.ContainerPort) []string {
+	var tcp, udp []string
+	for _, p := range ports {
+		if p.Protocol == corev1.ProtocolUDP {
+			udp = append(udp, fmt.Sprint(p.ContainerPort))
+		} else {
+			tcp = append(tcp, fmt.Sprint(p.ContainerPort))
+		}
+	}
+	var args []string
+	if len(tcp) > 0 {
+		args = append(args, "--tcp", strings.Join(tcp, ","))
+	}
+	if len(udp) > 0 {
+		args = append(args, "--udp", strings.Join(udp, ","))
+	}
+	return args
 }
 
 // Scale sets the replicas of Deployment name and waits until exactly that many of
