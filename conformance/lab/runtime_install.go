@@ -13,6 +13,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/bgplb/bgplb/manifests"
@@ -180,4 +181,57 @@ func writeFS(fsys fs.FS, root, dir string) error {
 		}
 		return dst.Close()
 	})
+}
+
+// daemonSetRunning reports whether bgplbd's DaemonSet has a ready pod.
+func (l *Lab) daemonSetRunning() bool {
+	cs, err := l.Clientset()
+	if err != nil {
+		return false
+	}
+	ds, err := cs.AppsV1().DaemonSets(DaemonNamespace).Get(context.Background(), DaemonSetName, metav1.GetOptions{})
+	return err == nil && ds.Status.NumberReady > 0
+}
+
+// demoFix adapts the demo's objects to real nodes, which pull no images: every
+// Deployment runs the imported podserver image on its container ports (the lab kubelet
+// runs the pod server whatever the image says).
+func (l *Lab) demoFix() (func(*unstructured.Unstructured) error, error) {
+	if l.Opts.Runtime != RuntimeContainerd {
+		return nil, nil
+	}
+	image, err := l.ImageRef("podserver")
+	if err != nil {
+		return nil, err
+	}
+	return func(obj *unstructured.Unstructured) error {
+		if obj.GetKind() != "Deployment" {
+			return nil
+		}
+		containers, _, err := unstructured.NestedSlice(obj.Object, "spec", "template", "spec", "containers")
+		if err != nil {
+			return err
+		}
+		for i, c := range containers {
+			m, ok := c.(map[string]any)
+			if !ok {
+				continue
+			}
+			var tcp []string
+			ports, _ := m["ports"].([]any)
+			for _, p := range ports {
+				if pm, ok := p.(map[string]any); ok && (pm["protocol"] == nil || pm["protocol"] == "TCP") {
+					tcp = append(tcp, fmt.Sprint(pm["containerPort"]))
+				}
+			}
+			if len(tcp) == 0 {
+				tcp = []string{"8080"}
+			}
+			m["image"] = image
+			m["args"] = []any{"--tcp", strings.Join(tcp, ",")}
+			delete(m, "command")
+			containers[i] = m
+		}
+		return unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")
+	}, nil
 }
