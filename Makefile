@@ -205,8 +205,11 @@ endif
 # Real nodes (containerd + kubelet, bgplb from manifests/base and its image): the lab's
 # own test of them, and the conformance profiles that run there. Not part of `make test`.
 .PHONY: test-lab-containerd conformance-containerd
-test-lab-containerd: deps tools build image image-pause ## real-node lab test: DaemonSet install, pod restart under load, clean down (root)
-	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -run 'TestRealNodes' ./conformance/lab/
+# Image B of the upgrade test: the same source, another version string.
+UPGRADE_IMAGE_OUT := $(CURDIR)/_output/image-upgrade
+test-lab-containerd: deps tools build image image-pause ## real-node lab test: DaemonSet install, pod restart and upgrade under load, clean down (root)
+	$(IMAGEBUILD) build -out $(UPGRADE_IMAGE_OUT) -version $(VERSION)-upgrade -images bgplb -platforms linux/$(HOST_GOARCH)
+	BGPLB_UPGRADE_IMAGE_DIR=$(UPGRADE_IMAGE_OUT) $(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -run 'TestRealNodes' ./conformance/lab/
 conformance-containerd: deps tools build image image-bin image-pause ## the LB-DATAPATH conformance tests on real nodes; report in _output/conformance-report-containerd.yaml
 	@mkdir -p _output
 	BGPLB_LAB_RUNTIME=containerd BGPLB_BIN_DIR=$(IMAGE_BIN) $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v \

@@ -123,10 +123,8 @@ func (l *Lab) startRealNode(ctx context.Context, cs kubernetes.Interface, n Node
 		return fmt.Errorf("wait for containerd on %s (see %s): %w", n.Name, filepath.Join(l.Dir, "logs", n.Name+"-containerd.log"), err)
 	}
 	for _, img := range labImages {
-		tar := filepath.Join(l.Opts.ImageDir, img+".tar")
-		if out, err := run(ctx, "ctr", "--address", n.ContainerdSocket(), "-n", "k8s.io", "images", "import",
-			"--platform", "linux/"+goarch(), tar); err != nil {
-			return fmt.Errorf("import %s into %s's containerd: %w: %s", tar, n.Name, err, out)
+		if err := importImage(ctx, n, filepath.Join(l.Opts.ImageDir, img+".tar")); err != nil {
+			return err
 		}
 	}
 	if err := l.registerNode(ctx, cs, n); err != nil {

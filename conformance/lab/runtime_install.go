@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/bgplb/bgplb/manifests"
@@ -234,4 +235,39 @@ func (l *Lab) demoFix() (func(*unstructured.Unstructured) error, error) {
 		}
 		return unstructured.SetNestedSlice(obj.Object, containers, "spec", "template", "spec", "containers")
 	}, nil
+}
+
+// ImportImage imports the OCI archive tar into every node's containerd (as `make image`
+// writes it), for example a new bgplb image to roll the DaemonSet to.
+func (l *Lab) ImportImage(ctx context.Context, tar string) error {
+	for _, n := range l.Nodes {
+		if err := importImage(ctx, n, tar); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importImage imports the OCI archive tar into node n's containerd, in the CRI's
+// namespace, for the host's platform.
+func importImage(ctx context.Context, n Node, tar string) error {
+	if out, err := run(ctx, "ctr", "--address", n.ContainerdSocket(), "-n", "k8s.io", "images", "import",
+		"--platform", "linux/"+goarch(), tar); err != nil {
+		return fmt.Errorf("import %s into %s's containerd: %w: %s", tar, n.Name, err, out)
+	}
+	return nil
+}
+
+// SetDaemonImage rolls bgplbd's DaemonSet to image (imported with ImportImage) and
+// waits until every node runs a ready pod of it.
+func (l *Lab) SetDaemonImage(ctx context.Context, image string) error {
+	cs, err := l.Clientset()
+	if err != nil {
+		return err
+	}
+	patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"containers":[{"name":"bgplbd","image":%q}]}}}}`, image)
+	if _, err := cs.AppsV1().DaemonSets(DaemonNamespace).Patch(ctx, DaemonSetName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("set bgplbd's image to %s: %w", image, err)
+	}
+	return l.WaitDaemonSet(ctx, cs, 5*time.Minute)
 }

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/conformance/labsuite"
+	"github.com/bgplb/bgplb/conformance/suite"
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
@@ -178,73 +181,68 @@ func TestRealNodes(t *testing.T) {
 		return err
 	})
 
-	t.Log("delete node1's bgplbd pod under load: no failed request, no route change")
-	type sample struct {
-		hops []netip.Addr
-		err  error
+	steady := func(t *testing.T, what string, fn func() error) {
+		t.Helper()
+		ok, failed, routeErr := underLoad(t, func() error { _, err := tryGet(client, url); return err },
+			func() error {
+				h, err := lbc.Router.FIBNextHops(ctx, prefix)
+				if err == nil && !slices.Equal(h, hops) {
+					err = fmt.Errorf("next hops %v, want %v", h, hops)
+				}
+				return err
+			}, fn)
+		t.Logf("%s: %d requests answered, %d failed", what, ok, failed)
+		if failed != 0 || ok == 0 {
+			t.Errorf("%s: %d requests failed (%d answered)", what, failed, ok)
+		}
+		if routeErr != nil {
+			t.Errorf("%s: the router's route changed: %v", what, routeErr)
+		}
 	}
-	stop := make(chan struct{})
-	done := make(chan [2]int)
-	go func() { // bounded: at most 2 minutes of requests
-		ok, failed := 0, 0
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			select {
-			case <-stop:
-				done <- [2]int{ok, failed}
-				return
-			default:
-			}
-			if _, err := tryGet(client, url); err != nil {
-				failed++
-				t.Logf("request failed: %v", err)
-			} else {
-				ok++
-			}
-		}
-		done <- [2]int{ok, failed}
-	}()
-	samples := make(chan []sample, 1)
-	go func() {
-		var out []sample
-		deadline := time.Now().Add(2 * time.Minute)
-		for time.Now().Before(deadline) {
-			select {
-			case <-stop:
-				samples <- out
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-			h, err := lbc.Router.FIBNextHops(ctx, prefix)
-			out = append(out, sample{h, err})
-		}
-		samples <- out
-	}()
-	time.Sleep(2 * time.Second) // load before the restart
+
+	t.Log("delete node1's bgplbd pod under load: no failed request, no route change")
 	old, err := cs.CoreV1().Pods(lab.DaemonNamespace).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node1"})
 	if err != nil || len(old.Items) != 1 {
 		t.Fatalf("bgplbd pod on node1: %v (%d pods)", err, len(old.Items))
 	}
-	if err := l.SignalDaemon(ctx, "node1", syscall.SIGTERM, true); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Second) // load after the new pod is Ready
-	close(stop)
-	counts, route := <-done, <-samples
-	t.Logf("%d requests answered, %d failed; %d route samples", counts[0], counts[1], len(route))
-	if counts[1] != 0 || counts[0] == 0 {
-		t.Errorf("%d requests failed (%d answered) across the bgplbd pod restart", counts[1], counts[0])
-	}
-	for _, s := range route {
-		if s.err != nil || !slices.Equal(s.hops, hops) {
-			t.Errorf("the router's route changed during the restart: %v %v (want %v)", s.hops, s.err, hops)
-			break
-		}
-	}
+	steady(t, "bgplbd pod deleted", func() error { return l.SignalDaemon(ctx, "node1", syscall.SIGTERM, true) })
 	now, err := cs.CoreV1().Pods(lab.DaemonNamespace).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node1"})
 	if err != nil || len(now.Items) != 1 || now.Items[0].UID == old.Items[0].UID {
 		t.Errorf("want a new bgplbd pod on node1, have %d (err %v)", len(now.Items), err)
 	}
+
+	t.Run("upgrade", func(t *testing.T) {
+		dirB := os.Getenv("BGPLB_UPGRADE_IMAGE_DIR")
+		if dirB == "" {
+			t.Skip("set BGPLB_UPGRADE_IMAGE_DIR to a second build of the bgplb image (make test-lab-containerd does)")
+		}
+		imageB, err := imageRefIn(dirB, "bgplb")
+		if err != nil {
+			t.Fatal(err)
+		}
+		imageA, _ := l.ImageRef("bgplb")
+		if imageA == imageB {
+			t.Fatalf("image B %s is image A", imageB)
+		}
+		if err := l.ImportImage(ctx, filepath.Join(dirB, "bgplb.tar")); err != nil {
+			t.Fatal(err)
+		}
+		mapsBefore := pinnedMapIDs(t, l)
+		versionsBefore := nodeVersions(t, lbc)
+		t.Logf("roll bgplbd from %s to %s under load", imageA, imageB)
+		steady(t, "DaemonSet rolled to image B", func() error { return l.SetDaemonImage(ctx, imageB) })
+		if after := pinnedMapIDs(t, l); !maps.Equal(after, mapsBefore) {
+			t.Errorf("pinned maps were replaced, not adopted: before %v, after %v", mapsBefore, after)
+		}
+		eventually(t, 60*time.Second, "BGPNodeStates report image B's version", func() error {
+			for node, v := range nodeVersions(t, lbc) {
+				if v == versionsBefore[node] || !strings.Contains(imageB, v) {
+					return fmt.Errorf("%s reports version %q (before %q; image %s)", node, v, versionsBefore[node], imageB)
+				}
+			}
+			return nil
+		})
+	})
 
 	t.Log("down leaves nothing behind")
 	if err := lab.Down(l.Dir); err != nil {
@@ -285,4 +283,118 @@ func checkNothingLeft(t *testing.T, dir string) {
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("lab dir %s left", dir)
 	}
+}
+
+// underLoad runs request in a loop and check (the router's route) every 200 ms while fn
+// runs and for 3 s before and after it (at most 6 minutes in all). It returns the
+// answered and failed requests and the first check error.
+func underLoad(t *testing.T, request, check func() error, fn func() error) (ok, failed int, checkErr error) {
+	t.Helper()
+	stop := make(chan struct{})
+	done := make(chan [2]int)
+	go func() {
+		var n [2]int
+		for deadline := time.Now().Add(6 * time.Minute); time.Now().Before(deadline); {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			if err := request(); err != nil {
+				n[1]++
+				t.Logf("request failed: %v", err)
+			} else {
+				n[0]++
+			}
+		}
+		done <- n
+	}()
+	checked := make(chan error)
+	go func() {
+		for deadline := time.Now().Add(6 * time.Minute); time.Now().Before(deadline); {
+			select {
+			case <-stop:
+				checked <- nil
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if err := check(); err != nil {
+				<-stop
+				checked <- err
+				return
+			}
+		}
+		<-stop
+		checked <- nil
+	}()
+	time.Sleep(3 * time.Second)
+	fnErr := fn()
+	if fnErr == nil {
+		time.Sleep(3 * time.Second)
+	}
+	close(stop)
+	n, cerr := <-done, <-checked
+	if fnErr != nil {
+		t.Fatal(fnErr)
+	}
+	return n[0], n[1], cerr
+}
+
+// imageRefIn reads the image name an imagebuild layout <dir>/<name> carries.
+func imageRefIn(dir, name string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, name, "index.json"))
+	if err != nil {
+		return "", err
+	}
+	var idx struct {
+		Manifests []struct {
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil || len(idx.Manifests) != 1 {
+		return "", fmt.Errorf("decode %s/%s/index.json: %v", dir, name, err)
+	}
+	return idx.Manifests[0].Annotations["io.containerd.image.name"], nil
+}
+
+// pinnedMapIDs returns the kernel IDs of the maps pinned in every node's pin dir
+// (bpftool): a daemon that adopts the pins keeps them.
+func pinnedMapIDs(t *testing.T, l *lab.Lab) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, n := range l.Nodes {
+		pins, _ := filepath.Glob(filepath.Join(n.BPFPinDir(), "bgplb", "lb_*"))
+		if len(pins) == 0 {
+			t.Fatalf("no pinned maps in %s", filepath.Join(n.BPFPinDir(), "bgplb"))
+		}
+		for _, p := range pins {
+			data, err := exec.Command("bpftool", "-j", "map", "show", "pinned", p).Output()
+			if err != nil {
+				t.Fatalf("bpftool map show pinned %s: %v", p, err)
+			}
+			var m struct {
+				ID int `json:"id"`
+			}
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatalf("decode bpftool output for %s: %v", p, err)
+			}
+			out[p] = m.ID
+		}
+	}
+	return out
+}
+
+// nodeVersions returns status.version of every BGPNodeState.
+func nodeVersions(t *testing.T, s *suite.Suite) map[string]string {
+	t.Helper()
+	list, err := s.LB.BgplbV1alpha1().BGPNodeStates().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list BGPNodeStates: %v", err)
+	}
+	out := map[string]string{}
+	for _, st := range list.Items {
+		out[st.Name] = st.Status.Version
+	}
+	return out
 }
