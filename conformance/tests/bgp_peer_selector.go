@@ -58,7 +58,7 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 
 	ns := s.Namespace(t, "conf-peer-selector")
 	t.Log("a Service of the base advertisement (ETP=Cluster): every node announces it")
-	dBase := s.Backend(t, ns, "base", "node2", 1)
+	dBase := s.Backend(t, ns, "base", s.NodeName(2), 1)
 	s.LBService(t, ns, "base", "base")
 	baseVIP := s.WaitIngress(t, ns, "base")
 	s.WaitPods(t, ns, dBase, 1)
@@ -84,7 +84,7 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 	})
 
 	t.Logf("peerSelector %s=true matches no BGPPeer: the VIP is allocated, never announced", peerSelectorLabel)
-	d := s.Backend(t, ns, "sel", "node1", 1)
+	d := s.Backend(t, ns, "sel", s.NodeName(1), 1)
 	s.LBService(t, ns, "sel", "sel", suite.WithLocal, suite.WithLabels(selected))
 	vip := s.WaitIngress(t, ns, "sel")
 	s.WaitPods(t, ns, d, 1)
@@ -99,7 +99,7 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 	if err := setPeerLabel(ctx, s, labPeer, peerSelectorLabel, "true"); err != nil {
 		t.Fatalf("label BGPPeer %s: %v", labPeer, err)
 	}
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	cond = waitAnnounced(t, s, ns, "sel", metav1.ConditionTrue, reasonAnnounced)
 	t.Logf("Announced: %s: %s", cond.Reason, cond.Message)
 	if err := s.SessionsUnchanged(ctx, sessions); err != nil {

@@ -17,6 +17,7 @@ func init() {
 		ID:        "E6",
 		Description: "the last pod of an ETP=Local VIP is deleted while bgplbd on its node is down: after the " +
 			"restart the route is withdrawn within T; a new pod brings it back",
+		Needs:    []suite.Adapter{suite.AdapterFaults},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureETPLocal, suite.FeatureWithdrawNoEP, suite.FeatureDaemonRestart},
 		Test:     testPodDeletedDaemonDown,
@@ -29,7 +30,7 @@ func testPodDeletedDaemonDown(t *testing.T, s *suite.Suite) {
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-pod-gone-daemon-down")
-	node := "node2"
+	node := s.NodeName(2)
 	d := s.Backend(t, ns, "gone", node, 1)
 	s.LBService(t, ns, "gone", "gone", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "gone")
