@@ -128,6 +128,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		Class:              lbv1.DefaultLoadBalancerClass,
 		Mode:               suite.ModeExplicitClass,
 		VIPRange:           netip.MustParsePrefix("203.0.113.0/24"),
+		PeerName:           "lab-router",
 		SupportedFeatures:  suite.AllFeatures(),
 		PodImage:           "bgplb.io/podserver:lab",
 	}

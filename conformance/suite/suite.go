@@ -216,10 +216,14 @@ type Suite struct {
 	// Class is the implementation's loadBalancerClass.
 	Class string
 	Mode  Mode
+	// PeerName is the BGPPeer of the router under test (the lab's "lab-router").
+	PeerName string
 	// VIPRange is the range the suite may put in pools it creates for its tests.
 	VIPRange netip.Prefix
 	// SupportedFeatures; a test needing anything else is skipped.
 	SupportedFeatures []Feature
+	// SkipTests maps the short names of tests this run leaves out to the reason.
+	SkipTests map[string]string
 	// PodImage is the image of test workloads (the lab runs its pod server whatever
 	// the image says).
 	PodImage string
@@ -263,7 +267,8 @@ type Result struct {
 }
 
 // Run runs tests as subtests of t and returns their results. Tests needing
-// unsupported features, or Faults when there are none, are skipped with a reason.
+// unsupported features, or adapters the suite lacks, are skipped with a reason; tests
+// that -test.run does not select are left out of the results.
 func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 	var results []Result
 	for _, ct := range tests {
@@ -273,6 +278,9 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 			if !slices.Contains(s.SupportedFeatures, f) {
 				r.Reason = fmt.Sprintf("feature %s not supported", f)
 			}
+		}
+		if why, ok := s.SkipTests[ct.ShortName]; ok && r.Reason == "" {
+			r.Reason = why
 		}
 		for _, a := range ct.NeededAdapters() {
 			if r.Reason == "" && !s.Has(a) {
@@ -284,7 +292,9 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 		}
 		start := time.Now()
 		skipped := false
+		ran := false
 		passed := t.Run(ct.ShortName, func(t *testing.T) {
+			ran = true
 			defer func() { skipped = t.Skipped() }()
 			if r.Reason != "" {
 				t.Skip(r.Reason)
@@ -293,6 +303,9 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 			ct.Test(t, s)
 		})
 		r.Took = time.Since(start)
+		if !ran {
+			continue // not selected by -test.run: not part of this run or its report
+		}
 		switch {
 		case skipped:
 			r.Outcome = "skipped"

@@ -32,8 +32,6 @@ func init() {
 }
 
 const (
-	// labPeer is the BGPPeer of the lab's base configuration (the router under test).
-	labPeer = "lab-router"
 	// peerSelectorLabel is the BGPPeer label the test's advertisement selects.
 	peerSelectorLabel = "bgplb.io/conformance-peer-selector"
 
@@ -43,16 +41,16 @@ const (
 
 func testPeerSelector(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
-	peer, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, labPeer, getOpts)
+	peer, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, s.PeerName, getOpts)
 	if err != nil {
-		t.Fatalf("get BGPPeer %s: %v", labPeer, err)
+		t.Fatalf("get BGPPeer %s: %v", s.PeerName, err)
 	}
 	if _, ok := peer.Labels[peerSelectorLabel]; ok {
-		t.Fatalf("BGPPeer %s already has label %s (left over by an earlier run?)", labPeer, peerSelectorLabel)
+		t.Fatalf("BGPPeer %s already has label %s (left over by an earlier run?)", s.PeerName, peerSelectorLabel)
 	}
 	t.Cleanup(func() {
-		if err := setPeerLabel(context.Background(), s, labPeer, peerSelectorLabel, ""); err != nil {
-			t.Errorf("restore BGPPeer %s: %v", labPeer, err)
+		if err := setPeerLabel(context.Background(), s, s.PeerName, peerSelectorLabel, ""); err != nil {
+			t.Errorf("restore BGPPeer %s: %v", s.PeerName, err)
 		}
 	})
 
@@ -95,9 +93,9 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 		return routerHas(s, vip, nil)
 	})
 
-	t.Logf("label BGPPeer %s %s=true: node1 announces the VIP to it", labPeer, peerSelectorLabel)
-	if err := setPeerLabel(ctx, s, labPeer, peerSelectorLabel, "true"); err != nil {
-		t.Fatalf("label BGPPeer %s: %v", labPeer, err)
+	t.Logf("label BGPPeer %s %s=true: node1 announces the VIP to it", s.PeerName, peerSelectorLabel)
+	if err := setPeerLabel(ctx, s, s.PeerName, peerSelectorLabel, "true"); err != nil {
+		t.Fatalf("label BGPPeer %s: %v", s.PeerName, err)
 	}
 	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	cond = waitAnnounced(t, s, ns, "sel", metav1.ConditionTrue, reasonAnnounced)
@@ -107,8 +105,8 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 	}
 
 	t.Logf("remove the label again: the VIP is withdrawn")
-	if err := setPeerLabel(ctx, s, labPeer, peerSelectorLabel, ""); err != nil {
-		t.Fatalf("unlabel BGPPeer %s: %v", labPeer, err)
+	if err := setPeerLabel(ctx, s, s.PeerName, peerSelectorLabel, ""); err != nil {
+		t.Fatalf("unlabel BGPPeer %s: %v", s.PeerName, err)
 	}
 	s.EventuallyNextHops(t, vip, nil)
 	cond = waitAnnounced(t, s, ns, "sel", metav1.ConditionFalse, reasonNoMatchingAdvertisement)
