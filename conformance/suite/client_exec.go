@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -146,10 +147,13 @@ func (c *pipeConn) Write(b []byte) (int, error) { return c.w.Write(b) }
 func (c *pipeConn) Close() error {
 	c.once.Do(func() {
 		c.w.Close()
+		// socat would linger for its half-close timeout; ending it closes the socket
+		// at once, like closing a net.Conn.
+		_ = c.cmd.Process.Signal(syscall.SIGTERM) // it may have exited already
 		select {
 		case <-c.waited:
 		case <-time.After(2 * time.Second):
-			_ = c.cmd.Process.Kill() // it did not leave on end of input
+			_ = c.cmd.Process.Kill() // it ignored SIGTERM
 			<-c.waited
 		}
 		c.r.Close()
