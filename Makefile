@@ -25,7 +25,7 @@ export BPF2GO_CC := $(CLANG)
 
 # Debian packages the lab and the tests use.
 APT_PACKAGES := frr bird2 etcd-server clang llvm bpftool iproute2 iperf3 wrk nftables \
-	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux
+	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux socat
 K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
 CNI_CMDS := ptp host-local loopback
 
@@ -106,19 +106,27 @@ test: deps tools build lint check-generate test-unit test-apiserver test-chart t
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh
 
-conformance: deps tools build ## run the conformance suite against a fresh lab; report in _output/conformance-report.yaml
-	@mkdir -p _output
+# `make conformance` runs bgplb-conformance's entry point (conformance/runner, the same
+# Run the command calls) against a fresh lab, reaching it as any cluster is reached: the
+# kubeconfig, `ip netns exec <prefix>-router vtysh|birdc` and `ip netns exec
+# <prefix>-client curl|ping|socat`, plus the lab's fault adapters. The report per router
+# goes to conformance/reports/$(ROUTER).yaml. CONFORMANCE_ARGS passes more -conformance.*
+# flags, e.g. CONFORMANCE_ARGS=-conformance.profiles=LB-IPAM.
+CONFORMANCE_REPORTS ?= $(CURDIR)/conformance/reports
+CONFORMANCE_ARGS    ?=
+conformance: deps tools build ## run the conformance suite against a fresh lab; report in conformance/reports/$(ROUTER).yaml
+	@mkdir -p $(CONFORMANCE_REPORTS)
 	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
-		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
+		-args -conformance.report=$(CONFORMANCE_REPORTS)/$(ROUTER).yaml $(CONFORMANCE_ARGS)
 
 # The conformance suite with the datapath forced to legacy TC (clsact + cls_bpf), as on
 # kernels < 6.6: the lab passes BGPLB_DATAPATH_ATTACH to bgplbd and the CNI plugin.
 .PHONY: conformance-tc
 test: conformance-tc
 conformance-tc: deps tools build ## the conformance suite with the datapath forced to legacy TC
-	@mkdir -p _output
+	@mkdir -p $(CONFORMANCE_REPORTS)
 	BGPLB_DATAPATH_ATTACH=tc $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
-		-args -conformance.report=$(CURDIR)/_output/conformance-report-tc.yaml
+		-args -conformance.report=$(CONFORMANCE_REPORTS)/$(ROUTER)-tc.yaml $(CONFORMANCE_ARGS)
 
 bench: deps tools build ## lab benchmarks; each replaces its table in conformance/bench/RESULTS.md
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 150m -v -run 'TestBench' ./conformance/bench/ \

@@ -65,7 +65,7 @@ var AdapterHints = map[Adapter]string{
 func (c ConformanceTest) NeededAdapters() []Adapter {
 	out := slices.Clone(c.Needs)
 	if c.Profile == "LB-DATAPATH" && !slices.Contains(out, AdapterClient) {
-		out = append(out, AdapterClient)
+		out = append([]Adapter{AdapterClient}, out...)
 	}
 	return out
 }
