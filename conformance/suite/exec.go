@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
 
@@ -74,9 +75,28 @@ func ParseExec(s string) (Exec, error) {
 	return out, nil
 }
 
-// Command returns the argv that runs args through the prefix.
+// Command returns the argv that runs args through the prefix. Through ssh, which
+// joins its arguments into one line for the remote shell, each argument is quoted for
+// a POSIX shell so it arrives as one word.
 func (e Exec) Command(args ...string) []string {
+	if len(e) > 0 && filepath.Base(e[0]) == "ssh" {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = shellQuote(a)
+		}
+		args = quoted
+	}
 	return append(append([]string{}, e...), args...)
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs none.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // String prints the prefix as it was given (words joined by blanks).

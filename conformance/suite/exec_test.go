@@ -27,6 +27,13 @@ func TestParseExec(t *testing.T) {
 			t.Errorf("ParseExec(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
+	ssh := Exec{"ssh", "admin@r"}
+	if got, want := ssh.Command("vtysh", "-c", "show bgp neighbors json", "it's"), []string{"ssh", "admin@r", "vtysh", "-c", "'show bgp neighbors json'", `'it'\''s'`}; !slices.Equal(got, want) {
+		t.Errorf("through ssh: %q, want %q", got, want)
+	}
+	if got := (Exec{"kubectl", "exec", "r", "--"}).Command("show bgp"); !slices.Equal(got, []string{"kubectl", "exec", "r", "--", "show bgp"}) {
+		t.Errorf("through kubectl: %q", got)
+	}
 	if _, err := ParseExec(`ssh "admin@r`); err == nil {
 		t.Error("an unterminated quote was accepted")
 	}
