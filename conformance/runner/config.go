@@ -58,6 +58,9 @@ type Config struct {
 	// adapter deletes to restart a node's daemon (empty selector: no such adapter).
 	DaemonNamespace string
 	DaemonSelector  string
+	// FaultsExec is a command (prefix) that raises the faults the API cannot
+	// (ExecFaults); empty: none.
+	FaultsExec string
 
 	Implementation        string
 	ImplementationVersion string
@@ -111,9 +114,11 @@ func AddFlags(fs *flag.FlagSet) *Config {
 	fs.DurationVar(&c.Converge, "converge", suite.DefaultTimeouts.Converge, "how long a change may take to show at the router (T)")
 	fs.StringVar(&c.DaemonNamespace, "daemon-namespace", "bgplb-system", "namespace of the bgplbd pods")
 	fs.StringVar(&c.DaemonSelector, "daemon-selector", "", `label selector of the bgplbd pods, e.g. "app.kubernetes.io/name=bgplb": the restart tests delete them (empty: those tests are skipped)`)
+	fs.StringVar(&c.FaultsExec, "faults-exec", "", `command that raises faults the API cannot (bgplbd signalled, the router's BGP daemon killed, the API server paused, the nodes' routes read; protocol in package runner's ExecFaults), e.g. "bgplb-lab fault --dir /run/bgplb-lab"`)
 	fs.StringVar(&c.Implementation, "implementation", "bgplb", "name of the implementation, for the report")
 	fs.StringVar(&c.ImplementationVersion, "implementation-version", "unknown", "version of the implementation, for the report")
 	fs.StringVar(&c.Setup, "setup", "", "a line describing the cluster, for the report")
+	fs.StringVar(&c.KubernetesVersion, "kubernetes-version", "", "the Kubernetes version for the report (default: what the API server says)")
 	return c
 }
 
@@ -246,6 +251,11 @@ func (c *Config) Build(ctx context.Context) (*suite.Suite, error) {
 	}
 	if c.DaemonSelector != "" {
 		s.Faults = APIFaults{Kube: kube, Namespace: c.DaemonNamespace, Selector: c.DaemonSelector}
+	}
+	if c.FaultsExec != "" {
+		if err := addExecFaults(ctx, s, c.FaultsExec); err != nil {
+			return nil, fmt.Errorf("--faults-exec: %w", err)
+		}
 	}
 	drop := slices.Clone(c.UnsupportedFeatures)
 	if !c.IPv6 {

@@ -59,6 +59,9 @@ func RunSuite(t *testing.T, c *Config, s *suite.Suite) suite.Report {
 		}
 		s.SkipTests[name] = "left out by --skip-tests"
 	}
+	// Tests start from settled sessions with every node (and a run against a router
+	// that peers with nobody stops here, saying so).
+	s.WaitSessions(t)
 	if s.Client == nil {
 		t.Logf("no client adapter (--client-exec): the tests that need one are skipped and LB-DATAPATH is partial")
 	}

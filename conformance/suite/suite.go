@@ -54,10 +54,10 @@ const (
 var AdapterHints = map[Adapter]string{
 	AdapterClient:             "--client-exec",
 	AdapterSubnetClient:       "--subnet-client-exec",
-	AdapterFaults:             "--daemon-selector (bgplbd pods deleted through the API) or a lab",
-	AdapterRouterFaults:       "a lab (the router's BGP daemon killed and started)",
-	AdapterControlPlaneFaults: "a lab (the API server paused)",
-	AdapterNodeRoutes:         "a lab (the nodes' kernel routes read)",
+	AdapterFaults:             "--daemon-selector (bgplbd pods deleted through the API) or --faults-exec",
+	AdapterRouterFaults:       "--faults-exec with router-bgp (the lab's, when its router is FRR)",
+	AdapterControlPlaneFaults: "--faults-exec with apiserver",
+	AdapterNodeRoutes:         "--faults-exec with node-routes",
 }
 
 // NeededAdapters returns the adapters the test needs (Needs, and the client for every

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -80,14 +81,25 @@ current-context: fixture
 	return kc
 }
 
-// fakeVtysh puts a vtysh on a PATH that answers like an FRR without sessions, and
+// fakeVtysh puts a vtysh on a PATH that answers like an FRR peering with the three
+// nodes and holding no routes, and
 // returns the --router-exec prefix that finds it.
 func fakeVtysh(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
+	// Settled sessions with the three nodes (established an hour before now).
+	nbs := `{`
+	for i := 1; i <= 3; i++ {
+		if i > 1 {
+			nbs += ","
+		}
+		nbs += fmt.Sprintf(`"198.18.0.%d":{"remoteAs":64513,"bgpState":"Established","bgpTimerUpEstablishedEpoch":%d}`, 10+i, time.Now().Add(-time.Hour).Unix())
+	}
+	nbs += `}`
 	script := `#!/bin/sh
 case "$*" in
 *"show version"*) echo "FRRouting 8.4.4 (fixture)" ;;
+*"show bgp neighbors json"*) echo '` + nbs + `' ;;
 *) echo '{}' ;;
 esac
 `
