@@ -30,10 +30,7 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 	}
 	switch args[0] {
 	case "capabilities":
-		caps := []string{runner.CapDaemon, runner.CapAPIServer, runner.CapNodeRoutes}
-		if l.Opts.Router == lab.RouterFRR {
-			caps = append(caps, runner.CapRouterBGP) // BIRD is one process: no bgpd alone
-		}
+		caps := []string{runner.CapDaemon, runner.CapRouterBGP, runner.CapAPIServer, runner.CapNodeRoutes}
 		_, err := fmt.Fprintln(out, strings.Join(caps, " "))
 		return err
 	case "signal-daemon":

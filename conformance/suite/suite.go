@@ -55,7 +55,7 @@ var AdapterHints = map[Adapter]string{
 	AdapterClient:             "--client-exec",
 	AdapterSubnetClient:       "--subnet-client-exec",
 	AdapterFaults:             "--daemon-selector (bgplbd pods deleted through the API) or --faults-exec",
-	AdapterRouterFaults:       "--faults-exec with router-bgp (the lab's, when its router is FRR)",
+	AdapterRouterFaults:       "--faults-exec with router-bgp",
 	AdapterControlPlaneFaults: "--faults-exec with apiserver",
 	AdapterNodeRoutes:         "--faults-exec with node-routes",
 }
