@@ -406,6 +406,17 @@ func (s *Suite) httpDo(ctx context.Context, method string, addr netip.Addr, port
 func httpDo(ctx context.Context, c Client, timeout time.Duration, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if hd, ok := c.(HTTPDoer); ok {
+		url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
+		code, b, err := hd.HTTP(ctx, method, url, body)
+		if err != nil {
+			return "", err
+		}
+		if code != http.StatusOK {
+			return string(b), fmt.Errorf("%s %s: %d %s", method, url, code, http.StatusText(code))
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: c.Dial, DisableKeepAlives: true}}
 	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))

@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&dir, "dir", lab.DefaultDir, "lab state directory")
 	root.AddCommand(newUpCmd(&dir), newDownCmd(&dir), newStatusCmd(&dir), newExecCmd(&dir),
 		newKubeconfigCmd(&dir), newDemoCmd(&dir), newForwardCmd(), newKubeletCmd())
+	root.AddCommand(newFaultCmd(&dir), newSuiteBaseCmd(&dir))
 	return root
 }
 
