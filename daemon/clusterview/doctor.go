@@ -120,7 +120,6 @@ func checkDaemonSet(ctx context.Context, c Clients, ns string, r *Report) {
 	}
 }
 
-
 func checkPeers(ctx context.Context, c Clients, r *Report) {
 	peers, err := c.CRD.BgplbV1alpha1().BGPPeers().List(ctx, metav1.ListOptions{})
 	switch {
