@@ -93,7 +93,7 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 test-apiserver: deps tools build ## CRD validation, RBAC + admission policies, and bgplbd against a real kube-apiserver + etcd (+ FRR)
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval' ./daemon/apis/... ./daemon/app/ ./manifests/
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval|TestCLIAgainstAPIServer' ./daemon/apis/... ./daemon/app/ ./manifests/ ./daemon/clusterview/
 
 test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=server against kube-apiserver + etcd; chart == kustomize
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/

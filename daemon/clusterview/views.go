@@ -331,7 +331,7 @@ func Pools(ctx context.Context, c Clients, class string) (*PoolList, error) {
 				v.Blocks = append(v.Blocks, b.Start+"-"+b.Stop)
 			}
 		}
-		if cond := meta.FindStatusCondition(p.Status.Conditions, "Ready"); cond != nil {
+		if cond := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.PoolConditionReady); cond != nil {
 			v.Ready = cond.Status == metav1.ConditionTrue
 			if !v.Ready {
 				v.Reason, v.Message = cond.Reason, cond.Message
