@@ -96,5 +96,7 @@ func Register() {
 			Allocations, AllocationChanges, DatapathServices, IsLeader)
 		legacyregistry.MustRegister(EndpointsNotDatapathReady, LRUEvictions)
 		legacyregistry.CustomMustRegister(peers, pools)
+		legacyregistry.MustRegister(AllocationFailures, ServiceAnnouncements, SessionTransitions)
+		legacyregistry.CustomMustRegister(datapathCounters)
 	})
 }
