@@ -86,7 +86,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 		return dpHandle{}, err
 	}
 	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
-	metrics.SetDatapathSource(datapathCounters(maps, m)) // observe.go
+	metrics.SetDatapathSource(datapathCounters(maps, m))   // observe.go
 	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
 	return dpHandle{m: m}, nil
 }

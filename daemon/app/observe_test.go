@@ -23,7 +23,7 @@ type fakeAnnounced struct {
 }
 
 func (f *fakeAnnounced) AnnouncedPrefixes(key string) []netip.Prefix { return f.prefixes[key] }
-func (f *fakeAnnounced) ServiceReason(string) string                  { return f.reason }
+func (f *fakeAnnounced) ServiceReason(string) string                 { return f.reason }
 
 type obsPeers struct{ peers []bgp.PeerStatus }
 
