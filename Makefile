@@ -111,6 +111,13 @@ conformance: deps tools build ## run the conformance suite against a fresh lab; 
 	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
 		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
 
+# The Grafana dashboard's PromQL, parsed by Prometheus' parser (hack/dashboard is its own
+# module); TestLabMetricsForDashboard checks the names against a lab scrape.
+.PHONY: test-dashboard
+test: test-dashboard
+test-dashboard: ## parse every query of manifests/monitoring/grafana-dashboard.json with Prometheus' parser
+	cd hack/dashboard && $(GO) test $(GO_TEST_FLAGS) ./...
+
 # The conformance suite with the datapath forced to legacy TC (clsact + cls_bpf), as on
 # kernels < 6.6: the lab passes BGPLB_DATAPATH_ATTACH to bgplbd and the CNI plugin.
 .PHONY: conformance-tc
