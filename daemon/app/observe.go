@@ -170,6 +170,10 @@ func (o *observer) sessionsChanged(ctx context.Context, speaker peerLister) {
 	}
 }
 
+// dropReasons are the uplink program's drop reasons (bpf.DropReason).
+var dropReasons = []bpf.DropReason{bpf.DropNoLocalBackend, bpf.DropSourceRange, bpf.DropNoBackend, bpf.DropFragment,
+	bpf.DropMalformed, bpf.DropCTFull, bpf.DropNoService}
+
 // datapathCounters is the per-Service datapath counter source: the manager's frontends
 // with their counters from the pinned maps.
 func datapathCounters(maps *bpf.Maps, m *datapath.Manager) metrics.DatapathSource {
@@ -189,9 +193,10 @@ func datapathCounters(maps *bpf.Maps, m *datapath.Manager) metrics.DatapathSourc
 		if err != nil {
 			return s, err
 		}
-		s.Drops = make(map[string]uint64, len(drops))
-		for r, n := range drops {
-			s.Drops[r.String()] = n
+		// Every reason, zero included (Drops omits zeros), so the series exist from the start.
+		s.Drops = make(map[string]uint64, len(dropReasons))
+		for _, r := range dropReasons {
+			s.Drops[r.String()] = drops[r]
 		}
 		return s, nil
 	}

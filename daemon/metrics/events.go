@@ -1,6 +1,14 @@
 package metrics
 
-import "k8s.io/component-base/metrics"
+import (
+	"k8s.io/component-base/metrics"
+
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+)
+
+// allocationFailureReasons are the IPAllocated=False reasons (v1alpha1).
+var allocationFailureReasons = []string{v1alpha1.ReasonNoPool, v1alpha1.ReasonPoolExhausted,
+	v1alpha1.ReasonRequestedIPUnavailable, v1alpha1.ReasonInvalidRequest, v1alpha1.ReasonSharingConflict}
 
 var (
 	// AllocationFailures counts LB-IPAM results written to a Service that leave it

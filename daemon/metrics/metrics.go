@@ -98,5 +98,12 @@ func Register() {
 		legacyregistry.CustomMustRegister(peers, pools)
 		legacyregistry.MustRegister(AllocationFailures, ServiceAnnouncements, SessionTransitions)
 		legacyregistry.CustomMustRegister(datapathCounters)
+		// Known label values start at 0, so rate() and alerts see the series before the
+		// first event.
+		for _, r := range allocationFailureReasons {
+			AllocationFailures.WithLabelValues(r)
+		}
+		ServiceAnnouncements.WithLabelValues("announce")
+		ServiceAnnouncements.WithLabelValues("withdraw")
 	})
 }
