@@ -105,5 +105,7 @@ func Register() {
 		}
 		ServiceAnnouncements.WithLabelValues("announce")
 		ServiceAnnouncements.WithLabelValues("withdraw")
+		LRUEvictions.WithLabelValues("ct")
+		LRUEvictions.WithLabelValues("revnat")
 	})
 }
