@@ -98,7 +98,7 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 test-apiserver: deps tools build ## CRD validation, RBAC + admission policies, and bgplbd against a real kube-apiserver + etcd (+ FRR)
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval' ./daemon/apis/... ./daemon/app/ ./manifests/
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval|TestCLIAgainstAPIServer' ./daemon/apis/... ./daemon/app/ ./manifests/ ./daemon/clusterview/
 
 test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=server against kube-apiserver + etcd; chart == kustomize
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/
@@ -124,6 +124,13 @@ CONFORMANCE_LAB_DIR ?= /run/$(or $(BGPLB_LAB_PREFIX),bgplb)-lab-conformance
 conformance: deps tools build ## run bgplb-conformance against a fresh lab; report in conformance/reports/$(ROUTER).yaml
 	BIN_DIR=$(BGPLB_BIN_DIR) CMD_DIR=$(BIN) K8S_BIN_DIR=$(TOOLS_BIN) LAB_DIR=$(CONFORMANCE_LAB_DIR) \
 		REPORT=$(CONFORMANCE_REPORTS)/$(ROUTER).yaml conformance/cmd/bgplb-conformance/lab.sh $(CONFORMANCE_ARGS)
+
+# The Grafana dashboard's PromQL, parsed by Prometheus' parser (hack/dashboard is its own
+# module); TestLabMetricsForDashboard checks the names against a lab scrape.
+.PHONY: test-dashboard
+test: test-dashboard
+test-dashboard: ## parse every query of manifests/monitoring/grafana-dashboard.json with Prometheus' parser
+	cd hack/dashboard && $(GO) test $(GO_TEST_FLAGS) ./...
 
 # The conformance suite with the datapath forced to legacy TC (clsact + cls_bpf), as on
 # kernels < 6.6: the lab passes BGPLB_DATAPATH_ATTACH to bgplbd and the CNI plugin.

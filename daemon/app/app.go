@@ -160,11 +160,15 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if cfg.Datapath {
 		nodeSrc.Datapath = view.summary
 	}
+	obs := newObserver(node, ann, func(ns, name string) (*corev1.Service, bool) { // observe.go
+		svc, err := caches.Services.Services(ns).Get(name)
+		return svc, err == nil
+	})
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 
 	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
-		err := ann.Sync(ctx, key)
+		err := obs.sync(key, func() error { return ann.Sync(ctx, key) })
 		hc.synced()
 		if syncErrors.Record(key, err) {
 			nodeState.Trigger()
@@ -237,6 +241,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 				return
 			case <-speaker.Changes():
 				nodeState.Trigger()
+				obs.sessionsChanged(ctx, speaker)
 			}
 		}
 	})
@@ -249,6 +254,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+	obs.setRecorder(recorder)
 	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
 	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }

@@ -13,6 +13,7 @@ import (
 	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/datapath"
+	"github.com/bgplb/bgplb/daemon/metrics"
 	"github.com/bgplb/bgplb/daemon/registry"
 )
 
@@ -85,6 +86,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 		return dpHandle{}, err
 	}
 	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
+	metrics.SetDatapathSource(datapathCounters(maps, m))   // observe.go
 	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
 	return dpHandle{m: m}, nil
 }
