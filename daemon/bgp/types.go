@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bgplb/bgplb/daemon/bfd"
 )
 
 // Speaker is the node's BGP speaker. Implementations are safe for concurrent use.
@@ -118,6 +120,10 @@ type PeerConfig struct {
 	// DefaultMaxPrefixes. GoBGP keeps what a peer sends in its adj-RIB-in even though
 	// the import policy rejects it, so this bounds the memory a peer can take.
 	MaxPrefixes uint32
+	// BFD, when set, runs a BFD session with the peer (daemon/bfd): when it goes from Up
+	// to Down the BGP session is shut down at once, and started again when it is back
+	// Up. Changing only BFD does not reset the BGP session.
+	BFD *bfd.Config
 }
 
 // DefaultMaxPrefixes is PeerConfig.MaxPrefixes when unset: nodes import nothing, so a
@@ -148,6 +154,11 @@ func (c PeerConfig) Validate() error {
 	}
 	if c.Keepalive != 0 && c.HoldTime != 0 && c.Keepalive >= c.HoldTime {
 		return fmt.Errorf("peer %q: keepalive %s must be less than hold time %s", c.Name, c.Keepalive, c.HoldTime)
+	}
+	if c.BFD != nil {
+		if err := c.BFD.Validate(); err != nil {
+			return fmt.Errorf("peer %q: %w", c.Name, err)
+		}
 	}
 	if c.GracefulRestart.RestartTime < 0 || c.GracefulRestart.RestartTime > 4095*time.Second {
 		return fmt.Errorf("peer %q: graceful restart time %s must be 0-4095s", c.Name, c.GracefulRestart.RestartTime)
@@ -232,6 +243,8 @@ type PeerStatus struct {
 	// PrefixesReceived is the number of prefixes the peer sent that GoBGP holds (its
 	// adj-RIB-in; bgplbd's import policy rejects them all, maxPrefixes bounds them).
 	PrefixesReceived uint64
+	// BFD is the peer's BFD session; nil when PeerConfig.BFD is not set.
+	BFD *BFDStatus
 }
 
 // StateEstablished is PeerStatus.State of an established session.
