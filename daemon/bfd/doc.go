@@ -3,7 +3,7 @@
 //
 // Who calls it: daemon/bgp owns a Manager, adds a session for every peer whose
 // PeerConfig has BFD set and turns the BGP session off when its BFD session goes from Up
-// to Down (and on again when it comes back Up), so a router running BFD too drops the
+// to Down by its own detection (and on again when it comes back Up), so a router running BFD too drops the
 // node's routes within the detection time (minRx × multiplier) instead of the hold time.
 //
 // Contract and limits:

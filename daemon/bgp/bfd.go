@@ -1,5 +1,5 @@
 // BFD for the speaker's peers: a bfd.Manager with one session per peer whose
-// PeerConfig.BFD is set; a session going from Up to Down disables the GoBGP neighbour
+// PeerConfig.BFD is set; a session whose detection time expires while Up disables the GoBGP neighbour
 // at once (so the node stops sending on a dead path and the router, which runs BFD
 // too, drops the node's routes), and its coming back Up enables it again.
 package bgp
@@ -54,9 +54,13 @@ func (l *bfdLink) onChange(st bfd.Status) {
 	l.mu.Lock()
 	prev := l.last[st.Peer]
 	l.last[st.Peer] = st.State
-	// Only leaving Up is a failure, and not when the peer said AdminDown (RFC 5882
-	// section 3.2: the peer turned BFD off, the path may be fine).
-	disable := prev == bfd.StateUp && st.State != bfd.StateUp && st.RemoteState != bfd.StateAdminDown
+	// Only our own detection (Up -> Down, detection time expired) is a failure of the
+	// path. A peer saying Down or AdminDown just reached us, so the path works: the peer
+	// acts on its own view (a router that lost our packets drops the BGP session
+	// itself), and FRR re-creates its BFD session, saying Down, each time a BGP session
+	// comes up (it learns the local address then) — disabling BGP for that would flap
+	// every new session once.
+	disable := prev == bfd.StateUp && st.State == bfd.StateDown && st.Diag == bfd.DiagDetectExpired
 	enable := st.State == bfd.StateUp && l.disabled[st.Peer]
 	if disable {
 		l.disabled[st.Peer] = true

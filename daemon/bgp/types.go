@@ -120,9 +120,11 @@ type PeerConfig struct {
 	// DefaultMaxPrefixes. GoBGP keeps what a peer sends in its adj-RIB-in even though
 	// the import policy rejects it, so this bounds the memory a peer can take.
 	MaxPrefixes uint32
-	// BFD, when set, runs a BFD session with the peer (daemon/bfd): when it goes from Up
-	// to Down the BGP session is shut down at once, and started again when it is back
-	// Up. Changing only BFD does not reset the BGP session.
+	// BFD, when set, runs a BFD session with the peer (daemon/bfd): when it detects the
+	// path down (no packet for the detection time while Up) the BGP session is shut down
+	// at once, and started again when BFD is back Up. A peer signalling Down itself does
+	// not shut it down (the peer acts on its own side). Changing only BFD does not reset
+	// the BGP session.
 	BFD *bfd.Config
 }
 
