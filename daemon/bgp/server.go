@@ -48,6 +48,7 @@ type GoBGPSpeaker struct {
 	logger        klog.Logger
 	bfd           *bfdLink    // BFD sessions; nil until a peer asks for BFD
 	bfdOpts       bfd.Options // ports of the BFD manager (tests use others)
+	gshut         bool        // every path carries GRACEFUL_SHUTDOWN (drain.go)
 }
 
 var _ Speaker = &GoBGPSpeaker{}
@@ -208,6 +209,12 @@ func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
 	p.Prefix = p.Prefix.Masked()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.announceLocked(ctx, p, false)
+}
+
+// announceLocked is Announce with g.mu held; force re-sends a path announced before
+// unchanged (the graceful-shutdown community was turned on or off).
+func (g *GoBGPSpeaker) announceLocked(ctx context.Context, p Path, force bool) error {
 	g.gen++
 	if g.s == nil {
 		return fmt.Errorf("announce %s: %w", p.Prefix, ErrNotStarted)
@@ -219,14 +226,14 @@ func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", p.Prefix, err)
 	}
-	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) {
+	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) && !force {
 		return nil
 	}
-	rib, key := p, ""
+	rib, key := withGracefulShutdown(p, g.gshut), ""
 	var grp *exportGroup
 	if p.PeerAttributes != nil {
 		var rules []exportVariant
-		rib, rules, key = exportPlan(p)
+		rib, rules, key = exportPlan(rib)
 		if grp, err = g.acquireGroup(ctx, key, rules); err != nil {
 			return fmt.Errorf("announce %s: %w", p.Prefix, err)
 		}
