@@ -43,6 +43,11 @@ type Speaker interface {
 	// Changes returns a channel that receives (coalesced) a value whenever a session
 	// changes state, so the caller can refresh its status objects.
 	Changes() <-chan struct{}
+	// SetGracefulShutdown adds (on) or removes the GRACEFUL_SHUTDOWN community (RFC 8326)
+	// on every path, announced now or later, and re-sends them; it withdraws nothing.
+	// A draining node sets it, waits for the routers to move new flows away, then
+	// withdraws or stops with graceful=false.
+	SetGracefulShutdown(ctx context.Context, on bool) error
 	// Stop stops the speaker. graceful=false sends a Cease to every peer (StopBgp), so
 	// peers withdraw our routes at once. graceful=true (upgrade or restart with graceful
 	// restart) returns without telling the peers; the process must exit right after so the
