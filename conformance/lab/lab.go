@@ -190,6 +190,9 @@ func (l *Lab) up(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("wait for zebra's socket (see %s): %w", filepath.Join(l.Dir, "logs", "zebra.log"), err)
 		}
+		if _, err := startDetached(l.Dir, "bfdd", RouterNS, frrArgs("bfdd", frrDir), nil); err != nil {
+			return err
+		}
 		if _, err := startDetached(l.Dir, "bgpd", RouterNS, frrArgs("bgpd", frrDir), nil); err != nil {
 			return err
 		}

@@ -75,6 +75,11 @@ func (f Faults) PauseAPIServer(_ context.Context, pause bool) error {
 	return f.Lab.PauseAPIServer(pause)
 }
 
+// SetNodeLink implements suite.NodeLinkFaults.
+func (f Faults) SetNodeLink(ctx context.Context, node string, up bool) error {
+	return f.Lab.SetNodeLink(ctx, node, up)
+}
+
 // NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
 // namespaces.
 type NodeRoutes struct{ Lab *lab.Lab }
@@ -133,6 +138,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		Faults:             Faults{Lab: l},
 		NodeRoutes:         NodeRoutes{Lab: l},
 		ControlPlaneFaults: Faults{Lab: l},
+		NodeLinkFaults:     Faults{Lab: l},
 		Timeouts:           suite.DefaultTimeouts,
 		Class:              lbv1.DefaultLoadBalancerClass,
 		Mode:               suite.ModeExplicitClass,

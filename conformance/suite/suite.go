@@ -151,6 +151,16 @@ type ControlPlaneFaults interface {
 	PauseAPIServer(ctx context.Context, pause bool) error
 }
 
+// NodeLinkFaults cuts a node off the network and restores it. A cluster that cannot
+// provide it leaves Suite.NodeLinkFaults nil and the tests needing it are skipped (and
+// reported).
+type NodeLinkFaults interface {
+	// SetNodeLink cuts (up false) or restores (up true) the node's link towards the
+	// router: no packet passes either way while the node keeps running, and the
+	// router's own interface stays up (a cable pulled behind a switch).
+	SetNodeLink(ctx context.Context, node string, up bool) error
+}
+
 // NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
 // leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
 type NodeRoutes interface {
@@ -210,6 +220,8 @@ type Suite struct {
 	RouterFaults RouterFaults
 	// ControlPlaneFaults is optional; tests that need it are skipped without it.
 	ControlPlaneFaults ControlPlaneFaults
+	// NodeLinkFaults is optional; tests that need it are skipped without it.
+	NodeLinkFaults NodeLinkFaults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/bfd"
 	"github.com/bgplb/bgplb/daemon/bgp"
 )
 
@@ -303,6 +304,18 @@ func (a *Announcer) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 		cfg.GracefulRestart.RestartTime = 120 * time.Second
 		if gr != nil && gr.RestartTimeSeconds != nil {
 			cfg.GracefulRestart.RestartTime = time.Duration(*gr.RestartTimeSeconds) * time.Second
+		}
+	}
+	if b := s.BFD; b != nil {
+		cfg.BFD = &bfd.Config{DesiredMinTx: bfd.DefaultInterval, RequiredMinRx: bfd.DefaultInterval, DetectMult: bfd.DefaultDetectMult}
+		if b.MinTxMs != nil {
+			cfg.BFD.DesiredMinTx = time.Duration(*b.MinTxMs) * time.Millisecond
+		}
+		if b.MinRxMs != nil {
+			cfg.BFD.RequiredMinRx = time.Duration(*b.MinRxMs) * time.Millisecond
+		}
+		if b.Multiplier != nil {
+			cfg.BFD.DetectMult = uint8(min(max(*b.Multiplier, 1), 255))
 		}
 	}
 	if ref := s.PasswordSecretRef; ref != nil {

@@ -120,14 +120,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
 		return fmt.Errorf("start bgp speaker: %w", err)
 	}
-	defer func() {
-		// No Cease: graceful-restart peers keep our routes while the next daemon starts.
-		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer c()
-		if err := speaker.Stop(sctx, true); err != nil {
-			logger.Info("stopping bgp speaker failed", "err", err)
-		}
-	}()
+	defer stopSpeaker(ctx, cfg, kube, speaker) // drain.go: a restart keeps the routes, a shutdown drains them
 
 	var endpoints eligibility.EndpointRegistry
 	view := newRegistryView(reg)

@@ -270,6 +270,9 @@ func peerSamples(speaker peerLister) metrics.PeerSource {
 			if p.State == bgp.StateEstablished {
 				s.Up, s.EstablishedSince = true, p.EstablishedSince
 			}
+			if b := p.BFD; b != nil {
+				s.BFD = &metrics.BFDSample{Up: b.State == "Up", Downs: b.Downs, PacketsIn: b.PacketsIn, PacketsOut: b.PacketsOut}
+			}
 			out = append(out, s)
 		}
 		return out, nil

@@ -55,6 +55,7 @@ type Options struct {
 	KubeAPIBurst       int
 	ExportPodCIDR      bool
 	Profiling          bool
+	DrainDelay         time.Duration
 	CNI                CNIOptions // cni.go
 
 	// DatapathAttach is how programs are attached: auto, tcx or tc.
@@ -118,6 +119,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
 	o.CNI.AddFlags(fs)
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "On a shutdown that is not a restart (the node cordoned or annotated bgplb.io/drain, or the DaemonSet deleted): how long the routes carry the graceful-shutdown community before they are withdrawn. Keep it below the pod's termination grace period.")
 
 	// Datapath attachment.
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
@@ -156,6 +158,9 @@ type Config struct {
 	Version          string
 	CNI              CNIConfig // cni.go
 	DatapathAttach   bpf.AttachMode
+	// DrainDelay is how long a node that shuts down for good announces with the
+	// graceful-shutdown community before it withdraws (drain.go).
+	DrainDelay time.Duration
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -165,6 +170,9 @@ type Config struct {
 func (o *Options) Config(version string, changed func(flag string) bool) (Config, error) {
 	if changed == nil {
 		changed = func(string) bool { return false }
+	}
+	if o.DrainDelay < 0 || o.DrainDelay > 5*time.Minute {
+		return Config{}, fmt.Errorf("--drain-delay %s must be 0-5m", o.DrainDelay)
 	}
 	dc := config.Default()
 	if o.ConfigFile != "" {
@@ -260,7 +268,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
-		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
+		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode, DrainDelay: o.DrainDelay,
 	}, nil
 }
 

@@ -31,6 +31,10 @@ func writeBIRD(w io.Writer, p routerParams) {
 	if p.Standalone {
 		fmt.Fprintf(w, "\nprotocol device {\n}\n")
 	}
+	if b := p.BFD; b != nil {
+		fmt.Fprintf(w, "\nprotocol bfd bgplb_bfd {\n  interface \"*\" {\n    min rx interval %d ms;\n    min tx interval %d ms;\n    multiplier %d;\n  };\n}\n",
+			b.IntervalMs, b.IntervalMs, b.Multiplier)
+	}
 	for _, f := range families {
 		if !p.accepted(f) {
 			continue
@@ -51,6 +55,9 @@ func writeBIRD(w io.Writer, p routerParams) {
 			fmt.Fprintf(w, "  connect retry time 5;\n")
 			fmt.Fprintf(w, "  error wait time 1, 10;   # a flapped node is back within seconds (default 60, 300)\n")
 			fmt.Fprintf(w, "  graceful restart aware;  # helper: a restarting bgplbd keeps its routes\n")
+			if p.BFD != nil {
+				fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
+			}
 			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export none;\n  };\n}\n", f.name, f.name)
 		}
 	}

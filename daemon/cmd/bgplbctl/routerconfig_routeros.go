@@ -33,7 +33,11 @@ func writeRouterOS(w io.Writer, p routerParams) {
 	if p.RouterID != "" {
 		fmt.Fprintf(w, " router-id=%s", p.RouterID)
 	}
-	fmt.Fprintf(w, "\n/routing bgp connection\n")
+	fmt.Fprintf(w, "\n")
+	if p.BFD != nil {
+		fmt.Fprintf(w, "# --bfd: not generated for RouterOS (untested here); configure /routing bfd and use-bfd=yes by hand\n")
+	}
+	fmt.Fprintf(w, "/routing bgp connection\n")
 	for i, c := range p.NodeCIDRs {
 		afi := "ip"
 		if c.Addr().Is6() {

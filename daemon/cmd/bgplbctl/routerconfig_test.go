@@ -92,7 +92,12 @@ func TestFRRConfig(t *testing.T) {
 		"ip prefix-list BGPLB-VIPS-V4 seq 10 permit 198.19.1.0/24\n",
 		"ipv6 prefix-list BGPLB-VIPS-V6 seq 10 permit 2001:db8:1:1::/64\n",
 	)
-	for _, conf := range []string{out, pods} {
+	withBFD := params
+	withBFD.BFD = &routerBFD{IntervalMs: 300, Multiplier: 3}
+	bfdConf := render(t, "frr", withBFD)
+	wantLines(t, "FRR config with BFD", bfdConf, " neighbor BGPLB bfd profile BGPLB\n",
+		"bfd\n profile BGPLB\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n")
+	for _, conf := range []string{out, pods, bfdConf} {
 		parseWith(t, conf, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", conf))
 	}
 }
@@ -124,6 +129,13 @@ func TestBIRDConfig(t *testing.T) {
 	inc := writeFile(t, dir, "bgplb.conf", snippet)
 	main := writeFile(t, dir, "bird.conf", string(debian)+"\ninclude \""+inc+"\";\n")
 	parseWith(t, snippet, "bird", "-p", "-c", main)
+
+	withBFD := params
+	withBFD.BFD = &routerBFD{IntervalMs: 300, Multiplier: 3}
+	bfdSnippet := render(t, "bird", withBFD)
+	wantLines(t, "BIRD snippet with BFD", bfdSnippet, "protocol bfd bgplb_bfd {", "min rx interval 300 ms;", "multiplier 3;", "bfd on;")
+	parseWith(t, bfdSnippet, "bird", "-p", "-c", writeFile(t, dir, "bird-bfd.conf",
+		string(debian)+"\ninclude \""+writeFile(t, dir, "bgplb-bfd.conf", bfdSnippet)+"\";\n"))
 
 	alone := params
 	alone.Standalone = true

@@ -106,6 +106,13 @@ type BGPPeerSpec struct {
 	// +optional
 	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
 
+	// BFD runs Bidirectional Forwarding Detection (RFC 5880/5881, single hop) with the
+	// peer: when it detects the path is down (after minRxMs × multiplier without a
+	// packet) the node shuts the BGP session down at once, so a router running BFD too
+	// drops the node's routes in under a second instead of the hold time. Absent: no BFD.
+	// +optional
+	BFD *BFD `json:"bfd,omitempty"`
+
 	// PasswordSecretRef names a key of a Secret in the daemon's namespace that holds the
 	// TCP MD5 password of the session.
 	// +optional
@@ -153,6 +160,33 @@ type GracefulRestart struct {
 	// +kubebuilder:default=120
 	// +optional
 	RestartTimeSeconds *int32 `json:"restartTimeSeconds,omitempty"`
+}
+
+// BFD are the BFD session's timers (RFC 5880 section 6.8.2, 6.8.4).
+type BFD struct {
+	// MinRxMs is the fastest rate in milliseconds at which the node accepts BFD
+	// packets (Required Min RX Interval). Defaults to 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +kubebuilder:default=300
+	// +optional
+	MinRxMs *int32 `json:"minRxMs,omitempty"`
+
+	// MinTxMs is how often in milliseconds the node would like to send (Desired Min TX
+	// Interval); the peer's minRx may slow it down. Defaults to 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +kubebuilder:default=300
+	// +optional
+	MinTxMs *int32 `json:"minTxMs,omitempty"`
+
+	// Multiplier is how many packets may be missed before the session is declared
+	// down (Detect Mult). Defaults to 3.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	// +kubebuilder:default=3
+	// +optional
+	Multiplier *int32 `json:"multiplier,omitempty"`
 }
 
 // SecretKeyRef names one key of a Secret in the daemon's namespace.
