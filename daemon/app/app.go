@@ -98,7 +98,11 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	serveHTTP(ctx, &wg, cfg, hc)
 	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
-	reg := registry.New()
+	var regOpts []registry.Option
+	if cfg.RegistryClientExe != "" {
+		regOpts = append(regOpts, registry.WithClientExecutable(cfg.RegistryClientExe))
+	}
+	reg := registry.New(regOpts...)
 
 	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
 	if err != nil {

@@ -59,6 +59,8 @@ type Options struct {
 
 	// DatapathAttach is how programs are attached: auto, tcx or tc.
 	DatapathAttach string
+	// RegistryClientExe, when set, is the only executable allowed to register endpoints.
+	RegistryClientExe string
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -120,6 +122,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 
 	// Datapath attachment.
+	fs.StringVar(&o.RegistryClientExe, "registry-client-exe", o.RegistryClientExe, "Accept endpoint registrations only from processes running this file (the CNI plugin as installed, e.g. /host/opt/cni/bin/bgplb; compared by inode through /proc/<pid>/exe). Needs the daemon to see the plugin's PID (hostPID); empty: any root client (docs/security.md).")
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
 
@@ -156,6 +159,8 @@ type Config struct {
 	Version          string
 	CNI              CNIConfig // cni.go
 	DatapathAttach   bpf.AttachMode
+	// RegistryClientExe: see Options.RegistryClientExe.
+	RegistryClientExe string
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -261,6 +266,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
+		RegistryClientExe: o.RegistryClientExe,
 	}, nil
 }
 
