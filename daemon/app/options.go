@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -61,6 +62,9 @@ type Options struct {
 	DatapathAttach string
 	// RegistryClientExe, when set, is the only executable allowed to register endpoints.
 	RegistryClientExe string
+	// StateFile is where the announced state is saved (persist.go); empty: next to the
+	// records dir.
+	StateFile string
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -122,6 +126,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 
 	// Datapath attachment.
+	fs.StringVar(&o.StateFile, "state-file", o.StateFile, "File where the announced BGP state is saved, so that a daemon restarted while the API server is unreachable keeps announcing it (default: bgplbd-state.json next to --records-dir).")
 	fs.StringVar(&o.RegistryClientExe, "registry-client-exe", o.RegistryClientExe, "Accept endpoint registrations only from processes running this file (the CNI plugin as installed, e.g. /host/opt/cni/bin/bgplb; compared by inode through /proc/<pid>/exe). Needs the daemon to see the plugin's PID (hostPID); empty: any root client (docs/security.md).")
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
@@ -161,6 +166,8 @@ type Config struct {
 	DatapathAttach   bpf.AttachMode
 	// RegistryClientExe: see Options.RegistryClientExe.
 	RegistryClientExe string
+	// StateFile: see Options.StateFile (never empty).
+	StateFile string
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -252,6 +259,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if err != nil {
 		return Config{}, err
 	}
+	stateFile := o.StateFile
+	if stateFile == "" {
+		stateFile = filepath.Join(filepath.Dir(filepath.Clean(o.RecordsDir)), "bgplbd-state.json")
+	}
 	leaseNS := o.LeaseNamespace
 	if leaseNS == "" {
 		leaseNS = o.Namespace
@@ -266,7 +277,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
-		RegistryClientExe: o.RegistryClientExe,
+		RegistryClientExe: o.RegistryClientExe, StateFile: stateFile,
 	}, nil
 }
 
