@@ -23,8 +23,8 @@ const (
 	DefaultRecordsDir   = "/var/lib/bgplb/endpoints"
 	DefaultBPFPinDir    = "/sys/fs/bpf/bgplb"
 	DefaultNamespace    = "bgplb-system"
-	DefaultMetricsAddr  = ":9464"
-	DefaultHealthAddr   = ":9465"
+	DefaultMetricsAddr  = "127.0.0.1:9464"
+	DefaultHealthAddr   = "127.0.0.1:9465"
 	DefaultLeaseName    = "bgplb-ipam"
 	DefaultLeaseSeconds = 15
 )
