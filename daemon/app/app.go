@@ -82,6 +82,9 @@ type clients struct {
 
 // run is Run with the clients and the speaker given (tests pass fakes).
 func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) error {
+	if cfg.Mode == ModeAllocator {
+		return runAllocator(ctx, cfg, cs) // allocator.go
+	}
 	kube, crd := cs.kube, cs.crd
 	speaker := newRecordingSpeaker(bgpSpeaker) // persist.go
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
@@ -271,11 +274,13 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
 	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
-	if cfg.LeaderElect {
-		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
-	} else {
-		wg.Go(func() { leaderWork(ctx) })
+	if cfg.Mode != ModeNode { // with --mode=node the bgplb-allocator Deployment does it
+		leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
+		if cfg.LeaderElect {
+			wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
+		} else {
+			wg.Go(func() { leaderWork(ctx) })
+		}
 	}
 
 	hc.setStarted(queue)
