@@ -36,7 +36,9 @@ func runAllocator(ctx context.Context, cfg Config, cs clients) error {
 	defer func() { cancel(nil); wg.Wait() }()
 	serveHTTP(ctx, &wg, cfg, hc)
 
-	caches, err := watch.NewCaches(cs.kube, cs.crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
+	// No Secrets informer: peer passwords are the speakers' business, and the allocator's
+	// ServiceAccount may not read Secrets.
+	caches, err := watch.NewCaches(cs.kube, cs.crd, watch.Options{NodeName: cfg.NodeName, Resync: 10 * time.Minute})
 	if err != nil {
 		return fmt.Errorf("create caches: %w", err)
 	}
