@@ -59,6 +59,8 @@ type Options struct {
 
 	// DatapathAttach is how programs are attached: auto, tcx or tc.
 	DatapathAttach string
+	// DatapathDelivery is how VIP traffic reaches local pods: stack or redirect.
+	DatapathDelivery string
 }
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
@@ -120,6 +122,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
 
 	// Datapath attachment.
+	fs.StringVar(&o.DatapathDelivery, "datapath-delivery", "stack", "How VIP traffic reaches a local pod: stack (DNAT in tc, then the node's stack routes it through netfilter FORWARD and the primary CNI, so NetworkPolicy applies) or redirect (straight into the pod with bpf_redirect_peer: BYPASSES NetworkPolicy and the node's netfilter rules).")
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
 
@@ -156,6 +159,7 @@ type Config struct {
 	Version          string
 	CNI              CNIConfig // cni.go
 	DatapathAttach   bpf.AttachMode
+	DatapathDelivery bpf.Delivery
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -236,6 +240,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if err != nil {
 		bad("--datapath-attach: %v", err)
 	}
+	delivery, err := bpf.ParseDelivery(o.DatapathDelivery)
+	if err != nil {
+		bad("--datapath-delivery: %v", err)
+	}
 	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir, o.DatapathAttach)
 	if err != nil {
 		bad("%v", err)
@@ -261,6 +269,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
+		DatapathDelivery: delivery,
 	}, nil
 }
 
