@@ -201,7 +201,7 @@ func (m *Maps) PutService(k ServiceKey, s Service, backendIDs []uint32) error {
 		v.Flags |= 1 // LB_SVC_F_LOCAL
 	}
 	if s.SourceRanges {
-		v.Flags |= 2 // LB_SVC_F_SOURCE_RANGES
+		v.Flags |= svcFlagSourceRanges
 	}
 	if err := m.m.LbServices.Put(&rk, &v); err != nil {
 		return fmt.Errorf("put service %v: %w", k, err)
@@ -254,8 +254,12 @@ func (m *Maps) maglevBackends(id, count uint32) ([]uint32, error) {
 	return slices.Compact(ids), nil
 }
 
-// DeleteService removes a frontend, then its Maglev table, source ranges and
-// counters. Deleting a missing service is not an error.
+// svcFlagSourceRanges is LB_SVC_F_SOURCE_RANGES (lb.h).
+const svcFlagSourceRanges = 2
+
+// DeleteService removes a frontend, then its Maglev table, source ranges (walking the
+// source-range map only when the service enforced ranges: only then may it have some)
+// and counters. Deleting a missing service is not an error.
 func (m *Maps) DeleteService(k ServiceKey) error {
 	rk, err := k.raw()
 	if err != nil {
@@ -274,8 +278,10 @@ func (m *Maps) DeleteService(k ServiceKey) error {
 	if err := ignoreNotExist(m.m.LbMaglev.Delete(v.Id)); err != nil {
 		return fmt.Errorf("delete maglev table of service %v (id %d): %w", k, v.Id, err)
 	}
-	if err := m.SetSourceRanges(v.Id, nil); err != nil {
-		return err
+	if v.Flags&svcFlagSourceRanges != 0 {
+		if err := m.SetSourceRanges(v.Id, nil); err != nil {
+			return err
+		}
 	}
 	if err := ignoreNotExist(m.m.LbSvcStats.Delete(v.Id)); err != nil {
 		return fmt.Errorf("delete counters of service %v (id %d): %w", k, v.Id, err)
