@@ -257,9 +257,8 @@ func (m *Maps) maglevBackends(id, count uint32) ([]uint32, error) {
 // svcFlagSourceRanges is LB_SVC_F_SOURCE_RANGES (lb.h).
 const svcFlagSourceRanges = 2
 
-// DeleteService removes a frontend, then its Maglev table, source ranges (walking the
-// source-range map only when the service enforced ranges: only then may it have some)
-// and counters. Deleting a missing service is not an error.
+// DeleteService removes a frontend, then its Maglev table, source ranges and
+// counters. Deleting a missing service is not an error.
 func (m *Maps) DeleteService(k ServiceKey) error {
 	rk, err := k.raw()
 	if err != nil {
@@ -278,10 +277,8 @@ func (m *Maps) DeleteService(k ServiceKey) error {
 	if err := ignoreNotExist(m.m.LbMaglev.Delete(v.Id)); err != nil {
 		return fmt.Errorf("delete maglev table of service %v (id %d): %w", k, v.Id, err)
 	}
-	if v.Flags&svcFlagSourceRanges != 0 {
-		if err := m.SetSourceRanges(v.Id, nil); err != nil {
-			return err
-		}
+	if err := m.SetSourceRanges(v.Id, nil); err != nil {
+		return err
 	}
 	if err := ignoreNotExist(m.m.LbSvcStats.Delete(v.Id)); err != nil {
 		return fmt.Errorf("delete counters of service %v (id %d): %w", k, v.Id, err)
