@@ -73,6 +73,7 @@ tools: ## build kube-apiserver & co., the reference CNI plugins and helm into $(
 		github.com/containernetworking/plugins/plugins/main/loopback \
 		github.com/containernetworking/plugins/plugins/main/ptp
 	cd conformance/tools/helm && $(GO) build -trimpath -o $(TOOLS_BIN)/helm helm.sh/helm/v4/cmd/helm
+	GO=$(GO) conformance/tools/netpol/build.sh $(TOOLS_BIN)/kube-network-policies
 
 build: ## build bgplbd, bgplbctl, the CNI plugin, bgplb-lab and podserver into ./bin
 	@mkdir -p $(BIN)

@@ -222,6 +222,12 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.waitServiceAccount(ctx, cs, 60*time.Second); err != nil {
 		return err
 	}
+	if l.Opts.NetworkPolicy {
+		logf("starting the NetworkPolicy enforcer on the nodes")
+		if err := l.startNetworkPolicy(ctx, cs); err != nil {
+			return err
+		}
+	}
 	logf("waiting for nodes to be Ready")
 	if err := l.waitNodesReady(ctx, cs, 60*time.Second); err != nil {
 		return err

@@ -63,6 +63,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 		return dpHandle{}, err
 	}
 	bpf.SetHashSeed(seed)
+	bpf.SetDelivery(cfg.DatapathDelivery)
 	maps, err := datapath.OpenMaps(cfg.BPFPinDir)
 	if err != nil {
 		return dpHandle{}, err
@@ -87,6 +88,6 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 	}
 	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
 	metrics.SetDatapathSource(datapathCounters(maps, m))   // observe.go
-	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
+	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks, "delivery", cfg.DatapathDelivery)
 	return dpHandle{m: m}, nil
 }

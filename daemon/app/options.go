@@ -68,6 +68,8 @@ type Options struct {
 	StateFile string
 	// Mode is what this process runs: ModeAll, ModeNode or ModeAllocator.
 	Mode string
+	// DatapathDelivery is how VIP traffic reaches local pods: stack or redirect.
+	DatapathDelivery string
 }
 
 // Modes of bgplbd (--mode).
@@ -147,6 +149,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Mode, "mode", o.Mode, "What to run: all (node work, plus LB-IPAM and the Announced aggregator while holding the Lease), node (node work only) or allocator (LB-IPAM and the aggregator only, while holding the Lease; no speaker, datapath or socket).")
 	fs.StringVar(&o.StateFile, "state-file", o.StateFile, "File where the announced BGP state is saved, so that a daemon restarted while the API server is unreachable keeps announcing it (default: bgplbd-state.json next to --records-dir).")
 	fs.StringVar(&o.RegistryClientExe, "registry-client-exe", o.RegistryClientExe, "Accept endpoint registrations only from processes running this file (the CNI plugin as installed, e.g. /host/opt/cni/bin/bgplb; compared by inode through /proc/<pid>/exe). Needs the daemon to see the plugin's PID (hostPID); empty: any root client (docs/security.md).")
+	fs.StringVar(&o.DatapathDelivery, "datapath-delivery", "stack", "How VIP traffic reaches a local pod: stack (DNAT in tc, then the node's stack routes it through netfilter FORWARD and the primary CNI, so NetworkPolicy applies) or redirect (straight into the pod with bpf_redirect_peer: BYPASSES NetworkPolicy and the node's netfilter rules).")
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
 
@@ -191,7 +194,8 @@ type Config struct {
 	// StateFile: see Options.StateFile (never empty).
 	StateFile string
 	// Mode: ModeAll, ModeNode or ModeAllocator.
-	Mode string
+	Mode             string
+	DatapathDelivery bpf.Delivery
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -278,6 +282,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if err != nil {
 		bad("--datapath-attach: %v", err)
 	}
+	delivery, err := bpf.ParseDelivery(o.DatapathDelivery)
+	if err != nil {
+		bad("--datapath-delivery: %v", err)
+	}
 	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir, o.DatapathAttach)
 	if err != nil {
 		bad("%v", err)
@@ -308,6 +316,7 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
 		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode, DrainDelay: o.DrainDelay,
 		RegistryClientExe: o.RegistryClientExe, StateFile: stateFile, Mode: o.Mode,
+		DatapathDelivery: delivery,
 	}, nil
 }
 
