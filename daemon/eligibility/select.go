@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // RegisteredFunc reports whether the CNI plugin has registered the pod owning ip on this
@@ -75,7 +77,7 @@ type Selection struct {
 // Endpoints are deduplicated by (IP, ports) because a Service's endpoints may transiently
 // appear in two slices. FQDN slices are ignored. The result is deterministic: endpoints
 // are ordered by IP then ports.
-func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*discoveryv1.EndpointSlice, isRegistered RegisteredFunc) Selection {
+func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*endpoints.Slice, isRegistered RegisteredFunc) Selection {
 	var sel Selection
 	var readyLocal, servingLocal, drainingLocal []LocalEndpoint
 	seen := map[string]bool{} // "<ip>|<ports>" -> seen
@@ -93,15 +95,12 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 				continue
 			}
 			// Consumers use the first address (discovery/v1 contract).
-			ip, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil {
-				continue
+			ip := ep.Addresses[0]
+			if !ip.IsValid() {
+				continue // did not parse
 			}
 			ip = ip.Unmap()
-			e := Endpoint{IP: ip, Ports: ports}
-			if ep.NodeName != nil {
-				e.NodeName = *ep.NodeName
-			}
+			e := Endpoint{IP: ip, Ports: ports, NodeName: ep.NodeName}
 			if ref := ep.TargetRef; ref != nil && (ref.Kind == "" || ref.Kind == "Pod") {
 				e.PodNamespace = ref.Namespace
 				if e.PodNamespace == "" {
@@ -186,7 +185,7 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 	return sel
 }
 
-func slicePorts(slice *discoveryv1.EndpointSlice) []Port {
+func slicePorts(slice *endpoints.Slice) []Port {
 	out := make([]Port, 0, len(slice.Ports))
 	for _, p := range slice.Ports {
 		port := Port{Protocol: corev1.ProtocolTCP}

@@ -18,14 +18,15 @@ import (
 	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // AllServices, as a Triggers key, enqueues the key of every Service in the cache.
 const AllServices = "*"
 
-// Index names of the EndpointSlice informer.
+// Index names of the EndpointSlice informer (whose store holds *endpoints.Slice views).
 const (
 	indexService = "service" // "<namespace>/<service>" -> slices
 	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
@@ -46,9 +47,11 @@ type Options struct {
 // Caches holds the daemon's shared informers and listers. Read listers only after
 // WaitForCacheSync returned true; never mutate what they return.
 type Caches struct {
-	opts    Options
-	kube    informers.SharedInformerFactory
-	node    informers.SharedInformerFactory // this node's Node only
+	opts Options
+	kube informers.SharedInformerFactory
+	node informers.SharedInformerFactory // this node's Node only
+	// slices is not in a factory: its store holds *endpoints.Slice views, which no
+	// EndpointSlice lister of the factory may ever be handed.
 	secrets informers.SharedInformerFactory
 	crd     *crdCaches
 
@@ -59,7 +62,6 @@ type Caches struct {
 	nsI      cache.SharedIndexInformer
 
 	Services corelisters.ServiceLister
-	Slices   discoverylisters.EndpointSliceLister
 	Nodes    corelisters.NodeLister
 	Secrets  corelisters.SecretNamespaceLister // nil when SecretNamespace is empty
 	// Namespaces (labels only matter: pool namespaceSelectors).
@@ -84,15 +86,14 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	c.Services = corelisters.NewServiceLister(c.services.GetIndexer())
-	c.slices = c.kube.InformerFor(&discoveryv1.EndpointSlice{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
-	})
-	c.Slices = discoverylisters.NewEndpointSliceLister(c.slices.GetIndexer())
-	if err := c.slices.AddIndexers(cache.Indexers{
+	// EndpointSlices are cached as their typed view (package endpoints): the API objects
+	// of 100k endpoints would be most of the daemon's heap.
+	c.slices = discoveryinformers.NewEndpointSliceInformer(kube, metav1.NamespaceAll, opts.Resync, cache.Indexers{
 		indexService: sliceServiceIndex,
 		indexLocalIP: localIPIndex(opts.NodeName),
-	}); err != nil {
-		return nil, fmt.Errorf("add endpointslice indexers: %w", err)
+	})
+	if err := c.slices.SetTransform(sliceView); err != nil {
+		return nil, fmt.Errorf("set endpointslice transform: %w", err)
 	}
 
 	nsi := c.kube.Core().V1().Namespaces()
@@ -102,7 +103,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	n := c.node.Core().V1().Nodes()
 	c.nodes = n.Informer()
 	c.Nodes = n.Lister()
-	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "endpointslice": c.slices, "namespace": c.nsI, "node": c.nodes} {
+	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "namespace": c.nsI, "node": c.nodes} {
 		if err := inf.SetTransform(TrimObject); err != nil {
 			return nil, fmt.Errorf("set %s transform: %w", name, err)
 		}
@@ -130,6 +131,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 // Start starts every informer; they stop when ctx is done.
 func (c *Caches) Start(ctx context.Context) {
 	c.kube.Start(ctx.Done())
+	go c.slices.RunWithContext(ctx)
 	c.node.Start(ctx.Done())
 	if c.secrets != nil {
 		c.secrets.Start(ctx.Done())
@@ -151,16 +153,17 @@ func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), syncs...)
 }
 
-// SlicesForService returns the EndpointSlices of Service namespace/name (any family).
-func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
+// SlicesForService returns the views of the EndpointSlices of Service namespace/name (any
+// family). They are shared: never mutate them.
+func (c *Caches) SlicesForService(namespace, name string) ([]*endpoints.Slice, error) {
 	key := namespace + "/" + name
 	objs, err := c.slices.GetIndexer().ByIndex(indexService, key)
 	if err != nil {
 		return nil, fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
-	var out []*discoveryv1.EndpointSlice
+	var out []*endpoints.Slice
 	for _, o := range objs {
-		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+		if s, ok := o.(*endpoints.Slice); ok {
 			out = append(out, s)
 		}
 	}
@@ -177,7 +180,7 @@ func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, o := range objs {
-		s, ok := o.(*discoveryv1.EndpointSlice)
+		s, ok := o.(*endpoints.Slice)
 		if !ok {
 			continue
 		}
@@ -211,18 +214,26 @@ func (c *Caches) ServiceKeys() []string {
 	return out
 }
 
+// sliceView is the EndpointSlice informer's transform: the typed view replaces the API
+// object (idempotent: a view passes through).
+func sliceView(obj any) (any, error) {
+	if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		return endpoints.FromEndpointSlice(s), nil
+	}
+	return obj, nil
+}
+
 // sliceServiceKey maps an EndpointSlice to its Service key via its
 // kubernetes.io/service-name label.
-func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, bool) {
-	name := s.Labels[discoveryv1.LabelServiceName]
-	if name == "" {
+func sliceServiceKey(s *endpoints.Slice) (string, bool) {
+	if s.Service == "" {
 		return "", false
 	}
-	return s.Namespace + "/" + name, true
+	return s.Namespace + "/" + s.Service, true
 }
 
 func sliceServiceIndex(obj any) ([]string, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
+	s, ok := obj.(*endpoints.Slice)
 	if !ok {
 		return nil, nil
 	}
@@ -234,7 +245,7 @@ func sliceServiceIndex(obj any) ([]string, error) {
 
 func localIPIndex(node string) cache.IndexFunc {
 	return func(obj any) ([]string, error) {
-		s, ok := obj.(*discoveryv1.EndpointSlice)
+		s, ok := obj.(*endpoints.Slice)
 		if !ok {
 			return nil, nil
 		}
@@ -249,15 +260,15 @@ func localIPIndex(node string) cache.IndexFunc {
 }
 
 // localIPs returns the addresses of the slice's endpoints on node (unmapped).
-func localIPs(s *discoveryv1.EndpointSlice, node string) []netip.Addr {
+func localIPs(s *endpoints.Slice, node string) []netip.Addr {
 	var out []netip.Addr
 	for i := range s.Endpoints {
 		ep := &s.Endpoints[i]
-		if ep.NodeName == nil || *ep.NodeName != node {
+		if ep.NodeName != node {
 			continue
 		}
-		for _, a := range ep.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil {
+		for _, ip := range ep.Addresses {
+			if ip.IsValid() {
 				out = append(out, ip.Unmap())
 			}
 		}

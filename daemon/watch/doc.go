@@ -2,9 +2,12 @@
 //
 // Caches holds the shared informers (Services, EndpointSlices, this node's Node, the
 // Secrets of the daemon's namespace and the bgplb.io kinds) and the listers the controllers
-// read. Their one transform, TrimObject, drops managedFields and foreign annotations only:
-// listers return API objects as the API server sent them, and a consumer that needs a
-// projection builds its own typed view. A Queue is client-go's typed rate-limiting work
+// read. Their transform, TrimObject, drops managedFields and foreign annotations only:
+// listers return API objects as the API server sent them. The one exception has no
+// lister: the EndpointSlice informer stores each slice as its typed view,
+// *endpoints.Slice (daemon/eligibility/endpoints, shaped by eligibility, its consumer),
+// which SlicesForService returns per Service — 100k endpoints as API objects were most of
+// the daemon's heap. A Queue is client-go's typed rate-limiting work
 // queue (with its metrics) and workers that call one SyncFunc, like
 // kubernetes/sample-controller.
 // Subscribe connects a Queue to the caches: event handlers only enqueue keys (a Service
