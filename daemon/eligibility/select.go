@@ -108,12 +108,9 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 				}
 				e.PodName = ref.Name
 			}
-			e.Ready = ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			e.Serving = e.Ready
-			if ep.Conditions.Serving != nil {
-				e.Serving = *ep.Conditions.Serving
-			}
-			e.Terminating = ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			e.Ready = ep.Conditions.Ready.Or(true)
+			e.Serving = ep.Conditions.Serving.Or(e.Ready)
+			e.Terminating = ep.Conditions.Terminating.Or(false)
 
 			key := ip.String() + "|" + portsKey(ports)
 			if seen[key] {

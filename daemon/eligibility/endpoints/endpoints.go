@@ -28,11 +28,44 @@ type Endpoint struct {
 	Addresses []netip.Addr
 	// NodeName is the endpoint's nodeName; "" when unset.
 	NodeName string
-	// Conditions as sent (nil = unset). The pointers are shared between views: never
-	// write through them.
-	Conditions discoveryv1.EndpointConditions
 	// TargetRef is the endpoint's targetRef; nil when unset.
 	TargetRef *TargetRef
+	// Conditions as sent, each Unset, True or False.
+	Conditions Conditions
+}
+
+// Conditions are an endpoint's ready, serving and terminating conditions.
+type Conditions struct {
+	Ready, Serving, Terminating Condition
+}
+
+// Condition is one optional boolean condition of an endpoint.
+type Condition uint8
+
+// The values of a Condition: Unset (nil in the API object), True and False.
+const (
+	Unset Condition = iota
+	True
+	False
+)
+
+// Or returns whether c is True, or def when c is Unset.
+func (c Condition) Or(def bool) bool {
+	if c == Unset {
+		return def
+	}
+	return c == True
+}
+
+func condition(p *bool) Condition {
+	switch {
+	case p == nil:
+		return Unset
+	case *p:
+		return True
+	default:
+		return False
+	}
 }
 
 // TargetRef is the part of an endpoint's targetRef the daemon reads.
@@ -70,18 +103,23 @@ func FromEndpointSlice(s *discoveryv1.EndpointSlice) *Slice {
 		return v
 	}
 	v.Endpoints = make([]Endpoint, len(s.Endpoints))
-	var nodes []string // distinct node names of this slice: endpoints share one copy
+	n := 0
+	for i := range s.Endpoints {
+		n += len(s.Endpoints[i].Addresses)
+	}
+	addrs := make([]netip.Addr, n) // one array for the slice's addresses
+	var nodes []string             // distinct node names of this slice: endpoints share one copy
 	for i := range s.Endpoints {
 		ep, out := &s.Endpoints[i], &v.Endpoints[i]
-		out.Addresses = make([]netip.Addr, len(ep.Addresses))
+		out.Addresses, addrs = addrs[:len(ep.Addresses):len(ep.Addresses)], addrs[len(ep.Addresses):]
 		for j, a := range ep.Addresses {
 			out.Addresses[j], _ = netip.ParseAddr(a) // the zero Addr when it does not parse
 		}
 		if ep.NodeName != nil {
 			out.NodeName, nodes = shared(nodes, *ep.NodeName)
 		}
-		out.Conditions = discoveryv1.EndpointConditions{
-			Ready: boolPtr(ep.Conditions.Ready), Serving: boolPtr(ep.Conditions.Serving), Terminating: boolPtr(ep.Conditions.Terminating)}
+		out.Conditions = Conditions{Ready: condition(ep.Conditions.Ready), Serving: condition(ep.Conditions.Serving),
+			Terminating: condition(ep.Conditions.Terminating)}
 		if r := ep.TargetRef; r != nil {
 			ref := &TargetRef{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 			if ref.Kind == "Pod" {
@@ -114,18 +152,4 @@ func shared(seen []string, s string) (string, []string) {
 		}
 	}
 	return s, append(seen, s)
-}
-
-var yes, no = true, false
-
-// boolPtr returns nil for nil, else a pointer to a shared true or false.
-func boolPtr(p *bool) *bool {
-	switch {
-	case p == nil:
-		return nil
-	case *p:
-		return &yes
-	default:
-		return &no
-	}
 }

@@ -35,7 +35,7 @@ func TestFromEndpointSliceKeepsWhatWasSent(t *testing.T) {
 		Ports: s.Ports,
 		Endpoints: []Endpoint{
 			{Addresses: []netip.Addr{netip.MustParseAddr("198.19.1.1"), {}}, NodeName: "node1",
-				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Terminating: ptr.To(false)},
+				Conditions: Conditions{Ready: True, Terminating: False},
 				TargetRef:  &TargetRef{Kind: "Pod", Namespace: "web", Name: "p1"}},
 			{Addresses: []netip.Addr{{}, netip.MustParseAddr("198.19.1.2")}},
 		}}
