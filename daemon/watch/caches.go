@@ -4,18 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -25,12 +22,6 @@ import (
 
 // AllServices, as a Triggers key, enqueues the key of every Service in the cache.
 const AllServices = "*"
-
-// Index names of the EndpointSlice informer (whose store holds *endpoints.Slice views).
-const (
-	indexService = "service" // "<namespace>/<service>" -> slices
-	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
-)
 
 // Options configures NewCaches.
 type Options struct {
@@ -47,19 +38,20 @@ type Options struct {
 // Caches holds the daemon's shared informers and listers. Read listers only after
 // WaitForCacheSync returned true; never mutate what they return.
 type Caches struct {
-	opts Options
-	kube informers.SharedInformerFactory
-	node informers.SharedInformerFactory // this node's Node only
-	// slices is not in a factory: its store holds *endpoints.Slice views, which no
-	// EndpointSlice lister of the factory may ever be handed.
+	opts    Options
+	kube    informers.SharedInformerFactory
+	node    informers.SharedInformerFactory // this node's Node only
 	secrets informers.SharedInformerFactory
 	crd     *crdCaches
 
 	services cache.SharedIndexInformer
-	slices   cache.SharedIndexInformer
-	nodes    cache.SharedIndexInformer
-	secretsI cache.SharedIndexInformer
-	nsI      cache.SharedIndexInformer
+	// EndpointSlices are not in a factory: a Reflector stores their typed views
+	// (endpoints.Slice) in slices; no EndpointSlice lister exists.
+	slices    *sliceStore
+	sliceRefl *cache.Reflector
+	nodes     cache.SharedIndexInformer
+	secretsI  cache.SharedIndexInformer
+	nsI       cache.SharedIndexInformer
 
 	Services corelisters.ServiceLister
 	Nodes    corelisters.NodeLister
@@ -86,15 +78,10 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	c.Services = corelisters.NewServiceLister(c.services.GetIndexer())
-	// EndpointSlices are cached as their typed view (package endpoints): the API objects
+	// EndpointSlices are cached as their typed views (package endpoints): the API objects
 	// of 100k endpoints would be most of the daemon's heap.
-	c.slices = discoveryinformers.NewEndpointSliceInformer(kube, metav1.NamespaceAll, opts.Resync, cache.Indexers{
-		indexService: sliceServiceIndex,
-		indexLocalIP: localIPIndex(opts.NodeName),
-	})
-	if err := c.slices.SetTransform(sliceView); err != nil {
-		return nil, fmt.Errorf("set endpointslice transform: %w", err)
-	}
+	c.slices = newSliceStore(opts.NodeName)
+	c.sliceRefl = newSliceReflector(kube, c.slices, opts.Resync)
 
 	nsi := c.kube.Core().V1().Namespaces()
 	c.nsI = nsi.Informer()
@@ -131,7 +118,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 // Start starts every informer; they stop when ctx is done.
 func (c *Caches) Start(ctx context.Context) {
 	c.kube.Start(ctx.Done())
-	go c.slices.RunWithContext(ctx)
+	go c.sliceRefl.RunWithContext(ctx)
 	c.node.Start(ctx.Done())
 	if c.secrets != nil {
 		c.secrets.Start(ctx.Done())
@@ -143,7 +130,7 @@ func (c *Caches) Start(ctx context.Context) {
 
 // WaitForCacheSync blocks until every informer has synced or ctx is done.
 func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
-	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.HasSynced, c.nodes.HasSynced, c.nsI.HasSynced}
+	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.hasSynced, c.nodes.HasSynced, c.nsI.HasSynced}
 	if c.secretsI != nil {
 		syncs = append(syncs, c.secretsI.HasSynced)
 	}
@@ -156,40 +143,12 @@ func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
 // SlicesForService returns the views of the EndpointSlices of Service namespace/name (any
 // family). They are shared: never mutate them.
 func (c *Caches) SlicesForService(namespace, name string) ([]*endpoints.Slice, error) {
-	key := namespace + "/" + name
-	objs, err := c.slices.GetIndexer().ByIndex(indexService, key)
-	if err != nil {
-		return nil, fmt.Errorf("list endpointslices of %s: %w", key, err)
-	}
-	var out []*endpoints.Slice
-	for _, o := range objs {
-		if s, ok := o.(*endpoints.Slice); ok {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+	return c.slices.forService(namespace, name), nil
 }
 
 // ServicesForLocalIP returns the keys of Services with an endpoint on this node at ip.
 func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
-	ip = ip.Unmap()
-	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, ip.String())
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, o := range objs {
-		s, ok := o.(*endpoints.Slice)
-		if !ok {
-			continue
-		}
-		if k, ok := sliceServiceKey(s); ok && !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	return out
+	return c.slices.servicesForLocalIP(ip)
 }
 
 // Node returns this node's object, or nil when it is not (yet) known.
@@ -210,68 +169,6 @@ func (c *Caches) ServiceKeys() []string {
 	out := make([]string, 0, len(svcs))
 	for _, s := range svcs {
 		out = append(out, s.Namespace+"/"+s.Name)
-	}
-	return out
-}
-
-// sliceView is the EndpointSlice informer's transform: the typed view replaces the API
-// object (idempotent: a view passes through).
-func sliceView(obj any) (any, error) {
-	if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
-		return endpoints.FromEndpointSlice(s), nil
-	}
-	return obj, nil
-}
-
-// sliceServiceKey maps an EndpointSlice to its Service key via its
-// kubernetes.io/service-name label.
-func sliceServiceKey(s *endpoints.Slice) (string, bool) {
-	if s.Service == "" {
-		return "", false
-	}
-	return s.Namespace + "/" + s.Service, true
-}
-
-func sliceServiceIndex(obj any) ([]string, error) {
-	s, ok := obj.(*endpoints.Slice)
-	if !ok {
-		return nil, nil
-	}
-	if k, ok := sliceServiceKey(s); ok {
-		return []string{k}, nil
-	}
-	return nil, nil
-}
-
-func localIPIndex(node string) cache.IndexFunc {
-	return func(obj any) ([]string, error) {
-		s, ok := obj.(*endpoints.Slice)
-		if !ok {
-			return nil, nil
-		}
-		var out []string
-		for _, ip := range localIPs(s, node) {
-			if v := ip.String(); !slices.Contains(out, v) {
-				out = append(out, v)
-			}
-		}
-		return out, nil
-	}
-}
-
-// localIPs returns the addresses of the slice's endpoints on node (unmapped).
-func localIPs(s *endpoints.Slice, node string) []netip.Addr {
-	var out []netip.Addr
-	for i := range s.Endpoints {
-		ep := &s.Endpoints[i]
-		if ep.NodeName != node {
-			continue
-		}
-		for _, ip := range ep.Addresses {
-			if ip.IsValid() {
-				out = append(out, ip.Unmap())
-			}
-		}
 	}
 	return out
 }

@@ -5,11 +5,9 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
@@ -65,13 +63,7 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 		}))
 	}
 	if t.Slices {
-		add(c.slices, changeHandler(func(obj any) {
-			if s, ok := unwrap(obj).(*endpoints.Slice); ok {
-				if key, ok := sliceServiceKey(s); ok {
-					q.Add(key)
-				}
-			}
-		}))
+		regs = append(regs, c.slices.subscribe(q.Add))
 	}
 	add(c.nodes, nodeFilter(c.opts.NodeName, c.keyHandler(q, t.Node)))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))
@@ -161,9 +153,9 @@ func changeHandler(fn func(obj any)) cache.ResourceEventHandler {
 // sameVersion reports whether an update is a resync: both objects carry the same
 // resourceVersion.
 func sameVersion(oldObj, newObj any) bool {
-	o, err1 := meta.Accessor(oldObj) // API objects and views (endpoints.Slice) alike
-	n, err2 := meta.Accessor(newObj)
-	return err1 == nil && err2 == nil && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion()
+	o, ok1 := oldObj.(metav1.Object)
+	n, ok2 := newObj.(metav1.Object)
+	return ok1 && ok2 && o.GetResourceVersion() != "" && o.GetResourceVersion() == n.GetResourceVersion()
 }
 
 // nodeFilter passes on the events of Node name (every Node when name is empty), and

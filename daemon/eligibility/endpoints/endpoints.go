@@ -4,7 +4,6 @@ import (
 	"net/netip"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Slice is the view of one EndpointSlice.
@@ -72,15 +71,6 @@ func condition(p *bool) Condition {
 type TargetRef struct {
 	Kind, Namespace, Name string
 }
-
-// GetObjectMeta returns the slice's namespace, name and resourceVersion as object
-// metadata, so that client-go's key functions (cache.MetaNamespaceKeyFunc) and
-// resourceVersion comparisons work on views. It is built on each call.
-func (s *Slice) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name, ResourceVersion: s.ResourceVersion}
-}
-
-var _ metav1.ObjectMetaAccessor = &Slice{}
 
 // FromEndpointSlice returns the view of s (nil for nil). The view shares no memory with s
 // except immutable strings.

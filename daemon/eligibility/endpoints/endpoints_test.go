@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -41,10 +40,6 @@ func TestFromEndpointSliceKeepsWhatWasSent(t *testing.T) {
 		}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("FromEndpointSlice = %+v\nwant %+v", got, want)
-	}
-	m, err := meta.Accessor(got)
-	if err != nil || m.GetNamespace() != "web" || m.GetName() != "a-1" || m.GetResourceVersion() != "7" {
-		t.Fatalf("meta.Accessor(view) = %v, %v", m, err)
 	}
 	fqdn := FromEndpointSlice(&discoveryv1.EndpointSlice{AddressType: discoveryv1.AddressTypeFQDN,
 		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"a.example"}}}})
