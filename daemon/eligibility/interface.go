@@ -5,7 +5,8 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // Input is what one evaluation looks at. The Runner and plugins never mutate it (the
@@ -13,8 +14,9 @@ import (
 type Input struct {
 	// Service under evaluation (required).
 	Service *corev1.Service
-	// Slices are the EndpointSlices of Service (label kubernetes.io/service-name), any family.
-	Slices []*discoveryv1.EndpointSlice
+	// Slices are the views of the EndpointSlices of Service (label
+	// kubernetes.io/service-name), any family.
+	Slices []*endpoints.Slice
 	// Node is this node's object; nil when the informer has not seen it (or it was deleted).
 	Node *corev1.Node
 }

@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // RegisteredFunc reports whether the CNI plugin has registered the pod owning ip on this
@@ -79,7 +81,7 @@ type Selection struct {
 // Endpoints are deduplicated by (IP, ports) because a Service's endpoints may transiently
 // appear in two slices. FQDN slices are ignored. The result is deterministic: endpoints
 // are ordered by IP then ports.
-func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*discoveryv1.EndpointSlice, isRegistered RegisteredFunc) Selection {
+func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*endpoints.Slice, isRegistered RegisteredFunc) Selection {
 	var sel Selection
 	var readyLocal, servingLocal, drainingLocal []LocalEndpoint
 	seen := map[string]bool{} // "<ip>|<ports>" -> seen
@@ -97,15 +99,12 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 				continue
 			}
 			// Consumers use the first address (discovery/v1 contract).
-			ip, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil {
-				continue
+			ip := ep.Addresses[0]
+			if !ip.IsValid() {
+				continue // did not parse
 			}
 			ip = ip.Unmap()
-			e := Endpoint{IP: ip, Ports: ports}
-			if ep.NodeName != nil {
-				e.NodeName = *ep.NodeName
-			}
+			e := Endpoint{IP: ip, Ports: ports, NodeName: ep.NodeName}
 			e.PodNamespace, e.PodName = slice.Namespace, trustedPod(slice.Namespace, ep.TargetRef)
 			if isRegistered != nil && e.PodName == "" {
 				// Not a pod of the Service's namespace (no targetRef, another kind, or
@@ -114,12 +113,9 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 				sel.UntrustedEndpoints++
 				continue
 			}
-			e.Ready = ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			e.Serving = e.Ready
-			if ep.Conditions.Serving != nil {
-				e.Serving = *ep.Conditions.Serving
-			}
-			e.Terminating = ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			e.Ready = ep.Conditions.Ready.Or(true)
+			e.Serving = ep.Conditions.Serving.Or(e.Ready)
+			e.Terminating = ep.Conditions.Terminating.Or(false)
 
 			key := ip.String() + "|" + portsKey(ports)
 			if seen[key] {
@@ -196,14 +192,14 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 // written by anyone allowed to write one in the Service's namespace, with any address and
 // targetRef: only the pod the targetRef names, in that namespace, registered by the CNI
 // plugin with that address, is trusted to be the endpoint.
-func trustedPod(namespace string, ref *corev1.ObjectReference) string {
+func trustedPod(namespace string, ref *endpoints.TargetRef) string {
 	if ref == nil || (ref.Kind != "" && ref.Kind != "Pod") || (ref.Namespace != "" && ref.Namespace != namespace) {
 		return ""
 	}
 	return ref.Name
 }
 
-func slicePorts(slice *discoveryv1.EndpointSlice) []Port {
+func slicePorts(slice *endpoints.Slice) []Port {
 	out := make([]Port, 0, len(slice.Ports))
 	for _, p := range slice.Ports {
 		port := Port{Protocol: corev1.ProtocolTCP}
