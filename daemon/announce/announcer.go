@@ -19,6 +19,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/pools"
 	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
@@ -378,7 +379,7 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 		}
 		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys, Peers: a.peerNamesLocked(a.sent[p])})
 	}
-	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
+	slices.SortFunc(prefixes, func(x, y Prefix) int { return pools.ComparePrefix(x.Prefix, y.Prefix) })
 	return svcs, prefixes
 }
 
@@ -446,12 +447,3 @@ func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decisio
 	b.SourceRanges, b.RestrictSources = sr.Prefixes, sr.Restrict
 	return b
 }
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
-
-func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefix) }

@@ -454,24 +454,6 @@ func TestGracefulRestartDefault(t *testing.T) {
 	}
 }
 
-func TestBlockPrefixesOfRange(t *testing.T) {
-	got, err := BlockPrefixes(v1alpha1.IPBlock{Start: "203.0.113.10", Stop: "203.0.113.20"})
-	must(t, err)
-	var s []string
-	for _, p := range got {
-		s = append(s, p.String())
-	}
-	want := []string{"203.0.113.10/31", "203.0.113.12/30", "203.0.113.16/30", "203.0.113.20/32"}
-	if !reflect.DeepEqual(s, want) {
-		t.Fatalf("prefixes = %v, want %v", s, want)
-	}
-	got, err = BlockPrefixes(v1alpha1.IPBlock{Start: "2001:db8:ffff::", Stop: "2001:db8:ffff::ffff"})
-	must(t, err)
-	if len(got) != 1 || got[0].String() != "2001:db8:ffff::/112" {
-		t.Fatalf("v6 range = %v", got)
-	}
-}
-
 func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
 	f := newFixture(t)
 	f.advert("all", v1alpha1.BGPAdvertisementSpec{})

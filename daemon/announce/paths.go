@@ -10,6 +10,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // pathForPeers returns the path of one VIP given the advertisements selecting it. When
@@ -19,14 +20,14 @@ import (
 // (an invalid selector matches nothing), and a peer no advertisement selects does not get
 // it; false when that leaves no peer.
 func pathForPeers(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertisement, weight int64, peers []peerInfo) (bgp.Path, bool) {
-	if !slices.ContainsFunc(ads, func(ad *v1alpha1.BGPAdvertisement) bool { return !selectsAll(ad.Spec.PeerSelector) }) {
+	if !slices.ContainsFunc(ads, func(ad *v1alpha1.BGPAdvertisement) bool { return !pools.SelectsAll(ad.Spec.PeerSelector) }) {
 		return pathFor(ctx, vip, ads, weight), true
 	}
 	p := bgp.Path{Prefix: netip.PrefixFrom(vip, vip.BitLen()), PeerAttributes: map[netip.Addr]bgp.Attributes{}}
 	for _, peer := range peers {
 		var sel []*v1alpha1.BGPAdvertisement
 		for _, ad := range ads {
-			if ok, err := SelectorMatches(ad.Spec.PeerSelector, peer.labels); err == nil && ok {
+			if ok, err := pools.Matches(ad.Spec.PeerSelector, peer.labels); err == nil && ok {
 				sel = append(sel, ad)
 			}
 		}
@@ -35,11 +36,6 @@ func pathForPeers(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvert
 		}
 	}
 	return p, len(p.PeerAttributes) > 0
-}
-
-// selectsAll reports whether sel is absent or empty (selects every object).
-func selectsAll(sel *labelSelector) bool {
-	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
 }
 
 // pathFor merges the attributes of the advertisements for one VIP.

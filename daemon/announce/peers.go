@@ -17,6 +17,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // PeerProblem is a BGPPeer selecting this node that could not be configured.
@@ -155,7 +156,7 @@ func (a *Announcer) desiredPeers() ([]bgp.PeerConfig, []peerInfo, []PeerProblem,
 	var problems []PeerProblem
 	seen := map[netip.Addr]string{}
 	for _, p := range peers {
-		ok, err := SelectorMatches(p.Spec.NodeSelector, nodeLabels)
+		ok, err := pools.Matches(p.Spec.NodeSelector, nodeLabels)
 		if err != nil {
 			problems = append(problems, PeerProblem{p.Name, fmt.Sprintf("invalid nodeSelector: %v", err)})
 			continue
@@ -184,11 +185,11 @@ func (a *Announcer) desiredPeers() ([]bgp.PeerConfig, []peerInfo, []PeerProblem,
 // the daemon calls it, then syncs every Service, and only then SyncPeers, so a
 // graceful-restart peer receives the complete table before End-of-RIB.
 func (a *Announcer) SyncAllowedPrefixes(ctx context.Context) error {
-	pools, err := a.src.Pools.List(labels.Everything())
+	poolList, err := a.src.Pools.List(labels.Everything())
 	if err != nil {
 		return fmt.Errorf("list loadbalancerippools: %w", err)
 	}
-	allowed := PoolPrefixes(pools)
+	allowed := pools.Prefixes(poolList)
 	allowed = append(allowed, a.wantedPodCIDRs()...)
 	if err := a.speaker.SetAllowedPrefixes(ctx, allowed); err != nil {
 		return fmt.Errorf("set allowed prefixes: %w", err)

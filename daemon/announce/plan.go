@@ -12,6 +12,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // PlanInput is the cluster state one Service's plan reads (cached objects, never mutated).
@@ -149,7 +150,7 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	for _, path := range p.paths {
 		p.State.Prefixes = append(p.State.Prefixes, path.Prefix)
 	}
-	sortPrefixes(p.State.Prefixes)
+	slices.SortFunc(p.State.Prefixes, pools.ComparePrefix)
 	for _, pr := range n.Peers {
 		if !pr.Established {
 			continue
@@ -166,25 +167,25 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 // matchingAdvertisements returns per VIP the advertisements (ads, sorted by name)
 // selecting the Service, the VIP's pool and the node (by its labels), and which VIPs are
 // inside some pool.
-func matchingAdvertisements(svc *corev1.Service, nodeLabels map[string]string, vips []netip.Addr, ads []*v1alpha1.BGPAdvertisement, pools []*v1alpha1.LoadBalancerIPPool) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool) {
+func matchingAdvertisements(svc *corev1.Service, nodeLabels map[string]string, vips []netip.Addr, ads []*v1alpha1.BGPAdvertisement, poolList []*v1alpha1.LoadBalancerIPPool) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool) {
 	inPools := map[netip.Addr]bool{}
 	for _, vip := range vips {
-		inPools[vip] = len(PoolsContaining(pools, vip)) > 0
+		inPools[vip] = len(pools.Containing(poolList, vip)) > 0
 	}
 	out := map[netip.Addr][]*v1alpha1.BGPAdvertisement{}
 	for _, ad := range ads {
-		ok, err := SelectorMatches(ad.Spec.ServiceSelector, svc.Labels)
+		ok, err := pools.Matches(ad.Spec.ServiceSelector, svc.Labels)
 		if err != nil || !ok {
 			continue // an invalid selector selects nothing
 		}
-		if ok, err := SelectorMatches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
+		if ok, err := pools.Matches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
 			continue
 		}
 		for _, vip := range vips {
 			if ad.Spec.PoolSelector != nil {
 				matched := false
-				for _, pool := range PoolsContaining(pools, vip) {
-					if ok, err := SelectorMatches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
+				for _, pool := range pools.Containing(poolList, vip) {
+					if ok, err := pools.Matches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
 						matched = true
 						break
 					}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // family is an address family: false = IPv4, true = IPv6 (the value of Addr.Is6).
@@ -131,7 +132,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	})
 
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		ip, err := parsePlainAddr(ing.IP)
+		ip, err := pools.ParseAddr(ing.IP)
 		if err == nil {
 			r.status = append(r.status, ip)
 		}
@@ -180,7 +181,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
 	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
 		for _, s := range strings.Split(v, ",") {
-			ip, err := parsePlainAddr(s)
+			ip, err := pools.ParseAddr(s)
 			if err != nil {
 				return r, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
 			}
@@ -192,7 +193,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		}
 	}
 	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
-		ip, err := parsePlainAddr(s)
+		ip, err := pools.ParseAddr(s)
 		if err != nil {
 			return r, fmt.Errorf("spec.loadBalancerIP: %w", err)
 		}
