@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
@@ -188,7 +189,7 @@ func (a *Announcer) SyncService(ctx context.Context, key string) error {
 func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service) (desired, error) {
 	d := desired{state: ServiceState{Key: key}}
 	if svc == nil {
-		d.state.Reason, d.state.Message = ReasonNoIP, "service deleted"
+		d.state.Reason, d.state.Message = v1alpha1.ReasonNoIP, "service deleted"
 		return d, nil
 	}
 	in := PlanInput{Service: svc}

@@ -241,7 +241,7 @@ func TestLocalPolicyAnnouncesOnlyWithReadyLocalEndpoint(t *testing.T) {
 		t.Fatalf("announced %v with no local endpoint", got)
 	}
 	states, _ := f.a.State()
-	if len(states) != 1 || states[0].Reason != ReasonNoEligibleEndpoints {
+	if len(states) != 1 || states[0].Reason != v1alpha1.ReasonNoEligibleEndpoints {
 		t.Fatalf("state = %+v, want NoEligibleEndpoints", states)
 	}
 
@@ -346,7 +346,7 @@ func TestAdvertisementSelectorsAndAttributes(t *testing.T) {
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || states[0].Reason != ReasonNoMatchingAdvertisement {
+	if len(f.announced()) != 0 || states[0].Reason != v1alpha1.ReasonNoMatchingAdvertisement {
 		t.Fatalf("announced %v, state %+v; want NoMatchingAdvertisement", f.announced(), states)
 	}
 	f.advert("other-rack", v1alpha1.BGPAdvertisementSpec{NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"rack": "b"}}})
@@ -461,7 +461,7 @@ func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonIPOutsidePools {
+	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != v1alpha1.ReasonIPOutsidePools {
 		t.Fatalf("announced %v, state %+v; want nothing and IPOutsidePools", f.announced(), states)
 	}
 }

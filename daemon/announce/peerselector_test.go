@@ -115,7 +115,7 @@ func TestPeerSelectorMatchingNoPeerIsNotAnnounced(t *testing.T) {
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "role", Operator: "Bogus"}}}})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonNoMatchingAdvertisement ||
+	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != v1alpha1.ReasonNoMatchingAdvertisement ||
 		!strings.Contains(states[0].Message, "peerSelector") {
 		t.Fatalf("announced %v, states %+v; want nothing and NoMatchingAdvertisement naming the peerSelector", f.announced(), states)
 	}

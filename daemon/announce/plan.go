@@ -52,7 +52,7 @@ type NodePlan struct {
 	Decision eligibility.Decision
 	// VIPs are the Service's ingress IPs (deduplicated).
 	VIPs []netip.Addr
-	// State says whether (Reason ReasonAnnounced) and what the node announces, or why not.
+	// State says whether (Reason v1alpha1.ReasonAnnounced) and what the node announces, or why not.
 	State ServiceState
 	// Established reports whether one of the peers the node's paths go to has an
 	// established session: the node's route then reaches a router.
@@ -62,7 +62,7 @@ type NodePlan struct {
 }
 
 // Announces reports whether the node originates the Service's prefixes.
-func (p NodePlan) Announces() bool { return p.State.Reason == ReasonAnnounced }
+func (p NodePlan) Announces() bool { return p.State.Reason == v1alpha1.ReasonAnnounced }
 
 // PlanService decides for each node whether it announces the Service of in, and with
 // which paths. It is the one planning function: a node's announcer calls it for itself
@@ -99,12 +99,12 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	}
 	p.VIPs = ingressIPs(svc)
 	if len(p.VIPs) == 0 {
-		p.State.Reason, p.State.Message = ReasonNoIP, "service has no ingress IP"
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoIP, "service has no ingress IP"
 		return p, nil
 	}
 	p.State.Weight = dec.Weight
 	if !dec.Announce {
-		p.State.Reason, p.State.Message = ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
 		return p, nil
 	}
 	var nodeLabels map[string]string
@@ -137,16 +137,16 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	}
 	switch {
 	case len(p.paths) == 0 && outside == len(p.VIPs):
-		p.State.Reason, p.State.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", p.VIPs)
+		p.State.Reason, p.State.Message = v1alpha1.ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", p.VIPs)
 		return p, nil
 	case len(p.paths) == 0:
-		p.State.Reason, p.State.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
 		if noPeer > 0 {
 			p.State.Message = "no BGPAdvertisement selecting the service, its pool and this node selects one of this node's BGPPeers (peerSelector)"
 		}
 		return p, nil
 	}
-	p.State.Reason, p.State.Message = ReasonAnnounced, dec.Message
+	p.State.Reason, p.State.Message = v1alpha1.ReasonAnnounced, dec.Message
 	for _, path := range p.paths {
 		p.State.Prefixes = append(p.State.Prefixes, path.Prefix)
 	}

@@ -84,23 +84,12 @@ type Sources struct {
 	Secrets corelisters.SecretNamespaceLister
 }
 
-// Announced reasons: why a Service is (not) announced from this node. They are the
-// reasons of the bgplb.io/Announced condition.
-const (
-	ReasonAnnounced               = "Announced"
-	ReasonNoEligibleEndpoints     = "NoEligibleEndpoints"
-	ReasonNoMatchingAdvertisement = "NoMatchingAdvertisement"
-	ReasonNoPeers                 = "NoPeers"
-	ReasonSessionsDown            = "SessionsDown"
-	ReasonNoIP                    = "NoIP"
-	ReasonIPOutsidePools          = "IPOutsidePools"
-)
-
 // ServiceState is what the announcer last applied for one Service.
 type ServiceState struct {
 	// Key is "namespace/name".
 	Key string
-	// Reason is ReasonAnnounced or why not (a reason above or the eligibility reason).
+	// Reason is v1alpha1.ReasonAnnounced or why not (another Announced reason of v1alpha1
+	// or the eligibility reason).
 	Reason  string
 	Message string
 	// Prefixes announced for the Service.

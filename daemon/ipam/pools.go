@@ -14,17 +14,6 @@ import (
 	"github.com/bgplb/bgplb/daemon/pools"
 )
 
-// Reasons of the pool conditions (Ready, Conflicting, Invalid).
-const (
-	PoolReasonReady       = "Ready"
-	PoolReasonDisabled    = "Disabled"
-	PoolReasonNoConflict  = "NoConflict"
-	PoolReasonOverlaps    = "OverlapsPool"
-	PoolReasonValid       = "Valid"
-	PoolReasonInvalid     = "InvalidSpec"
-	PoolReasonConflicting = "Conflicting"
-)
-
 // block is one parsed address range of a pool: [first, last], one family.
 type block struct {
 	pool  *pool
@@ -251,27 +240,27 @@ func (p *pool) status() v1alpha1.LoadBalancerIPPoolStatus {
 	switch {
 	case p.invalid != "":
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonInvalid, p.invalid),
-			cond(v1alpha1.PoolConditionInvalid, true, PoolReasonInvalid, p.invalid),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "not checked: the pool is invalid"),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonInvalid, p.invalid),
+			cond(v1alpha1.PoolConditionInvalid, true, v1alpha1.PoolReasonInvalid, p.invalid),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "not checked: the pool is invalid"),
 		}
 	case p.conflicting != "":
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonConflicting, p.conflicting),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, true, PoolReasonOverlaps, p.conflicting),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonConflicting, p.conflicting),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, true, v1alpha1.PoolReasonOverlaps, p.conflicting),
 		}
 	case p.disabled:
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonDisabled, "spec.disabled is true: assigned addresses stay, no new ones are handed out"),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "no overlap with an older pool"),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonDisabled, "spec.disabled is true: assigned addresses stay, no new ones are handed out"),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "no overlap with an older pool"),
 		}
 	default:
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, true, PoolReasonReady, "addresses are handed out"),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "no overlap with an older pool"),
+			cond(v1alpha1.PoolConditionReady, true, v1alpha1.PoolReasonReady, "addresses are handed out"),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "no overlap with an older pool"),
 		}
 	}
 	add := func(c **v1alpha1.PoolCounts, b *block) {

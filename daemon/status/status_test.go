@@ -193,28 +193,28 @@ func TestAggregatorReasons(t *testing.T) {
 			t.Fatal("wrote a condition on a foreign-class service")
 		}
 	}
-	check(metav1.ConditionFalse, announce.ReasonNoPeers, "no BGPPeer")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoPeers, "no BGPPeer")
 	must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}))
 	nodeState := func(name, state string) {
 		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}}}))
 	}
 	nodeState("node1", "Active")
-	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
+	check(metav1.ConditionFalse, v1alpha1.ReasonSessionsDown, "0 of 1")
 	nodeState("node1", "Established")
-	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
 	// An advertisement whose peerSelector matches no BGPPeer does not count.
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"},
 		Spec: v1alpha1.BGPAdvertisementSpec{PeerSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "b"}}}}))
-	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	// ETP=Cluster: every node with a peer plans to announce; node2 has none yet.
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 1 node(s) (node1)")
+	check(metav1.ConditionTrue, v1alpha1.ReasonAnnounced, "announced by 1 node(s) (node1)")
 	nodeState("node1", "Active")
-	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it")
+	check(metav1.ConditionFalse, v1alpha1.ReasonSessionsDown, "1 node(s) (node1) would announce it")
 	nodeState("node1", "Established")
 	nodeState("node2", "Established")
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2)")
+	check(metav1.ConditionTrue, v1alpha1.ReasonAnnounced, "announced by 2 node(s) (node1, node2)")
 
 	// Unchanged: no write.
 	kube.ClearActions()
@@ -226,7 +226,7 @@ func TestAggregatorReasons(t *testing.T) {
 	}
 	// The endpoint goes unready: no node is eligible.
 	must(t, slicesIdx.Update(slice(false)))
-	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoEligibleEndpoints, "announced by 0 nodes")
 }
 
 func TestPeerConditions(t *testing.T) {
