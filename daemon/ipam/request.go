@@ -11,6 +11,7 @@ import (
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/pools"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // family is an address family: false = IPv4, true = IPv6 (the value of Addr.Is6).
@@ -88,16 +89,13 @@ func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false, fmt.Sprintf("type is %s, not LoadBalancer", svc.Spec.Type)
 	}
-	if svc.Spec.LoadBalancerClass == nil {
-		if c.DefaultClass {
-			return true, ""
-		}
+	switch {
+	case servicespec.Class{Name: c.Class, Default: c.DefaultClass}.Owns(svc):
+		return true, ""
+	case svc.Spec.LoadBalancerClass == nil:
 		return false, fmt.Sprintf("no loadBalancerClass and --default-class is off (class %s)", c.class())
 	}
-	if *svc.Spec.LoadBalancerClass != c.class() {
-		return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
-	}
-	return true, ""
+	return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
 }
 
 // parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the

@@ -25,6 +25,7 @@ import (
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 	"github.com/bgplb/bgplb/daemon/watch"
 )
 
@@ -69,13 +70,7 @@ const PeersKey = "@bgppeers"
 
 // Ours reports whether svc is a LoadBalancer Service of our class.
 func (a *Aggregator) Ours(svc *corev1.Service) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return a.defaultClass
-	}
-	return *svc.Spec.LoadBalancerClass == a.class
+	return servicespec.Class{Name: a.class, Default: a.defaultClass}.Handles(svc)
 }
 
 // Sync is the watch.SyncFunc: Service keys get the Announced condition, PeersKey the
