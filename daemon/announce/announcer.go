@@ -18,6 +18,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
 	"github.com/bgplb/bgplb/daemon/pools"
@@ -148,7 +149,7 @@ func (a *Announcer) Sync(ctx context.Context, key string) error {
 type desired struct {
 	state    ServiceState
 	paths    paths // distinct prefixes
-	backends *ServiceBackends
+	backends *datapath.ServiceBackends
 }
 
 // SyncService makes this node's announcements and datapath entries of Service key match
@@ -262,7 +263,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	// 2. Program the datapath before anything new is announced; clean it after withdrawals.
-	if fp := want.backends.fingerprint(); a.datapath != nil && fp != cur.backends {
+	if fp := fingerprint(want.backends); a.datapath != nil && fp != cur.backends {
 		if err := a.datapath.SetService(ctx, key, want.backends); err != nil {
 			return changed, fmt.Errorf("program datapath for service %s: %w", key, err)
 		}
@@ -430,8 +431,8 @@ func ingressIPs(svc *corev1.Service) []netip.Addr {
 	return out
 }
 
-func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decision) *ServiceBackends {
-	b := &ServiceBackends{
+func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decision) *datapath.ServiceBackends {
+	b := &datapath.ServiceBackends{
 		VIPs:    vips,
 		Local:   svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		NewFlow: dec.NewFlowEndpoints,
@@ -442,7 +443,7 @@ func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decisio
 		if proto == "" {
 			proto = corev1.ProtocolTCP
 		}
-		b.Ports = append(b.Ports, ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
+		b.Ports = append(b.Ports, datapath.ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
 	}
 	sr := servicespec.ParseSourceRanges(svc)
 	b.SourceRanges, b.RestrictSources = sr.Prefixes, sr.Restrict

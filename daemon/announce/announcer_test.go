@@ -22,6 +22,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -93,10 +94,10 @@ func (f *fakeSpeaker) Withdraw(_ context.Context, prefix netip.Prefix) error {
 
 type fakeDatapath struct {
 	j        *journal
-	services map[string]*ServiceBackends
+	services map[string]*datapath.ServiceBackends
 }
 
-func (f *fakeDatapath) SetService(_ context.Context, key string, d *ServiceBackends) error {
+func (f *fakeDatapath) SetService(_ context.Context, key string, d *datapath.ServiceBackends) error {
 	if d == nil {
 		delete(f.services, key)
 		f.j.add("datapath delete " + key)
@@ -150,7 +151,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, j: &journal{}, services: idx(), slices: slicesIdx, pools: idx(), peers: idx(), adverts: idx(), secrets: idx(),
 		node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"rack": "a"}}}}
 	f.speaker = &fakeSpeaker{j: f.j, paths: map[netip.Prefix]bgp.Path{}}
-	f.dp = &fakeDatapath{j: f.j, services: map[string]*ServiceBackends{}}
+	f.dp = &fakeDatapath{j: f.j, services: map[string]*datapath.ServiceBackends{}}
 	src := Sources{
 		Services: corelisters.NewServiceLister(f.services),
 		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -114,9 +113,9 @@ func ifindexes(ip netip.Addr) (int, bool) {
 	return 0, false
 }
 
-func want(newFlow, keep []netip.Addr, announced bool) *announce.ServiceBackends {
-	b := &announce.ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
-		Ports: []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
+func want(newFlow, keep []netip.Addr, announced bool) *ServiceBackends {
+	b := &ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
+		Ports: []ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
 	for _, ip := range newFlow {
 		b.NewFlow = append(b.NewFlow, eligibility.LocalEndpoint{IP: ip, Ports: ports})
 	}
@@ -245,7 +244,7 @@ func TestSharedBackendsAndVIPsAreRefcounted(t *testing.T) {
 	m, _ := New(maps, ifindexes)
 	a := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
 	b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
-	b.Ports = []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
+	b.Ports = []ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
 	b.NewFlow[0].Ports = []eligibility.Port{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 5353}}
 	b.Keep = b.NewFlow
 	if err := m.SetService(ctx, "default/a", a); err != nil {
