@@ -12,6 +12,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/daemon/pools"
 )
 
@@ -112,9 +113,9 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 		nodeLabels = n.Node.Labels
 	}
 	adverts, inPools := matchingAdvertisements(svc, nodeLabels, p.VIPs, in.Advertisements, in.Pools)
-	peers := make([]peerInfo, 0, len(n.Peers))
+	configured := make([]peers.Peer, 0, len(n.Peers))
 	for _, pr := range n.Peers {
-		peers = append(peers, peerInfo{name: pr.Name, addr: pr.Address, labels: pr.Labels})
+		configured = append(configured, peers.Peer{Name: pr.Name, Address: pr.Address, Labels: pr.Labels})
 	}
 	outside, noPeer := 0, 0
 	for _, vip := range p.VIPs {
@@ -126,7 +127,7 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 		if len(ads) == 0 {
 			continue
 		}
-		path, ok := pathForPeers(ctx, vip, ads, dec.Weight, peers)
+		path, ok := pathForPeers(ctx, vip, ads, dec.Weight, configured)
 		if !ok {
 			noPeer++ // the advertisements' peerSelectors select none of this node's peers
 			continue

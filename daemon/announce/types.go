@@ -12,18 +12,24 @@ import (
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/peers"
 )
 
 // Speaker is the part of the BGP speaker (daemon/bgp.Speaker) the announcer drives.
 type Speaker interface {
-	// SetPeers makes the neighbours equal to peers; unchanged ones are not touched.
-	SetPeers(ctx context.Context, peers []bgp.PeerConfig) error
-	// SetAllowedPrefixes sets the prefixes Announce may announce inside of.
-	SetAllowedPrefixes(ctx context.Context, allowed []netip.Prefix) error
 	// Announce originates p or replaces the attributes of the same prefix. Idempotent.
 	Announce(ctx context.Context, p bgp.Path) error
 	// Withdraw withdraws prefix; a prefix that is not announced is a no-op.
 	Withdraw(ctx context.Context, prefix netip.Prefix) error
+}
+
+// Peers is the node's BGP peer configuration (daemon/peers.Reconciler).
+type Peers interface {
+	// Configured returns the BGPPeers configured on the speaker with their labels, sorted
+	// by name; the slice must not be modified.
+	Configured() ([]peers.Peer, error)
+	// SyncAllowedPrefixes sets the speaker's allowed prefixes from the caches.
+	SyncAllowedPrefixes(ctx context.Context) error
 }
 
 // Datapath is the part of daemon/datapath the announcer drives.
@@ -46,10 +52,7 @@ type Sources struct {
 	Slices         func(namespace, name string) ([]*discoveryv1.EndpointSlice, error)
 	Node           func() *corev1.Node
 	Pools          bgplisters.LoadBalancerIPPoolLister
-	Peers          bgplisters.BGPPeerLister
 	Advertisements bgplisters.BGPAdvertisementLister
-	// Secrets of the daemon's namespace (peer passwords); nil means no passwords.
-	Secrets corelisters.SecretNamespaceLister
 }
 
 // ServiceState is what the announcer last applied for one Service.
@@ -65,9 +68,3 @@ type ServiceState struct {
 	// Weight is the eligibility weight (local endpoints taking new flows).
 	Weight int64
 }
-
-// PeersKey is the work-queue key that makes Sync call SyncPeers.
-const PeersKey = "@peers"
-
-// NodeRoutesKey is the work-queue key that makes Sync call SyncNodeRoutes.
-const NodeRoutesKey = "@noderoutes"

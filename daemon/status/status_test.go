@@ -30,12 +30,12 @@ import (
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/peers"
 )
 
 type fakeAnnounce struct {
-	mu       sync.Mutex
-	v4, v6   int
-	problems []announce.PeerProblem
+	mu     sync.Mutex
+	v4, v6 int
 }
 
 func (f *fakeAnnounce) PrefixCounts() (int, int) {
@@ -49,8 +49,6 @@ func (f *fakeAnnounce) setV4(n int) {
 	defer f.mu.Unlock()
 	f.v4 = n
 }
-
-func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem { return f.problems }
 
 // selectEval evaluates like the TrafficPolicy plugin for one node, without registry.
 type selectEval struct{ node string }
@@ -88,9 +86,8 @@ func TestNodeStateWriter(t *testing.T) {
 	must(t, sp.SetPeers(ctx, []bgp.PeerConfig{{Name: "router", Address: router, PeerASN: 64512}}))
 	since := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
 	sp.SetStatus(router, bgp.PeerStatus{State: bgp.StateEstablished, EstablishedSince: since, PrefixesSent: 1})
-	ann := &fakeAnnounce{v4: 10000, v6: 3,
-		problems: []announce.PeerProblem{{Peer: "secure", Message: `passwordSecretRef: secret "x" not found`}},
-	}
+	ann := &fakeAnnounce{v4: 10000, v6: 3}
+	problems := []peers.Problem{{Peer: "secure", Message: `passwordSecretRef: secret "x" not found`}}
 	var errs Errors
 	for i := range 20 {
 		errs.Record(fmt.Sprintf("default/svc-%02d", i), errors.New("announce: boom"))
@@ -98,7 +95,7 @@ func TestNodeStateWriter(t *testing.T) {
 	dp := &v1alpha1.DatapathSummary{Endpoints: 4, NotReady: 1, NotReadyPods: []string{"default/web-1"}}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "uid-1"}}
 	w := NewNodeStateWriter(crd, "node1", sp, ann, NodeSource{Version: "v1.2.3", Errors: errs.List,
-		Datapath: func() *v1alpha1.DatapathSummary { return dp }}, func() *corev1.Node { return node }, time.Millisecond)
+		Datapath: func() *v1alpha1.DatapathSummary { return dp }, PeerProblems: func() []peers.Problem { return problems }}, func() *corev1.Node { return node }, time.Millisecond)
 	must(t, w.Sync(ctx))
 	got, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 	must(t, err)
