@@ -31,6 +31,7 @@ import (
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 type fakeAnnounce struct {
@@ -291,12 +292,7 @@ func TestNodeStateWriterRunWritesAtOnce(t *testing.T) {
 	waitFor := func(what string, d time.Duration, ok func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
-		for !ok() {
-			if time.Since(start) > d {
-				t.Fatalf("%s not written within %s", what, d)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		poll.Eventually(t, d, 5*time.Millisecond, what+" written", ok)
 		return time.Since(start)
 	}
 	waitFor("the first status", time.Second, written(0))
