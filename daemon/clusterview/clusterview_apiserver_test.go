@@ -63,7 +63,8 @@ func TestCLIAgainstAPIServer(t *testing.T) {
 		var out, errOut bytes.Buffer
 		root.SetOut(&out)
 		root.SetErr(&errOut)
-		root.SetArgs(append(args, "--kubeconfig", srv.Kubeconfig))
+		// --kubeconfig first: after `node NODE` every argument belongs to the remote bgplbctl.
+		root.SetArgs(append([]string{"--kubeconfig", srv.Kubeconfig}, args...))
 		code := Main(root, &errOut)
 		if errOut.Len() > 0 {
 			t.Logf("stderr of %v: %s", args, errOut.String())
@@ -125,13 +126,14 @@ func TestCLIAgainstAPIServer(t *testing.T) {
 		if _, err := NodePod(ctx, kube, "bgplb-system", "node3"); err == nil || !strings.Contains(err.Error(), "no running bgplbd pod") {
 			t.Fatalf("NodePod(node3) error = %v, want no running pod", err)
 		}
-		// No kubelet serves exec here: the command reaches the API server's exec
-		// subresource for the right pod and reports the failure (exit 1).
+		// node3's pod is Pending: `node` finds no pod to exec into and fails (exit 1).
 		_, code := run(t, "node", "node3", "status")
 		if code != ExitError {
 			t.Errorf("node node3: exit code %d, want %d", code, ExitError)
 		}
 	})
+
+	t.Run("node-exec", func(t *testing.T) { testNodeExec(t, ctx, kube, run) })
 
 	t.Run("kubectl-plugin", func(t *testing.T) {
 		kubectl := apiservertest.Tool(t, "kubectl")
