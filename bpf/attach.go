@@ -255,9 +255,15 @@ func pinnedAttached(linkPin, progName string, slot tcSlot) (bool, int, error) {
 	return true, ifindex, nil
 }
 
-// programNamed reports whether program id is called name.
+// programNamed reports whether program id is called name. Opening a program by ID needs
+// CAP_SYS_ADMIN, which bgplbd does not have in its DaemonSet (docs/security.md): without
+// it the link, found at a pin path under bgplb's own pin dir that only bgplb writes, is
+// taken to hold our program.
 func programNamed(id ebpf.ProgramID, name string) (bool, error) {
 	prog, err := ebpf.NewProgramFromID(id)
+	if errors.Is(err, os.ErrPermission) {
+		return true, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("open program %d: %w", id, err)
 	}

@@ -24,7 +24,8 @@ type Input struct {
 type EndpointRegistry interface {
 	// Registered reports whether the CNI plugin registered, on this node, an attachment of
 	// the pod podNamespace/podName that carries ip. Implementations must be safe for
-	// concurrent use and must not block. An empty podName means "match by ip only".
+	// concurrent use and must not block. An empty podName never matches (the selection
+	// skips endpoints without a trusted targetRef before asking).
 	Registered(podNamespace, podName string, ip netip.Addr) bool
 }
 

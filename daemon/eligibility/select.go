@@ -53,6 +53,7 @@ type Selection struct {
 	ReadyLocal          int  // eligible local endpoints with ready true
 	ServingLocal        int  // eligible local endpoints with serving true (includes ready ones)
 	UnregisteredLocal   int  // local endpoints skipped because the CNI did not register them
+	UntrustedEndpoints  int  // endpoints skipped because their targetRef names no pod of the Service's namespace
 	ReadyElsewhere      bool // some endpoint on another node is ready
 	ServingElsewhere    bool // some endpoint on another node is serving
 	ReadyAnywhere       bool // ReadyLocal > 0 || ReadyElsewhere
@@ -63,7 +64,10 @@ type Selection struct {
 // TrafficPolicy plugin (announce or not) and the datapath (which backends to program).
 //
 //   - An endpoint is local when its nodeName equals nodeName; it is eligible when it is
-//     local and isRegistered accepts it (nil isRegistered accepts all).
+//     local and isRegistered accepts it (nil isRegistered accepts all). With a registry
+//     (isRegistered != nil) an endpoint whose targetRef does not name a Pod in the
+//     slice's (the Service's) namespace is ignored everywhere: it is never eligible and
+//     never makes another node's endpoint count (UntrustedEndpoints).
 //   - A node advertises under Local when it has ≥1 eligible ready endpoint (ready nil =
 //     true), or when no ready endpoint exists anywhere and it has ≥1 eligible serving one.
 //   - Ready endpoints take new flows; serving (terminating) endpoints take new flows only
@@ -102,12 +106,13 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 			if ep.NodeName != nil {
 				e.NodeName = *ep.NodeName
 			}
-			if ref := ep.TargetRef; ref != nil && (ref.Kind == "" || ref.Kind == "Pod") {
-				e.PodNamespace = ref.Namespace
-				if e.PodNamespace == "" {
-					e.PodNamespace = slice.Namespace
-				}
-				e.PodName = ref.Name
+			e.PodNamespace, e.PodName = slice.Namespace, trustedPod(slice.Namespace, ep.TargetRef)
+			if isRegistered != nil && e.PodName == "" {
+				// Not a pod of the Service's namespace (no targetRef, another kind, or
+				// another namespace): it never counts, here or on any node (docs/design.md
+				// decision 2, trust boundary).
+				sel.UntrustedEndpoints++
+				continue
 			}
 			e.Ready = ep.Conditions.Ready == nil || *ep.Conditions.Ready
 			e.Serving = e.Ready
@@ -184,6 +189,18 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 		sel.Announce = sel.EligibleClusterWide
 	}
 	return sel
+}
+
+// trustedPod returns the name of the pod that ref names when it is a Pod in namespace
+// (the namespace of the slice, which is the Service's), else "". An EndpointSlice can be
+// written by anyone allowed to write one in the Service's namespace, with any address and
+// targetRef: only the pod the targetRef names, in that namespace, registered by the CNI
+// plugin with that address, is trusted to be the endpoint.
+func trustedPod(namespace string, ref *corev1.ObjectReference) string {
+	if ref == nil || (ref.Kind != "" && ref.Kind != "Pod") || (ref.Namespace != "" && ref.Namespace != namespace) {
+		return ""
+	}
+	return ref.Name
 }
 
 func slicePorts(slice *discoveryv1.EndpointSlice) []Port {

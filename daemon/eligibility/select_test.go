@@ -210,3 +210,39 @@ func TestSelectEndpointsEmpty(t *testing.T) {
 		t.Errorf("Local with remote endpoint only: announce, want not")
 	}
 }
+
+// TestSelectEndpointsTrustBoundary: with a registry, an endpoint counts only when its
+// targetRef names a Pod in the slice's (Service's) namespace. A forged endpoint pointing
+// at another namespace's pod, or one without targetRef, is neither eligible here nor makes
+// the Service eligible cluster-wide, even though the registry knows the address.
+func TestSelectEndpointsTrustBoundary(t *testing.T) {
+	registered := func(ns, name string, ip netip.Addr) bool {
+		// The registry has the victim's pod at 198.19.1.5 in namespace "victim".
+		return ns == "victim" && name == "db" && ip == netip.MustParseAddr("198.19.1.5")
+	}
+	forged := ep("198.19.1.5", thisNode, "db", readyC)
+	forged.TargetRef.Namespace = "victim"
+	noRef := ep("198.19.1.5", "node2", "", readyC)
+	noRef.TargetRef = nil
+	node := ep("198.19.1.5", "node2", "db", readyC)
+	node.TargetRef = &corev1.ObjectReference{Kind: "Node", Name: "node2"}
+	remoteForged := ep("198.19.1.6", "node2", "db", readyC)
+	remoteForged.TargetRef.Namespace = "victim"
+	for _, policy := range []corev1.ServiceExternalTrafficPolicy{corev1.ServiceExternalTrafficPolicyLocal, corev1.ServiceExternalTrafficPolicyCluster} {
+		sel := SelectEndpoints(policy, thisNode, []*discoveryv1.EndpointSlice{slice("s", forged, noRef, node, remoteForged)}, registered)
+		if sel.Announce || len(sel.NewFlow) != 0 || len(sel.Keep) != 0 || sel.EligibleClusterWide || sel.ReadyElsewhere {
+			t.Errorf("%s: forged endpoints counted: %+v", policy, sel)
+		}
+		if sel.UntrustedEndpoints != 4 {
+			t.Errorf("%s: UntrustedEndpoints = %d, want 4", policy, sel.UntrustedEndpoints)
+		}
+	}
+	// The same pod named from its own namespace (the slice's) counts.
+	mine := ep("198.19.1.5", thisNode, "db", readyC)
+	mine.TargetRef.Namespace = ""
+	own := slice("s", mine)
+	own.Namespace = "victim"
+	if sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{own}, registered); !sel.Announce || len(sel.NewFlow) != 1 {
+		t.Errorf("own namespace: %+v", sel)
+	}
+}

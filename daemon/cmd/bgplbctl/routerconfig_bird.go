@@ -31,6 +31,10 @@ func writeBIRD(w io.Writer, p routerParams) {
 	if p.Standalone {
 		fmt.Fprintf(w, "\nprotocol device {\n}\n")
 	}
+	if b := p.BFD; b != nil {
+		fmt.Fprintf(w, "\nprotocol bfd bgplb_bfd {\n  interface \"*\" {\n    min rx interval %d ms;\n    min tx interval %d ms;\n    multiplier %d;\n  };\n}\n",
+			b.IntervalMs, b.IntervalMs, b.Multiplier)
+	}
 	for _, f := range families {
 		if !p.accepted(f) {
 			continue
@@ -44,13 +48,25 @@ func writeBIRD(w io.Writer, p routerParams) {
 				continue
 			}
 			fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", f.name, i, p.RouterASN, c, p.NodeASN, f.name)
-			if p.RouterASN == p.NodeASN {
+			switch {
+			case p.TTLSecurityHops > 1:
+				// GTSM: send with TTL 255, accept TTL >= 256-hops.
+				fmt.Fprintf(w, "  ttl security on;\n  multihop %d;\n", p.TTLSecurityHops)
+			case p.TTLSecurityHops == 1:
+				fmt.Fprintf(w, "  ttl security on;   # GTSM: only packets sent with TTL 255 from a neighbour\n")
+				if p.RouterASN == p.NodeASN {
+					fmt.Fprintf(w, "  direct;\n")
+				}
+			case p.RouterASN == p.NodeASN:
 				fmt.Fprintf(w, "  direct;\n")
 			}
 			fmt.Fprintf(w, "  hold time 9;\n")
 			fmt.Fprintf(w, "  connect retry time 5;\n")
 			fmt.Fprintf(w, "  error wait time 1, 10;   # a flapped node is back within seconds (default 60, 300)\n")
 			fmt.Fprintf(w, "  graceful restart aware;  # helper: a restarting bgplbd keeps its routes\n")
+			if p.BFD != nil {
+				fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
+			}
 			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export none;\n  };\n}\n", f.name, f.name)
 		}
 	}
