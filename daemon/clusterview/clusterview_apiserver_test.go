@@ -330,6 +330,15 @@ func seed(t *testing.T, ctx context.Context, kube kubernetes.Interface, crd vers
 	}, metav1.CreateOptions{}))
 	ds.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, NumberReady: 2, NumberAvailable: 2}
 	must(kube.AppsV1().DaemonSets("bgplb-system").UpdateStatus(ctx, ds, metav1.UpdateOptions{}))
+	alloc := must(kube.AppsV1().Deployments("bgplb-system").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "bgplb-allocator", Labels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "allocator", Image: "bgplb"}}}}},
+	}, metav1.CreateOptions{}))
+	alloc.Status = appsv1.DeploymentStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
+	must(kube.AppsV1().Deployments("bgplb-system").UpdateStatus(ctx, alloc, metav1.UpdateOptions{}))
 	for _, n := range []string{"node1", "node3"} {
 		pod := must(kube.CoreV1().Pods("bgplb-system").Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "bgplbd-" + n, Labels: labels},
