@@ -39,7 +39,8 @@ func writeBIRD(w io.Writer, p routerParams) {
 		if !p.accepted(f) {
 			continue
 		}
-		fmt.Fprintf(w, "\nfilter bgplb_import_%s {\n  if net ~ [ %s ] then accept;\n  reject;\n}\n", f.name, birdSet(split(p.Pools, f.v4), split(p.PodCIDRs, f.v4), f.hostBits))
+		// A draining node sends GRACEFUL_SHUTDOWN (RFC 8326): lowest preference.
+		fmt.Fprintf(w, "\nfilter bgplb_import_%s {\n  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  if net ~ [ %s ] then accept;\n  reject;\n}\n", f.name, birdSet(split(p.Pools, f.v4), split(p.PodCIDRs, f.v4), f.hostBits))
 		if p.Standalone {
 			fmt.Fprintf(w, "\nprotocol kernel bgplb_kernel_%s {\n  merge paths on;   # ECMP: one next hop per announcing node\n  %s { export all; import none; };\n}\n", f.name, f.name)
 		}

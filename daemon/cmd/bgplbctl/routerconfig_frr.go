@@ -80,6 +80,10 @@ func writeFRRPolicy(w io.Writer, p routerParams) {
 		}
 	}
 	fmt.Fprintf(w, "!\n")
+	// A draining node sends GRACEFUL_SHUTDOWN (RFC 8326): lowest preference, so its
+	// paths leave the multipath set while other nodes announce the VIP.
+	fmt.Fprintf(w, "bgp community-list standard BGPLB-GSHUT seq 5 permit graceful-shutdown\n!\n")
+	fmt.Fprintf(w, "route-map BGPLB-IN permit 5\n match community BGPLB-GSHUT\n set local-preference 0\n on-match next\nexit\n")
 	for i, f := range families {
 		if !p.accepted(f) {
 			continue

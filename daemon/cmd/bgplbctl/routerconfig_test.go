@@ -80,6 +80,8 @@ func TestFRRConfig(t *testing.T) {
 		"route-map BGPLB-IN deny 100",
 		"neighbor BGPLB route-map BGPLB-IN in",
 		"maximum-paths 64",
+		"bgp community-list standard BGPLB-GSHUT seq 5 permit graceful-shutdown",
+		"route-map BGPLB-IN permit 5\n match community BGPLB-GSHUT\n set local-preference 0\n on-match next\n",
 	)
 	if strings.Contains(out, "198.19.") {
 		t.Errorf("FRR config accepts pod CIDRs nobody asked for:\n%s", out)
@@ -115,6 +117,7 @@ func TestBIRDConfig(t *testing.T) {
 		"export none;",
 		"error wait time 1, 10;",
 		"graceful restart aware;",
+		"if (65535, 0) ~ bgp_community then bgp_local_pref = 0;",
 		"merge paths on;", // in the instructions
 	)
 	for _, unwanted := range []string{"\nprotocol kernel", "\nprotocol device"} {
