@@ -53,8 +53,9 @@ func containerPIDs(n Node, id string) []int {
 
 // signalDaemonPod is SignalDaemon on a real node. sig reaches bgplbd's container: SIGKILL
 // is sent to its processes directly (a crash), any other signal by deleting the pod
-// (the kubelet sends SIGTERM). With restart the DaemonSet's replacement pod must be
-// Ready; without, the node is labelled DaemonStoppedLabel so that none replaces it.
+// (the kubelet sends SIGTERM). With restart it returns once the old pod is gone and the
+// DaemonSet has made its replacement (not yet Ready); without, the node is labelled
+// DaemonStoppedLabel so that none replaces it.
 func (l *Lab) signalDaemonPod(ctx context.Context, node string, sig syscall.Signal, restart bool) error {
 	n, ok := l.Node(node)
 	if !ok {
@@ -104,22 +105,21 @@ func (l *Lab) signalDaemonPod(ctx context.Context, node string, sig syscall.Sign
 			last = err.Error()
 			return false, nil
 		}
-		var ready, others int
+		var fresh, others int
 		for _, p := range pods.Items {
-			switch {
-			case old != nil && p.UID == old.UID, p.DeletionTimestamp != nil:
+			if (old != nil && p.UID == old.UID) || p.DeletionTimestamp != nil {
 				others++
-			case podReady(&p):
-				ready++
-			default:
-				others++
+			} else {
+				fresh++
 			}
 		}
-		last = fmt.Sprintf("%d ready, %d others", ready, others)
+		last = fmt.Sprintf("%d new pods, %d old or terminating", fresh, others)
 		if !restart {
 			return len(pods.Items) == 0, nil
 		}
-		return ready == 1 && others == 0, nil
+		// Started again, as the lab-kubelet mode returns once bgplbd is started: the
+		// caller watches it come up (WaitDaemonSet waits for Ready).
+		return fresh == 1 && others == 0, nil
 	})
 	if err != nil {
 		return fmt.Errorf("wait for bgplbd's pod on %s (restart %v: %s): %w", node, restart, last, err)
@@ -142,16 +142,4 @@ func (l *Lab) labelNode(ctx context.Context, node, value string) error {
 		return fmt.Errorf("label node %s: %w", node, err)
 	}
 	return nil
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -207,7 +207,12 @@ func TestRealNodes(t *testing.T) {
 	if err != nil || len(old.Items) != 1 {
 		t.Fatalf("bgplbd pod on node1: %v (%d pods)", err, len(old.Items))
 	}
-	steady(t, "bgplbd pod deleted", func() error { return l.SignalDaemon(ctx, "node1", syscall.SIGTERM, true) })
+	steady(t, "bgplbd pod deleted", func() error {
+		if err := l.SignalDaemon(ctx, "node1", syscall.SIGTERM, true); err != nil {
+			return err
+		}
+		return l.WaitDaemonSet(ctx, cs, 2*time.Minute)
+	})
 	now, err := cs.CoreV1().Pods(lab.DaemonNamespace).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node1"})
 	if err != nil || len(now.Items) != 1 || now.Items[0].UID == old.Items[0].UID {
 		t.Errorf("want a new bgplbd pod on node1, have %d (err %v)", len(now.Items), err)

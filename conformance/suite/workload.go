@@ -90,8 +90,17 @@ func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32, opts
 	}
 	// The pod server answers on the container's ports: a real kubelet runs the image's
 	// entrypoint with these arguments (the lab kubelet derives the same from the ports).
-	if c := &d.Spec.Template.Spec.Containers[0]; len(c.Args) == 0 {
+	c := &d.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 {
 		c.Args = podserverArgs(c.Ports)
+	}
+	// Readiness follows the pod server's GET /ready (SetReady flips it), as the lab
+	// kubelet probes it: a real kubelet needs the probe spelled out.
+	if c.ReadinessProbe == nil {
+		c.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 2, TimeoutSeconds: 1,
+		}
 	}
 	if _, err := s.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
