@@ -284,6 +284,15 @@ func (a *Announcer) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 	if s.EBGPMultihopTTL != nil {
 		cfg.EBGPMultihopTTL = uint8(*s.EBGPMultihopTTL)
 	}
+	if h := s.TTLSecurityHops; h != nil {
+		switch {
+		case *h < 1 || *h > 254:
+			return bgp.PeerConfig{}, fmt.Errorf("ttlSecurityHops %d: must be 1-254", *h)
+		case s.EBGPMultihopTTL != nil:
+			return bgp.PeerConfig{}, fmt.Errorf("ttlSecurityHops and ebgpMultihopTTL are mutually exclusive")
+		}
+		cfg.TTLSecurityHops = uint8(*h)
+	}
 	if s.MaxPrefixes != nil && *s.MaxPrefixes > 0 {
 		cfg.MaxPrefixes = uint32(*s.MaxPrefixes)
 	}

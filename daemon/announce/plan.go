@@ -8,16 +8,16 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // PlanInput is the cluster state one Service's plan reads (cached objects, never mutated).
 type PlanInput struct {
 	Service        *corev1.Service
-	Slices         []*discoveryv1.EndpointSlice
+	Slices         []*endpoints.Slice
 	Advertisements []*v1alpha1.BGPAdvertisement
 	Pools          []*v1alpha1.LoadBalancerIPPool
 }

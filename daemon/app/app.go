@@ -81,8 +81,12 @@ type clients struct {
 }
 
 // run is Run with the clients and the speaker given (tests pass fakes).
-func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error {
+func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) error {
+	if cfg.Mode == ModeAllocator {
+		return runAllocator(ctx, cfg, cs) // allocator.go
+	}
 	kube, crd := cs.kube, cs.crd
+	speaker := newRecordingSpeaker(bgpSpeaker) // persist.go
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("starting bgplbd", "version", cfg.Version, "class", cfg.Class, "defaultClass", cfg.DefaultClass,
@@ -98,14 +102,21 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	serveHTTP(ctx, &wg, cfg, hc)
 	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
-	reg := registry.New()
+	var regOpts []registry.Option
+	if cfg.RegistryClientExe != "" {
+		regOpts = append(regOpts, registry.WithClientExecutable(cfg.RegistryClientExe))
+	}
+	reg := registry.New(regOpts...)
 
 	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
 	if err != nil {
 		return err
 	}
 
-	node, err := waitForNode(ctx, kube, cfg.NodeName)
+	// The API server may be unreachable while we restart: then announce what the last
+	// daemon announced (persist.go) while we keep waiting, so graceful restart never
+	// expires on the routers.
+	node, fromState, err := startNode(ctx, cfg, kube, speaker)
 	if err != nil {
 		return err
 	}
@@ -117,8 +128,10 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		}
 	}
 
-	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
-		return fmt.Errorf("start bgp speaker: %w", err)
+	if !fromState {
+		if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
+			return fmt.Errorf("start bgp speaker: %w", err)
+		}
 	}
 	defer stopSpeaker(ctx, cfg, kube, speaker) // drain.go: a restart keeps the routes, a shutdown drains them
 
@@ -153,11 +166,15 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if cfg.Datapath {
 		nodeSrc.Datapath = view.summary
 	}
+	obs := newObserver(node, ann, func(ns, name string) (*corev1.Service, bool) { // observe.go
+		svc, err := caches.Services.Services(ns).Get(name)
+		return svc, err == nil
+	})
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 
 	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
-		err := ann.Sync(ctx, key)
+		err := obs.sync(key, func() error { return ann.Sync(ctx, key) })
 		hc.synced()
 		if syncErrors.Record(key, err) {
 			nodeState.Trigger()
@@ -201,6 +218,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
 	// Service claimed from before the restart.
+	speaker.trackPrefixes()
 	if err := ann.SyncAllowedPrefixes(ctx); err != nil {
 		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
 	}
@@ -221,6 +239,15 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if err := dp.prune(ctx); err != nil {
 		logger.Info("pruning stale datapath entries failed", "err", err)
 	}
+	// Paths announced from the state file that the first pass did not claim.
+	for _, p := range speaker.untouched() {
+		if err := speaker.Withdraw(ctx, p); err != nil {
+			logger.Info("withdrawing a path of the state file failed", "prefix", p, "err", err)
+		} else {
+			logger.Info("withdrew a path of the state file no Service claims", "prefix", p)
+		}
+	}
+	wg.Go(func() { speaker.runSaver(ctx, cfg.StateFile) })
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
 	wg.Go(func() {
@@ -230,6 +257,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 				return
 			case <-speaker.Changes():
 				nodeState.Trigger()
+				obs.sessionsChanged(ctx, speaker)
 			}
 		}
 	})
@@ -242,13 +270,16 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+	obs.setRecorder(recorder)
 	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
-	if cfg.LeaderElect {
-		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
-	} else {
-		wg.Go(func() { leaderWork(ctx) })
+	if cfg.Mode != ModeNode { // with --mode=node the bgplb-allocator Deployment does it
+		leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
+		if cfg.LeaderElect {
+			wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
+		} else {
+			wg.Go(func() { leaderWork(ctx) })
+		}
 	}
 
 	hc.setStarted(queue)
@@ -342,11 +373,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// waitForNode gets this node's object, retrying until it exists or ctx is done.
+// waitForNode gets this node's object, retrying until it exists or ctx is done. Each
+// attempt is bounded, so an API server that accepts connections but does not answer
+// (paused, overloaded) is retried too.
 func waitForNode(ctx context.Context, kube kubernetes.Interface, name string) (*corev1.Node, error) {
 	var node *corev1.Node
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		actx, cancel := context.WithTimeout(ctx, nodeGetTimeout)
+		defer cancel()
+		n, err := kube.CoreV1().Nodes().Get(actx, name, metav1.GetOptions{})
 		if err != nil {
 			klog.FromContext(ctx).Info("waiting for the node object", "err", err)
 			return false, nil

@@ -117,6 +117,9 @@ func (h *health) readyChecks() []check {
 	bgpResult := func(ctx context.Context) {
 		bgpOnce.Do(func() { speakerErr, sessionsErr = h.checkBGP(ctx) })
 	}
+	if h.speaker == nil { // --mode=allocator: no speaker, no datapath
+		return []check{{"informers", h.checkInformers}, {"initial-sync", h.checkStarted}}
+	}
 	cs := []check{
 		{"informers", h.checkInformers},
 		{"initial-sync", h.checkStarted},

@@ -122,6 +122,10 @@ func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
 	if pc.EBGPMultihopTTL > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(pc.EBGPMultihopTTL)}
 	}
+	if pc.TTLSecurityHops > 0 {
+		// GoBGP sends with TTL 255 and sets IP_MINTTL (IPV6_MINHOPCOUNT) to TtlMin.
+		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: 256 - uint32(pc.TTLSecurityHops)}
+	}
 	if pc.ConnectRetry > 0 {
 		// retry soon after a reset too, not only after a failed connect
 		p.Timers.Config.IdleHoldTimeAfterReset = max(1, uint64(pc.ConnectRetry/time.Second))

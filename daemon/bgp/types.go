@@ -111,6 +111,10 @@ type PeerConfig struct {
 	SourceAddress netip.Addr
 	// EBGPMultihopTTL enables eBGP multihop with this TTL when > 0.
 	EBGPMultihopTTL uint8
+	// TTLSecurityHops enables GTSM (RFC 5082) when > 0: packets are sent with TTL 255 and
+	// only those with a TTL of at least 256-TTLSecurityHops are accepted. Exclusive with
+	// EBGPMultihopTTL.
+	TTLSecurityHops uint8
 	// ConnectRetry, HoldTime and Keepalive are the session timers; 0 uses the defaults
 	// (connect-retry 120 s, hold 90 s, keepalive hold/3).
 	ConnectRetry time.Duration
@@ -155,6 +159,12 @@ func (c PeerConfig) Validate() error {
 	}
 	if c.SourceAddress.IsValid() && c.SourceAddress.Is4() != c.Address.Is4() {
 		return fmt.Errorf("peer %q: source address %s is not of the family of %s", c.Name, c.SourceAddress, c.Address)
+	}
+	if c.TTLSecurityHops > 0 && c.EBGPMultihopTTL > 0 {
+		return fmt.Errorf("peer %q: ttl security and ebgp multihop are mutually exclusive", c.Name)
+	}
+	if c.TTLSecurityHops > 254 {
+		return fmt.Errorf("peer %q: ttl security hops %d must be 1-254", c.Name, c.TTLSecurityHops)
 	}
 	if c.HoldTime != 0 && c.HoldTime < 3*time.Second {
 		return fmt.Errorf("peer %q: hold time %s must be 0 or at least 3s", c.Name, c.HoldTime)

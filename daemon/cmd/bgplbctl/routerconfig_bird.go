@@ -49,7 +49,16 @@ func writeBIRD(w io.Writer, p routerParams) {
 				continue
 			}
 			fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", f.name, i, p.RouterASN, c, p.NodeASN, f.name)
-			if p.RouterASN == p.NodeASN {
+			switch {
+			case p.TTLSecurityHops > 1:
+				// GTSM: send with TTL 255, accept TTL >= 256-hops.
+				fmt.Fprintf(w, "  ttl security on;\n  multihop %d;\n", p.TTLSecurityHops)
+			case p.TTLSecurityHops == 1:
+				fmt.Fprintf(w, "  ttl security on;   # GTSM: only packets sent with TTL 255 from a neighbour\n")
+				if p.RouterASN == p.NodeASN {
+					fmt.Fprintf(w, "  direct;\n")
+				}
+			case p.RouterASN == p.NodeASN:
 				fmt.Fprintf(w, "  direct;\n")
 			}
 			fmt.Fprintf(w, "  hold time 9;\n")

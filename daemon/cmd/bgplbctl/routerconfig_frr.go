@@ -22,6 +22,9 @@ func writeFRR(w io.Writer, p routerParams) {
 	if p.BFD != nil {
 		fmt.Fprintf(w, " neighbor BGPLB bfd profile BGPLB\n")
 	}
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, " neighbor BGPLB ttl-security hops %d\n", p.TTLSecurityHops)
+	}
 	fmt.Fprintf(w, " ! FRR is a graceful-restart helper by default: a restarting bgplbd keeps its routes.\n")
 	if len(p.NodeCIDRs) > 0 {
 		fmt.Fprintf(w, " ! FRR 8.4 (Debian 12) crashes when a listen-range neighbour with graceful restart\n")
@@ -122,6 +125,10 @@ func writeOPNsense(w io.Writer, p routerParams) {
 	fmt.Fprintf(w, "5. Routing > BGP > Route Maps: BGPLB-IN permit 10 matching prefix list BGPLB-VIPS; BGPLB-OUT deny 10.\n")
 	fmt.Fprintf(w, "6. Routing > BGP > Neighbors: the GUI has no listen range, so add one neighbor per node,\n")
 	fmt.Fprintf(w, "   Remote AS %d, Route-Map In BGPLB-IN, Route-Map Out BGPLB-OUT:\n", p.NodeASN)
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, "   (GTSM: the GUI has no TTL-security field; use the FRR configuration below, which has\n")
+		fmt.Fprintf(w, "   'neighbor BGPLB ttl-security hops %d')\n", p.TTLSecurityHops)
+	}
 	if len(p.Nodes) == 0 {
 		fmt.Fprintf(w, "     (no Node objects found; add every node address inside %s)\n", prefixesString(p.NodeCIDRs))
 	}
@@ -184,6 +191,9 @@ func writeVyOS(w io.Writer, p routerParams) {
 		fmt.Fprintf(w, "set protocols bfd profile BGPLB interval transmit %d\n", b.IntervalMs)
 		fmt.Fprintf(w, "set protocols bfd profile BGPLB interval multiplier %d\n", b.Multiplier)
 		fmt.Fprintf(w, "set protocols bgp peer-group BGPLB bfd profile BGPLB\n")
+	}
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, "set protocols bgp peer-group BGPLB ttl-security hops %d\n", p.TTLSecurityHops)
 	}
 	for _, c := range p.NodeCIDRs {
 		fmt.Fprintf(w, "set protocols bgp listen range %s peer-group BGPLB\n", c)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -184,5 +185,37 @@ func TestGoldenRouterConfigs(t *testing.T) {
 				t.Errorf("%s differs from %s:\n%s", flavour, path, got)
 			}
 		}
+	}
+}
+
+// TestTTLSecurityRouterConfig: with --ttl-security-hops the FRR and VyOS outputs set
+// ttl-security on the peer group and BIRD sets "ttl security on" (with multihop beyond
+// one hop, instead of direct); FRR and BIRD accept what we print.
+func TestTTLSecurityRouterConfig(t *testing.T) {
+	for _, hops := range []uint8{1, 2} {
+		p := params
+		p.TTLSecurityHops = hops
+		frr := render(t, "frr", p)
+		wantLines(t, "FRR config with GTSM", frr, fmt.Sprintf(" neighbor BGPLB ttl-security hops %d\n", hops))
+		parseWith(t, frr, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", frr))
+		wantLines(t, "VyOS config with GTSM", render(t, "vyos", p), fmt.Sprintf("set protocols bgp peer-group BGPLB ttl-security hops %d\n", hops))
+
+		ibgp := p
+		ibgp.NodeASN = ibgp.RouterASN
+		ibgp.Standalone = true
+		for _, bp := range []routerParams{func() routerParams { q := p; q.Standalone = true; return q }(), ibgp} {
+			bird := render(t, "bird", bp)
+			wantLines(t, "BIRD config with GTSM", bird, "  ttl security on;")
+			if hops > 1 {
+				wantLines(t, "BIRD config with GTSM over 2 hops", bird, "  multihop 2;")
+				if strings.Contains(bird, "direct;") {
+					t.Errorf("BIRD config has both multihop and direct:\n%s", bird)
+				}
+			}
+			parseWith(t, bird, "bird", "-p", "-c", writeFile(t, t.TempDir(), "bird.conf", bird))
+		}
+	}
+	if strings.Contains(render(t, "frr", params), "ttl-security") {
+		t.Error("FRR config has ttl-security without --ttl-security-hops")
 	}
 }

@@ -40,6 +40,7 @@ type BGPPeer struct {
 }
 
 // BGPPeerSpec describes one BGP session per selected node.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ttlSecurityHops) && has(self.ebgpMultihopTTL))",message="ttlSecurityHops and ebgpMultihopTTL are mutually exclusive"
 type BGPPeerSpec struct {
 	// NodeSelector selects the nodes that open a session to this peer. Empty or absent
 	// selects every node.
@@ -84,6 +85,17 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:Maximum=255
 	// +optional
 	EBGPMultihopTTL *int32 `json:"ebgpMultihopTTL,omitempty"`
+
+	// TTLSecurityHops turns on GTSM (RFC 5082, "TTL security"): the nodes send with TTL
+	// 255 and accept only packets of the session whose TTL is at least 256 minus this
+	// many hops, so a spoofed packet from farther away than the peer is dropped by the
+	// kernel. 1 is a directly connected peer. The router must do the same (bgplbctl
+	// router-config --ttl-security-hops). Cannot be combined with ebgpMultihopTTL.
+	// Absent: off.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=254
+	// +optional
+	TTLSecurityHops *int32 `json:"ttlSecurityHops,omitempty"`
 
 	// MaxPrefixes is how many prefixes the peer may send before the node resets the
 	// session (BGP Cease, "maximum number of prefixes reached") and reports it in its

@@ -345,6 +345,11 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.TTLSecurityHops != nil {
+		in, out := &in.TTLSecurityHops, &out.TTLSecurityHops
+		*out = new(int32)
+		**out = **in
+	}
 	if in.MaxPrefixes != nil {
 		in, out := &in.MaxPrefixes, &out.MaxPrefixes
 		*out = new(int32)
