@@ -15,6 +15,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/conformance/labsuite"
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestBFDInterop runs bgplbd's BFD (daemon/bfd) against each lab router's own BFD:
@@ -60,8 +62,8 @@ func testBFDInterop(t *testing.T, routerName string) {
 		}
 	}
 	all := map[string]bool{"node1": true, "node2": true, "node3": true}
-	eventually(t, 30*time.Second, "BFD Up at the router for every node", routerUp(all))
-	eventually(t, 30*time.Second, "BFD Up in every BGPNodeState", func() error {
+	poll.Eventually(t, 30*time.Second, every, "BFD Up at the router for every node", routerUp(all))
+	poll.Eventually(t, 30*time.Second, every, "BFD Up in every BGPNodeState", func() error {
 		for name := range nodes {
 			st, err := s.LB.BgplbV1alpha1().BGPNodeStates().Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -84,9 +86,9 @@ func testBFDInterop(t *testing.T, routerName string) {
 			_ = l.SetNodeLink(context.Background(), "node3", true) // the lab is torn down next anyway
 		}
 	})
-	eventually(t, 5*time.Second, "node3's BFD session down at the router", routerUp(map[string]bool{"node1": true, "node2": true}))
+	poll.Eventually(t, 5*time.Second, every, "node3's BFD session down at the router", routerUp(map[string]bool{"node1": true, "node2": true}))
 	t.Logf("%s: node3's BFD session down at the router %s after the cut", routerName, time.Since(cut).Round(time.Millisecond))
-	eventually(t, 5*time.Second, "node3's BGP session down at the router", func() error {
+	poll.Eventually(t, 5*time.Second, every, "node3's BGP session down at the router", func() error {
 		nbs, err := s.Router.Neighbors(ctx)
 		if err != nil {
 			return err
@@ -105,7 +107,7 @@ func testBFDInterop(t *testing.T, routerName string) {
 	}
 	restored = true
 	back := time.Now()
-	eventually(t, 30*time.Second, "node3's BFD session back at the router", routerUp(all))
+	poll.Eventually(t, 30*time.Second, every, "node3's BFD session back at the router", routerUp(all))
 	s.WaitSessions(t)
 	t.Logf("%s: node3's BFD and settled BGP session back %s after the link", routerName, time.Since(back).Round(time.Millisecond))
 }

@@ -22,6 +22,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/lab"
 	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/clusterview"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // scrape returns the samples of one node's bgplbd /metrics: series (name{labels}) → value.
@@ -119,7 +121,7 @@ func TestLabMetricsForDashboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 90*time.Second, "dashboard metrics exported, demo traffic counted, events written", func() error {
+	poll.Eventually(t, 90*time.Second, every, "dashboard metrics exported, demo traffic counted, events written", func() error {
 		names := map[string]bool{}
 		var packets float64
 		for _, n := range l.Nodes {
@@ -167,7 +169,7 @@ func TestLabMetricsForDashboard(t *testing.T) {
 
 	// The cluster view against the lab's real daemons.
 	c := clusterview.Clients{Kube: cs, CRD: lbc}
-	eventually(t, 60*time.Second, "services shows the demo announced", func() error {
+	poll.Eventually(t, 60*time.Second, every, "services shows the demo announced", func() error {
 		svcs, err := clusterview.Services(ctx, c, "bgplb-demo", "bgplb.io/bgp")
 		if err != nil {
 			return err

@@ -73,11 +73,11 @@ func TestPlanService(t *testing.T) {
 		reason      string
 		established bool
 	}{
-		{ReasonAnnounced, true},
-		{ReasonAnnounced, false},
-		{ReasonNoEligibleEndpoints, false},
-		{ReasonNoMatchingAdvertisement, false},
-		{ReasonNoEligibleEndpoints, false},
+		{v1alpha1.ReasonAnnounced, true},
+		{v1alpha1.ReasonAnnounced, false},
+		{v1alpha1.ReasonNoEligibleEndpoints, false},
+		{v1alpha1.ReasonNoMatchingAdvertisement, false},
+		{v1alpha1.ReasonNoEligibleEndpoints, false},
 	}
 	for i, p := range plans {
 		if p.State.Reason != want[i].reason || p.Established != want[i].established {

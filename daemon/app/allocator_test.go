@@ -17,6 +17,8 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestRunAllocatorMode: --mode=allocator assigns VIPs (Service status, IPAllocated) and
@@ -66,7 +68,7 @@ func TestRunAllocatorMode(t *testing.T) {
 		kube := fake.NewSimpleClientset(node, svc(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
 		speaker := bgptest.NewFake()
 		sock := start(t, ModeAllocator, kube, crdfake.NewSimpleClientset(pool), speaker)
-		eventually(t, "VIP assigned with IPAllocated=True and an Announced condition", func() bool {
+		poll.Eventually(t, waitFor, tick, "VIP assigned with IPAllocated=True and an Announced condition", func() bool {
 			got, err := kube.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
 			if err != nil || len(got.Status.LoadBalancer.Ingress) != 1 || got.Status.LoadBalancer.Ingress[0].IP != "203.0.113.0" {
 				return false
@@ -88,15 +90,16 @@ func TestRunAllocatorMode(t *testing.T) {
 		speaker := bgptest.NewFake()
 		crd := crdfake.NewSimpleClientset(pool)
 		start(t, ModeNode, kube, crd, speaker)
-		eventually(t, "the node's BGPNodeState", func() bool {
+		poll.Eventually(t, waitFor, tick, "the node's BGPNodeState", func() bool {
 			_, err := crd.BgplbV1alpha1().BGPNodeStates().Get(context.Background(), "node1", metav1.GetOptions{})
 			return err == nil
 		})
-		time.Sleep(2 * time.Second) // the Service must stay untouched; nothing to wait for
-		got, err := kube.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		var got *corev1.Service
+		poll.Consistently(t, 2*time.Second, tick, "node mode leaves the Service's status alone", func() bool {
+			var err error
+			got, err = kube.CoreV1().Services("default").Get(context.Background(), "web", metav1.GetOptions{})
+			return err == nil && len(got.Status.LoadBalancer.Ingress) == 0 && len(got.Status.Conditions) == 0
+		})
 		if len(got.Status.LoadBalancer.Ingress) != 0 || len(got.Status.Conditions) != 0 {
 			t.Fatalf("node mode wrote the Service's status: %+v", got.Status)
 		}

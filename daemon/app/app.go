@@ -30,6 +30,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/ipam"
 	"github.com/bgplb/bgplb/daemon/lbipam"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/daemon/registry"
 	"github.com/bgplb/bgplb/daemon/registry/api"
 	"github.com/bgplb/bgplb/daemon/status"
@@ -151,18 +152,23 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	}
 	hc.setDatapath(dp.m != nil, cfg.BPFPinDir)
 
+	rec := peers.New(peers.Sources{
+		Node:    caches.Node,
+		Pools:   caches.Pools(),
+		Peers:   caches.Peers(),
+		Secrets: caches.Secrets,
+	}, speaker)
+	rec.ExportPodCIDRs(cfg.ExportPodCIDR)
 	ann := announce.New(announce.Sources{
 		Services:       caches.Services,
 		Slices:         caches.SlicesForService,
 		Node:           caches.Node,
 		Pools:          caches.Pools(),
-		Peers:          caches.Peers(),
 		Advertisements: caches.Advertisements(),
-		Secrets:        caches.Secrets,
-	}, runner, speaker, dp.announceDatapath())
-	ann.ExportPodCIDRs(cfg.ExportPodCIDR)
+	}, runner, speaker, rec, dp.announceDatapath())
+	rec.SkipPrefixes(ann.Announced)
 	var syncErrors status.Errors
-	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List}
+	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List, PeerProblems: rec.Problems}
 	if cfg.Datapath {
 		nodeSrc.Datapath = view.summary
 	}
@@ -172,26 +178,43 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	})
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
+	rec.OnChange(nodeState.Trigger)
 
-	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
-		err := obs.sync(key, func() error { return ann.Sync(ctx, key) })
-		hc.synced()
-		if syncErrors.Record(key, err) {
-			nodeState.Trigger()
+	// One queue per reconciler; a sync's error shows in the BGPNodeState until the key's
+	// next sync succeeds.
+	recorded := func(sync watch.SyncFunc) watch.SyncFunc {
+		return func(ctx context.Context, key string) error {
+			err := sync(ctx, key)
+			hc.synced()
+			if syncErrors.Record(key, err) {
+				nodeState.Trigger()
+			}
+			return err
 		}
+	}
+	queue := watch.NewQueue("announce", recorded(func(ctx context.Context, key string) error {
+		return obs.sync(key, func() error { return ann.SyncService(ctx, key) }) // observe.go
+	}))
+	peersQueue := watch.NewQueue("peers", recorded(rec.Sync))
+	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
+	// shared VIPs are merged again and every Service's per-peer routes are recomputed.
+	rec.OnPeersChanged(func(ctx context.Context) error {
+		err := ann.PeersChanged(ctx)
+		caches.EnqueueAll(queue)
 		return err
 	})
-	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
-	// every Service's per-peer routes are recomputed.
-	ann.OnPeersChanged(func() { caches.EnqueueAll(queue) })
 	caches.Subscribe(queue, watch.Triggers{
 		Services:       true,
 		Slices:         true,
-		Node:           []string{watch.AllServices, announce.PeersKey, announce.NodeRoutesKey},
-		Secrets:        []string{announce.PeersKey},
-		Pools:          []string{announce.PeersKey, watch.AllServices},
-		Peers:          []string{announce.PeersKey},
+		Node:           []string{watch.AllServices},
+		Pools:          []string{watch.AllServices},
 		Advertisements: []string{watch.AllServices},
+	})
+	caches.Subscribe(peersQueue, watch.Triggers{
+		Node:    []string{peers.Key},
+		Secrets: []string{peers.Key},
+		Pools:   []string{peers.Key},
+		Peers:   []string{peers.Key},
 	})
 	reg.ServeRoutes(routesFunc(ann, speaker))
 	cancelReg := reg.Subscribe(func(ep api.Endpoint, _ bool) { caches.EnqueueEndpoint(queue, ep) })
@@ -219,7 +242,7 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
 	// Service claimed from before the restart.
 	speaker.trackPrefixes()
-	if err := ann.SyncAllowedPrefixes(ctx); err != nil {
+	if err := rec.SyncAllowedPrefixes(ctx); err != nil {
 		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
 	}
 	for _, key := range caches.ServiceKeys() {
@@ -228,13 +251,9 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 			queue.Add(key)
 		}
 	}
-	if err := ann.SyncNodeRoutes(ctx); err != nil {
-		logger.Info("initial pod CIDR sync failed, will retry", "err", err)
-		queue.Add(announce.NodeRoutesKey)
-	}
-	if err := ann.SyncPeers(ctx); err != nil {
+	if err := rec.Sync(ctx, peers.Key); err != nil { // pod CIDR routes, then the peers
 		logger.Info("initial peer sync failed, will retry", "err", err)
-		queue.Add(announce.PeersKey)
+		peersQueue.Add(peers.Key)
 	}
 	if err := dp.prune(ctx); err != nil {
 		logger.Info("pruning stale datapath entries failed", "err", err)
@@ -249,6 +268,7 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	}
 	wg.Go(func() { speaker.runSaver(ctx, cfg.StateFile) })
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
+	wg.Go(func() { peersQueue.Run(ctx, 1) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
 	wg.Go(func() {
 		for {

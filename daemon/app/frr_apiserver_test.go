@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 type nsEnv struct {
@@ -65,19 +67,16 @@ func (e *nsEnv) start(name string, args ...string) {
 	})
 }
 
+// eventually polls cond every 250 ms until it reports ok; what it says otherwise is the
+// failure's last value.
 func (e *nsEnv) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
+	poll.Eventually(e.t, timeout, 250*time.Millisecond, what, func() string {
+		if ok, s := cond(); !ok {
+			return "not yet: " + s
 		}
-		last = s
-		time.Sleep(250 * time.Millisecond)
-	}
-	e.t.Fatalf("timed out waiting for %s; last: %s", what, last)
+		return ""
+	})
 }
 
 func need(t *testing.T, path string) string {

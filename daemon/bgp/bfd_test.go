@@ -13,6 +13,8 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"github.com/bgplb/bgplb/daemon/bfd"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // bfdResponder is a minimal BFD peer on 127.0.0.1: it answers each packet of our
@@ -85,12 +87,12 @@ func TestBFDDownDisablesPeer(t *testing.T) {
 			return ""
 		}
 	}
-	eventually(t, "BFD Up", bfdState("Up"))
+	poll.Eventually(t, waitFor, every, "BFD Up", bfdState("Up"))
 	vip := netip.MustParsePrefix("203.0.113.7/32")
 	if err := sp.Announce(ctx, Path{Prefix: vip}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "route at the peer", func() string {
+	poll.Eventually(t, waitFor, every, "route at the peer", func() string {
 		if _, ok := peer.lookup(t, vip); !ok {
 			return "not there"
 		}
@@ -98,7 +100,7 @@ func TestBFDDownDisablesPeer(t *testing.T) {
 	})
 	resp.silent.Store(true)
 	start := time.Now()
-	eventually(t, "route withdrawn at the peer", func() string {
+	poll.Eventually(t, waitFor, every, "route withdrawn at the peer", func() string {
 		if _, ok := peer.lookup(t, vip); ok {
 			return "still there"
 		}
@@ -119,7 +121,7 @@ func TestBFDDownDisablesPeer(t *testing.T) {
 	}
 	resp.silent.Store(false)
 	waitEstablished(t, sp, peer.addr)
-	eventually(t, "route back at the peer", func() string {
+	poll.Eventually(t, waitFor, every, "route back at the peer", func() string {
 		if _, ok := peer.lookup(t, vip); !ok {
 			return "not there"
 		}

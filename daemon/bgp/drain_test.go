@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestGracefulShutdownCommunity: turning graceful shutdown on re-sends every path with
@@ -37,21 +39,21 @@ func TestGracefulShutdownCommunity(t *testing.T) {
 			return ""
 		}
 	}
-	eventually(t, "path without the community", communities(a, own))
+	poll.Eventually(t, waitFor, every, "path without the community", communities(a, own))
 	if err := sp.SetGracefulShutdown(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "path re-sent with 65535:0", communities(a, own, GracefulShutdownCommunity))
+	poll.Eventually(t, waitFor, every, "path re-sent with 65535:0", communities(a, own, GracefulShutdownCommunity))
 	if err := sp.Announce(ctx, Path{Prefix: b}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a new path with 65535:0", communities(b, GracefulShutdownCommunity))
+	poll.Eventually(t, waitFor, every, "a new path with 65535:0", communities(b, GracefulShutdownCommunity))
 	if got := sp.Announced(); len(got) != 2 || len(got[0].Communities) != 1 {
 		t.Fatalf("Announced() shows the community or lost a path: %+v", got)
 	}
 	if err := sp.SetGracefulShutdown(ctx, false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "community gone again", communities(a, own))
-	eventually(t, "community gone again from the new path", communities(b))
+	poll.Eventually(t, waitFor, every, "community gone again", communities(a, own))
+	poll.Eventually(t, waitFor, every, "community gone again from the new path", communities(b))
 }

@@ -63,7 +63,8 @@ func TestCLIAgainstAPIServer(t *testing.T) {
 		var out, errOut bytes.Buffer
 		root.SetOut(&out)
 		root.SetErr(&errOut)
-		root.SetArgs(append(args, "--kubeconfig", srv.Kubeconfig))
+		// --kubeconfig first: after `node NODE` every argument belongs to the remote bgplbctl.
+		root.SetArgs(append([]string{"--kubeconfig", srv.Kubeconfig}, args...))
 		code := Main(root, &errOut)
 		if errOut.Len() > 0 {
 			t.Logf("stderr of %v: %s", args, errOut.String())
@@ -125,13 +126,14 @@ func TestCLIAgainstAPIServer(t *testing.T) {
 		if _, err := NodePod(ctx, kube, "bgplb-system", "node3"); err == nil || !strings.Contains(err.Error(), "no running bgplbd pod") {
 			t.Fatalf("NodePod(node3) error = %v, want no running pod", err)
 		}
-		// No kubelet serves exec here: the command reaches the API server's exec
-		// subresource for the right pod and reports the failure (exit 1).
+		// node3's pod is Pending: `node` finds no pod to exec into and fails (exit 1).
 		_, code := run(t, "node", "node3", "status")
 		if code != ExitError {
 			t.Errorf("node node3: exit code %d, want %d", code, ExitError)
 		}
 	})
+
+	t.Run("node-exec", func(t *testing.T) { testNodeExec(t, ctx, kube, run) })
 
 	t.Run("kubectl-plugin", func(t *testing.T) {
 		kubectl := apiservertest.Tool(t, "kubectl")
@@ -328,6 +330,15 @@ func seed(t *testing.T, ctx context.Context, kube kubernetes.Interface, crd vers
 	}, metav1.CreateOptions{}))
 	ds.Status = appsv1.DaemonSetStatus{DesiredNumberScheduled: 3, CurrentNumberScheduled: 3, NumberReady: 2, NumberAvailable: 2}
 	must(kube.AppsV1().DaemonSets("bgplb-system").UpdateStatus(ctx, ds, metav1.UpdateOptions{}))
+	alloc := must(kube.AppsV1().Deployments("bgplb-system").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "bgplb-allocator", Labels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app.kubernetes.io/component": "allocator"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "allocator", Image: "bgplb"}}}}},
+	}, metav1.CreateOptions{}))
+	alloc.Status = appsv1.DeploymentStatus{Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
+	must(kube.AppsV1().Deployments("bgplb-system").UpdateStatus(ctx, alloc, metav1.UpdateOptions{}))
 	for _, n := range []string{"node1", "node3"} {
 		pod := must(kube.CoreV1().Pods("bgplb-system").Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "bgplbd-" + n, Labels: labels},

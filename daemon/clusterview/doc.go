@@ -8,7 +8,8 @@
 //   - sessions (alias peers): every node's BGP sessions from its BGPNodeState;
 //   - pools: each LoadBalancerIPPool with its blocks, readiness and usage (from the
 //     status the LB-IPAM leader writes) and the Services holding its addresses;
-//   - doctor: cluster checks with severities; exit code 0 ok, 1 warnings, 2 failures;
+//   - doctor: cluster checks with severities (DaemonSet, allocator Deployment, peers,
+//     sessions, pools, Services); exit code 0 ok, 1 warnings, 2 failures;
 //   - node NODE [bgplbctl args]: runs `bgplbctl <args>` in that node's bgplbd pod
 //     through the API server's exec subresource (client-go remotecommand, WebSocket
 //     with SPDY fallback, like kubectl exec), for the node-local views (status, lb list,

@@ -76,6 +76,7 @@ type DoctorOptions struct {
 func Doctor(ctx context.Context, c Clients, o DoctorOptions) *Report {
 	r := NewReport()
 	checkDaemonSet(ctx, c, o.Namespace, r)
+	checkAllocator(ctx, c, o.Namespace, r)
 	checkPeers(ctx, c, r)
 	if sessions, err := Sessions(ctx, c, ""); err != nil {
 		r.Add("BGP sessions", SeverityFailure, "%v", err)
@@ -116,6 +117,34 @@ func checkDaemonSet(ctx context.Context, c Clients, ns string, r *Report) {
 			r.Add("bgplbd DaemonSet", SeverityWarning, "%s/%s: %d of %d pods ready (a pod is not ready while it has no established session)", ds.Namespace, ds.Name, st.NumberReady, st.DesiredNumberScheduled)
 		default:
 			r.Add("bgplbd DaemonSet", SeverityOK, "%s/%s: %d of %d pods ready", ds.Namespace, ds.Name, st.NumberReady, st.DesiredNumberScheduled)
+		}
+	}
+}
+
+// AllocatorSelector selects the bgplb-allocator Deployment (bgplbd --mode=allocator:
+// LB-IPAM and the Announced aggregator).
+const AllocatorSelector = "app.kubernetes.io/component=allocator"
+
+// checkAllocator checks the allocator Deployment when there is one (with bgplbd
+// --mode=all, the default of the lab, the DaemonSet does its work and there is none).
+func checkAllocator(ctx context.Context, c Clients, ns string, r *Report) {
+	list, err := c.Kube.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: AllocatorSelector})
+	if err != nil {
+		r.Add("bgplb-allocator", SeverityFailure, "list deployments in %s: %v", ns, err)
+		return
+	}
+	for _, d := range list.Items {
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		switch ready := d.Status.ReadyReplicas; {
+		case ready == 0:
+			r.Add("bgplb-allocator", SeverityFailure, "%s/%s: 0 of %d replicas ready: no LB-IPAM, new Services get no VIP", d.Namespace, d.Name, want)
+		case ready < want:
+			r.Add("bgplb-allocator", SeverityWarning, "%s/%s: %d of %d replicas ready", d.Namespace, d.Name, ready, want)
+		default:
+			r.Add("bgplb-allocator", SeverityOK, "%s/%s: %d of %d replicas ready", d.Namespace, d.Name, ready, want)
 		}
 	}
 }

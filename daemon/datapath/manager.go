@@ -13,7 +13,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
 )
@@ -121,7 +120,7 @@ type desiredFrontend struct {
 }
 
 // SetService implements announce.Datapath.
-func (m *Manager) SetService(ctx context.Context, key string, want *announce.ServiceBackends) error {
+func (m *Manager) SetService(ctx context.Context, key string, want *ServiceBackends) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.services[key]
@@ -270,7 +269,7 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 
 // compute turns the desired state into frontends, the backends they reference (new-flow and
 // keep-only), which backends are terminating, and the VIPs to mark.
-func (m *Manager) compute(want *announce.ServiceBackends) (map[bpf.ServiceKey]desiredFrontend, map[backendKey]bool, map[backendKey]bool, []netip.Addr) {
+func (m *Manager) compute(want *ServiceBackends) (map[bpf.ServiceKey]desiredFrontend, map[backendKey]bool, map[backendKey]bool, []netip.Addr) {
 	fronts := map[bpf.ServiceKey]desiredFrontend{}
 	backends := map[backendKey]bool{}
 	terminating := map[backendKey]bool{}
@@ -327,7 +326,7 @@ func (m *Manager) compute(want *announce.ServiceBackends) (map[bpf.ServiceKey]de
 }
 
 // targetPort finds the endpoint port serving service port sp (matched by name and protocol).
-func targetPort(e eligibility.LocalEndpoint, sp announce.ServicePort) (uint16, bool) {
+func targetPort(e eligibility.LocalEndpoint, sp ServicePort) (uint16, bool) {
 	for _, p := range e.Ports {
 		if p.Name == sp.Name && p.Protocol == sp.Protocol && p.Port > 0 {
 			return uint16(p.Port), true

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -124,9 +123,9 @@ func ifindexes(ip netip.Addr) (int, bool) {
 	return 0, false
 }
 
-func want(newFlow, keep []netip.Addr, announced bool) *announce.ServiceBackends {
-	b := &announce.ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
-		Ports: []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
+func want(newFlow, keep []netip.Addr, announced bool) *ServiceBackends {
+	b := &ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
+		Ports: []ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
 	for _, ip := range newFlow {
 		b.NewFlow = append(b.NewFlow, eligibility.LocalEndpoint{IP: ip, Ports: ports})
 	}
@@ -255,7 +254,7 @@ func TestSharedBackendsAndVIPsAreRefcounted(t *testing.T) {
 	m, _ := New(maps, ifindexes)
 	a := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
 	b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
-	b.Ports = []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
+	b.Ports = []ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
 	b.NewFlow[0].Ports = []eligibility.Port{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 5353}}
 	b.Keep = b.NewFlow
 	if err := m.SetService(ctx, "default/a", a); err != nil {
@@ -288,7 +287,7 @@ func TestSourceRangesUpdatedIncrementally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withRanges := func(ranges ...string) *announce.ServiceBackends {
+	withRanges := func(ranges ...string) *ServiceBackends {
 		b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
 		for _, r := range ranges {
 			b.SourceRanges = append(b.SourceRanges, netip.MustParsePrefix(r))

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 )
 
 // TestManagerOnRealMaps drives the manager against the real pinned maps in a private
@@ -120,7 +119,7 @@ func TestSourceRangesOnRealMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := netip.MustParsePrefix
-	withRanges := func(vip netip.Addr, ranges ...netip.Prefix) *announce.ServiceBackends {
+	withRanges := func(vip netip.Addr, ranges ...netip.Prefix) *ServiceBackends {
 		b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
 		b.VIPs = []netip.Addr{vip}
 		b.SourceRanges = ranges

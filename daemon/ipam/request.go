@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/pools"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // family is an address family: false = IPv4, true = IPv6 (the value of Addr.Is6).
@@ -90,16 +92,13 @@ func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false, fmt.Sprintf("type is %s, not LoadBalancer", svc.Spec.Type)
 	}
-	if svc.Spec.LoadBalancerClass == nil {
-		if c.DefaultClass {
-			return true, ""
-		}
+	switch {
+	case servicespec.Class{Name: c.Class, Default: c.DefaultClass}.Owns(svc):
+		return true, ""
+	case svc.Spec.LoadBalancerClass == nil:
 		return false, fmt.Sprintf("no loadBalancerClass and --default-class is off (class %s)", c.class())
 	}
-	if *svc.Spec.LoadBalancerClass != c.class() {
-		return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
-	}
-	return true, ""
+	return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
 }
 
 // parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the
@@ -137,7 +136,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	})
 
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		ip, err := parsePlainAddr(ing.IP)
+		ip, err := pools.ParseAddr(ing.IP)
 		if err == nil {
 			r.status = append(r.status, ip)
 		}
@@ -190,7 +189,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
 	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
 		for _, s := range strings.Split(v, ",") {
-			ip, err := parsePlainAddr(s)
+			ip, err := pools.ParseAddr(s)
 			if err != nil {
 				return r, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
 			}
@@ -202,7 +201,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		}
 	}
 	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
-		ip, err := parsePlainAddr(s)
+		ip, err := pools.ParseAddr(s)
 		if err != nil {
 			return r, fmt.Errorf("spec.loadBalancerIP: %w", err)
 		}

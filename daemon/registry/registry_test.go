@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/bgplb/bgplb/daemon/registry/api"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func ep(id, ifName, ns, pod string, ips ...string) api.Endpoint {
@@ -253,13 +254,7 @@ func serve(t *testing.T, r *Registry) (sock string, wait func() error) {
 	wait = func() error { cancel(); <-done; return serveErr }
 	t.Cleanup(func() { _ = wait() })
 	c := api.NewClient(sock)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not come up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, "the server up", func() error { return c.Ping(context.Background()) })
 	return sock, wait
 }
 
@@ -349,14 +344,7 @@ func TestServeSocketFile(t *testing.T) {
 	r := New(WithAttachedFunc(nil))
 	go func() { done <- r.Serve(sctx, stale) }()
 	c := api.NewClient(stale)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("server did not replace the stale socket: %v", <-done)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, "the server replacing the stale socket", func() error { return c.Ping(ctx) })
 
 	// A live socket is not taken over.
 	if err := New(WithAttachedFunc(nil)).Serve(ctx, stale); err == nil {

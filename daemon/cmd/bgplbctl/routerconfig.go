@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/bgplb/bgplb/daemon/announce"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // routerParams are the inputs of the generated router configurations.
@@ -181,16 +181,16 @@ func (p *routerParams) fromCluster(ctx context.Context, g *globals, podCIDRs boo
 		p.NodeCIDRs = cidrs
 	}
 	if len(p.Pools) == 0 {
-		pools, err := crd.BgplbV1alpha1().LoadBalancerIPPools().List(ctx, metav1.ListOptions{})
+		list, err := crd.BgplbV1alpha1().LoadBalancerIPPools().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list loadbalancerippools: %w", err)
 		}
-		for i := range pools.Items {
-			if pools.Items[i].Spec.Disabled {
+		for i := range list.Items {
+			if list.Items[i].Spec.Disabled {
 				continue
 			}
-			for _, b := range pools.Items[i].Spec.Blocks {
-				ps, err := announce.BlockPrefixes(b)
+			for _, b := range list.Items[i].Spec.Blocks {
+				ps, err := pools.BlockPrefixes(b)
 				if err == nil {
 					p.Pools = append(p.Pools, ps...)
 				}

@@ -58,4 +58,18 @@ const (
 	ReasonSharingConflict = "SharingConflict"
 	// ReasonNotOurClass: the Service is not ours (never written; returned so callers can skip it).
 	ReasonNotOurClass = "NotOurClass"
+	// ReasonNotLoadBalancer: the Service is not of type LoadBalancer (never written).
+	ReasonNotLoadBalancer = "NotLoadBalancer"
+)
+
+// Reasons of the bgplb.io/Announced condition; a node's announcer uses the same reasons
+// for why it does (not) announce a Service (the node's CLI shows them).
+const (
+	ReasonAnnounced               = "Announced"
+	ReasonNoEligibleEndpoints     = "NoEligibleEndpoints"
+	ReasonNoMatchingAdvertisement = "NoMatchingAdvertisement"
+	ReasonNoPeers                 = "NoPeers"
+	ReasonSessionsDown            = "SessionsDown"
+	ReasonNoIP                    = "NoIP"
+	ReasonIPOutsidePools          = "IPOutsidePools"
 )
