@@ -41,7 +41,7 @@ func RunnerConfig(l *lab.Lab) *runner.Config {
 
 // Adapters returns Run's adapt hook for the lab: the adapters no command-line flag
 // can express (bgplbd processes signalled, the router's bgpd killed, the API server
-// paused, the nodes' routes read), taken from ls (New), and the features the lab's
+// paused, the nodes' routes read, a node's link cut), taken from ls (New), and the features the lab's
 // options decide.
 func Adapters(ls *suite.Suite) func(*suite.Suite) {
 	return func(s *suite.Suite) {
@@ -49,6 +49,7 @@ func Adapters(ls *suite.Suite) func(*suite.Suite) {
 		s.RouterFaults = ls.RouterFaults
 		s.ControlPlaneFaults = ls.ControlPlaneFaults
 		s.NodeRoutes = ls.NodeRoutes
+		s.NodeLinkFaults = ls.NodeLinkFaults
 		s.SupportedFeatures = ls.SupportedFeatures
 	}
 }

@@ -48,6 +48,7 @@ const (
 	AdapterRouterFaults       Adapter = "RouterFaults"
 	AdapterControlPlaneFaults Adapter = "ControlPlaneFaults"
 	AdapterNodeRoutes         Adapter = "NodeRoutes"
+	AdapterNodeLinkFaults     Adapter = "NodeLinkFaults"
 )
 
 // AdapterHints says how a run gets each adapter, for skip reasons.
@@ -58,6 +59,7 @@ var AdapterHints = map[Adapter]string{
 	AdapterRouterFaults:       "--faults-exec with router-bgp",
 	AdapterControlPlaneFaults: "--faults-exec with apiserver",
 	AdapterNodeRoutes:         "--faults-exec with node-routes",
+	AdapterNodeLinkFaults:     "the lab (bgplb-lab cuts a node's router-side veth); no --faults-exec capability yet",
 }
 
 // NeededAdapters returns the adapters the test needs (Needs, and the client for every
@@ -85,6 +87,8 @@ func (s *Suite) Has(a Adapter) bool {
 		return s.ControlPlaneFaults != nil
 	case AdapterNodeRoutes:
 		return s.NodeRoutes != nil
+	case AdapterNodeLinkFaults:
+		return s.NodeLinkFaults != nil
 	}
 	return false
 }
