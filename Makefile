@@ -25,7 +25,7 @@ export BPF2GO_CC := $(CLANG)
 
 # Debian packages the lab and the tests use.
 APT_PACKAGES := frr bird2 etcd-server clang llvm bpftool iproute2 iperf3 wrk nftables \
-	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux
+	iptables conntrack jq curl libbpf-dev tcpdump iputils-ping util-linux containerd runc socat
 K8S_CMDS := kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubectl
 CNI_CMDS := ptp host-local loopback
 
@@ -39,6 +39,11 @@ export BGPLB_K8S_BIN_DIR := $(TOOLS_BIN)
 # bird` snippet inside Debian's default bird.conf): `make conformance ROUTER=bird`.
 ROUTER ?= frr
 export BGPLB_LAB_ROUTER := $(ROUTER)
+# How the lab's nodes run pods: lab (the lab kubelet, default) or containerd (a real
+# containerd + kubelet per node, bgplb installed from manifests/base and the image of
+# `make image`): `make conformance RUNTIME=containerd`.
+RUNTIME ?= lab
+export BGPLB_LAB_RUNTIME := $(RUNTIME)
 
 .PHONY: all deps tools build generate check-generate lint test test-unit test-apiserver test-chart test-lab \
 	demo lab-up lab-down lab-status conformance bench manifests clean help
@@ -68,6 +73,7 @@ tools: ## build kube-apiserver & co., the reference CNI plugins and helm into $(
 		github.com/containernetworking/plugins/plugins/main/loopback \
 		github.com/containernetworking/plugins/plugins/main/ptp
 	cd conformance/tools/helm && $(GO) build -trimpath -o $(TOOLS_BIN)/helm helm.sh/helm/v4/cmd/helm
+	GO=$(GO) conformance/tools/netpol/build.sh $(TOOLS_BIN)/kube-network-policies
 
 build: ## build bgplbd, bgplbctl, the CNI plugin, bgplb-lab and podserver into ./bin
 	@mkdir -p $(BIN)
@@ -93,7 +99,7 @@ test-unit: ## unit and privileged package tests (root: netns, bpf)
 	$(GO) test $(GO_TEST_FLAGS) ./...
 
 test-apiserver: deps tools build ## CRD validation, RBAC + admission policies, and bgplbd against a real kube-apiserver + etcd (+ FRR)
-	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval' ./daemon/apis/... ./daemon/app/ ./manifests/
+	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -run 'TestCRDsAgainstAPIServer|TestDaemonWithFRR|TestRBACAgainstAPIServer|TestDaemonUninstallsOnDaemonSetRemoval|TestCLIAgainstAPIServer' ./daemon/apis/... ./daemon/app/ ./manifests/ ./daemon/clusterview/
 
 test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=server against kube-apiserver + etcd; chart == kustomize
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/
@@ -106,19 +112,34 @@ test: deps tools build lint check-generate test-unit test-apiserver test-chart t
 demo: deps tools build ## bring up the lab and show a VIP answering through the router
 	@$(CURDIR)/conformance/lab/demo.sh
 
-conformance: deps tools build ## run the conformance suite against a fresh lab; report in _output/conformance-report.yaml
-	@mkdir -p _output
-	$(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
-		-args -conformance.report=$(CURDIR)/_output/conformance-report.yaml
+# `make conformance` runs bin/bgplb-conformance against a fresh lab
+# (conformance/cmd/bgplb-conformance/lab.sh), reaching it as any cluster is reached: the
+# kubeconfig, `ip netns exec <prefix>-router vtysh|birdc`, `ip netns exec <prefix>-client
+# curl|ping|socat`, and `bgplb-lab fault` as --faults-exec. The report per router goes to
+# conformance/reports/$(ROUTER).yaml. CONFORMANCE_ARGS passes more bgplb-conformance
+# flags, e.g. CONFORMANCE_ARGS=--profiles=LB-IPAM. `go test -tags lab ./conformance/`
+# runs the same entry point (conformance/runner) in-process (dual stack: -conformance.ipv6).
+CONFORMANCE_REPORTS ?= $(CURDIR)/conformance/reports
+CONFORMANCE_ARGS    ?=
+CONFORMANCE_LAB_DIR ?= /run/$(or $(BGPLB_LAB_PREFIX),bgplb)-lab-conformance
+conformance: deps tools build ## run bgplb-conformance against a fresh lab; report in conformance/reports/$(ROUTER).yaml
+	BIN_DIR=$(BGPLB_BIN_DIR) CMD_DIR=$(BIN) K8S_BIN_DIR=$(TOOLS_BIN) LAB_DIR=$(CONFORMANCE_LAB_DIR) \
+		REPORT=$(CONFORMANCE_REPORTS)/$(ROUTER).yaml conformance/cmd/bgplb-conformance/lab.sh $(CONFORMANCE_ARGS)
+
+# The Grafana dashboard's PromQL, parsed by Prometheus' parser (hack/dashboard is its own
+# module); TestLabMetricsForDashboard checks the names against a lab scrape.
+.PHONY: test-dashboard
+test: test-dashboard
+test-dashboard: ## parse every query of manifests/monitoring/grafana-dashboard.json with Prometheus' parser
+	cd hack/dashboard && $(GO) test $(GO_TEST_FLAGS) ./...
 
 # The conformance suite with the datapath forced to legacy TC (clsact + cls_bpf), as on
 # kernels < 6.6: the lab passes BGPLB_DATAPATH_ATTACH to bgplbd and the CNI plugin.
 .PHONY: conformance-tc
 test: conformance-tc
 conformance-tc: deps tools build ## the conformance suite with the datapath forced to legacy TC
-	@mkdir -p _output
-	BGPLB_DATAPATH_ATTACH=tc $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v -run TestConformance ./conformance/ \
-		-args -conformance.report=$(CURDIR)/_output/conformance-report-tc.yaml
+	BGPLB_DATAPATH_ATTACH=tc BIN_DIR=$(BGPLB_BIN_DIR) CMD_DIR=$(BIN) K8S_BIN_DIR=$(TOOLS_BIN) LAB_DIR=$(CONFORMANCE_LAB_DIR) \
+		REPORT=$(CONFORMANCE_REPORTS)/$(ROUTER)-tc.yaml conformance/cmd/bgplb-conformance/lab.sh $(CONFORMANCE_ARGS)
 
 bench: deps tools build ## lab benchmarks; each replaces its table in conformance/bench/RESULTS.md
 	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags bench -timeout 150m -v -run 'TestBench' ./conformance/bench/ \
@@ -165,6 +186,11 @@ image-bin: image build ## the built images' linux/$(GOARCH) binaries in _output/
 	$(IMAGEBUILD) extract -flat -layout $(IMAGE_OUT)/podserver -platform linux/$(HOST_GOARCH) -out $(IMAGE_BIN)
 	cp $(addprefix $(BIN)/,$(LAB_ONLY_BINS)) $(IMAGE_BIN)/
 
+# The lab's sandbox image for --runtime containerd (containerd's sandbox_image), host platform only.
+.PHONY: image-pause
+image-pause: imagebuild ## build the lab's pause (sandbox) image into _output/image/pause
+	$(IMAGEBUILD) build -out $(IMAGE_OUT) -version $(VERSION) -images pause -platforms linux/$(HOST_GOARCH)
+
 push: imagebuild ## push what `make image` built: make push IMAGE=registry/repo:tag [PODSERVER_IMAGE=registry/repo:tag]
 	@test -n "$(IMAGE)" || { echo "push: set IMAGE=registry/repo:tag" >&2; exit 1; }
 	$(IMAGEBUILD) push -layout $(IMAGE_OUT)/bgplb -image $(IMAGE)
@@ -187,6 +213,23 @@ release: image ## make release VERSION=vX.Y.Z: _output/release/{bgplb.yaml, bgpl
 # taken from the built image (issue 14), not from bin/.
 conformance: image-bin
 conformance: export BGPLB_BIN_DIR := $(IMAGE_BIN)
+# Real nodes import the images (and the pause image) from here.
+export BGPLB_IMAGE_DIR := $(IMAGE_OUT)
+ifeq ($(RUNTIME),containerd)
+conformance lab-up: image image-pause
+endif
+# Real nodes (containerd + kubelet, bgplb from manifests/base and its image): the lab's
+# own test of them, and the conformance profiles that run there. Not part of `make test`.
+.PHONY: test-lab-containerd conformance-containerd
+# Image B of the upgrade test: the same source, another version string.
+UPGRADE_IMAGE_OUT := $(CURDIR)/_output/image-upgrade
+test-lab-containerd: deps tools build image image-pause ## real-node lab test: DaemonSet install, pod restart and upgrade under load, clean down (root)
+	$(IMAGEBUILD) build -out $(UPGRADE_IMAGE_OUT) -version $(VERSION)-upgrade -images bgplb -platforms linux/$(HOST_GOARCH)
+	BGPLB_UPGRADE_IMAGE_DIR=$(UPGRADE_IMAGE_OUT) $(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -run 'TestRealNodes' ./conformance/lab/
+conformance-containerd: deps tools build image image-bin image-pause ## the LB-DATAPATH conformance tests on real nodes; report in _output/conformance-report-containerd.yaml
+	@mkdir -p _output
+	BGPLB_LAB_RUNTIME=containerd BGPLB_BIN_DIR=$(IMAGE_BIN) $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v \
+		-run 'TestConformance/Datapath' ./conformance/ -args -conformance.report=$(CURDIR)/_output/conformance-report-containerd.yaml
 # ---- end of images and release ------------------------------------------------
 
 clean: ## remove build output (not the tools cache)

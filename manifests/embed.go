@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed base/crds/bgplb.io_*.yaml
 var CRDs embed.FS
+
+// Base holds base/ (what `kubectl apply -k manifests/base` installs): the lab's
+// --runtime containerd mode installs bgplb from it as a user would.
+//
+//go:embed base
+var Base embed.FS

@@ -63,7 +63,16 @@ func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
 		return err
 	}
 	advertise := ControlPlaneV4.String()
-	if _, err := startDetached(dir, "kube-apiserver", ControlPlaneNS, []string{
+	var apiExtra []string
+	ctrls := controllers
+	if l.Opts.Runtime == RuntimeContainerd {
+		// Real kubelets: `kubectl logs/exec` reach them by their InternalIP (the
+		// hostnames resolve nowhere), bgplbd runs as a DaemonSet, and the node lifecycle
+		// controller lifts the not-ready taint the kubelets put on their Nodes.
+		apiExtra = []string{"--kubelet-preferred-address-types=InternalIP"}
+		ctrls += ",daemonset-controller,node-lifecycle-controller"
+	}
+	if _, err := startDetached(dir, "kube-apiserver", ControlPlaneNS, append([]string{
 		l.k8sBin("kube-apiserver"),
 		"--etcd-servers", "http://127.0.0.1:2379",
 		"--bind-address", "0.0.0.0",
@@ -83,7 +92,7 @@ func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
 		"--feature-gates", "StrictIPCIDRValidation=false",
 		"--profiling=false",
 		"--v=1",
-	}, nil); err != nil {
+	}, apiExtra...), nil); err != nil {
 		return err
 	}
 	if _, err := startDetached(dir, "forward", "", []string{
@@ -104,7 +113,7 @@ func (l *Lab) startControlPlane(ctx context.Context, p *pki) error {
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--profiling=false", "--v=1"}
 	if _, err := startDetached(dir, "kube-controller-manager", ControlPlaneNS, append([]string{
 		l.k8sBin("kube-controller-manager"),
-		"--controllers", controllers,
+		"--controllers", ctrls,
 		"--service-account-private-key-file", p.path("sa.key"),
 		"--root-ca-file", p.path("ca.crt"),
 		"--use-service-account-credentials=false",

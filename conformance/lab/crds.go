@@ -39,7 +39,7 @@ func (l *Lab) InstallCRDs(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("read embedded %s: %w", f, err)
 		}
-		if err := applyYAML(ctx, dyn, mapper, f, data, io.Discard); err != nil {
+		if err := applyYAML(ctx, dyn, mapper, f, data, io.Discard, nil); err != nil {
 			return err
 		}
 	}

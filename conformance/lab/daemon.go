@@ -43,8 +43,12 @@ func (l *Lab) StartDaemon(ctx context.Context, node string) error {
 }
 
 // SignalDaemon sends sig to bgplbd on node and waits for it to exit (SIGKILL after
-// 15 s); with restart it then starts the daemon again, as a DaemonSet would.
+// 15 s); with restart it then starts the daemon again, as a DaemonSet would. On real
+// nodes (RuntimeContainerd) it acts on the DaemonSet's pod (signalDaemonPod).
 func (l *Lab) SignalDaemon(ctx context.Context, node string, sig syscall.Signal, restart bool) error {
+	if l.Opts.Runtime == RuntimeContainerd {
+		return l.signalDaemonPod(ctx, node, sig, restart) // bgplbd is a DaemonSet pod there
+	}
 	p, alive, err := l.daemonProcess(node)
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 	if o.CRDs != "" {
 		if _, err := os.Stat(o.CRDs); err == nil {
 			section("Installing the bgplb CRDs from " + o.CRDs)
-			if err := applyDir(ctx, dyn, mapper, o.CRDs, w); err != nil {
+			if err := applyDir(ctx, dyn, mapper, o.CRDs, w, nil); err != nil {
 				return err
 			}
 			if err := waitCRDsEstablished(ctx, mapper, dc); err != nil {
@@ -72,7 +72,11 @@ func (l *Lab) Demo(ctx context.Context, o DemoOptions, w io.Writer) error {
 		}
 	}
 	section("Applying " + o.Manifests)
-	if err := applyDir(ctx, dyn, mapper, o.Manifests, w); err != nil {
+	fix, err := l.demoFix()
+	if err != nil {
+		return err
+	}
+	if err := applyDir(ctx, dyn, mapper, o.Manifests, w, fix); err != nil {
 		return err
 	}
 
@@ -224,6 +228,9 @@ func (l *Lab) showCurl(ctx context.Context, w io.Writer, url string) {
 }
 
 func (l *Lab) daemonRunning() bool {
+	if l.Opts.Runtime == RuntimeContainerd {
+		return l.daemonSetRunning()
+	}
 	procs, _ := l.Processes() // a listing error means no daemon seen
 	for _, p := range procs {
 		if strings.HasSuffix(p.Name, "-bgplbd") && p.Alive {
@@ -287,7 +294,7 @@ var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 // applyDir server-side applies every object in the *.yaml files of dir (sorted by
 // name). Objects whose kind the API server does not know (CRDs not installed) are
 // reported and skipped.
-func applyDir(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, dir string, w io.Writer) error {
+func applyDir(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, dir string, w io.Writer, fix func(*unstructured.Unstructured) error) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return fmt.Errorf("list %s: %w", dir, err)
@@ -301,7 +308,7 @@ func applyDir(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.Def
 		if err != nil {
 			return fmt.Errorf("read %s: %w", f, err)
 		}
-		if err := applyYAML(ctx, dyn, mapper, f, data, w); err != nil {
+		if err := applyYAML(ctx, dyn, mapper, f, data, w, fix); err != nil {
 			return err
 		}
 	}
@@ -309,7 +316,8 @@ func applyDir(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.Def
 }
 
 // applyYAML server-side-applies every document of data (named source in messages).
-func applyYAML(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, source string, data []byte, w io.Writer) error {
+// fix, when not nil, changes each object first.
+func applyYAML(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, source string, data []byte, w io.Writer, fix func(*unstructured.Unstructured) error) error {
 	for _, doc := range docSep.Split(string(data), -1) {
 		if len(bytes.TrimSpace([]byte(doc))) == 0 {
 			continue
@@ -320,6 +328,11 @@ func applyYAML(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.De
 		}
 		if obj.GetAPIVersion() == "" || obj.GetKind() == "" || obj.GetKind() == "Kustomization" {
 			continue
+		}
+		if fix != nil {
+			if err := fix(&obj); err != nil {
+				return fmt.Errorf("adapt %s %s from %s: %w", obj.GetKind(), obj.GetName(), source, err)
+			}
 		}
 		gvk := obj.GroupVersionKind()
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)

@@ -190,6 +190,9 @@ func (l *Lab) up(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("wait for zebra's socket (see %s): %w", filepath.Join(l.Dir, "logs", "zebra.log"), err)
 		}
+		if _, err := startDetached(l.Dir, "bfdd", RouterNS, frrArgs("bfdd", frrDir), nil); err != nil {
+			return err
+		}
 		if _, err := startDetached(l.Dir, "bgpd", RouterNS, frrArgs("bgpd", frrDir), nil); err != nil {
 			return err
 		}
@@ -201,7 +204,7 @@ func (l *Lab) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if l.startsDaemon() {
+	if l.startsDaemon() && l.Opts.Runtime != RuntimeContainerd { // real nodes: the manifests install it all
 		if err := ensureNamespace(ctx, cs, DaemonNamespace); err != nil {
 			return err
 		}
@@ -219,6 +222,12 @@ func (l *Lab) up(ctx context.Context) error {
 	if err := l.waitServiceAccount(ctx, cs, 60*time.Second); err != nil {
 		return err
 	}
+	if l.Opts.NetworkPolicy {
+		logf("starting the NetworkPolicy enforcer on the nodes")
+		if err := l.startNetworkPolicy(ctx, cs); err != nil {
+			return err
+		}
+	}
 	logf("waiting for nodes to be Ready")
 	if err := l.waitNodesReady(ctx, cs, 60*time.Second); err != nil {
 		return err
@@ -228,6 +237,12 @@ func (l *Lab) up(ctx context.Context) error {
 		return err == nil, nil
 	}); err != nil {
 		return fmt.Errorf("wait for the %s router to answer (see %s): %w", l.Opts.Router, filepath.Join(l.Dir, "logs"), err)
+	}
+	if l.Opts.Runtime == RuntimeContainerd && !l.Opts.NoDaemon {
+		logf("installing bgplb from manifests/base and the image in %s", l.Opts.ImageDir)
+		if err := l.installBgplb(ctx, cs); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -280,6 +295,13 @@ func Down(dir string) error {
 		return fmt.Errorf("the lab in %s was started with BGPLB_LAB_PREFIX=%s (and its BGPLB_LAB_FORWARD); run down with the same environment, not prefix %q", dir, saved.Prefix, Prefix)
 	}
 	var errs []error
+
+	// 0. Real nodes (--runtime containerd): everything in their cgroups — containerd,
+	// its shims, every container, the kubelet and the namespace holders — and the
+	// cgroups themselves. Their private mounts go with the mount namespaces.
+	if err := downNodeCgroups(); err != nil {
+		errs = append(errs, err)
+	}
 
 	// 1. Recorded processes (ours and the lab kubelets').
 	procs, err := recordedProcesses(dir)

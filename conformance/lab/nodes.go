@@ -117,6 +117,9 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 			return err
 		}
 	}
+	if l.Opts.Runtime == RuntimeContainerd {
+		return l.startContainerdNode(ctx, n)
+	}
 	if err := l.prepareNodeDirs(n); err != nil {
 		return err
 	}
@@ -138,6 +141,23 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 	if _, err := startDetached(l.Dir, n.Name+"-kubelet", n.Netns, args, nil); err != nil {
 		return err
 	}
+	if err := l.startKubeProxy(n); err != nil {
+		return err
+	}
+	if !l.Opts.NoDaemon {
+		bin := filepath.Join(l.Opts.BinDir, "bgplbd")
+		if _, err := os.Stat(bin); err != nil {
+			l.Opts.Logf("%s: no bgplbd at %s, not starting the daemon", n.Name, bin)
+		} else if _, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), DaemonEnv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startKubeProxy starts kube-proxy in node n's network namespace unless NoKubeProxy.
+func (l *Lab) startKubeProxy(n Node) error {
+	kc := filepath.Join(l.Dir, kubeconfigFabric)
 	if !l.Opts.NoKubeProxy {
 		if _, err := startDetached(l.Dir, n.Name+"-kube-proxy", n.Netns, []string{
 			l.k8sBin("kube-proxy"),
@@ -150,14 +170,6 @@ func (l *Lab) startNode(ctx context.Context, n Node) error {
 			"--healthz-bind-address", "127.0.0.1:10256",
 			"--v=1",
 		}, nil); err != nil {
-			return err
-		}
-	}
-	if !l.Opts.NoDaemon {
-		bin := filepath.Join(l.Opts.BinDir, "bgplbd")
-		if _, err := os.Stat(bin); err != nil {
-			l.Opts.Logf("%s: no bgplbd at %s, not starting the daemon", n.Name, bin)
-		} else if _, err := startDetached(l.Dir, n.Name+"-bgplbd", n.Netns, append([]string{bin}, l.daemonArgs(n)...), DaemonEnv); err != nil {
 			return err
 		}
 	}
@@ -191,6 +203,9 @@ func (l *Lab) daemonArgs(n Node) []string {
 	}
 	if l.Opts.DatapathAttach != "" {
 		args = append(args, "--datapath-attach", l.Opts.DatapathAttach)
+	}
+	if l.Opts.DatapathDelivery != "" {
+		args = append(args, "--datapath-delivery", l.Opts.DatapathDelivery)
 	}
 	// A node whose datapath is broken on purpose keeps the lab's entry (its pin dir is
 	// not on bpffs): bgplbd would chain its own, working one.

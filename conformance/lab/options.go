@@ -98,6 +98,12 @@ type Options struct {
 	// (datapathAttach): auto, tcx or tc. Default $BGPLB_DATAPATH_ATTACH, else bgplbd's
 	// and the plugin's default (auto).
 	DatapathAttach string
+	// DatapathDelivery is passed to bgplbd (--datapath-delivery): stack or redirect.
+	// Default $BGPLB_DATAPATH_DELIVERY, else bgplbd's default (stack).
+	DatapathDelivery string
+	// NetworkPolicy runs a NetworkPolicy enforcer (kube-network-policies, see
+	// netpol.go) on every node.
+	NetworkPolicy bool
 	// BrokenDatapathNodes names nodes whose CNI plugin is configured with a pin
 	// directory that is not on bpffs, so every attach there fails as on a node whose
 	// datapath cannot work (pods must still start; the node must not announce).
@@ -118,6 +124,14 @@ type Options struct {
 	// NodeASN is the AS the router expects from the nodes: 64513 (default, eBGP) or
 	// 64512 (iBGP variant: same AS as the router).
 	NodeASN uint32
+	// Runtime is how nodes run pods: "lab" (default, or $BGPLB_LAB_RUNTIME: the lab
+	// kubelet) or "containerd" (a real containerd and kubelet per node, bgplb installed
+	// from manifests/base and its image; see runtime_containerd.go).
+	Runtime string
+	// ImageDir holds the OCI layouts and archives of `make image image-pause` (bgplb,
+	// podserver, pause) that Runtime "containerd" imports into every node (default
+	// $BGPLB_IMAGE_DIR).
+	ImageDir string
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any) `json:"-"`
 }
@@ -180,6 +194,35 @@ func (o *Options) defaults() error {
 	case "", "auto", "tcx", "tc":
 	default:
 		return fmt.Errorf("datapath attach mode %q (BGPLB_DATAPATH_ATTACH): must be auto, tcx or tc", o.DatapathAttach)
+	}
+	if o.Runtime == "" {
+		o.Runtime = envOr("BGPLB_LAB_RUNTIME", RuntimeLab)
+	}
+	switch o.Runtime {
+	case RuntimeLab:
+	case RuntimeContainerd:
+		if o.ImageDir == "" {
+			o.ImageDir = os.Getenv("BGPLB_IMAGE_DIR")
+		}
+		if o.ImageDir == "" {
+			return fmt.Errorf("--runtime containerd needs the images of `make image image-pause`: set --image-dir (or BGPLB_IMAGE_DIR)")
+		}
+		if o.NoKubeProxy {
+			return fmt.Errorf("--runtime containerd: bgplbd reaches the API server through the kubernetes Service: keep kube-proxy")
+		}
+		if len(o.BrokenDatapathNodes) > 0 {
+			return fmt.Errorf("--runtime containerd: broken-datapath nodes are a lab-kubelet feature")
+		}
+	default:
+		return fmt.Errorf("--runtime %q: must be %s or %s", o.Runtime, RuntimeLab, RuntimeContainerd)
+	}
+	if o.DatapathDelivery == "" {
+		o.DatapathDelivery = os.Getenv("BGPLB_DATAPATH_DELIVERY")
+	}
+	switch o.DatapathDelivery {
+	case "", "stack", "redirect":
+	default:
+		return fmt.Errorf("datapath delivery %q (BGPLB_DATAPATH_DELIVERY): must be stack or redirect", o.DatapathDelivery)
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -48,12 +48,22 @@ func preflight(o Options) error {
 			missing = append(missing, "iptables")
 		}
 	}
+	if o.Runtime == RuntimeContainerd {
+		for _, c := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "unshare"} {
+			if _, err := exec.LookPath(c); err != nil {
+				missing = append(missing, c+" (packages containerd, runc)")
+			}
+		}
+	}
 	if len(missing) > 0 {
 		return fmt.Errorf("missing tools: %s: run `make deps`", strings.Join(missing, ", "))
 	}
 	k8s := []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "ptp", "host-local", "loopback"}
 	if !o.NoKubeProxy {
 		k8s = append(k8s, "kube-proxy")
+	}
+	if o.Runtime == RuntimeContainerd {
+		k8s = append(k8s, "kubelet", "kubectl")
 	}
 	for _, b := range k8s {
 		if !executable(filepath.Join(o.K8sBinDir, b)) {

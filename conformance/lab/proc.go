@@ -23,6 +23,16 @@ import (
 // <dir>/logs/<name>.log and records its PID in <dir>/pids/<name>.pid. When netns is not
 // empty the command runs inside that network namespace (see NetNS.Command).
 func startDetached(dir, name, netns string, argv []string, env []string) (int, error) {
+	full := argv
+	if netns != "" {
+		full = NetNS(netns).Command(argv...)
+	}
+	return startDetachedArgv(dir, name, full, argv[0], env)
+}
+
+// startDetachedArgv is startDetached with the full command line given (full, which
+// ends by exec-ing exe: nsenter, unshare…) and exe recorded as the executable.
+func startDetachedArgv(dir, name string, full []string, exe string, env []string) (int, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return 0, fmt.Errorf("create log dir: %w", err)
 	}
@@ -34,10 +44,6 @@ func startDetached(dir, name, netns string, argv []string, env []string) (int, e
 		return 0, fmt.Errorf("open log of %s: %w", name, err)
 	}
 	defer logf.Close()
-	full := argv
-	if netns != "" {
-		full = NetNS(netns).Command(argv...)
-	}
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -45,12 +51,11 @@ func startDetached(dir, name, netns string, argv []string, env []string) (int, e
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s (%s): %w", name, argv[0], err)
+		return 0, fmt.Errorf("start %s (%s): %w", name, exe, err)
 	}
 	pid := cmd.Process.Pid
-	exe, err := exec.LookPath(argv[0])
-	if err != nil {
-		exe = argv[0]
+	if p, err := exec.LookPath(exe); err == nil {
+		exe = p
 	}
 	if abs, err := filepath.Abs(exe); err == nil {
 		exe = abs

@@ -88,10 +88,35 @@ func (s *Suite) Backend(t *testing.T, ns, app, node string, replicas int32, opts
 	for _, o := range opts {
 		o(d)
 	}
+	// The pod server answers on the container's ports: a real kubelet runs the image's
+	// entrypoint with these arguments (the lab kubelet derives the same from the ports).
+	if c := &d.Spec.Template.Spec.Containers[0]; len(c.Args) == 0 {
+		c.Args = podserverArgs(c.Ports)
+	}
 	if _, err := s.Kube.AppsV1().Deployments(ns).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment %s/%s: %v", ns, name, err)
 	}
 	return name
+}
+
+// podserverArgs returns the pod server's --tcp and --udp flags for ports.
+func podserverArgs(ports []corev1.ContainerPort) []string {
+	var tcp, udp []string
+	for _, p := range ports {
+		if p.Protocol == corev1.ProtocolUDP {
+			udp = append(udp, fmt.Sprint(p.ContainerPort))
+		} else {
+			tcp = append(tcp, fmt.Sprint(p.ContainerPort))
+		}
+	}
+	var args []string
+	if len(tcp) > 0 {
+		args = append(args, "--tcp", strings.Join(tcp, ","))
+	}
+	if len(udp) > 0 {
+		args = append(args, "--udp", strings.Join(udp, ","))
+	}
+	return args
 }
 
 // Scale sets the replicas of Deployment name and waits until exactly that many of
@@ -383,6 +408,17 @@ func (s *Suite) httpDo(ctx context.Context, method string, addr netip.Addr, port
 func httpDo(ctx context.Context, c Client, timeout time.Duration, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if hd, ok := c.(HTTPDoer); ok {
+		url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
+		code, b, err := hd.HTTP(ctx, method, url, body)
+		if err != nil {
+			return "", err
+		}
+		if code != http.StatusOK {
+			return string(b), fmt.Errorf("%s %s: %d %s", method, url, code, http.StatusText(code))
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: c.Dial, DisableKeepAlives: true}}
 	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))

@@ -23,6 +23,7 @@ import (
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 )
 
@@ -156,11 +157,11 @@ func newFixture(t *testing.T) *fixture {
 	f.dp = &fakeDatapath{j: f.j, services: map[string]*datapath.ServiceBackends{}}
 	src := Sources{
 		Services: corelisters.NewServiceLister(f.services),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
 			objs, err := f.slices.ByIndex("svc", ns+"/"+name)
-			var out []*discoveryv1.EndpointSlice
+			var out []*endpoints.Slice
 			for _, o := range objs {
-				out = append(out, o.(*discoveryv1.EndpointSlice))
+				out = append(out, endpoints.FromEndpointSlice(o.(*discoveryv1.EndpointSlice)))
 			}
 			return out, err
 		},

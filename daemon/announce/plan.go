@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/daemon/pools"
 )
@@ -19,7 +19,7 @@ import (
 // PlanInput is the cluster state one Service's plan reads (cached objects, never mutated).
 type PlanInput struct {
 	Service        *corev1.Service
-	Slices         []*discoveryv1.EndpointSlice
+	Slices         []*endpoints.Slice
 	Advertisements []*v1alpha1.BGPAdvertisement
 	Pools          []*v1alpha1.LoadBalancerIPPool
 }

@@ -5,13 +5,13 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 
 	"github.com/bgplb/bgplb/daemon/bgp"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 )
 
@@ -49,7 +49,7 @@ type Evaluator interface {
 // not be mutated.
 type Sources struct {
 	Services       corelisters.ServiceLister
-	Slices         func(namespace, name string) ([]*discoveryv1.EndpointSlice, error)
+	Slices         func(namespace, name string) ([]*endpoints.Slice, error)
 	Node           func() *corev1.Node
 	Pools          bgplisters.LoadBalancerIPPoolLister
 	Advertisements bgplisters.BGPAdvertisementLister

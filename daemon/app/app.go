@@ -82,8 +82,12 @@ type clients struct {
 }
 
 // run is Run with the clients and the speaker given (tests pass fakes).
-func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error {
+func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) error {
+	if cfg.Mode == ModeAllocator {
+		return runAllocator(ctx, cfg, cs) // allocator.go
+	}
 	kube, crd := cs.kube, cs.crd
+	speaker := newRecordingSpeaker(bgpSpeaker) // persist.go
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("starting bgplbd", "version", cfg.Version, "class", cfg.Class, "defaultClass", cfg.DefaultClass,
@@ -99,14 +103,21 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	serveHTTP(ctx, &wg, cfg, hc)
 	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
-	reg := registry.New()
+	var regOpts []registry.Option
+	if cfg.RegistryClientExe != "" {
+		regOpts = append(regOpts, registry.WithClientExecutable(cfg.RegistryClientExe))
+	}
+	reg := registry.New(regOpts...)
 
 	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
 	if err != nil {
 		return err
 	}
 
-	node, err := waitForNode(ctx, kube, cfg.NodeName)
+	// The API server may be unreachable while we restart: then announce what the last
+	// daemon announced (persist.go) while we keep waiting, so graceful restart never
+	// expires on the routers.
+	node, fromState, err := startNode(ctx, cfg, kube, speaker)
 	if err != nil {
 		return err
 	}
@@ -118,17 +129,12 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		}
 	}
 
-	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
-		return fmt.Errorf("start bgp speaker: %w", err)
-	}
-	defer func() {
-		// No Cease: graceful-restart peers keep our routes while the next daemon starts.
-		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer c()
-		if err := speaker.Stop(sctx, true); err != nil {
-			logger.Info("stopping bgp speaker failed", "err", err)
+	if !fromState {
+		if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
+			return fmt.Errorf("start bgp speaker: %w", err)
 		}
-	}()
+	}
+	defer stopSpeaker(ctx, cfg, kube, speaker) // drain.go: a restart keeps the routes, a shutdown drains them
 
 	var endpoints eligibility.EndpointRegistry
 	view := newRegistryView(reg)
@@ -166,6 +172,10 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if cfg.Datapath {
 		nodeSrc.Datapath = view.summary
 	}
+	obs := newObserver(node, ann, func(ns, name string) (*corev1.Service, bool) { // observe.go
+		svc, err := caches.Services.Services(ns).Get(name)
+		return svc, err == nil
+	})
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
 	rec.OnChange(nodeState.Trigger)
@@ -182,7 +192,9 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 			return err
 		}
 	}
-	queue := watch.NewQueue("announce", recorded(ann.SyncService))
+	queue := watch.NewQueue("announce", recorded(func(ctx context.Context, key string) error {
+		return obs.sync(key, func() error { return ann.SyncService(ctx, key) }) // observe.go
+	}))
 	peersQueue := watch.NewQueue("peers", recorded(rec.Sync))
 	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
 	// shared VIPs are merged again and every Service's per-peer routes are recomputed.
@@ -229,6 +241,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
 	// Service claimed from before the restart.
+	speaker.trackPrefixes()
 	if err := rec.SyncAllowedPrefixes(ctx); err != nil {
 		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
 	}
@@ -245,6 +258,15 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	if err := dp.prune(ctx); err != nil {
 		logger.Info("pruning stale datapath entries failed", "err", err)
 	}
+	// Paths announced from the state file that the first pass did not claim.
+	for _, p := range speaker.untouched() {
+		if err := speaker.Withdraw(ctx, p); err != nil {
+			logger.Info("withdrawing a path of the state file failed", "prefix", p, "err", err)
+		} else {
+			logger.Info("withdrew a path of the state file no Service claims", "prefix", p)
+		}
+	}
+	wg.Go(func() { speaker.runSaver(ctx, cfg.StateFile) })
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
 	wg.Go(func() { peersQueue.Run(ctx, 1) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
@@ -255,6 +277,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 				return
 			case <-speaker.Changes():
 				nodeState.Trigger()
+				obs.sessionsChanged(ctx, speaker)
 			}
 		}
 	})
@@ -267,13 +290,16 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+	obs.setRecorder(recorder)
 	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
-	if cfg.LeaderElect {
-		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
-	} else {
-		wg.Go(func() { leaderWork(ctx) })
+	if cfg.Mode != ModeNode { // with --mode=node the bgplb-allocator Deployment does it
+		leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
+		if cfg.LeaderElect {
+			wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
+		} else {
+			wg.Go(func() { leaderWork(ctx) })
+		}
 	}
 
 	hc.setStarted(queue)
@@ -367,11 +393,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// waitForNode gets this node's object, retrying until it exists or ctx is done.
+// waitForNode gets this node's object, retrying until it exists or ctx is done. Each
+// attempt is bounded, so an API server that accepts connections but does not answer
+// (paused, overloaded) is retried too.
 func waitForNode(ctx context.Context, kube kubernetes.Interface, name string) (*corev1.Node, error) {
 	var node *corev1.Node
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		actx, cancel := context.WithTimeout(ctx, nodeGetTimeout)
+		defer cancel()
+		n, err := kube.CoreV1().Nodes().Get(actx, name, metav1.GetOptions{})
 		if err != nil {
 			klog.FromContext(ctx).Info("waiting for the node object", "err", err)
 			return false, nil

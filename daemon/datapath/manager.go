@@ -26,6 +26,7 @@ type Maps interface {
 	PutVIP(addr netip.Addr) error
 	DeleteVIP(addr netip.Addr) error
 	SetSourceRanges(svcID uint32, prefixes []netip.Prefix) error
+	UpdateSourceRanges(svcID uint32, old, new []netip.Prefix) error
 	Services() ([]bpf.ServiceEntry, error)
 	Backends() ([]bpf.BackendEntry, error)
 	VIPs() ([]netip.Addr, error)
@@ -178,9 +179,16 @@ func (m *Manager) SetService(ctx context.Context, key string, want *ServiceBacke
 		}
 		svc := df.service
 		svc.ID = fe.id
-		if isNew || !slices.Equal(fe.ranges, df.ranges) {
+		if isNew {
+			// What the map holds for an adopted id is not known: replace it all.
 			if err := m.maps.SetSourceRanges(fe.id, df.ranges); err != nil {
 				return fmt.Errorf("set source ranges of %v: %w", sk, err)
+			}
+			fe.ranges = df.ranges
+		} else if !slices.Equal(fe.ranges, df.ranges) {
+			// Only the entries that change (SetSourceRanges walks every service's).
+			if err := m.maps.UpdateSourceRanges(fe.id, fe.ranges, df.ranges); err != nil {
+				return fmt.Errorf("update source ranges of %v: %w", sk, err)
 			}
 			fe.ranges = df.ranges
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,6 +72,15 @@ func (f *fakeMaps) DeleteVIP(a netip.Addr) error {
 }
 func (f *fakeMaps) SetSourceRanges(id uint32, p []netip.Prefix) error {
 	f.ranges[id] = p
+	f.ops = append(f.ops, fmt.Sprintf("setranges %d", id))
+	return nil
+}
+func (f *fakeMaps) UpdateSourceRanges(id uint32, old, p []netip.Prefix) error {
+	if !slices.Equal(f.ranges[id], old) {
+		return fmt.Errorf("update ranges of %d from %v, but the map holds %v", id, old, f.ranges[id])
+	}
+	f.ranges[id] = p
+	f.ops = append(f.ops, fmt.Sprintf("updateranges %d", id))
 	return nil
 }
 func (f *fakeMaps) Services() ([]bpf.ServiceEntry, error) {
@@ -264,5 +274,45 @@ func TestSharedBackendsAndVIPsAreRefcounted(t *testing.T) {
 	}
 	if len(maps.services) != 1 || len(maps.backends) != 1 {
 		t.Fatalf("after a left: %d frontends, %d backends", len(maps.services), len(maps.backends))
+	}
+}
+
+// TestSourceRangesUpdatedIncrementally: a new frontend's ranges are replaced whole
+// (SetSourceRanges: after a restart the map's content is not known), later changes
+// touch only the entries that change (UpdateSourceRanges from what was written).
+func TestSourceRangesUpdatedIncrementally(t *testing.T) {
+	ctx := context.Background()
+	maps := newFakeMaps()
+	m, err := New(maps, ifindexes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRanges := func(ranges ...string) *ServiceBackends {
+		b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
+		for _, r := range ranges {
+			b.SourceRanges = append(b.SourceRanges, netip.MustParsePrefix(r))
+		}
+		return b
+	}
+	count := func(prefix string) int {
+		n := 0
+		for _, op := range maps.ops {
+			if strings.HasPrefix(op, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/25", "203.0.113.0/24")); err != nil {
+		t.Fatal(err) // the fake fails an update whose "old" is not what the map holds
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/25", "203.0.113.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if s, u := count("setranges"), count("updateranges"); s != 1 || u != 1 {
+		t.Fatalf("setranges %d, updateranges %d; want 1 and 1 (ops %v)", s, u, maps.ops)
 	}
 }

@@ -209,6 +209,27 @@ func TestAssign(t *testing.T) {
 			},
 		},
 		{
+			name:  "sharing across namespaces needs opt-in on both sides",
+			pools: []*v1alpha1.LoadBalancerIPPool{v4pool},
+			steps: []step{
+				{svc: mkSvc("a/web", sharing("k"), ports(80)), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("a/dns", sharing("k"), ports(53)), wantIPs: "203.0.113.0"}, // same namespace: unchanged
+				// Another namespace, same key, no opt-in: its own address.
+				{svc: mkSvc("b/api", sharing("k"), ports(443)), wantIPs: "203.0.113.1"},
+				// Asking for a's address: refused with the reason.
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0")), reason: v1alpha1.ReasonSharingConflict, msg: crossNS},
+				// Only this side opts in: still refused.
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0"), annot(crossNS, "a")), reason: v1alpha1.ReasonSharingConflict, msg: crossNS},
+				// Both a's Services allow b (one by name, one by *), b allows a: shared.
+				{svc: mkSvc("a/web", sharing("k"), ports(80), annot(crossNS, "b, c"), status("203.0.113.0")), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("a/dns", sharing("k"), ports(53), annot(crossNS, "*"), status("203.0.113.0")), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0"), annot(crossNS, "a")), wantIPs: "203.0.113.0"},
+				// A malformed list is an invalid request, never an opt-in.
+				{svc: mkSvc("c/bad", sharing("k"), ports(445), annot(crossNS, "A_B")), reason: v1alpha1.ReasonInvalidRequest, msg: crossNS},
+				{svc: mkSvc("c/bad", sharing("k"), ports(445), annot(crossNS, "*,a")), reason: v1alpha1.ReasonInvalidRequest, msg: "stand alone"},
+			},
+		},
+		{
 			name:  "sharing with Local needs identical selectors and the same policy",
 			pools: []*v1alpha1.LoadBalancerIPPool{v4pool},
 			steps: []step{
@@ -515,3 +536,5 @@ func TestOverlapRecovery(t *testing.T) {
 		}
 	}
 }
+
+const crossNS = v1alpha1.AnnotationSharingCrossNamespace

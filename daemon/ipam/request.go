@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/pools"
@@ -64,6 +65,8 @@ type shareTerms struct {
 	ports      []portKey // sorted
 	local      bool      // externalTrafficPolicy Local
 	selector   string    // canonical spec.selector
+	namespace  string
+	crossNS    string // canonical AnnotationSharingCrossNamespace: sorted, comma-separated, "*" alone; "" for none
 }
 
 // request is what a Service asks for, parsed and validated once per Assign.
@@ -108,6 +111,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
 			local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 			selector:   labels.Set(svc.Spec.Selector).String(),
+			namespace:  svc.Namespace,
 		},
 		labels:   labels.Set(svc.Labels),
 		nsLabels: nsLabels,
@@ -115,6 +119,8 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	}
 
 	// What sharing and keeping need comes first: an invalid request still returns them.
+	crossNS, crossErr := parseCrossNamespace(svc.Annotations[v1alpha1.AnnotationSharingCrossNamespace])
+	r.crossNS = crossNS
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
 		if proto == "" {
@@ -138,6 +144,10 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			(ing.IPMode != nil && *ing.IPMode != corev1.LoadBalancerIPModeVIP) {
 			r.statusOdd = true
 		}
+	}
+
+	if crossErr != nil {
+		return r, crossErr
 	}
 
 	// Families, primary first.
@@ -224,7 +234,42 @@ func sameTerms(a, b *shareTerms) bool {
 		return a == b
 	}
 	return a.key == b.key && a.sharingKey == b.sharingKey && a.local == b.local &&
-		a.selector == b.selector && slices.Equal(a.ports, b.ports)
+		a.selector == b.selector && slices.Equal(a.ports, b.ports) && a.crossNS == b.crossNS
+}
+
+// parseCrossNamespace returns the canonical form of the AnnotationSharingCrossNamespace
+// value v ("" for none). An entry that is not a namespace name, or "*" with others, is an
+// error, and then nothing is allowed (fail closed).
+func parseCrossNamespace(v string) (string, error) {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			continue
+		case e == "*":
+		default:
+			if errs := validation.IsDNS1123Label(e); len(errs) > 0 {
+				return "", fmt.Errorf("annotation %s: %q is not a namespace name: %s",
+					v1alpha1.AnnotationSharingCrossNamespace, e, strings.Join(errs, "; "))
+			}
+		}
+		out = append(out, e)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > 1 && slices.Contains(out, "*") {
+		return "", fmt.Errorf("annotation %s: \"*\" must stand alone", v1alpha1.AnnotationSharingCrossNamespace)
+	}
+	return strings.Join(out, ","), nil
+}
+
+// allowsNamespace reports whether t's Service shares with Services of namespace ns.
+func (t *shareTerms) allowsNamespace(ns string) bool {
+	if ns == t.namespace || t.crossNS == "*" {
+		return true
+	}
+	return t.crossNS != "" && slices.Contains(strings.Split(t.crossNS, ","), ns)
 }
 
 // compatible reports why a and b cannot share one address ("" when they can):
@@ -235,6 +280,10 @@ func compatible(a, b *shareTerms) string {
 	}
 	if a.sharingKey != b.sharingKey {
 		return fmt.Sprintf("in use by %s with a different sharing key", b.key)
+	}
+	if !a.allowsNamespace(b.namespace) || !b.allowsNamespace(a.namespace) {
+		return fmt.Sprintf("held by %s in another namespace: sharing across namespaces needs annotation %s on both Services, each naming the other's namespace (or *)",
+			b.key, v1alpha1.AnnotationSharingCrossNamespace)
 	}
 	if a.local != b.local {
 		return fmt.Sprintf("shared with %s, which has a different externalTrafficPolicy", b.key)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/bfd"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/pools"
@@ -346,6 +347,15 @@ func (r *Reconciler) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 	if s.EBGPMultihopTTL != nil {
 		cfg.EBGPMultihopTTL = uint8(*s.EBGPMultihopTTL)
 	}
+	if h := s.TTLSecurityHops; h != nil {
+		switch {
+		case *h < 1 || *h > 254:
+			return bgp.PeerConfig{}, fmt.Errorf("ttlSecurityHops %d: must be 1-254", *h)
+		case s.EBGPMultihopTTL != nil:
+			return bgp.PeerConfig{}, fmt.Errorf("ttlSecurityHops and ebgpMultihopTTL are mutually exclusive")
+		}
+		cfg.TTLSecurityHops = uint8(*h)
+	}
 	if s.MaxPrefixes != nil && *s.MaxPrefixes > 0 {
 		cfg.MaxPrefixes = uint32(*s.MaxPrefixes)
 	}
@@ -366,6 +376,18 @@ func (r *Reconciler) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 		cfg.GracefulRestart.RestartTime = 120 * time.Second
 		if gr != nil && gr.RestartTimeSeconds != nil {
 			cfg.GracefulRestart.RestartTime = time.Duration(*gr.RestartTimeSeconds) * time.Second
+		}
+	}
+	if b := s.BFD; b != nil {
+		cfg.BFD = &bfd.Config{DesiredMinTx: bfd.DefaultInterval, RequiredMinRx: bfd.DefaultInterval, DetectMult: bfd.DefaultDetectMult}
+		if b.MinTxMs != nil {
+			cfg.BFD.DesiredMinTx = time.Duration(*b.MinTxMs) * time.Millisecond
+		}
+		if b.MinRxMs != nil {
+			cfg.BFD.RequiredMinRx = time.Duration(*b.MinRxMs) * time.Millisecond
+		}
+		if b.Multiplier != nil {
+			cfg.BFD.DetectMult = uint8(min(max(*b.Multiplier, 1), 255))
 		}
 	}
 	if ref := s.PasswordSecretRef; ref != nil {

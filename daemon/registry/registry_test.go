@@ -142,22 +142,6 @@ func TestHandlerMayRead(t *testing.T) {
 	}
 }
 
-func TestByIPPrefersNewest(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	r := New(WithAttachedFunc(nil))
-	old := ep("old", "eth0", "", "", "198.19.1.5")
-	newer := ep("new", "eth0", "", "", "198.19.1.5")
-	newer.Created = old.Created.Add(time.Minute)
-	for _, e := range []api.Endpoint{newer, old} {
-		if err := r.Register(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, _ := r.ByIP(netip.MustParseAddr("198.19.1.5")); got.ContainerID != "new" {
-		t.Fatalf("ByIP = %s, want the newest", got.Key())
-	}
-}
-
 func TestRebuild(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	store := api.RecordStore{Dir: t.TempDir()}

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +23,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/servicespec"
 	"github.com/bgplb/bgplb/daemon/watch"
@@ -32,7 +32,7 @@ import (
 // AggregatorSources are the caches the Aggregator reads (never mutated).
 type AggregatorSources struct {
 	Services       corelisters.ServiceLister
-	Slices         func(namespace, name string) ([]*discoveryv1.EndpointSlice, error)
+	Slices         func(namespace, name string) ([]*endpoints.Slice, error)
 	Nodes          corelisters.NodeLister
 	NodeStates     bgplisters.BGPNodeStateLister
 	Peers          bgplisters.BGPPeerLister

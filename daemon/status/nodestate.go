@@ -124,6 +124,9 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 			Name: p.Name, Address: p.Address.String(), PeerASN: int64(p.PeerASN), LocalASN: int64(p.LocalASN),
 			State: p.State, LastError: p.LastError, PrefixesSent: int64(p.PrefixesSent), PrefixesReceived: int64(p.PrefixesReceived),
 		}
+		if b := p.BFD; b != nil {
+			ps.BFD = &v1alpha1.BFDState{State: b.State, Diag: b.Diag, Ups: int64(b.Ups), Downs: int64(b.Downs)}
+		}
 		if p.State == bgp.StateEstablished {
 			up++
 			if !p.EstablishedSince.IsZero() {

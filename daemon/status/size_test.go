@@ -21,6 +21,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 )
 
@@ -72,11 +73,11 @@ func TestNodeStateSizeAt10kServices(t *testing.T) {
 	}, sp)
 	ann := announce.New(announce.Sources{
 		Services: corelisters.NewServiceLister(svcs),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
 			objs, err := slicesIdx.ByIndex("svc", ns+"/"+name)
-			out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+			out := make([]*endpoints.Slice, 0, len(objs))
 			for _, o := range objs {
-				out = append(out, o.(*discoveryv1.EndpointSlice))
+				out = append(out, endpoints.FromEndpointSlice(o.(*discoveryv1.EndpointSlice)))
 			}
 			return out, err
 		},

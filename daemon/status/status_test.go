@@ -30,6 +30,7 @@ import (
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/internal/poll"
 )
@@ -164,8 +165,9 @@ func TestAggregatorReasons(t *testing.T) {
 	a := NewAggregator(kube, crd, AggregatorSources{
 		Services: corelisters.NewServiceLister(services), NodeStates: bgplisters.NewBGPNodeStateLister(states),
 		Nodes: corelisters.NewNodeLister(nodes),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
-			return discoverylisters.NewEndpointSliceLister(slicesIdx).EndpointSlices(ns).List(labels.Everything())
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
+			ss, err := discoverylisters.NewEndpointSliceLister(slicesIdx).EndpointSlices(ns).List(labels.Everything())
+			return endpoints.FromEndpointSlices(ss...), err
 		},
 		Peers: bgplisters.NewBGPPeerLister(peers), Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
 		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),

@@ -15,6 +15,7 @@ import (
 const (
 	defaultRepo          = "ghcr.io/bgplb/bgplb"
 	defaultPodserverRepo = "ghcr.io/bgplb/podserver"
+	defaultPauseRepo     = "ghcr.io/bgplb/pause"
 	defaultSource        = "https://github.com/bgplb/bgplb"
 )
 
@@ -52,6 +53,14 @@ var specs = map[string]imageSpec{
 		Files:      []file{{Pkg: "./conformance/podserver", Path: "/usr/local/bin/podserver"}},
 		Entrypoint: []string{"/usr/local/bin/podserver"},
 	},
+	// pause is the sandbox image of the lab's real nodes (containerd's sandbox_image);
+	// not part of the default set nor of a release.
+	"pause": {
+		Name:       "pause",
+		Title:      "bgplb lab pause (sandbox) image",
+		Files:      []file{{Pkg: "./hack/imagebuild/pause", Path: "/pause"}},
+		Entrypoint: []string{"/pause"},
+	},
 }
 
 // BuildOptions are the inputs of Build.
@@ -81,7 +90,7 @@ func defaultBuildOptions() BuildOptions {
 	return BuildOptions{
 		Out:       filepath.Join("_output", "image"),
 		Source:    defaultSource,
-		Repos:     map[string]string{"bgplb": defaultRepo, "podserver": defaultPodserverRepo},
+		Repos:     map[string]string{"bgplb": defaultRepo, "podserver": defaultPodserverRepo, "pause": defaultPauseRepo},
 		Images:    []string{"bgplb", "podserver"},
 		Platforms: []string{"linux/amd64", "linux/arm64"},
 	}

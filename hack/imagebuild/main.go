@@ -49,13 +49,14 @@ func run(args []string, stdout io.Writer) error {
 		fs.StringVar(&o.Source, "source", o.Source, "org.opencontainers.image.source")
 		repo := fs.String("repo", o.Repos["bgplb"], "repository of the bgplb image (names the image in its archive)")
 		podRepo := fs.String("podserver-repo", o.Repos["podserver"], "repository of the podserver image")
+		pauseRepo := fs.String("pause-repo", o.Repos["pause"], "repository of the pause image (-images pause: the lab's sandbox image)")
 		images := fs.String("images", strings.Join(o.Images, ","), "images to build")
 		platforms := fs.String("platforms", strings.Join(o.Platforms, ","), "platforms (linux/<arch>)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		o.Images, o.Platforms = split(*images), split(*platforms)
-		o.Repos["bgplb"], o.Repos["podserver"] = *repo, *podRepo
+		o.Repos["bgplb"], o.Repos["podserver"], o.Repos["pause"] = *repo, *podRepo, *pauseRepo
 		res, err := Build(o)
 		if err != nil {
 			return err

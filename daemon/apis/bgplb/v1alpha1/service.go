@@ -15,6 +15,13 @@ const (
 	// AnnotationSharingKey lets Services share one VIP: same key, no (port, protocol)
 	// overlap, same externalTrafficPolicy and, with Local, identical selectors.
 	AnnotationSharingKey = "bgplb.io/sharing-key"
+	// AnnotationSharingCrossNamespace lets a Service share its VIP (same sharing key) with
+	// Services of other namespaces: a comma-separated list of namespace names, or "*" for
+	// every namespace. Both sides must allow it: a Service in namespace A shares with one
+	// in B only when A's Service lists B (or *) and B's lists A (or *). Without it a
+	// sharing key only joins Services of one namespace; a Service that requests an address
+	// another namespace's Service holds gets IPAllocated=False, reason SharingConflict.
+	AnnotationSharingCrossNamespace = "bgplb.io/sharing-cross-namespace"
 
 	// ConditionIPAllocated is the Service condition the LB-IPAM leader writes.
 	ConditionIPAllocated = "bgplb.io/IPAllocated"
