@@ -12,9 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DefaultPinDir is the production bpffs directory for the pinned maps and links.
-const DefaultPinDir = "/sys/fs/bpf/bgplb"
-
 // ErrNoBPFFS is returned when the pin directory is not on a bpf filesystem.
 var ErrNoBPFFS = errors.New("pin directory is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)")
 

@@ -23,6 +23,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	"github.com/bgplb/bgplb/daemon/cnichain"
+	"github.com/bgplb/bgplb/daemon/config"
 	"github.com/bgplb/bgplb/internal/poll"
 )
 
@@ -46,7 +47,7 @@ func TestCNIOptions(t *testing.T) {
 	c := cfg.CNI
 	if !c.Enabled || c.BinDir != "/opt/cni/bin" || c.PluginBinary != DefaultCNIPluginBinary ||
 		c.Entry["type"] != "bgplb" || c.Entry["daemonSocket"] != "/run/x/bgplbd.sock" ||
-		c.Entry["bpfPinDir"] != DefaultBPFPinDir || c.Entry["logFile"] != "/var/log/bgplb-cni.log" {
+		c.Entry["bpfPinDir"] != config.DefaultBPFPinDir || c.Entry["logFile"] != "/var/log/bgplb-cni.log" {
 		t.Fatalf("CNI config = %+v", c)
 	}
 	for name, mutate := range map[string]func(*Options){

@@ -19,9 +19,6 @@ import (
 
 // Default paths and addresses (each configurable by a flag).
 const (
-	DefaultSocket       = "/run/bgplb/bgplbd.sock"
-	DefaultRecordsDir   = "/var/lib/bgplb/endpoints"
-	DefaultBPFPinDir    = "/sys/fs/bpf/bgplb"
 	DefaultNamespace    = "bgplb-system"
 	DefaultMetricsAddr  = "127.0.0.1:9464"
 	DefaultHealthAddr   = "127.0.0.1:9465"
@@ -94,9 +91,9 @@ func NewOptions() *Options {
 	return &Options{
 		NodeName:           os.Getenv("NODE_NAME"),
 		Class:              v1alpha1.DefaultLoadBalancerClass,
-		Socket:             DefaultSocket,
-		RecordsDir:         DefaultRecordsDir,
-		BPFPinDir:          DefaultBPFPinDir,
+		Socket:             config.DefaultSocket,
+		RecordsDir:         config.DefaultRecordsDir,
+		BPFPinDir:          config.DefaultBPFPinDir,
 		Datapath:           true,
 		Namespace:          ns,
 		MetricsBindAddress: DefaultMetricsAddr,

@@ -13,9 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/names"
+	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
 // Version and kind of the configuration file.
@@ -29,9 +31,9 @@ const (
 	DefaultClass      = "bgplb.io/bgp"
 	DefaultASN        = 64513
 	DefaultListenPort = -1
-	DefaultSocket     = "/run/bgplb/bgplbd.sock"
-	DefaultRecordsDir = "/var/lib/bgplb/endpoints"
-	DefaultBPFPinDir  = "/sys/fs/bpf/bgplb"
+	DefaultSocket     = api.DefaultSocket
+	DefaultRecordsDir = api.DefaultRecordsDir
+	DefaultBPFPinDir  = bpf.DefaultPinDir
 )
 
 // DaemonConfiguration is the file format (v1alpha1).

@@ -11,14 +11,11 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 
 	"github.com/bgplb/bgplb/bpf"
+	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
 // Production defaults; every path is configurable so the lab can give each node its own.
-const (
-	defaultDaemonSocket = "/run/bgplb/bgplbd.sock"
-	defaultRecordsDir   = "/var/lib/bgplb/endpoints"
-	defaultBPFPinDir    = "/sys/fs/bpf/bgplb"
-)
+const ()
 
 // PluginConf is the plugin's network configuration (one entry of a conflist).
 type PluginConf struct {
@@ -69,13 +66,13 @@ func parseConfig(stdin []byte, ignorePrevResult bool) (*PluginConf, error) {
 	_, legacy := keys["cni.dev/attachments"]
 	conf.gcListGiven = valid || legacy
 	if conf.DaemonSocket == "" {
-		conf.DaemonSocket = defaultDaemonSocket
+		conf.DaemonSocket = api.DefaultSocket
 	}
 	if conf.RecordsDir == "" {
-		conf.RecordsDir = defaultRecordsDir
+		conf.RecordsDir = api.DefaultRecordsDir
 	}
 	if conf.BPFPinDir == "" {
-		conf.BPFPinDir = defaultBPFPinDir
+		conf.BPFPinDir = bpf.DefaultPinDir
 	}
 	for field, p := range map[string]string{
 		"daemonSocket": conf.DaemonSocket,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/cnichain"
 )
 
@@ -88,6 +89,6 @@ func newUninstallCNICmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&binDir, "cni-bin-dir", defaultCNIBinDir, "Node's CNI bin dir (as mounted); empty skips the binary.")
 	f.StringVar(&confDir, "cni-conf-dir", defaultCNIConfDir, "Node's CNI conf dir (as mounted); empty skips unchaining.")
-	f.StringVar(&pinDir, "bpf-pin-dir", "/sys/fs/bpf/bgplb", "bpffs directory of bgplb's pins (must be below a bpffs mount); empty skips it.")
+	f.StringVar(&pinDir, "bpf-pin-dir", bpf.DefaultPinDir, "bpffs directory of bgplb's pins (must be below a bpffs mount); empty skips it.")
 	return cmd
 }

@@ -7,8 +7,10 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/clusterview"
+	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -28,7 +30,7 @@ func main() {
 }
 
 func newRoot() *cobra.Command {
-	g := &globals{cluster: clusterview.NewOptions(), nodeName: os.Getenv("NODE_NAME"), socket: "/run/bgplb/bgplbd.sock", pinDir: "/sys/fs/bpf/bgplb"}
+	g := &globals{cluster: clusterview.NewOptions(), nodeName: os.Getenv("NODE_NAME"), socket: api.DefaultSocket, pinDir: bpf.DefaultPinDir}
 	if g.nodeName == "" {
 		g.nodeName, _ = os.Hostname() // best effort default; --node-name overrides
 	}
