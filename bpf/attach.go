@@ -21,6 +21,7 @@ var ErrNotSupported = fmt.Errorf("tcx links not supported by this kernel (need L
 const (
 	progNamePod    = "lb_pod"
 	progNameUplink = "lb_uplink"
+	progNameEgress = "lb_egress"
 )
 
 // sanitize replaces every character outside [A-Za-z0-9_.-] with '_'.
@@ -44,6 +45,12 @@ func PodLinkPin(pinDir, containerID, ifName string) string {
 // interface is pinned: <pinDir>/links/uplink_<ifName> (sanitized like PodLinkPin).
 func UplinkLinkPin(pinDir, ifName string) string {
 	return filepath.Join(pinDir, "links", "uplink_"+sanitize(ifName))
+}
+
+// EgressLinkPin returns the bpffs path where the egress program link of an uplink is
+// pinned: <pinDir>/links/egress_<ifName> (sanitized like PodLinkPin).
+func EgressLinkPin(pinDir, ifName string) string {
+	return filepath.Join(pinDir, "links", "egress_"+sanitize(ifName))
 }
 
 // AttachPod is AttachPodMode with AttachAuto.
@@ -117,6 +124,31 @@ func UplinkAttached(linkPin string) (attached bool, ifindex int, err error) {
 	return pinnedAttached(linkPin, progNameUplink, uplinkSlot)
 }
 
+// AttachEgressMode is AttachUplinkMode for the egress program: egress of the uplink
+// ifindex, where it restores VIP:port on the replies of flows the node's stack delivered
+// (the default delivery, see SetDelivery), pinned at linkPin (see EgressLinkPin). It runs
+// last on its interface (tcx: at the tail; tc: tcEgressPriority). Idempotent.
+func AttachEgressMode(pinDir string, ifindex int, linkPin string, mode AttachMode) (AttachMode, error) {
+	var progs struct {
+		Prog *ebpf.Program `ebpf:"lb_egress"`
+	}
+	if err := loadObjects(pinDir, &progs); err != nil {
+		return "", err
+	}
+	defer progs.Prog.Close()
+	return attachPinned(progs.Prog, ifindex, linkPin, mode, egressSlot)
+}
+
+// DetachEgress removes the egress attachment pinned at linkPin. nil if the pin is gone.
+func DetachEgress(linkPin string) error {
+	return detachPinned(linkPin, egressSlot)
+}
+
+// EgressAttached reports whether linkPin holds a live attachment of our egress program and its ifindex.
+func EgressAttached(linkPin string) (attached bool, ifindex int, err error) {
+	return pinnedAttached(linkPin, progNameEgress, egressSlot)
+}
+
 // tcxTarget returns the interface and attach type of a tcx link (0 when its
 // interface is gone), ok=false for any other link type.
 func tcxTarget(l link.Link) (ifindex int, attach ebpf.AttachType, prog ebpf.ProgramID, ok bool) {
@@ -170,7 +202,7 @@ func attachTCXPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string, slot t
 	switch {
 	case err == nil:
 		oldIf, oldAttach, _, ok := tcxTarget(old)
-		if ok && oldIf == ifindex && oldAttach == ebpf.AttachTCXIngress {
+		if ok && oldIf == ifindex && oldAttach == slot.tcxAttach() {
 			if err := old.Update(prog); err == nil {
 				old.Close()
 				return nil
@@ -196,14 +228,14 @@ func attachTCXPinnedOnce(prog *ebpf.Program, ifindex int, linkPin string, slot t
 	l, err := attachTCX(link.TCXOptions{
 		Interface: ifindex,
 		Program:   prog,
-		Attach:    ebpf.AttachTCXIngress,
+		Attach:    slot.tcxAttach(),
 		Anchor:    slot.anchor(),
 	})
 	if err != nil {
 		if errors.Is(err, link.ErrNotSupported) {
-			return fmt.Errorf("attach tcx ingress to ifindex %d: %w", ifindex, ErrNotSupported)
+			return fmt.Errorf("attach tcx %s to ifindex %d: %w", slot.tcxAttach(), ifindex, ErrNotSupported)
 		}
-		return fmt.Errorf("attach tcx ingress to ifindex %d: %w", ifindex, err)
+		return fmt.Errorf("attach tcx %s to ifindex %d: %w", slot.tcxAttach(), ifindex, err)
 	}
 	// Closing our fd after pinning leaves the link attached (the pin holds it);
 	// closing it without a pin detaches it again, so a failed pin leaves nothing behind.
@@ -246,7 +278,7 @@ func pinnedAttached(linkPin, progName string, slot tcSlot) (bool, int, error) {
 	}
 	defer l.Close()
 	ifindex, attach, progID, ok := tcxTarget(l)
-	if !ok || ifindex == 0 || attach != ebpf.AttachTCXIngress {
+	if !ok || ifindex == 0 || attach != slot.tcxAttach() {
 		return false, 0, nil
 	}
 	if named, err := programNamed(progID, progName); err != nil || !named {
@@ -255,9 +287,15 @@ func pinnedAttached(linkPin, progName string, slot tcSlot) (bool, int, error) {
 	return true, ifindex, nil
 }
 
-// programNamed reports whether program id is called name.
+// programNamed reports whether program id is called name. Opening a program by ID needs
+// CAP_SYS_ADMIN, which bgplbd does not have in its DaemonSet (docs/security.md): without
+// it the link, found at a pin path under bgplb's own pin dir that only bgplb writes, is
+// taken to hold our program.
 func programNamed(id ebpf.ProgramID, name string) (bool, error) {
 	prog, err := ebpf.NewProgramFromID(id)
+	if errors.Is(err, os.ErrPermission) {
+		return true, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("open program %d: %w", id, err)
 	}
@@ -271,7 +309,7 @@ func programNamed(id ebpf.ProgramID, name string) (bool, error) {
 
 // UpdatePrograms swaps the programs of this build atomically into every live
 // link pinned in <pinDir>/links (pod_* links get lb_pod, uplink_* links
-// lb_uplink), e.g. when an upgraded daemon starts: attachments, maps and
+// lb_uplink, egress_* links lb_egress), e.g. when an upgraded daemon starts: attachments, maps and
 // conntrack state are kept, there is no window without a program. Links
 // whose interface is gone are skipped (their owners remove them). It
 // returns how many links were updated.
@@ -298,6 +336,8 @@ func UpdatePrograms(pinDir string) (int, error) {
 			prog = progs.LbPod
 		case strings.HasPrefix(e.Name(), "uplink_"):
 			prog = progs.LbUplink
+		case strings.HasPrefix(e.Name(), "egress_"):
+			prog = progs.LbEgress
 		default:
 			continue
 		}

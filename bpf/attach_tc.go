@@ -42,30 +42,64 @@ const (
 	// tcUplinkPriority places the uplink program before filters added with tc's default
 	// priority, like tcx's head: it claims only VIP traffic and passes the rest on.
 	tcUplinkPriority = 0x100
+	// tcEgressPriority places the egress program (uplink egress) after the other
+	// filters there, like tcx's tail: it restores VIP:port on replies last.
+	tcEgressPriority = 0xc200
 )
 
 // tcSlot is the role of an attachment: where in the interface's chain it goes.
 type tcSlot int
 
 const (
-	podSlot tcSlot = iota
-	uplinkSlot
+	podSlot    tcSlot = iota // ingress of a pod's host veth
+	uplinkSlot               // ingress of an uplink
+	egressSlot               // egress of an uplink
 )
 
 func (s tcSlot) priority() uint16 {
-	if s == uplinkSlot {
+	switch s {
+	case uplinkSlot:
 		return tcUplinkPriority
+	case egressSlot:
+		return tcEgressPriority
 	}
 	return tcPodPriority
 }
 
-// anchor is the tcx position: the uplink program first, the pod program last (after the
-// primary CNI's programs, so their policy sees the packet first).
+// anchor is the tcx position: the uplink program first, the pod and egress programs last
+// (after the primary CNI's programs, so their policy sees the packet first).
 func (s tcSlot) anchor() link.Anchor {
 	if s == uplinkSlot {
 		return link.Head()
 	}
 	return link.Tail()
+}
+
+// tcxAttach is the slot's tcx attach type.
+func (s tcSlot) tcxAttach() ebpf.AttachType {
+	if s == egressSlot {
+		return ebpf.AttachTCXEgress
+	}
+	return ebpf.AttachTCXIngress
+}
+
+// parent is the slot's clsact hook.
+func (s tcSlot) parent() uint32 {
+	if s == egressSlot {
+		return netlink.HANDLE_MIN_EGRESS
+	}
+	return netlink.HANDLE_MIN_INGRESS
+}
+
+// slotOfPriority is the slot whose filters have priority prio.
+func slotOfPriority(prio uint16) tcSlot {
+	switch prio {
+	case tcUplinkPriority:
+		return uplinkSlot
+	case tcEgressPriority:
+		return egressSlot
+	}
+	return podSlot
 }
 
 // attachTCX is link.AttachTCX; tests replace it to make the kernel "refuse" tcx.
@@ -81,17 +115,17 @@ func tcxRefused(err error) bool {
 		errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, errnoENOTSUPP)
 }
 
-func ingressFilter(ifindex int, slot tcSlot) netlink.FilterAttrs {
+func slotFilter(ifindex int, slot tcSlot) netlink.FilterAttrs {
 	return netlink.FilterAttrs{
 		LinkIndex: ifindex,
-		Parent:    netlink.HANDLE_MIN_INGRESS,
+		Parent:    slot.parent(),
 		Handle:    tcHandle,
 		Priority:  slot.priority(),
 		Protocol:  unix.ETH_P_ALL,
 	}
 }
 
-// attachTCPinned attaches prog with clsact + cls_bpf on ingress of ifindex and pins
+// attachTCPinned attaches prog with clsact + cls_bpf on the slot's hook of ifindex and pins
 // prog at linkPin, replacing a tcx link or program pinned there before.
 func attachTCPinned(prog *ebpf.Program, ifindex int, linkPin string, slot tcSlot) error {
 	if l, err := link.LoadPinnedLink(linkPin, nil); err == nil {
@@ -111,14 +145,14 @@ func attachTCPinned(prog *ebpf.Program, ifindex int, linkPin string, slot tcSlot
 		return fmt.Errorf("add clsact qdisc to ifindex %d: %w", ifindex, err)
 	}
 	filter := &netlink.BpfFilter{
-		FilterAttrs:  ingressFilter(ifindex, slot),
+		FilterAttrs:  slotFilter(ifindex, slot),
 		Fd:           prog.FD(),
 		Name:         filepath.Base(linkPin),
 		DirectAction: true,
 	}
 	// Replace is atomic: a live filter of ours gets the new program without a gap.
 	if err := netlink.FilterReplace(filter); err != nil {
-		return fmt.Errorf("add tc ingress filter to ifindex %d: %w", ifindex, err)
+		return fmt.Errorf("add tc filter (priority %#x) to ifindex %d: %w", slot.priority(), ifindex, err)
 	}
 	if err := os.Remove(linkPin); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove old pin %s: %w", linkPin, err)
@@ -161,16 +195,22 @@ func scanTCFilters() (map[string]tcAttachment, error) {
 	}
 	out := map[string]tcAttachment{}
 	for _, l := range links {
-		filters, err := netlinksafe.FilterList(l, netlink.HANDLE_MIN_INGRESS)
-		if err != nil {
-			continue // no clsact (or the interface just went): nothing of ours there
-		}
-		for _, f := range filters {
-			bf, ok := f.(*netlink.BpfFilter)
-			if !ok || bf.Handle != tcHandle || (bf.Priority != tcPodPriority && bf.Priority != tcUplinkPriority) {
-				continue
+		for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+			filters, err := netlinksafe.FilterList(l, parent)
+			if err != nil {
+				continue // no clsact (or the interface just went): nothing of ours there
 			}
-			out[bf.Name] = tcAttachment{ifindex: l.Attrs().Index, priority: bf.Priority, progID: ebpf.ProgramID(bf.Id)}
+			for _, f := range filters {
+				bf, ok := f.(*netlink.BpfFilter)
+				if !ok || bf.Handle != tcHandle {
+					continue
+				}
+				// Ours: one of our priorities, on that priority's hook.
+				if slot := slotOfPriority(bf.Priority); slot.priority() != bf.Priority || slot.parent() != parent {
+					continue
+				}
+				out[bf.Name] = tcAttachment{ifindex: l.Attrs().Index, priority: bf.Priority, progID: ebpf.ProgramID(bf.Id)}
+			}
 		}
 	}
 	return out, nil
@@ -206,7 +246,7 @@ func tcAttached(linkPin, progName string, slot tcSlot) (bool, int, error) {
 // and the pin.
 func detachTCPinned(linkPin string, slot tcSlot) error {
 	if a, ok, err := newTCIndex().lookup(filepath.Base(linkPin)); err == nil && ok && a.priority == slot.priority() {
-		if err := netlink.FilterDel(&netlink.BpfFilter{FilterAttrs: ingressFilter(a.ifindex, slot)}); err != nil &&
+		if err := netlink.FilterDel(&netlink.BpfFilter{FilterAttrs: slotFilter(a.ifindex, slot)}); err != nil &&
 			!errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("delete tc filter of %s on ifindex %d: %w", linkPin, a.ifindex, err)
 		}
@@ -220,7 +260,7 @@ func detachTCPinned(linkPin string, slot tcSlot) error {
 // removeTCFilter deletes a filter of ours in slot on ifindex, if there is one (best
 // effort: used when an interface moves from legacy tc to tcx).
 func removeTCFilter(ifindex int, slot tcSlot, _ ebpf.ProgramID) {
-	_ = netlink.FilterDel(&netlink.BpfFilter{FilterAttrs: ingressFilter(ifindex, slot)}) // ENOENT is the common case
+	_ = netlink.FilterDel(&netlink.BpfFilter{FilterAttrs: slotFilter(ifindex, slot)}) // ENOENT is the common case
 }
 
 // updateTCPinned swaps prog into the legacy tc attachment pinned at pin (filter replace
@@ -238,10 +278,7 @@ func updateTCPinned(pin string, prog *ebpf.Program, idx *tcIndex) (bool, error) 
 	if !ok {
 		return false, nil // interface gone: the owner removes the pin
 	}
-	slot := podSlot
-	if a.priority == tcUplinkPriority {
-		slot = uplinkSlot
-	}
+	slot := slotOfPriority(a.priority)
 	if err := attachTCPinned(prog, a.ifindex, pin, slot); err != nil {
 		return false, fmt.Errorf("update program of %s: %w", pin, err)
 	}

@@ -2,20 +2,27 @@
 // they share with Go (lb.h), the bpf2go-generated bindings, and the Go API
 // the CNI plugin and the daemon use.
 //
-// Two programs share one set of maps pinned by name in a bpffs directory
+// Three programs share one set of maps pinned by name in a bpffs directory
 // (default /sys/fs/bpf/bgplb):
 //
 //   - lb_uplink, on ingress of the node's uplinks (AttachUplink, by the
 //     daemon): TCP/UDP to a service VIP:port goes to a local backend pod
-//     (conntrack, Maglev, DNAT, bpf_redirect_peer); ICMP echo to a VIP is
-//     answered; see lb.c for the full behaviour.
+//     (conntrack, Maglev, DNAT, then by default on through the node's stack,
+//     so netfilter and NetworkPolicy apply; bpf_redirect_peer with
+//     SetDelivery(DeliveryRedirect), which bypasses them); ICMP echo to a VIP
+//     is answered; see lb.c for the full behaviour.
+//   - lb_egress, on egress of the node's uplinks (AttachEgressMode, by the
+//     daemon): replies of stack-delivered flows, after the node forwarded
+//     them, are reverse-NATed to VIP:port and sent towards the router the
+//     request came from.
 //   - lb_pod, on ingress of each pod's host-side veth (AttachPod, by the CNI
-//     plugin): replies of tracked flows are reverse-NATed to VIP:port and sent
-//     back out of the uplink, towards the router, the request came from.
+//     plugin): the same for the replies of directly redirected flows, sent
+//     straight out of the uplink.
 //
 // Who calls what: plugins/bgplb uses PodLinkPin, AttachPod, DetachPod and
 // PodAttached; daemon/datapath uses OpenMaps and the Maps accessors (the only
-// way to write the maps) plus AttachUplink/DetachUplink, and UpdatePrograms
+// way to write the maps) plus SetDelivery, AttachUplinkMode/AttachEgressMode
+// and their Detach functions, and UpdatePrograms
 // after an upgrade; bgplbctl reads the maps through Maps.Services,
 // Maps.Backends, Maps.Drops and Maps.Flows.
 //

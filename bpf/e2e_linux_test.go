@@ -267,13 +267,20 @@ func e2eClient(ns *testNetns, spec string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// TestEndToEnd runs the default delivery (the node's stack routes VIP traffic to the
+// pod) with both attach modes, and the opt-in direct redirect with tcx.
 func TestEndToEnd(t *testing.T) {
-	for _, mode := range []AttachMode{AttachTCX, AttachTC} {
-		t.Run(string(mode), func(t *testing.T) { testEndToEnd(t, mode) })
+	for _, c := range []struct {
+		mode     AttachMode
+		delivery Delivery
+	}{{AttachTCX, DeliveryStack}, {AttachTC, DeliveryStack}, {AttachTCX, DeliveryRedirect}} {
+		t.Run(string(c.mode)+"/"+string(c.delivery), func(t *testing.T) { testEndToEnd(t, c.mode, c.delivery) })
 	}
 }
 
-func testEndToEnd(t *testing.T, mode AttachMode) {
+func testEndToEnd(t *testing.T, mode AttachMode, delivery Delivery) {
+	SetDelivery(delivery)
+	t.Cleanup(func() { SetDelivery(DeliveryStack) })
 	pinDir := newPinDir(t)
 	cli, rtr, node, pod, pod2 := newNetns(t), newNetns(t), newNetns(t), newNetns(t), newNetns(t)
 	for _, ns := range []*testNetns{cli, rtr, node, pod, pod2} {
@@ -324,6 +331,12 @@ func testEndToEnd(t *testing.T, mode AttachMode) {
 		run(t, "ip", append([]string{"-n"}, c...)...)
 	}
 	run(t, "ip", "netns", "exec", rtr.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	// The node routes like a Kubernetes node: it forwards (pods) and has a default route
+	// to the router. The VIP is configured nowhere, so without the uplink program a
+	// packet to it goes back to the router (until its TTL runs out).
+	run(t, "ip", "netns", "exec", node.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	run(t, "ip", "-n", node.name, "route", "add", "default", "via", "198.18.0.1")
+	run(t, "ip", "-n", node.name, "-6", "route", "add", "default", "via", "2001:db8:f::1")
 	var upIf, podIf, pod2If int
 	node.do(t, func() error {
 		hp2, err := net.InterfaceByName("hpod2")
@@ -344,6 +357,9 @@ func testEndToEnd(t *testing.T, mode AttachMode) {
 		}
 		upIf, podIf = n0.Index, hp.Index
 		if _, err := AttachUplinkMode(pinDir, upIf, UplinkLinkPin(pinDir, "n0"), mode); err != nil {
+			return err
+		}
+		if _, err := AttachEgressMode(pinDir, upIf, EgressLinkPin(pinDir, "n0"), mode); err != nil {
 			return err
 		}
 		_, err = AttachPodMode(pinDir, podIf, PodLinkPin(pinDir, "pod", "eth0"), mode)
@@ -443,8 +459,6 @@ func testEndToEnd(t *testing.T, mode AttachMode) {
 	// client port P answered by pod1, the client connects to pod1's own
 	// address from the same port (plain routing through the node). That
 	// flow has the same tuple at the pod and must not be rewritten.
-	run(t, "ip", "netns", "exec", node.name, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-	run(t, "ip", "-n", node.name, "route", "add", "default", "via", "198.18.0.1")
 	run(t, "ip", "-n", rtr.name, "route", "add", "198.19.1.0/24", "via", "198.18.0.11")
 	port := 0
 	for p := 45000; p < 45050 && port == 0; p++ {
@@ -459,6 +473,8 @@ func testEndToEnd(t *testing.T, mode AttachMode) {
 	if want := fmt.Sprintf("reply=peer=198.51.100.10:%d name=pod1 direct", port); err != nil || !strings.HasSuffix(out, want) {
 		t.Errorf("direct connection from the port of an earlier VIP flow: %q %v, want %q", out, err, want)
 	}
+
+	testForwardPolicy(t, cli, node, delivery)
 
 	// Control: without the uplink program the VIP is unreachable.
 	// (Inside the node's namespace: a legacy tc filter is found on its interfaces.)
@@ -482,6 +498,47 @@ func testEndToEnd(t *testing.T, mode AttachMode) {
 	for r, n := range drops {
 		if r != DropNoLocalBackend {
 			t.Errorf("unexpected drops %v: %d", r, n)
+		}
+	}
+}
+
+// testForwardPolicy stands for a NetworkPolicy enforcer (what one amounts to on the
+// node): an nftables forward chain that counts the packets to the pods and then drops
+// them. With DeliveryStack the VIP's packets pass through it (counted) and the drop
+// blocks them; with DeliveryRedirect they bypass it (documented: the opt-in bypasses
+// NetworkPolicy).
+func testForwardPolicy(t *testing.T, cli, node *testNetns, delivery Delivery) {
+	t.Helper()
+	nft := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", append([]string{"netns", "exec", node.name, "nft"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	nft("add", "table", "inet", "bgplbtest")
+	nft("add", "chain", "inet", "bgplbtest", "fw", "{ type filter hook forward priority 0; policy accept; }")
+	nft("add", "rule", "inet", "bgplbtest", "fw", "tcp", "dport", "8080", "counter")
+	defer nft("delete", "table", "inet", "bgplbtest")
+	for _, vip := range []string{"203.0.113.100:80", "[2001:db8:ffff::100]:80"} {
+		if out, err := e2eClient(cli, "tcp|"+vip+"|counted"); err != nil || !strings.HasSuffix(out, "counted") {
+			t.Errorf("VIP %s before the forward drop: %q %v", vip, out, err)
+		}
+	}
+	counted := nft("list", "chain", "inet", "bgplbtest", "fw")
+	seen := !strings.Contains(counted, "counter packets 0 ")
+	if want := delivery == DeliveryStack; seen != want {
+		t.Errorf("delivery %s: forward chain saw VIP packets = %v, want %v:\n%s", delivery, seen, want, counted)
+	}
+	nft("add", "rule", "inet", "bgplbtest", "fw", "tcp", "dport", "8080", "drop")
+	for _, vip := range []string{"203.0.113.100:80", "[2001:db8:ffff::100]:80"} {
+		out, err := e2eClient(cli, "tcp|"+vip+"|dropped")
+		switch {
+		case delivery == DeliveryStack && err == nil:
+			t.Errorf("VIP %s answered through a forward drop (policy bypassed): %q", vip, out)
+		case delivery == DeliveryRedirect && err != nil:
+			t.Errorf("VIP %s with direct redirect: %v (the opt-in bypasses the forward chain)", vip, err)
 		}
 	}
 }

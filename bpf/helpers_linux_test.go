@@ -10,11 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,40 +87,13 @@ func (n *testNetns) delLink(tb testing.TB, name string) {
 	run(tb, "ip", "-n", n.name, "link", "del", name)
 }
 
-// do runs fn with the calling OS thread switched into the namespace. fn must
-// not start goroutines (they would run in another namespace).
+// do runs fn on an OS thread switched into the namespace (pkg/ns). fn must not
+// start goroutines (they would run in another namespace).
 func (n *testNetns) do(tb testing.TB, fn func() error) {
 	tb.Helper()
-	if err := inNetns(n.path, fn); err != nil {
+	if err := ns.WithNetNSPath(n.path, func(ns.NetNS) error { return fn() }); err != nil {
 		tb.Fatalf("in netns %s: %v", n.name, err)
 	}
-}
-
-func inNetns(path string, fn func() error) error {
-	target, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", path, err)
-	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", path, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: it exits with the goroutine instead of
-		// running other goroutines in the wrong namespace.
-		return fmt.Errorf("restore netns: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
 }
 
 func run(tb testing.TB, name string, args ...string) {

@@ -2,18 +2,20 @@
 
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * lb.c — bgplb's eBPF datapath: two tcx programs sharing the maps of lb.h.
+ * lb.c — bgplb's eBPF datapath: three tc programs sharing the maps of lb.h.
  *
- * lb_uplink (tcx ingress on the node's uplink interfaces, attached by the
- * daemon): a TCP/UDP packet to (VIP, port, proto) of a service in lb_services
- * is delivered to a local backend pod: an existing conntrack entry whose
- * backend still exists keeps the flow on its backend; otherwise the backend is
- * chosen from the service's Maglev table by a hash of the 5-tuple and a
- * conntrack entry plus a reverse-NAT entry are written. The destination
- * address and port are rewritten (IPv4/IPv6 L3 and TCP/UDP L4 checksums fixed
- * up incrementally) and the packet is handed to the pod with
- * bpf_redirect_peer() (straight into the pod's netns, no second stack pass),
- * so the pod sees the client's real source address.
+ * lb_uplink (ingress on the node's uplink interfaces, attached by the daemon):
+ * a TCP/UDP packet to (VIP, port, proto) of a service in lb_services is
+ * delivered to a local backend pod: an existing conntrack entry whose backend
+ * still exists keeps the flow on its backend; otherwise the backend is chosen
+ * from the service's Maglev table by a hash of the 5-tuple and a conntrack
+ * entry plus a reverse-NAT entry are written. The destination address and
+ * port are rewritten (IPv4/IPv6 L3 and TCP/UDP L4 checksums fixed up
+ * incrementally) and, by default, the packet continues into the node's stack,
+ * which routes it to the pod through netfilter (FORWARD: NetworkPolicy) and
+ * the primary CNI's programs; with lb_direct_redirect it is handed straight
+ * to the pod with bpf_redirect_peer() (no second stack pass, NetworkPolicy
+ * bypassed). Either way the pod sees the client's real source address.
  *   - a TCP SYN reusing the tuple of a flow tracked to a terminating backend
  *     is treated as a new flow.
  *   - no backend for new flows: LB_SVC_F_LOCAL -> drop (counted), else the
@@ -31,20 +33,23 @@
  *   - anything else continues untouched (TC_ACT_UNSPEC = TCX_NEXT, so other
  *     tcx programs, e.g. the primary CNI's, still run).
  *
- * lb_pod (tcx ingress on a pod's host-side veth, attached by the CNI plugin):
- * a packet leaving the pod that matches lb_revnat (a reply of a tracked flow)
- * gets its source rewritten back to VIP:port and is redirected out of the
- * uplink the request arrived on, with the request's MAC addresses swapped, so
- * the reply goes back to the router that sent the request (symmetric return
- * path, even when the client shares the node's subnet). Reverse-NAT entries
- * outlive their flows (LRU), so a TCP SYN-ACK must acknowledge the client
- * ISN the uplink recorded and a UDP entry expires after LB_UDP_IDLE_NS idle;
- * stale entries are deleted, so a later flow with the same tuple that did
- * not come through the VIP is not rewritten. Anti-spoofing: only packets that
- * enter on the flow's backend's own host veth from its own address:port are
- * rewritten, and only a new connection (no entry, a new TCP ISN, a UDP flow
- * past its idle expiry) sets where replies go. Everything else continues
- * untouched.
+ * lb_pod (ingress on a pod's host-side veth, attached by the CNI plugin) and
+ * lb_egress (egress on the uplinks, attached by the daemon): a reply of a
+ * tracked flow (lb_revnat) gets its source rewritten back to VIP:port and
+ * leaves through the uplink the request arrived on, with the request's MAC
+ * addresses swapped, so the reply goes back to the router that sent the
+ * request (symmetric return path, even when the client shares the node's
+ * subnet). lb_pod does it for directly redirected flows (and redirects the
+ * reply to the uplink), lb_egress for the others after the node's stack
+ * forwarded the reply (conntrack sees both directions of the flow).
+ * Reverse-NAT entries outlive their flows (LRU), so a TCP SYN-ACK must
+ * acknowledge the client ISN the uplink recorded and a UDP entry expires
+ * after LB_UDP_IDLE_NS idle; stale entries are deleted, so a later flow with
+ * the same tuple that did not come through the VIP is not rewritten.
+ * Anti-spoofing: only packets that entered the node on the flow's backend's
+ * own host veth from its own address:port are rewritten, and only a new
+ * connection (no entry, a new TCP ISN, a UDP flow past its idle expiry) sets
+ * where replies go. Everything else continues untouched.
  *
  * Packet headers are read with bpf_skb_load_bytes() and written with
  * bpf_skb_store_bytes()/bpf_l{3,4}_csum_replace(), so non-linear skbs work and
@@ -187,6 +192,10 @@ struct pkt {
 #define IP6_NEXTHDR_HOP 0
 #define IP6_NEXTHDR_ROUTING 43
 #define IP6_NEXTHDR_DEST 60
+
+/* Internal verdict of icmp_error: translated, continue into the stack (returned
+ * to the kernel as TC_ACT_UNSPEC; never a tc verdict itself). */
+#define LB_ACT_TO_STACK 0x1000
 
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
@@ -349,6 +358,21 @@ static __always_inline int is_vip(const __u8 *addr, __u32 need)
  * hashes to the same Maglev slot whichever node the router picks). Without a
  * secret seed a client could choose ports that all land on one backend. */
 volatile const __u32 lb_hash_seed = 0;
+
+/* lb_direct_redirect selects how lb_uplink delivers VIP traffic to a local
+ * pod (bpf.SetDelivery, set when the daemon loads lb_uplink):
+ *   0 (default, "stack"): DNAT in tc, then TC_ACT_UNSPEC: the node's stack
+ *     routes the packet to the pod through netfilter (conntrack, FORWARD,
+ *     POSTROUTING, so NetworkPolicy enforcers hooked there apply) and the
+ *     primary CNI's programs on the pod's veth; the pod's replies take the
+ *     stack back (conntrack sees both directions) and lb_egress on the uplink
+ *     restores VIP:port after it.
+ *   1 ("redirect"): bpf_redirect_peer straight into the pod and lb_pod
+ *     redirecting the replies to the uplink: no second stack pass, but it
+ *     bypasses netfilter and with it NetworkPolicy. Explicit opt-in only.
+ * The choice is recorded per flow (LB_RN_F_DIRECT), so the programs on the
+ * pod's veth and the uplink agree whatever the plugin that attached them. */
+volatile const __u32 lb_direct_redirect = 0;
 
 /* murmur3-style 32-bit mixing over the 5-tuple (the Maglev slot index). */
 static __always_inline __u32 rotl32(__u32 x, int r)
@@ -575,7 +599,9 @@ static __always_inline int icmp_error(struct __sk_buff *skb, const struct pkt *p
 		    bpf_skb_store_bytes(skb, inner_l4off, &be.port, 2, 0) < 0)
 			return count_drop(LB_DROP_MALFORMED);
 	}
-	return bpf_redirect_peer(be.ifindex, 0);
+	if (lb_direct_redirect)
+		return bpf_redirect_peer(be.ifindex, 0);
+	return LB_ACT_TO_STACK; /* the stack routes it to the pod (conntrack: RELATED) */
 }
 
 /* handle_icmp_to: echo requests to a VIP are answered, errors about tracked
@@ -614,6 +640,8 @@ static __always_inline int handle_icmp(struct __sk_buff *skb, const struct ethhd
 {
 	int ret = handle_icmp_to(skb, eth, p);
 
+	if (ret == LB_ACT_TO_STACK)
+		return TC_ACT_UNSPEC;
 	if (ret == TC_ACT_UNSPEC && is_vip(p->daddr, 0))
 		return count_drop(LB_DROP_NO_SERVICE);
 	return ret;
@@ -643,6 +671,7 @@ int lb_uplink(struct __sk_buff *skb)
 	struct lb_revnat_key rk = {};
 	struct lb_revnat_entry *rn;
 	__u32 be_id = 0;
+	__u16 direct_flag = lb_direct_redirect ? LB_RN_F_DIRECT : 0;
 	__u64 now;
 	int found = 0, syn;
 
@@ -770,9 +799,10 @@ int lb_uplink(struct __sk_buff *skb)
 			nv.flags = LB_RN_F_SYN;
 			nv.syn_seq = p.tcp_seq;
 		} else if (rn) {
-			nv.flags = rn->flags;
+			nv.flags = rn->flags & LB_RN_F_SYN;
 			nv.syn_seq = rn->syn_seq;
 		}
+		nv.flags |= direct_flag;
 		if (bpf_map_update_elem(&lb_revnat, &rk, &nv, BPF_ANY) < 0)
 			return count_drop(LB_DROP_CT_FULL);
 		if (!rn)
@@ -784,6 +814,8 @@ int lb_uplink(struct __sk_buff *skb)
 			rn->svc_id = svc.id;
 			rn->backend_id = be_id;
 		}
+		if ((rn->flags & LB_RN_F_DIRECT) != direct_flag)
+			rn->flags = (rn->flags & ~LB_RN_F_DIRECT) | direct_flag;
 		if (now - rn->last_ns > REFRESH_NS)
 			rn->last_ns = now;
 	}
@@ -793,11 +825,25 @@ int lb_uplink(struct __sk_buff *skb)
 
 	count_stats(&lb_svc_stats, svc.id, skb->len);
 	count_stats(&lb_be_stats, be_id, skb->len);
-	return bpf_redirect_peer(be.ifindex, 0);
+	if (lb_direct_redirect)
+		return bpf_redirect_peer(be.ifindex, 0);
+	/* The stack routes the DNATed packet to the pod: netfilter (conntrack,
+	 * FORWARD, NetworkPolicy) and the primary CNI's programs see it. */
+	return TC_ACT_UNSPEC;
 }
 
-SEC("tc")
-int lb_pod(struct __sk_buff *skb)
+/* reply_nat is the reverse NAT of a reply leaving a backend pod: a packet that
+ * matches lb_revnat (a reply of a tracked flow) gets its source rewritten back
+ * to VIP:port and the request's MAC addresses swapped, and leaves through the
+ * uplink the request came in on. from_ifindex is the interface the packet
+ * entered the node on (lb_pod: the host veth it runs on; lb_egress:
+ * skb->ingress_ifindex, the host veth of a forwarded packet). direct selects
+ * the flows: lb_pod takes those delivered with bpf_redirect_peer
+ * (LB_RN_F_DIRECT) and redirects their replies itself; lb_egress takes the
+ * others, whose requests and replies went through the node's stack (netfilter
+ * FORWARD, conntrack, the primary CNI's programs), after that stack. Anything
+ * else returns TC_ACT_UNSPEC untouched. */
+static __always_inline int reply_nat(struct __sk_buff *skb, __u32 from_ifindex, int direct)
 {
 	struct ethhdr eth;
 	struct pkt p = {};
@@ -828,12 +874,14 @@ int lb_pod(struct __sk_buff *skb)
 	rn = *rnp;
 	if (is_v4mapped(rn.vip) == p.v6)
 		return TC_ACT_UNSPEC;
+	if (((rn.flags & LB_RN_F_DIRECT) != 0) != (direct != 0))
+		return TC_ACT_UNSPEC;
 	/* Only the flow's backend may send its replies: the packet must enter on
 	 * the backend's own host veth, from the backend's address and port. A
 	 * neighbouring pod forging the tuple is left alone (not rewritten). */
 	be_id = rn.backend_id;
 	bp = bpf_map_lookup_elem(&lb_backends, &be_id);
-	if (!bp || bp->ifindex != skb->ifindex || bp->port != p.sport || !addr_eq(bp->addr, p.saddr))
+	if (!bp || bp->ifindex != from_ifindex || bp->port != p.sport || !addr_eq(bp->addr, p.saddr))
 		return TC_ACT_UNSPEC;
 
 	/* A stale entry (its flow is over, this is a flow that did not come
@@ -863,5 +911,19 @@ int lb_pod(struct __sk_buff *skb)
 	__builtin_memcpy(macs + 6, rn.node_mac, 6);
 	if (bpf_skb_store_bytes(skb, 0, macs, 12, 0) < 0)
 		return count_drop(LB_DROP_MALFORMED);
-	return bpf_redirect(rn.ifindex, 0);
+	if (direct || rn.ifindex != skb->ifindex)
+		return bpf_redirect(rn.ifindex, 0);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int lb_pod(struct __sk_buff *skb)
+{
+	return reply_nat(skb, skb->ifindex, 1);
+}
+
+SEC("tc")
+int lb_egress(struct __sk_buff *skb)
+{
+	return reply_nat(skb, skb->ingress_ifindex, 0);
 }

@@ -128,7 +128,11 @@ struct lb_revnat_key {
 };
 
 /* lb_revnat_entry.flags */
-#define LB_RN_F_SYN (1U << 0) /* syn_seq holds the client's initial sequence number */
+#define LB_RN_F_SYN (1U << 0)    /* syn_seq holds the client's initial sequence number */
+#define LB_RN_F_DIRECT (1U << 1) /* the request was redirected into the pod (lb_direct_redirect):
+				  * lb_pod rewrites the replies on the host veth and redirects
+				  * them to the uplink; without it the replies take the node's
+				  * stack and lb_egress rewrites them on the uplink */
 
 /* How long a UDP reverse-NAT entry stays valid without packets either way. */
 #define LB_UDP_IDLE_NS (120ULL * 1000000000ULL)

@@ -106,20 +106,22 @@ type lbLbVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lbMapLbBackends  = "lb_backends"
-	lbMapLbBeStats   = "lb_be_stats"
-	lbMapLbCounters  = "lb_counters"
-	lbMapLbCt        = "lb_ct"
-	lbMapLbDrops     = "lb_drops"
-	lbMapLbMaglev    = "lb_maglev"
-	lbMapLbRevnat    = "lb_revnat"
-	lbMapLbServices  = "lb_services"
-	lbMapLbSrcRanges = "lb_src_ranges"
-	lbMapLbSvcStats  = "lb_svc_stats"
-	lbMapLbVips      = "lb_vips"
-	lbProgLbPod      = "lb_pod"
-	lbProgLbUplink   = "lb_uplink"
-	lbVarLbHashSeed  = "lb_hash_seed"
+	lbMapLbBackends       = "lb_backends"
+	lbMapLbBeStats        = "lb_be_stats"
+	lbMapLbCounters       = "lb_counters"
+	lbMapLbCt             = "lb_ct"
+	lbMapLbDrops          = "lb_drops"
+	lbMapLbMaglev         = "lb_maglev"
+	lbMapLbRevnat         = "lb_revnat"
+	lbMapLbServices       = "lb_services"
+	lbMapLbSrcRanges      = "lb_src_ranges"
+	lbMapLbSvcStats       = "lb_svc_stats"
+	lbMapLbVips           = "lb_vips"
+	lbProgLbEgress        = "lb_egress"
+	lbProgLbPod           = "lb_pod"
+	lbProgLbUplink        = "lb_uplink"
+	lbVarLbDirectRedirect = "lb_direct_redirect"
+	lbVarLbHashSeed       = "lb_hash_seed"
 )
 
 // loadLb returns the embedded CollectionSpec for lb.
@@ -164,6 +166,7 @@ type lbSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbProgramSpecs struct {
+	LbEgress *ebpf.ProgramSpec `ebpf:"lb_egress"`
 	LbPod    *ebpf.ProgramSpec `ebpf:"lb_pod"`
 	LbUplink *ebpf.ProgramSpec `ebpf:"lb_uplink"`
 }
@@ -189,7 +192,8 @@ type lbMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lbVariableSpecs struct {
-	LbHashSeed *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
+	LbDirectRedirect *ebpf.VariableSpec `ebpf:"lb_direct_redirect"`
+	LbHashSeed       *ebpf.VariableSpec `ebpf:"lb_hash_seed"`
 }
 
 // lbObjects contains all objects after they have been loaded into the kernel.
@@ -245,19 +249,22 @@ func (m *lbMaps) Close() error {
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbVariables struct {
-	LbHashSeed *ebpf.Variable `ebpf:"lb_hash_seed"`
+	LbDirectRedirect *ebpf.Variable `ebpf:"lb_direct_redirect"`
+	LbHashSeed       *ebpf.Variable `ebpf:"lb_hash_seed"`
 }
 
 // lbPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadLbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lbPrograms struct {
+	LbEgress *ebpf.Program `ebpf:"lb_egress"`
 	LbPod    *ebpf.Program `ebpf:"lb_pod"`
 	LbUplink *ebpf.Program `ebpf:"lb_uplink"`
 }
 
 func (p *lbPrograms) Close() error {
 	return _LbClose(
+		p.LbEgress,
 		p.LbPod,
 		p.LbUplink,
 	)

@@ -27,8 +27,18 @@ type fixture struct {
 	ifs  map[int]bool // ifindexes created in ns
 }
 
+// newFixture loads the programs with DeliveryRedirect: the packet tests check the
+// per-flow logic (NAT, conntrack, reverse NAT, anti-spoofing, drops) that both
+// deliveries share, through lb_pod's reply path; delivery_linux_test.go checks the
+// default delivery (lb_uplink continuing into the stack, lb_egress's reply path).
 func newFixture(tb testing.TB) *fixture {
+	return newFixtureDelivery(tb, DeliveryRedirect)
+}
+
+func newFixtureDelivery(tb testing.TB, d Delivery) *fixture {
 	tb.Helper()
+	SetDelivery(d)
+	defer SetDelivery(DeliveryStack)
 	pinDir := newPinDir(tb)
 	f := &fixture{}
 	if err := loadObjects(pinDir, &f.objs); err != nil {

@@ -201,7 +201,7 @@ func (m *Maps) PutService(k ServiceKey, s Service, backendIDs []uint32) error {
 		v.Flags |= 1 // LB_SVC_F_LOCAL
 	}
 	if s.SourceRanges {
-		v.Flags |= 2 // LB_SVC_F_SOURCE_RANGES
+		v.Flags |= svcFlagSourceRanges
 	}
 	if err := m.m.LbServices.Put(&rk, &v); err != nil {
 		return fmt.Errorf("put service %v: %w", k, err)
@@ -253,6 +253,9 @@ func (m *Maps) maglevBackends(id, count uint32) ([]uint32, error) {
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
 }
+
+// svcFlagSourceRanges is LB_SVC_F_SOURCE_RANGES (lb.h).
+const svcFlagSourceRanges = 2
 
 // DeleteService removes a frontend, then its Maglev table, source ranges and
 // counters. Deleting a missing service is not an error.

@@ -106,6 +106,50 @@ func (m *Maps) SetSourceRanges(svcID uint32, prefixes []netip.Prefix) error {
 	return nil
 }
 
+// UpdateSourceRanges changes the ranges of service svcID from old (what the caller
+// wrote last, with SetSourceRanges or UpdateSourceRanges) to new: it writes the ranges
+// new adds, then deletes the ones it drops, so a client inside both is never dropped.
+// It touches only those entries, where SetSourceRanges walks the ranges of every
+// service; use SetSourceRanges when what the map holds is not known (after a restart).
+func (m *Maps) UpdateSourceRanges(svcID uint32, old, new []netip.Prefix) error {
+	keys := func(ps []netip.Prefix) (map[lbLbSrcRangeKey]bool, error) {
+		out := make(map[lbLbSrcRangeKey]bool, len(ps))
+		for _, p := range ps {
+			k, err := srcRangeKey(svcID, p)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = true
+		}
+		return out, nil
+	}
+	have, err := keys(old)
+	if err != nil {
+		return err
+	}
+	want, err := keys(new)
+	if err != nil {
+		return err
+	}
+	for k := range want {
+		if have[k] {
+			continue
+		}
+		if err := m.m.LbSrcRanges.Put(&k, uint8(1)); err != nil {
+			return fmt.Errorf("put source range of service %d: %w", svcID, err)
+		}
+	}
+	for k := range have {
+		if want[k] {
+			continue
+		}
+		if err := ignoreNotExist(m.m.LbSrcRanges.Delete(&k)); err != nil {
+			return fmt.Errorf("delete source range of service %d: %w", svcID, err)
+		}
+	}
+	return nil
+}
+
 // SourceRanges returns the ranges of service svcID.
 func (m *Maps) SourceRanges(svcID uint32) ([]netip.Prefix, error) {
 	var (

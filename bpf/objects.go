@@ -42,6 +42,22 @@ var hashSeed atomic.Uint32
 // flow picks the same backend whichever node receives it). Default 0.
 func SetHashSeed(seed uint32) { hashSeed.Store(seed) }
 
+// directRedirect is lb_direct_redirect in lb.c (1: DeliveryRedirect).
+var directRedirect atomic.Uint32
+
+// SetDelivery sets how lb_uplink delivers VIP traffic to local pods, for every later load
+// of the programs (AttachUplinkMode, UpdatePrograms). The daemon calls it once at start,
+// before attaching. Default DeliveryStack. The programs on the pods' veths need no
+// setting: the uplink program records the delivery of each flow in its reverse-NAT
+// entry, and lb_pod / lb_egress follow it.
+func SetDelivery(d Delivery) {
+	if d == DeliveryRedirect {
+		directRedirect.Store(1)
+		return
+	}
+	directRedirect.Store(0)
+}
+
 // loadObjects loads what obj asks for (*lbObjects, *lbPrograms or *lbMaps)
 // with every map pinned by name in pinDir: created and pinned when missing,
 // reused when present.
@@ -56,6 +72,11 @@ func loadObjects(pinDir string, obj any) error {
 	if v, ok := spec.Variables["lb_hash_seed"]; ok {
 		if err := v.Set(hashSeed.Load()); err != nil {
 			return fmt.Errorf("set lb_hash_seed: %w", err)
+		}
+	}
+	if v, ok := spec.Variables["lb_direct_redirect"]; ok {
+		if err := v.Set(directRedirect.Load()); err != nil {
+			return fmt.Errorf("set lb_direct_redirect: %w", err)
 		}
 	}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinDir}}

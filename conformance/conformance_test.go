@@ -2,12 +2,13 @@
 
 // The conformance suite against the one-machine lab: `make conformance` (or `make
 // test`) brings up a 3-node lab with bgplbd on every node, configures one pool, one
-// peer (the lab's FRR) and one advertisement, runs every registered test and writes
-// the report YAML.
+// peer (the lab's router) and one advertisement, and runs bgplb-conformance's entry
+// point (package runner) against it as against any cluster: the kubeconfig, the
+// router's CLI and the client through `ip netns exec` prefixes, plus the lab's fault
+// adapters. The report goes to -conformance.report.
 package conformance_test
 
 import (
-	"context"
 	"flag"
 	"os"
 	"os/exec"
@@ -17,8 +18,8 @@ import (
 
 	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/conformance/labsuite"
+	"github.com/bgplb/bgplb/conformance/runner"
 	"github.com/bgplb/bgplb/conformance/suite"
-	"github.com/bgplb/bgplb/conformance/tests"
 )
 
 var (
@@ -29,48 +30,49 @@ var (
 	labDirFlag = flag.String("conformance.lab-dir", "/run/"+lab.Prefix+"-lab-conformance", "lab state directory")
 	keepLab    = flag.Bool("conformance.keep-lab", false, "leave the lab running after the suite")
 	ipv6       = flag.Bool("conformance.ipv6", false, "run a dual-stack lab (IPv4 and IPv6), which the IPv6 and DualStack tests need")
+	profiles   = flag.String("conformance.profiles", "", "comma-separated profiles to run (default: all)")
+	skipTests  = flag.String("conformance.skip-tests", "", "comma-separated tests to leave out")
 )
 
 func TestConformance(t *testing.T) {
-	ctx := context.Background()
 	// The nodes announce their pod CIDRs (bgplbd --export-pod-cidr): the router holds
 	// no static routes, so every pod-IP flow of the suite follows BGP routes (C14).
-	l, s := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) {
+	l, ls := labsuite.Start(t, *labDirFlag, *keepLab, func(o *lab.Options) {
 		o.ExportPodCIDR = true
 		o.IPv6 = *ipv6
 	})
-	s.Timeouts.Converge = *converge
 
-	results := suite.Run(t, s, tests.ConformanceTests, testing.Short())
-
-	setup := "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
+	cfg := labsuite.RunnerConfig(l)
+	cfg.Converge = *converge
+	cfg.Profiles = split(*profiles)
+	cfg.SkipTests = split(*skipTests)
+	cfg.ImplementationVersion = version(os.Getenv("BGPLB_BIN_DIR"))
+	cfg.KubernetesVersion = "v1.36.3 (lab)"
+	cfg.Setup = "bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
 	if *ipv6 {
-		setup += ", dual-stack"
+		cfg.Setup += ", dual-stack"
+	}
+	if a := os.Getenv("BGPLB_DATAPATH_ATTACH"); a != "" {
+		cfg.Setup += ", datapath attach " + a
 	}
 	if l.Opts.Runtime == lab.RuntimeContainerd {
-		setup += ", containerd + kubelet nodes, bgplb installed from manifests/base and its image"
+		cfg.Setup += ", containerd + kubelet nodes, bgplb installed from manifests/base and its image"
 	}
-	env := suite.Environment{Kubernetes: "v1.36.3 (lab)", Router: s.Router.Name(ctx), Kernel: kernel(), Setup: setup}
-	rep := suite.BuildReport(suite.Implementation{Name: "bgplb", Version: version(os.Getenv("BGPLB_BIN_DIR"))}, s.Mode, env, s.SupportedFeatures, results)
-	path := *reportPath
-	if path == "" {
-		path = filepath.Join("..", "_output", "conformance-report.yaml")
+	cfg.Report = *reportPath
+	if cfg.Report == "" {
+		cfg.Report = filepath.Join("..", "_output", "conformance-report.yaml")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := rep.Write(path); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("conformance report written to %s", path)
+	runner.Run(t, cfg, labsuite.Adapters(ls))
 }
 
-func kernel() string {
-	out, err := exec.Command("uname", "-r").Output()
-	if err != nil {
-		return "unknown"
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
 	}
-	return strings.TrimSpace(string(out))
+	return out
 }
 
 func version(bin string) string {

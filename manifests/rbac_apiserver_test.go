@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,13 +29,14 @@ const (
 	nodeNameKey = "authentication.kubernetes.io/node-name"
 	// Substrings of the policies' messages (base/admission.yaml).
 	msgNodeState = "bgplbd may write only the BGPNodeState of its own node"
-	msgService   = "bgplbd may write only the status of LoadBalancer Services of class bgplb.io/bgp"
+	msgService   = "bgplb-allocator may write only the status of LoadBalancer Services of class bgplb.io/bgp"
 )
 
 // TestRBACAgainstAPIServer applies manifests/base (CRDs, RBAC, admission policies, the
 // DaemonSet) to a real kube-apiserver and acts as bgplbd with a ServiceAccount token
 // bound to a bgplbd Pod on node1, as the kubelet mints it: the token writes node1's
-// BGPNodeState and nothing else's, and the status only of Services of bgplb's class;
+// BGPNodeState and nothing else's and no Service status or Lease; the allocator's token
+// (ServiceAccount bgplb-allocator) writes the status only of Services of bgplb's class;
 // the admin is unaffected (docs/design.md, "Trust boundaries").
 func TestRBACAgainstAPIServer(t *testing.T) {
 	srv := apiservertest.Start(t)
@@ -67,18 +69,32 @@ func TestRBACAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create pod: %v", err)
 	}
-	token := func(bound *authenticationv1.BoundObjectReference) *rest.Config {
+	tokenFor := func(sa string, bound *authenticationv1.BoundObjectReference) *rest.Config {
 		t.Helper()
-		tr, err := admin.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "bgplbd", &authenticationv1.TokenRequest{
+		tr, err := admin.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
 			Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: bound},
 		}, metav1.CreateOptions{})
 		if err != nil {
-			t.Fatalf("TokenRequest for bgplbd: %v", err)
+			t.Fatalf("TokenRequest for %s: %v", sa, err)
 		}
 		cfg := rest.CopyConfig(srv.Config)
 		cfg.BearerToken = tr.Status.Token
 		return cfg
 	}
+	token := func(bound *authenticationv1.BoundObjectReference) *rest.Config { return tokenFor("bgplbd", bound) }
+	// The allocator Deployment's pod and its token (ServiceAccount bgplb-allocator).
+	allocPod, err := admin.CoreV1().Pods(namespace).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "bgplb-allocator-0"},
+		Spec: corev1.PodSpec{
+			ServiceAccountName: "bgplb-allocator", NodeName: "node2",
+			Containers: []corev1.Container{{Name: "allocator", Image: "ghcr.io/bgplb/bgplb:v0.1.0"}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create allocator pod: %v", err)
+	}
+	alloc := kubernetes.NewForConfigOrDie(tokenFor("bgplb-allocator",
+		&authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: allocPod.Name, UID: allocPod.UID}))
 	podCfg := token(&authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID})
 	unboundCfg := token(nil)
 	sa, saCRD := kubernetes.NewForConfigOrDie(podCfg), versioned.NewForConfigOrDie(podCfg)
@@ -185,6 +201,28 @@ func TestRBACAgainstAPIServer(t *testing.T) {
 		}
 		created[s.name] = svc
 	}
+	// The DaemonSet's ServiceAccount may write no Service status at all (RBAC), nor the
+	// Lease; only the allocator's may.
+	refused(t, "bgplbd: patch status of service ours", `cannot patch resource "services/status"`, func() error {
+		_, err := sa.CoreV1().Services("default").Patch(ctx, "ours", types.MergePatchType, condition, metav1.PatchOptions{}, "status")
+		return err
+	})
+	refused(t, "bgplbd: update status of service ours", `cannot update resource "services/status"`, func() error {
+		_, err := sa.CoreV1().Services("default").UpdateStatus(ctx, created["ours"], metav1.UpdateOptions{})
+		return err
+	})
+	refused(t, "bgplbd: create the LB-IPAM Lease", `cannot create resource "leases"`, func() error {
+		_, err := sa.CoordinationV1().Leases(namespace).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "bgplb-ipam"}}, metav1.CreateOptions{})
+		return err
+	})
+	refused(t, "bgplbd: patch status of LoadBalancerIPPool", `cannot patch resource "loadbalancerippools/status"`, func() error {
+		_, err := saCRD.BgplbV1alpha1().LoadBalancerIPPools().Patch(ctx, "any", types.MergePatchType, []byte(`{"status":{}}`), metav1.PatchOptions{}, "status")
+		return err
+	})
+	if _, err := alloc.CoordinationV1().Leases(namespace).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "bgplb-ipam"}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("allocator: create the LB-IPAM Lease: %v", err)
+	}
+	sa = alloc // the allocator's writes below
 	waitFor(ctx, t, "service-status policy enforced", func() (bool, string) {
 		_, err := sa.CoreV1().Services("default").Patch(ctx, "other-class", types.MergePatchType, condition,
 			metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}, "status")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -36,6 +37,7 @@ var (
 	dpRuns     = flag.Int("bench.runs", 5, "interleaved runs per measurement (the median is reported)")
 	dpDuration = flag.Duration("bench.duration", 3*time.Second, "length of one wrk or iperf3 measurement")
 	dpScales   = flag.String("bench.scales", "1,1000,10000", "comma-separated numbers of Services in the cluster (the target included)")
+	dpQuiet    = flag.Duration("bench.quiet-wait", 4*time.Minute, "longest wait for the CPUs to calm down before each scale is measured (on a machine other work keeps busy, waiting longer only delays)")
 	dpConfigs  = flag.String("bench.configs", "ebpf,iptables,nftables", "lab configurations of TestBenchDatapath: ebpf (b), iptables (c), nftables (d)")
 )
 
@@ -188,9 +190,9 @@ func TestBenchDatapath(t *testing.T) {
 		"(a) pod IP, plain routing, to a twin pod on node1 that no Service selects; (b) VIP of an ETP=Local Service through bgplb's eBPF datapath (kube-proxy nftables also running); "+
 		"(c) the same VIP served by kube-proxy iptables, (d) by kube-proxy nftables (bgplbd --datapath=false, VIP routed to node1). "+
 		"One lab per configuration; the extra Services are ClusterIP Services with one endpoint each (EndpointSlices written directly), "+
-		"the target Service is created last; each scale is measured once the CPUs are less than %.0f%% busy over 5 s (steal excluded; at most 4 min wait). Medians of %d interleaved runs of %s each (wrk -t2 -c32; iperf3 one stream). "+
-		"The (a) column lists the median measured in each lab (%s order); each ratio uses the (a) of its own lab. Target: b/a ≥ 0.95, flat from 1 to 10k. Total %s.",
-		100*dpMaxBusy, *dpRuns, *dpDuration, labNames(ran), time.Since(started).Round(time.Second))
+		"the target Service is created last; each scale is measured once the CPUs are less than %.0f%% busy over 5 s (steal excluded; at most %s wait). Medians of %d interleaved runs of %s each (wrk -t2 -c32; iperf3 one stream). "+
+		"The (a) column lists the median measured in each lab (%s order); each ratio uses the (a) of its own lab. Target: b/a ≥ 0.95, flat from 1 to 10k. bgplb datapath: delivery %s, attach %s. Total %s.",
+		100*dpMaxBusy, *dpQuiet, *dpRuns, *dpDuration, labNames(ran), envOrDefault("BGPLB_DATAPATH_DELIVERY", "stack"), envOrDefault("BGPLB_DATAPATH_ATTACH", "auto"), time.Since(started).Round(time.Second))
 	tab := Table{
 		Title:   "Datapath: pod IP vs bgplb eBPF vs kube-proxy",
 		Note:    note,
@@ -367,7 +369,7 @@ func runDatapathLab(t *testing.T, cfg dpLabConfig, scales []int, res *dpResults)
 		t.Logf("[%s] target %s (VIP %s) served %s after creation", cfg.name, target, vip, time.Since(t1).Round(time.Millisecond))
 
 		// Let the lab digest the burst (kube-proxy syncs, informers) before measuring.
-		qctx, qcancel := context.WithTimeout(ctx, 4*time.Minute)
+		qctx, qcancel := context.WithTimeout(ctx, *dpQuiet)
 		busy, quiet := WaitQuiet(qctx, 5*time.Second, dpMaxBusy)
 		qcancel()
 		t.Logf("[%s] %d Services: CPUs %.0f%% busy over 5s (quiet: %v) %s after the target was served", cfg.name, scale, 100*busy, quiet, time.Since(t1).Round(time.Second))
@@ -540,3 +542,10 @@ func createExtra(ctx context.Context, kc kubernetes.Interface, ns string, i int,
 }
 
 // podNetns finds the lab pod namespace holding ip.
+
+func envOrDefault(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

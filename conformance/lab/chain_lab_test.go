@@ -14,6 +14,7 @@ import (
 
 	"github.com/bgplb/bgplb/conformance/lab"
 	"github.com/bgplb/bgplb/daemon/cnichain"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestLabDaemonKeepsPluginChained: on a lab node, bgplbd's chaining loop re-chains the
@@ -42,7 +43,7 @@ func TestLabDaemonKeepsPluginChained(t *testing.T) {
 	n := l.Nodes[0]
 	conflist := filepath.Join(n.CNIConfDir(), lab.CNIConflistFile)
 	daemonLog := filepath.Join(dir, "logs", n.Name+"-bgplbd.log")
-	eventually(t, 60*time.Second, "bgplbd runs the chaining loop", func() error {
+	poll.Eventually(t, 60*time.Second, every, "bgplbd runs the chaining loop", func() error {
 		b, err := os.ReadFile(daemonLog)
 		if err != nil || !strings.Contains(string(b), "CNI chaining loop started") {
 			return os.ErrNotExist
@@ -72,15 +73,10 @@ func TestLabDaemonKeepsPluginChained(t *testing.T) {
 	if err := os.Rename(tmp, conflist); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if ok, _ := cnichain.IsChained(n.CNIConfDir()); ok {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("not re-chained within 5 s: %s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, 5*time.Second, 10*time.Millisecond, "re-chained by bgplbd", func() bool {
+		ok, _ := cnichain.IsChained(n.CNIConfDir())
+		return ok
+	})
 	t.Logf("conflist rewritten without bgplb → re-chained by bgplbd in %v", time.Since(start).Round(time.Millisecond))
 
 	// A restart is not a removal: the plugin stays chained and installed.
@@ -101,7 +97,7 @@ func TestLabDaemonKeepsPluginChained(t *testing.T) {
 	if err := l.StartDaemon(ctx, n.Name); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "unchained by bgplbd --datapath=false", func() error {
+	poll.Eventually(t, 30*time.Second, every, "unchained by bgplbd --datapath=false", func() error {
 		b, err := os.ReadFile(conflist)
 		if err != nil || string(b) != string(out) {
 			return os.ErrExist

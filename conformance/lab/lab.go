@@ -190,6 +190,9 @@ func (l *Lab) up(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("wait for zebra's socket (see %s): %w", filepath.Join(l.Dir, "logs", "zebra.log"), err)
 		}
+		if _, err := startDetached(l.Dir, "bfdd", RouterNS, frrArgs("bfdd", frrDir), nil); err != nil {
+			return err
+		}
 		if _, err := startDetached(l.Dir, "bgpd", RouterNS, frrArgs("bgpd", frrDir), nil); err != nil {
 			return err
 		}
@@ -218,6 +221,12 @@ func (l *Lab) up(ctx context.Context) error {
 	}
 	if err := l.waitServiceAccount(ctx, cs, 60*time.Second); err != nil {
 		return err
+	}
+	if l.Opts.NetworkPolicy {
+		logf("starting the NetworkPolicy enforcer on the nodes")
+		if err := l.startNetworkPolicy(ctx, cs); err != nil {
+			return err
+		}
 	}
 	logf("waiting for nodes to be Ready")
 	if err := l.waitNodesReady(ctx, cs, 60*time.Second); err != nil {

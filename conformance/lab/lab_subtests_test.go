@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/bgplb/bgplb/conformance/lab"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w *workload) {
@@ -53,7 +54,7 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 	}
 	start := time.Now()
 	post("false")
-	eventually(t, 5*time.Second, "endpoint "+p.Status.PodIP+" ready:false within 5s", func() error {
+	poll.Eventually(t, 5*time.Second, every, "endpoint "+p.Status.PodIP+" ready:false within 5s", func() error {
 		if ready, found := endpointReady(p.Status.PodIP); !found || ready {
 			return fmt.Errorf("found=%v ready=%v", found, ready)
 		}
@@ -61,7 +62,7 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 	})
 	t.Logf("endpoint turned ready:false %s after POST /ready false", time.Since(start).Round(10*time.Millisecond))
 	post("true")
-	eventually(t, 10*time.Second, "endpoint "+p.Status.PodIP+" ready again", func() error {
+	poll.Eventually(t, 10*time.Second, every, "endpoint "+p.Status.PodIP+" ready again", func() error {
 		if ready, found := endpointReady(p.Status.PodIP); !found || !ready {
 			return fmt.Errorf("found=%v ready=%v", found, ready)
 		}
@@ -140,7 +141,7 @@ func testReadiness(ctx context.Context, t *testing.T, cs kubernetes.Interface, w
 		}
 	}
 	t.Logf("endpoint %s disappeared after terminating:true serving:true", gone)
-	eventually(t, 30*time.Second, "2 endpoints left", func() error {
+	poll.Eventually(t, 30*time.Second, every, "2 endpoints left", func() error {
 		if n := len(endpoints(ctx, cs, w.ns, w.name)); n != 2 {
 			return fmt.Errorf("%d endpoints", n)
 		}
@@ -199,7 +200,7 @@ func testBGPFamily(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32, pr
 	if ipFlag == "-6" {
 		speaker = nexthop
 	}
-	eventually(t, 30*time.Second, "BGP session with "+speaker+" Established", func() error {
+	poll.Eventually(t, 30*time.Second, every, "BGP session with "+speaker+" Established", func() error {
 		peers, err := router.BGPSummary(ctx, family)
 		if err != nil {
 			return err
@@ -214,7 +215,7 @@ func testBGPFamily(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32, pr
 		b, err := exec.CommandContext(ctx, "ip", ipFlag, "-n", lab.RouterNS, "route", "show", prefix+hostLen).CombinedOutput()
 		return strings.TrimSpace(string(b)), err
 	}
-	eventually(t, 20*time.Second, prefix+hostLen+" in the router's FIB via "+nexthop, func() error {
+	poll.Eventually(t, 20*time.Second, every, prefix+hostLen+" in the router's FIB via "+nexthop, func() error {
 		r, err := routeVia()
 		if err != nil {
 			return err
@@ -240,7 +241,7 @@ func testBGPFamily(ctx context.Context, t *testing.T, l *lab.Lab, asn uint32, pr
 	if _, err := io.WriteString(stdin, "withdraw\n"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, prefix+hostLen+" gone from the router's FIB", func() error {
+	poll.Eventually(t, 20*time.Second, every, prefix+hostLen+" gone from the router's FIB", func() error {
 		r, err := routeVia()
 		if err != nil {
 			return err

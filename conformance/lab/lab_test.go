@@ -25,7 +25,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/bgplb/bgplb/conformance/lab"
+	"github.com/bgplb/bgplb/internal/poll"
 )
+
+// every is how often the tests poll.
+const every = 200 * time.Millisecond
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "speaker" {
@@ -69,23 +73,6 @@ func labDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(parent) })
 	return filepath.Join(parent, "lab")
-}
-
-// eventually polls cond until it returns nil or timeout passes, then fails with the
-// last error.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for {
-		if err = cond(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // TestUpFailsFastWhenPortInUse is acceptance 6: with 127.0.0.1:16443 taken, up fails
@@ -274,7 +261,7 @@ func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.I
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace: %v", err)
 	}
-	eventually(t, 30*time.Second, "default ServiceAccount in "+w.ns, func() error {
+	poll.Eventually(t, 30*time.Second, every, "default ServiceAccount in "+w.ns, func() error {
 		_, err := cs.CoreV1().ServiceAccounts(w.ns).Get(ctx, "default", metav1.GetOptions{})
 		return err
 	})
@@ -314,7 +301,7 @@ func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.I
 		t.Fatalf("create service: %v", err)
 	}
 
-	eventually(t, 90*time.Second, "3 pods Running and Ready", func() error {
+	poll.Eventually(t, 90*time.Second, every, "3 pods Running and Ready", func() error {
 		pods, err := cs.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + w.name})
 		if err != nil {
 			return err
@@ -344,7 +331,7 @@ func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.I
 		podByIP[p.Status.PodIP] = p
 	}
 
-	eventually(t, 30*time.Second, "EndpointSlice with 3 ready endpoints and nodeNames", func() error {
+	poll.Eventually(t, 30*time.Second, every, "EndpointSlice with 3 ready endpoints and nodeNames", func() error {
 		eps := endpoints(ctx, cs, w.ns, w.name)
 		if len(eps) != 3 {
 			return fmt.Errorf("%d endpoints, want 3: %+v", len(eps), eps)
@@ -380,7 +367,7 @@ func testWorkload(ctx context.Context, t *testing.T, l *lab.Lab, cs kubernetes.I
 		nc := lab.NetNS(n.Netns).HTTPClient(2 * time.Second)
 		url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, "80") + "/hostname"
 		seen := map[string]bool{}
-		eventually(t, 30*time.Second, "ClusterIP "+svc.Spec.ClusterIP+" from "+n.Netns+" reaches all pods", func() error {
+		poll.Eventually(t, 30*time.Second, every, "ClusterIP "+svc.Spec.ClusterIP+" from "+n.Netns+" reaches all pods", func() error {
 			got, err := tryGet(nc, url)
 			if err != nil {
 				return err
@@ -438,7 +425,7 @@ func tryGet(c *http.Client, url string) (string, error) {
 func get(t *testing.T, c *http.Client, url string) string {
 	t.Helper()
 	var got string
-	eventually(t, 10*time.Second, "GET "+url, func() error {
+	poll.Eventually(t, 10*time.Second, every, "GET "+url, func() error {
 		var err error
 		got, err = tryGet(c, url)
 		return err
@@ -470,7 +457,7 @@ func TestLabDualStackIptablesIBGP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "default ServiceAccount", func() error {
+	poll.Eventually(t, 30*time.Second, every, "default ServiceAccount", func() error {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
 	})
@@ -496,7 +483,7 @@ func TestLabDualStackIptablesIBGP(t *testing.T) {
 		t.Fatalf("service ClusterIPs %v, want one per family", svc.Spec.ClusterIPs)
 	}
 	var p *corev1.Pod
-	eventually(t, 60*time.Second, "pod Running and Ready with two IPs", func() error {
+	poll.Eventually(t, 60*time.Second, every, "pod Running and Ready with two IPs", func() error {
 		got, err := cs.CoreV1().Pods("default").Get(ctx, "ds", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -523,7 +510,7 @@ func TestLabDualStackIptablesIBGP(t *testing.T) {
 	nc := lab.NetNS(other.Netns).HTTPClient(2 * time.Second)
 	for _, cip := range svc.Spec.ClusterIPs {
 		url := "http://" + net.JoinHostPort(cip, "80") + "/hostname"
-		eventually(t, 30*time.Second, "ClusterIP "+cip+" from "+other.Netns+" (iptables)", func() error {
+		poll.Eventually(t, 30*time.Second, every, "ClusterIP "+cip+" from "+other.Netns+" (iptables)", func() error {
 			got, err := tryGet(nc, url)
 			if err == nil && got != "ds" {
 				err = fmt.Errorf("hostname %q, want ds", got)

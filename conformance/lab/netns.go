@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,35 +26,15 @@ type NetNS string
 // Path is the namespace's bind-mount path.
 func (n NetNS) Path() string { return filepath.Join(netnsRunDir, string(n)) }
 
-// Do runs fn on a locked OS thread switched into the namespace and switches back
-// afterwards. Sockets created inside fn stay in the namespace. fn must not start
-// goroutines that expect to be in the namespace. If switching back fails, the thread
-// is left locked so the runtime discards it instead of reusing a thread in the wrong
-// namespace.
+// Do runs fn on a locked OS thread switched into the namespace (pkg/ns.WithNetNSPath:
+// a goroutine of its own whose thread is discarded if switching back fails). Sockets
+// created inside fn stay in the namespace. fn must not start goroutines that expect to
+// be in the namespace.
 func (n NetNS) Do(fn func() error) error {
-	target, err := os.Open(n.Path())
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", n, err)
+	if err := ns.WithNetNSPath(n.Path(), func(ns.NetNS) error { return fn() }); err != nil {
+		return fmt.Errorf("in netns %s: %w", n, err)
 	}
-	defer target.Close()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open current netns: %w", err)
-	}
-	defer orig.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter netns %s: %w", n, err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Keep the thread locked: it exits with this goroutine instead of being reused.
-		return fmt.Errorf("return from netns %s: %w", n, err)
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+	return nil
 }
 
 // Dialer returns a DialContext function whose sockets are created inside the namespace.

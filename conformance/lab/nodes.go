@@ -204,6 +204,9 @@ func (l *Lab) daemonArgs(n Node) []string {
 	if l.Opts.DatapathAttach != "" {
 		args = append(args, "--datapath-attach", l.Opts.DatapathAttach)
 	}
+	if l.Opts.DatapathDelivery != "" {
+		args = append(args, "--datapath-delivery", l.Opts.DatapathDelivery)
+	}
 	// A node whose datapath is broken on purpose keeps the lab's entry (its pin dir is
 	// not on bpffs): bgplbd would chain its own, working one.
 	if l.chainsPlugin() && !slices.Contains(l.Opts.BrokenDatapathNodes, n.Name) {

@@ -98,6 +98,12 @@ type Options struct {
 	// (datapathAttach): auto, tcx or tc. Default $BGPLB_DATAPATH_ATTACH, else bgplbd's
 	// and the plugin's default (auto).
 	DatapathAttach string
+	// DatapathDelivery is passed to bgplbd (--datapath-delivery): stack or redirect.
+	// Default $BGPLB_DATAPATH_DELIVERY, else bgplbd's default (stack).
+	DatapathDelivery string
+	// NetworkPolicy runs a NetworkPolicy enforcer (kube-network-policies, see
+	// netpol.go) on every node.
+	NetworkPolicy bool
 	// BrokenDatapathNodes names nodes whose CNI plugin is configured with a pin
 	// directory that is not on bpffs, so every attach there fails as on a node whose
 	// datapath cannot work (pods must still start; the node must not announce).
@@ -209,6 +215,14 @@ func (o *Options) defaults() error {
 		}
 	default:
 		return fmt.Errorf("--runtime %q: must be %s or %s", o.Runtime, RuntimeLab, RuntimeContainerd)
+	}
+	if o.DatapathDelivery == "" {
+		o.DatapathDelivery = os.Getenv("BGPLB_DATAPATH_DELIVERY")
+	}
+	switch o.DatapathDelivery {
+	case "", "stack", "redirect":
+	default:
+		return fmt.Errorf("datapath delivery %q (BGPLB_DATAPATH_DELIVERY): must be stack or redirect", o.DatapathDelivery)
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -78,7 +78,10 @@ func (l *Lab) startBIRD(ctx context.Context) error {
 	}
 	args := []string{filepath.Join(l.Opts.BinDir, "bgplbctl"), "router-config", "bird",
 		"--router-asn", strconv.Itoa(RouterASN), "--node-asn", strconv.FormatUint(uint64(l.Opts.NodeASN), 10),
-		"--node-cidr", FabricV4.String(), "--pool", LabPoolV4.String()}
+		"--node-cidr", FabricV4.String(), "--pool", LabPoolV4.String(),
+		// BFD with every node, as the FRR router runs it (BFDInterval × BFDMultiplier).
+		"--bfd", "--bfd-interval-ms", strconv.FormatInt(BFDInterval.Milliseconds(), 10),
+		"--bfd-multiplier", strconv.Itoa(BFDMultiplier)}
 	if l.Opts.IPv6 {
 		args = append(args, "--node-cidr", FabricV6.String(), "--pool", LabPoolV6.String())
 	}

@@ -27,6 +27,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/labsuite"
 	"github.com/bgplb/bgplb/conformance/suite"
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestRealNodes brings up two real nodes (containerd + kubelet, bgplb installed from
@@ -123,7 +125,7 @@ func TestRealNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pods []corev1.Pod
-	eventually(t, 90*time.Second, "4 ready pods", func() error {
+	poll.Eventually(t, 90*time.Second, every, "4 ready pods", func() error {
 		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=real"})
 		if err != nil {
 			return err
@@ -151,7 +153,7 @@ func TestRealNodes(t *testing.T) {
 	}
 
 	var vip netip.Addr
-	eventually(t, 60*time.Second, "a VIP", func() error {
+	poll.Eventually(t, 60*time.Second, every, "a VIP", func() error {
 		s, err := cs.CoreV1().Services("default").Get(ctx, "real", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -164,7 +166,7 @@ func TestRealNodes(t *testing.T) {
 	})
 	prefix := netip.PrefixFrom(vip, 32)
 	var hops []netip.Addr
-	eventually(t, 60*time.Second, "the VIP's route at the router via both nodes", func() error {
+	poll.Eventually(t, 60*time.Second, every, "the VIP's route at the router via both nodes", func() error {
 		hops, err = lbc.Router.FIBNextHops(ctx, prefix)
 		if err != nil {
 			return err
@@ -176,7 +178,7 @@ func TestRealNodes(t *testing.T) {
 	})
 	client := lab.NetNS(lab.ClientNS).HTTPClient(2 * time.Second)
 	url := "http://" + vip.String() + "/hostname"
-	eventually(t, 30*time.Second, "the VIP answers the client", func() error {
+	poll.Eventually(t, 30*time.Second, every, "the VIP answers the client", func() error {
 		_, err := tryGet(client, url)
 		return err
 	})
@@ -239,7 +241,7 @@ func TestRealNodes(t *testing.T) {
 		if after := pinnedMapIDs(t, l); !maps.Equal(after, mapsBefore) {
 			t.Errorf("pinned maps were replaced, not adopted: before %v, after %v", mapsBefore, after)
 		}
-		eventually(t, 60*time.Second, "BGPNodeStates report image B's version", func() error {
+		poll.Eventually(t, 60*time.Second, every, "BGPNodeStates report image B's version", func() error {
 			for node, v := range nodeVersions(t, lbc) {
 				if v == versionsBefore[node] || !strings.Contains(imageB, v) {
 					return fmt.Errorf("%s reports version %q (before %q; image %s)", node, v, versionsBefore[node], imageB)

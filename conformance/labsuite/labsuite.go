@@ -53,17 +53,31 @@ func (f Faults) SignalDaemon(ctx context.Context, node string, sig syscall.Signa
 	return f.Lab.SignalDaemon(ctx, node, sig, restart)
 }
 
-// KillRouterBGP implements suite.RouterFaults: SIGKILL to the lab router's bgpd.
+// KillRouterBGP implements suite.RouterFaults: SIGKILL to the lab router's bgpd (FRR)
+// or to BIRD.
 func (f Faults) KillRouterBGP(ctx context.Context) error {
+	if f.Lab.Opts.Router == lab.RouterBIRD {
+		return killBIRD(ctx, f.Lab)
+	}
 	return f.Lab.StopRouterBGP(ctx, syscall.SIGKILL)
 }
 
 // StartRouterBGP implements suite.RouterFaults.
-func (f Faults) StartRouterBGP(ctx context.Context) error { return f.Lab.StartRouterBGP(ctx) }
+func (f Faults) StartRouterBGP(ctx context.Context) error {
+	if f.Lab.Opts.Router == lab.RouterBIRD {
+		return startBIRD(ctx, f.Lab)
+	}
+	return f.Lab.StartRouterBGP(ctx)
+}
 
 // PauseAPIServer implements suite.ControlPlaneFaults.
 func (f Faults) PauseAPIServer(_ context.Context, pause bool) error {
 	return f.Lab.PauseAPIServer(pause)
+}
+
+// SetNodeLink implements suite.NodeLinkFaults.
+func (f Faults) SetNodeLink(ctx context.Context, node string, up bool) error {
+	return f.Lab.SetNodeLink(ctx, node, up)
 }
 
 // NodeRoutes reads the lab nodes' routing tables with `ip -j route show` in their
@@ -124,10 +138,12 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		Faults:             Faults{Lab: l},
 		NodeRoutes:         NodeRoutes{Lab: l},
 		ControlPlaneFaults: Faults{Lab: l},
+		NodeLinkFaults:     Faults{Lab: l},
 		Timeouts:           suite.DefaultTimeouts,
 		Class:              lbv1.DefaultLoadBalancerClass,
 		Mode:               suite.ModeExplicitClass,
 		VIPRange:           netip.MustParsePrefix("203.0.113.0/24"),
+		PeerName:           "lab-router",
 		SupportedFeatures:  suite.AllFeatures(),
 		PodImage:           "bgplb.io/podserver:lab",
 	}
@@ -141,10 +157,8 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		// The router holds static pod routes; nothing for C14 to check.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool { return f == suite.FeaturePodCIDRExport })
 	}
-	if l.Opts.Router == lab.RouterFRR {
-		// The lab stops and starts FRR's bgpd alone; BIRD is one process.
-		s.RouterFaults = Faults{Lab: l}
-	}
+	// FRR's bgpd is stopped and started alone; BIRD, one process, as a whole.
+	s.RouterFaults = Faults{Lab: l}
 	if !l.Opts.IPv6 {
 		// A single-stack cluster: no IPv6 Service can exist.
 		s.SupportedFeatures = slices.DeleteFunc(s.SupportedFeatures, func(f suite.Feature) bool {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func mustAddrPort(t *testing.T, ip string, port int) netip.AddrPort {
@@ -62,7 +64,7 @@ func TestBinarySIGTERM(t *testing.T) {
 		<-exited
 	})
 	base := fmt.Sprintf("http://127.0.0.1:%d", tcp)
-	waitFor(t, 10*time.Second, func() bool {
+	poll.Eventually(t, 10*time.Second, 20*time.Millisecond, "the podserver ready", func() bool {
 		resp, err := httpGet(base + "/ready")
 		return err == nil && resp == 200
 	})
@@ -73,7 +75,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, func() bool {
+	poll.Eventually(t, time.Second, 20*time.Millisecond, "/ready 503 after SIGTERM", func() bool {
 		code, err := httpGet(base + "/ready")
 		return err == nil && code == 503
 	})
@@ -119,15 +121,4 @@ func httpGet(url string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

@@ -31,6 +31,9 @@ const (
 	FeatureDaemonRestart    Feature = "DaemonRestart"
 	FeaturePodCIDRExport    Feature = "PodCIDRExport"
 	FeatureEndpointReadines Feature = "EndpointReadiness"
+	// FeatureBFD: BGPPeer spec.bfd runs BFD with the router, which withdraws a lost node
+	// within the detection time.
+	FeatureBFD Feature = "BFD"
 )
 
 // Features of the LB-DATAPATH profile.
@@ -60,7 +63,7 @@ var Profiles = []Profile{
 		Core: []Feature{FeatureClassSelection, FeatureETPCluster, FeatureETPLocal, FeatureWithdrawNoEP,
 			FeatureNoInboundRoutes, FeatureNoSessionFlaps, FeatureEndpointReadines, FeatureDaemonRestart},
 		Extended: []Feature{FeatureGracefulRestart, FeatureWeightedECMP, FeatureCommunities,
-			FeaturePeerSelector, FeatureNodeSelector, FeaturePodCIDRExport}},
+			FeaturePeerSelector, FeatureNodeSelector, FeaturePodCIDRExport, FeatureBFD}},
 	{Name: "LB-DATAPATH",
 		Core:     []Feature{FeatureTCPViaVIP, FeatureSourcePreserve, FeatureZeroEndpoints},
 		Extended: []Feature{FeatureUDP, FeaturePingVIP, FeatureSymmetricReturn, FeatureFlowsSurviveRest}},

@@ -29,7 +29,68 @@ type ConformanceTest struct {
 	Features []Feature
 	// Slow tests are left out by -short.
 	Slow bool
-	Test func(t *testing.T, s *Suite)
+	// Needs lists the adapters the test uses besides the API server and the router;
+	// a run without one of them skips the test with the reason (a core test's skip
+	// makes its profile "partial"). Every LB-DATAPATH test needs AdapterClient
+	// whether listed or not.
+	Needs []Adapter
+	Test  func(t *testing.T, s *Suite)
+}
+
+// Adapter names an optional part of the Suite.
+type Adapter string
+
+// Adapters a test may need; each says which bgplb-conformance flag provides it.
+const (
+	AdapterClient             Adapter = "Client"
+	AdapterSubnetClient       Adapter = "SubnetClient"
+	AdapterFaults             Adapter = "Faults"
+	AdapterRouterFaults       Adapter = "RouterFaults"
+	AdapterControlPlaneFaults Adapter = "ControlPlaneFaults"
+	AdapterNodeRoutes         Adapter = "NodeRoutes"
+	AdapterNodeLinkFaults     Adapter = "NodeLinkFaults"
+)
+
+// AdapterHints says how a run gets each adapter, for skip reasons.
+var AdapterHints = map[Adapter]string{
+	AdapterClient:             "--client-exec",
+	AdapterSubnetClient:       "--subnet-client-exec",
+	AdapterFaults:             "--daemon-selector (bgplbd pods deleted through the API) or --faults-exec",
+	AdapterRouterFaults:       "--faults-exec with router-bgp",
+	AdapterControlPlaneFaults: "--faults-exec with apiserver",
+	AdapterNodeRoutes:         "--faults-exec with node-routes",
+	AdapterNodeLinkFaults:     "the lab (bgplb-lab cuts a node's router-side veth); no --faults-exec capability yet",
+}
+
+// NeededAdapters returns the adapters the test needs (Needs, and the client for every
+// LB-DATAPATH test).
+func (c ConformanceTest) NeededAdapters() []Adapter {
+	out := slices.Clone(c.Needs)
+	if c.Profile == "LB-DATAPATH" && !slices.Contains(out, AdapterClient) {
+		out = append([]Adapter{AdapterClient}, out...)
+	}
+	return out
+}
+
+// Has reports whether the suite has adapter a.
+func (s *Suite) Has(a Adapter) bool {
+	switch a {
+	case AdapterClient:
+		return s.Client != nil
+	case AdapterSubnetClient:
+		return s.SubnetClient != nil
+	case AdapterFaults:
+		return s.Faults != nil
+	case AdapterRouterFaults:
+		return s.RouterFaults != nil
+	case AdapterControlPlaneFaults:
+		return s.ControlPlaneFaults != nil
+	case AdapterNodeRoutes:
+		return s.NodeRoutes != nil
+	case AdapterNodeLinkFaults:
+		return s.NodeLinkFaults != nil
+	}
+	return false
 }
 
 // Extended reports whether the test exercises an extended feature of its profile.
@@ -94,6 +155,16 @@ type ControlPlaneFaults interface {
 	PauseAPIServer(ctx context.Context, pause bool) error
 }
 
+// NodeLinkFaults cuts a node off the network and restores it. A cluster that cannot
+// provide it leaves Suite.NodeLinkFaults nil and the tests needing it are skipped (and
+// reported).
+type NodeLinkFaults interface {
+	// SetNodeLink cuts (up false) or restores (up true) the node's link towards the
+	// router: no packet passes either way while the node keeps running, and the
+	// router's own interface stays up (a cable pulled behind a switch).
+	SetNodeLink(ctx context.Context, node string, up bool) error
+}
+
 // NodeRoutes reads the nodes' kernel routing tables. A cluster that cannot provide it
 // leaves Suite.NodeRoutes nil and the tests needing it are skipped (and reported).
 type NodeRoutes interface {
@@ -153,16 +224,22 @@ type Suite struct {
 	RouterFaults RouterFaults
 	// ControlPlaneFaults is optional; tests that need it are skipped without it.
 	ControlPlaneFaults ControlPlaneFaults
+	// NodeLinkFaults is optional; tests that need it are skipped without it.
+	NodeLinkFaults NodeLinkFaults
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts
 	// Class is the implementation's loadBalancerClass.
 	Class string
 	Mode  Mode
+	// PeerName is the BGPPeer of the router under test (the lab's "lab-router").
+	PeerName string
 	// VIPRange is the range the suite may put in pools it creates for its tests.
 	VIPRange netip.Prefix
 	// SupportedFeatures; a test needing anything else is skipped.
 	SupportedFeatures []Feature
+	// SkipTests maps the short names of tests this run leaves out to the reason.
+	SkipTests map[string]string
 	// PodImage is the image of test workloads (the lab runs its pod server whatever
 	// the image says).
 	PodImage string
@@ -206,7 +283,8 @@ type Result struct {
 }
 
 // Run runs tests as subtests of t and returns their results. Tests needing
-// unsupported features, or Faults when there are none, are skipped with a reason.
+// unsupported features, or adapters the suite lacks, are skipped with a reason; tests
+// that -test.run does not select are left out of the results.
 func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 	var results []Result
 	for _, ct := range tests {
@@ -217,12 +295,22 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 				r.Reason = fmt.Sprintf("feature %s not supported", f)
 			}
 		}
+		if why, ok := s.SkipTests[ct.ShortName]; ok && r.Reason == "" {
+			r.Reason = why
+		}
+		for _, a := range ct.NeededAdapters() {
+			if r.Reason == "" && !s.Has(a) {
+				r.Reason = fmt.Sprintf("no %s adapter in this run (given by %s)", a, AdapterHints[a])
+			}
+		}
 		if r.Reason == "" && short && ct.Slow {
 			r.Reason = "slow test left out by -short"
 		}
 		start := time.Now()
 		skipped := false
+		ran := false
 		passed := t.Run(ct.ShortName, func(t *testing.T) {
+			ran = true
 			defer func() { skipped = t.Skipped() }()
 			if r.Reason != "" {
 				t.Skip(r.Reason)
@@ -231,6 +319,9 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 			ct.Test(t, s)
 		})
 		r.Took = time.Since(start)
+		if !ran {
+			continue // not selected by -test.run: not part of this run or its report
+		}
 		switch {
 		case skipped:
 			r.Outcome = "skipped"
@@ -245,4 +336,13 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 		results = append(results, r)
 	}
 	return results
+}
+
+// NodeName returns the name of the suite's i-th node, counting from 1 (node i of a
+// test's plan: the lab's node1, node2, node3, or the i-th node of --nodes).
+func (s *Suite) NodeName(i int) string {
+	if i < 1 || i > len(s.Nodes) {
+		panic(fmt.Sprintf("suite has %d nodes, no node %d", len(s.Nodes), i))
+	}
+	return s.Nodes[i-1].Name
 }

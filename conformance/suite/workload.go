@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // Namespace creates a namespace for one test and deletes it when the test ends.
@@ -415,6 +417,17 @@ func (s *Suite) httpDo(ctx context.Context, method string, addr netip.Addr, port
 func httpDo(ctx context.Context, c Client, timeout time.Duration, method string, addr netip.Addr, port uint16, path, body string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if hd, ok := c.(HTTPDoer); ok {
+		url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
+		code, b, err := hd.HTTP(ctx, method, url, body)
+		if err != nil {
+			return "", err
+		}
+		if code != http.StatusOK {
+			return string(b), fmt.Errorf("%s %s: %d %s", method, url, code, http.StatusText(code))
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: c.Dial, DisableKeepAlives: true}}
 	url := "http://" + net.JoinHostPort(addr.String(), fmt.Sprint(port)) + path
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
@@ -437,30 +450,15 @@ func httpDo(ctx context.Context, c Client, timeout time.Duration, method string,
 }
 
 // Eventually polls cond every 200ms until it returns nil; it fails the test with the
-// last error after timeout.
+// last error after timeout (poll.Eventually, the repository's one).
 func Eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, 200*time.Millisecond, what, cond)
 }
 
-// Consistently checks cond every 200ms for d; it fails the test at the first error.
+// Consistently checks cond every 200ms for d; it fails the test at the first error
+// (poll.Consistently).
 func Consistently(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := cond(); err != nil {
-			t.Fatalf("%s: broken: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.Consistently(t, d, 200*time.Millisecond, what, cond)
 }

@@ -25,11 +25,11 @@ func init() {
 
 func testETPFlip(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-etp-flip")
-	d := s.Backend(t, ns, "flip", "node1", 1)
+	d := s.Backend(t, ns, "flip", s.NodeName(1), 1)
 	s.LBService(t, ns, "flip", "flip", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "flip")
 	s.WaitPods(t, ns, d, 1)
-	local := s.NodeAddrs("node1")
+	local := s.NodeAddrs(s.NodeName(1))
 	s.EventuallyNextHops(t, vip, local)
 	before := s.RequireSessions(t)
 

@@ -18,6 +18,7 @@ func init() {
 		ID:        "E2",
 		Description: "bgplbd killed with SIGKILL and restarted, graceful restart on: the node's route " +
 			"stays (maybe stale) throughout and the session comes back",
+		Needs:    []suite.Adapter{suite.AdapterFaults},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureGracefulRestart, suite.FeatureDaemonRestart},
 		Slow:     true,
@@ -31,15 +32,15 @@ func testGracefulRestart(t *testing.T, s *suite.Suite) {
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-gr")
-	d := s.Backend(t, ns, "gr", "node1", 1)
+	d := s.Backend(t, ns, "gr", s.NodeName(1), 1)
 	s.LBService(t, ns, "gr", "gr", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "gr")
 	s.WaitPods(t, ns, d, 1)
-	n1 := s.NodeAddr("node1")
+	n1 := s.NodeAddr(s.NodeName(1))
 	s.EventuallyNextHops(t, vip, []netip.Addr{n1})
 
 	before := establishedSince(t, s, n1)
-	if err := s.Faults.SignalDaemon(ctx, "node1", syscall.SIGKILL, true); err != nil {
+	if err := s.Faults.SignalDaemon(ctx, s.NodeName(1), syscall.SIGKILL, true); err != nil {
 		t.Fatalf("kill and restart bgplbd on node1: %v", err)
 	}
 	// The route must never leave the RIB, while the session goes down and comes back.

@@ -22,6 +22,7 @@ func init() {
 		ID:        "C8 A6",
 		Description: "an IPv6-only Service's VIP is a /128 at the router with every node's global IPv6 address " +
 			"as a next hop; a RequireDualStack Service gets one IPv4 and one IPv6 VIP, both advertised and both answering",
+		Needs:    []suite.Adapter{suite.AdapterClient},
 		Profile:  "LB-IPAM",
 		Features: []suite.Feature{suite.FeatureIPv6, suite.FeatureDualStack},
 		Test:     testIPv6VIP,
@@ -61,7 +62,7 @@ func waitIngressIPs(t *testing.T, s *suite.Suite, ns, name string, n int) []neti
 func testIPv6VIP(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-ipv6")
-	d := s.Backend(t, ns, "web", "node1", 1)
+	d := s.Backend(t, ns, "web", s.NodeName(1), 1)
 	s.WaitPods(t, ns, d, 1)
 	nh6 := v6NodeAddrs(t, s)
 

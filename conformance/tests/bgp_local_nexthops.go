@@ -16,6 +16,7 @@ func init() {
 		ID:        "C1 C2 C4",
 		Description: "ETP=Local announces exactly from nodes with a ready local endpoint (1,2 → 1,2,3 → " +
 			"unready pod withdraws its node); ETP=Cluster announces from every node; zero endpoints withdraws",
+		Needs:    []suite.Adapter{suite.AdapterClient},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureETPLocal, suite.FeatureETPCluster, suite.FeatureEndpointReadines, suite.FeatureWithdrawNoEP},
 		Test:     testLocalExactNextHops,
@@ -24,31 +25,31 @@ func init() {
 
 func testLocalExactNextHops(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-local-nexthops")
-	d1 := s.Backend(t, ns, "web", "node1", 1)
-	d2 := s.Backend(t, ns, "web", "node2", 1)
-	d3 := s.Backend(t, ns, "web", "node3", 0)
+	d1 := s.Backend(t, ns, "web", s.NodeName(1), 1)
+	d2 := s.Backend(t, ns, "web", s.NodeName(2), 1)
+	d3 := s.Backend(t, ns, "web", s.NodeName(3), 0)
 	s.LBService(t, ns, "web", "web", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "web")
 	pods1 := s.WaitPods(t, ns, d1, 1)
 	s.WaitPods(t, ns, d2, 1)
 
 	t.Log("pods on node1 and node2: exactly their two next hops")
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2)))
 
 	t.Log("scale to node3: three next hops")
 	s.Scale(t, ns, d3, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2", "node3"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2), s.NodeName(3)))
 
 	t.Log("node1's only pod becomes unready: node1 withdrawn")
 	podIP := pods1[0].Status.PodIP
 	if err := s.SetReady(context.Background(), mustAddr(t, podIP), false); err != nil {
 		t.Fatalf("make pod %s unready: %v", pods1[0].Name, err)
 	}
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node2", "node3"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(2), s.NodeName(3)))
 	if err := s.SetReady(context.Background(), mustAddr(t, podIP), true); err != nil {
 		t.Fatalf("make pod %s ready again: %v", pods1[0].Name, err)
 	}
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2", "node3"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2), s.NodeName(3)))
 
 	t.Log("ETP=Cluster with endpoints on two nodes: every node announces")
 	s.Scale(t, ns, d3, 0)

@@ -15,7 +15,7 @@ func init() {
 		Features:    []suite.Feature{suite.FeatureETPLocal, suite.FeatureWithdrawNoEP},
 		Test: func(t *testing.T, s *suite.Suite) {
 			ns := s.Namespace(t, "conf-local-zero")
-			s.Backend(t, ns, "idle", "node1", 0)
+			s.Backend(t, ns, "idle", s.NodeName(1), 0)
 			s.LBService(t, ns, "idle", "idle", suite.WithLocal)
 			vip := s.WaitIngress(t, ns, "idle")
 			s.ConsistentlyNextHops(t, vip, nil, s.Timeouts.Consistently)

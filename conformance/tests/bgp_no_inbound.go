@@ -20,6 +20,7 @@ func init() {
 		ID:        "C12 G8",
 		Description: "the router advertises 198.18.201.0/24 and a prefix inside the VIP range to every node: " +
 			"none installs them, and the VIP's next hops and the sessions stay",
+		Needs:    []suite.Adapter{suite.AdapterNodeRoutes},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureNoInboundRoutes},
 		Test:     testNoInboundRoutes,

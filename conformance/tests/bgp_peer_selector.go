@@ -32,8 +32,6 @@ func init() {
 }
 
 const (
-	// labPeer is the BGPPeer of the lab's base configuration (the router under test).
-	labPeer = "lab-router"
 	// peerSelectorLabel is the BGPPeer label the test's advertisement selects.
 	peerSelectorLabel = "bgplb.io/conformance-peer-selector"
 
@@ -43,22 +41,22 @@ const (
 
 func testPeerSelector(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
-	peer, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, labPeer, getOpts)
+	peer, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, s.PeerName, getOpts)
 	if err != nil {
-		t.Fatalf("get BGPPeer %s: %v", labPeer, err)
+		t.Fatalf("get BGPPeer %s: %v", s.PeerName, err)
 	}
 	if _, ok := peer.Labels[peerSelectorLabel]; ok {
-		t.Fatalf("BGPPeer %s already has label %s (left over by an earlier run?)", labPeer, peerSelectorLabel)
+		t.Fatalf("BGPPeer %s already has label %s (left over by an earlier run?)", s.PeerName, peerSelectorLabel)
 	}
 	t.Cleanup(func() {
-		if err := setPeerLabel(context.Background(), s, labPeer, peerSelectorLabel, ""); err != nil {
-			t.Errorf("restore BGPPeer %s: %v", labPeer, err)
+		if err := setPeerLabel(context.Background(), s, s.PeerName, peerSelectorLabel, ""); err != nil {
+			t.Errorf("restore BGPPeer %s: %v", s.PeerName, err)
 		}
 	})
 
 	ns := s.Namespace(t, "conf-peer-selector")
 	t.Log("a Service of the base advertisement (ETP=Cluster): every node announces it")
-	dBase := s.Backend(t, ns, "base", "node2", 1)
+	dBase := s.Backend(t, ns, "base", s.NodeName(2), 1)
 	s.LBService(t, ns, "base", "base")
 	baseVIP := s.WaitIngress(t, ns, "base")
 	s.WaitPods(t, ns, dBase, 1)
@@ -84,7 +82,7 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 	})
 
 	t.Logf("peerSelector %s=true matches no BGPPeer: the VIP is allocated, never announced", peerSelectorLabel)
-	d := s.Backend(t, ns, "sel", "node1", 1)
+	d := s.Backend(t, ns, "sel", s.NodeName(1), 1)
 	s.LBService(t, ns, "sel", "sel", suite.WithLocal, suite.WithLabels(selected))
 	vip := s.WaitIngress(t, ns, "sel")
 	s.WaitPods(t, ns, d, 1)
@@ -95,11 +93,11 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 		return routerHas(s, vip, nil)
 	})
 
-	t.Logf("label BGPPeer %s %s=true: node1 announces the VIP to it", labPeer, peerSelectorLabel)
-	if err := setPeerLabel(ctx, s, labPeer, peerSelectorLabel, "true"); err != nil {
-		t.Fatalf("label BGPPeer %s: %v", labPeer, err)
+	t.Logf("label BGPPeer %s %s=true: node1 announces the VIP to it", s.PeerName, peerSelectorLabel)
+	if err := setPeerLabel(ctx, s, s.PeerName, peerSelectorLabel, "true"); err != nil {
+		t.Fatalf("label BGPPeer %s: %v", s.PeerName, err)
 	}
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	cond = waitAnnounced(t, s, ns, "sel", metav1.ConditionTrue, reasonAnnounced)
 	t.Logf("Announced: %s: %s", cond.Reason, cond.Message)
 	if err := s.SessionsUnchanged(ctx, sessions); err != nil {
@@ -107,8 +105,8 @@ func testPeerSelector(t *testing.T, s *suite.Suite) {
 	}
 
 	t.Logf("remove the label again: the VIP is withdrawn")
-	if err := setPeerLabel(ctx, s, labPeer, peerSelectorLabel, ""); err != nil {
-		t.Fatalf("unlabel BGPPeer %s: %v", labPeer, err)
+	if err := setPeerLabel(ctx, s, s.PeerName, peerSelectorLabel, ""); err != nil {
+		t.Fatalf("unlabel BGPPeer %s: %v", s.PeerName, err)
 	}
 	s.EventuallyNextHops(t, vip, nil)
 	cond = waitAnnounced(t, s, ns, "sel", metav1.ConditionFalse, reasonNoMatchingAdvertisement)

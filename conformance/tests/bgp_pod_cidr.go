@@ -16,6 +16,7 @@ func init() {
 		ShortName:   "BGPPodCIDRExport",
 		ID:          "C14",
 		Description: "each node announces its spec.podCIDRs with itself as next hop; a pod IP answers from the client through the router's BGP route (project extension)",
+		Needs:       []suite.Adapter{suite.AdapterClient},
 		Profile:     "LB-BGP",
 		Features:    []suite.Feature{suite.FeaturePodCIDRExport},
 		Test: func(t *testing.T, s *suite.Suite) {
@@ -46,7 +47,7 @@ func init() {
 				}
 			}
 			ns := s.Namespace(t, "conf-pod-cidr")
-			name := s.Backend(t, ns, "direct", "node2", 1)
+			name := s.Backend(t, ns, "direct", s.NodeName(2), 1)
 			pod := s.WaitPods(t, ns, name, 1)[0]
 			ip, err := netip.ParseAddr(pod.Status.PodIP)
 			if err != nil {

@@ -39,14 +39,14 @@ func testWeightedECMP(t *testing.T, s *suite.Suite) {
 		_ = s.LB.BgplbV1alpha1().BGPAdvertisements().Delete(context.Background(), adv.Name, metav1.DeleteOptions{})
 	})
 	ns := s.Namespace(t, "conf-weighted")
-	d1 := s.Backend(t, ns, "w", "node1", 2)
-	d2 := s.Backend(t, ns, "w", "node2", 1)
+	d1 := s.Backend(t, ns, "w", s.NodeName(1), 2)
+	d2 := s.Backend(t, ns, "w", s.NodeName(2), 1)
 	s.LBService(t, ns, "w", "w", suite.WithLocal, suite.WithLabels(map[string]string{suite.WeightedLabel: "true"}))
 	vip := s.WaitIngress(t, ns, "w")
 	s.WaitPods(t, ns, d1, 2)
 	s.WaitPods(t, ns, d2, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
-	n1, n2 := s.NodeAddr("node1"), s.NodeAddr("node2")
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2)))
+	n1, n2 := s.NodeAddr(s.NodeName(1)), s.NodeAddr(s.NodeName(2))
 	suite.Eventually(t, s.Timeouts.Converge, "link bandwidth node1:node2 == 2:1", func() error {
 		paths, err := s.Router.Paths(ctx, suite.HostPrefix(vip))
 		if err != nil {

@@ -28,7 +28,7 @@ func init() {
 func testClassForeign(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-foreign-class")
-	d := s.Backend(t, ns, "other", "node1", 1)
+	d := s.Backend(t, ns, "other", s.NodeName(1), 1)
 	s.WaitPods(t, ns, d, 1)
 	created := s.LBService(t, ns, "other", "other", suite.WithClass(ptr.To("example.com/internal-vip")))
 

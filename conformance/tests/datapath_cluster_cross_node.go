@@ -26,7 +26,7 @@ func init() {
 func testDatapathClusterCrossNode(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-cross")
-	d := s.Backend(t, ns, "cross", "node1", 2)
+	d := s.Backend(t, ns, "cross", s.NodeName(1), 2)
 	s.LBService(t, ns, "cross", "cross")
 	vip := s.WaitIngress(t, ns, "cross")
 	pods := s.WaitPods(t, ns, d, 2)

@@ -29,8 +29,8 @@ func init() {
 func testDatapathInCluster(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-in-cluster")
-	d := s.Backend(t, ns, "web", "node1", 1)
-	c := s.Backend(t, ns, "caller", "node2", 1)
+	d := s.Backend(t, ns, "web", s.NodeName(1), 1)
+	c := s.Backend(t, ns, "caller", s.NodeName(2), 1)
 	s.LBService(t, ns, "cluster", "web")
 	s.LBService(t, ns, "local", "web", suite.WithLocal)
 	vips := map[string]netip.Addr{"cluster": s.WaitIngress(t, ns, "cluster"), "local": s.WaitIngress(t, ns, "local")}
@@ -38,7 +38,7 @@ func testDatapathInCluster(t *testing.T, s *suite.Suite) {
 	caller := s.WaitPods(t, ns, c, 1)[0]
 	callerIP := mustAddr(t, caller.Status.PodIP)
 	s.EventuallyNextHops(t, vips["cluster"], s.AllNodeAddrs())
-	s.EventuallyNextHops(t, vips["local"], s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vips["local"], s.NodeAddrs(s.NodeName(1)))
 
 	for _, name := range []string{"cluster", "local"} {
 		vip := vips[name]

@@ -27,8 +27,8 @@ func init() {
 func testDatapathNodePortless(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-noport")
-	d1 := s.Backend(t, ns, "noport", "node1", 1)
-	d2 := s.Backend(t, ns, "noport", "node2", 1)
+	d1 := s.Backend(t, ns, "noport", s.NodeName(1), 1)
+	d2 := s.Backend(t, ns, "noport", s.NodeName(2), 1)
 	s.LBService(t, ns, "noport", "noport", suite.WithLocal, func(svc *corev1.Service) {
 		svc.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
 	})
@@ -40,7 +40,7 @@ func testDatapathNodePortless(t *testing.T, s *suite.Suite) {
 		}
 	}
 	pods := append(s.WaitPods(t, ns, d1, 1), s.WaitPods(t, ns, d2, 1)...)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2)))
 	suite.Eventually(t, s.Timeouts.Converge, "first answer from "+vip.String(), func() error {
 		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")
 		return err

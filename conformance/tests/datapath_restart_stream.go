@@ -19,6 +19,7 @@ func init() {
 		ShortName:   "DatapathStreamSurvivesRestart",
 		ID:          "E2-datapath",
 		Description: "a long-lived TCP connection through the VIP keeps working while bgplbd is SIGKILLed and restarted",
+		Needs:       []suite.Adapter{suite.AdapterFaults},
 		Profile:     "LB-DATAPATH",
 		Features:    []suite.Feature{suite.FeatureTCPViaVIP, suite.FeatureFlowsSurviveRest},
 		Slow:        true,
@@ -32,11 +33,11 @@ func testStreamSurvivesRestart(t *testing.T, s *suite.Suite) {
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-stream")
-	d := s.Backend(t, ns, "stream", "node1", 1)
+	d := s.Backend(t, ns, "stream", s.NodeName(1), 1)
 	s.LBService(t, ns, "stream", "stream", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "stream")
 	s.WaitPods(t, ns, d, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	suite.Eventually(t, s.Timeouts.Converge, "first answer from "+vip.String(), func() error {
 		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")
 		return err
@@ -71,7 +72,7 @@ func testStreamSurvivesRestart(t *testing.T, s *suite.Suite) {
 	if err := exchange(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Faults.SignalDaemon(ctx, "node1", syscall.SIGKILL, true); err != nil {
+	if err := s.Faults.SignalDaemon(ctx, s.NodeName(1), syscall.SIGKILL, true); err != nil {
 		t.Fatalf("kill and restart bgplbd on node1: %v", err)
 	}
 	// Keep the stream busy through the restart and a while after it.

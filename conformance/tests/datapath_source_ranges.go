@@ -22,6 +22,7 @@ func init() {
 		Description: "the legacy annotation service.beta.kubernetes.io/load-balancer-source-ranges restricts the VIP " +
 			"(the allowed client connects, the other does not); spec.loadBalancerSourceRanges wins over it; an " +
 			"entry bgplb cannot parse (010.0.0.0/8) blocks every client, with SourceRangesValid=False and an event",
+		Needs:    []suite.Adapter{suite.AdapterSubnetClient},
 		Profile:  "LB-DATAPATH",
 		Features: []suite.Feature{suite.FeatureTCPViaVIP},
 		Test:     testSourceRanges,

@@ -14,6 +14,7 @@ func init() {
 		ID:        "D-symmetric",
 		Description: "a client on the nodes' own subnet, routing VIPs via the router, reaches the VIP and " +
 			"every reply comes back through the router, none straight from the node",
+		Needs:    []suite.Adapter{suite.AdapterSubnetClient},
 		Profile:  "LB-DATAPATH",
 		Features: []suite.Feature{suite.FeatureSymmetricReturn, suite.FeatureSourcePreserve},
 		Test:     testSymmetricReturn,
@@ -26,11 +27,11 @@ func testSymmetricReturn(t *testing.T, s *suite.Suite) {
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-symmetric")
-	d := s.Backend(t, ns, "sym", "node1", 1)
+	d := s.Backend(t, ns, "sym", s.NodeName(1), 1)
 	s.LBService(t, ns, "sym", "sym", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "sym")
 	s.WaitPods(t, ns, d, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	c := s.SubnetClient
 	get := func(path string) (string, error) {
 		return suite.HTTPGetFrom(ctx, c, s.Timeouts.Request, vip, 80, path)

@@ -25,11 +25,11 @@ func init() {
 		Features:    []suite.Feature{suite.FeaturePingVIP},
 		Test: func(t *testing.T, s *suite.Suite) {
 			ns := s.Namespace(t, "conf-ping")
-			d := s.Backend(t, ns, "ping", "node1", 1)
+			d := s.Backend(t, ns, "ping", s.NodeName(1), 1)
 			s.LBService(t, ns, "ping", "ping", suite.WithLocal)
 			vip := s.WaitIngress(t, ns, "ping")
 			s.WaitPods(t, ns, d, 1)
-			s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+			s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 			suite.Eventually(t, s.Timeouts.Converge, "ping "+vip.String(), func() error {
 				return s.Client.Ping(context.Background(), vip)
 			})
@@ -40,12 +40,12 @@ func init() {
 func testDatapathLocalTCP(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-tcp")
-	d1 := s.Backend(t, ns, "tcp", "node1", 2)
-	d2 := s.Backend(t, ns, "tcp", "node2", 1)
+	d1 := s.Backend(t, ns, "tcp", s.NodeName(1), 2)
+	d2 := s.Backend(t, ns, "tcp", s.NodeName(2), 1)
 	s.LBService(t, ns, "tcp", "tcp", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "tcp")
 	pods := append(s.WaitPods(t, ns, d1, 2), s.WaitPods(t, ns, d2, 1)...)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2)))
 
 	suite.Eventually(t, s.Timeouts.Converge, "first answer from "+vip.String(), func() error {
 		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")

@@ -36,15 +36,15 @@ const (
 func testDatapathUDPMixed(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-udp")
-	d1 := s.Backend(t, ns, "udp", "node1", 1, suite.WithUDPPort(udpTargetPort))
-	d2 := s.Backend(t, ns, "udp", "node2", 1, suite.WithUDPPort(udpTargetPort))
+	d1 := s.Backend(t, ns, "udp", s.NodeName(1), 1, suite.WithUDPPort(udpTargetPort))
+	d2 := s.Backend(t, ns, "udp", s.NodeName(2), 1, suite.WithUDPPort(udpTargetPort))
 	s.LBService(t, ns, "udp", "udp", suite.WithLocal, func(svc *corev1.Service) {
 		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: "udp", Port: udpServicePort,
 			Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(udpTargetPort)})
 	})
 	vip := s.WaitIngress(t, ns, "udp")
 	pods := append(s.WaitPods(t, ns, d1, 1), s.WaitPods(t, ns, d2, 1)...)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1", "node2"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1), s.NodeName(2)))
 
 	suite.Eventually(t, s.Timeouts.Converge, "first datagram answered by "+vip.String(), func() error {
 		_, err := udpAsk(ctx, s, vip, "hello")

@@ -32,8 +32,8 @@ func init() {
 func testDatapathUDPBackendMoves(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-udp-move")
-	d1 := s.Backend(t, ns, "udpmv", "node1", 1, suite.WithUDPPort(udpTargetPort))
-	d2 := s.Backend(t, ns, "udpmv", "node2", 0, suite.WithUDPPort(udpTargetPort))
+	d1 := s.Backend(t, ns, "udpmv", s.NodeName(1), 1, suite.WithUDPPort(udpTargetPort))
+	d2 := s.Backend(t, ns, "udpmv", s.NodeName(2), 0, suite.WithUDPPort(udpTargetPort))
 	s.LBService(t, ns, "udpmv", "udpmv", func(svc *corev1.Service) {
 		svc.Spec.Ports = []corev1.ServicePort{{Name: "udp", Port: udpServicePort,
 			Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(udpTargetPort)}}

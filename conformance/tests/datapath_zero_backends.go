@@ -26,11 +26,11 @@ func init() {
 func testDatapathZeroBackends(t *testing.T, s *suite.Suite) {
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-dp-zero")
-	d := s.Backend(t, ns, "zero", "node1", 1)
+	d := s.Backend(t, ns, "zero", s.NodeName(1), 1)
 	s.LBService(t, ns, "zero", "zero", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "zero")
 	s.WaitPods(t, ns, d, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	suite.Eventually(t, s.Timeouts.Converge, "first answer from "+vip.String(), func() error {
 		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")
 		return err
@@ -61,7 +61,7 @@ func testDatapathZeroBackends(t *testing.T, s *suite.Suite) {
 
 	t.Log("scale to 1: announced and answering again")
 	s.Scale(t, ns, d, 1)
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	suite.Eventually(t, s.Timeouts.Converge, "answer from "+vip.String()+" after scaling up", func() error {
 		_, err := s.HTTPGet(ctx, vip, 80, "/hostname")
 		return err

@@ -23,6 +23,7 @@ func init() {
 		ID:        "A5",
 		Description: "five rounds of restarting bgplbd on every node: three allocated Services (one with a " +
 			"requested IP) keep their exact IP and IPAllocated condition, and a Service created after each round is allocated",
+		Needs:    []suite.Adapter{suite.AdapterFaults},
 		Profile:  "LB-IPAM",
 		Features: []suite.Feature{suite.FeatureIPv4Pool, suite.FeatureSpecificIP, suite.FeatureDaemonRestart},
 		Slow:     true,

@@ -20,6 +20,7 @@ func init() {
 		ID:        "E5",
 		Description: "the API server paused for 60 s: an ETP=Local VIP's next hops (node1, node2) stay throughout " +
 			"although node2's backend turns unready meanwhile; once the API server is back, node2 is withdrawn within T",
+		Needs:    []suite.Adapter{suite.AdapterControlPlaneFaults, suite.AdapterClient},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureETPLocal, suite.FeatureEndpointReadines},
 		Slow:     true,
@@ -33,13 +34,13 @@ func testAPIServerOutage(t *testing.T, s *suite.Suite) {
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-apiserver-outage")
-	d1 := s.Backend(t, ns, "web", "node1", 1)
-	d2 := s.Backend(t, ns, "web", "node2", 1)
+	d1 := s.Backend(t, ns, "web", s.NodeName(1), 1)
+	d2 := s.Backend(t, ns, "web", s.NodeName(2), 1)
 	s.LBService(t, ns, "web", "web", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "web")
 	s.WaitPods(t, ns, d1, 1)
 	pod2 := s.WaitPods(t, ns, d2, 1)[0]
-	both := s.NodeAddrs("node1", "node2")
+	both := s.NodeAddrs(s.NodeName(1), s.NodeName(2))
 	s.EventuallyNextHops(t, vip, both)
 
 	t.Log("pause the API server")
@@ -66,6 +67,6 @@ func testAPIServerOutage(t *testing.T, s *suite.Suite) {
 	t.Logf("resume the API server after %s", time.Since(start).Round(time.Second))
 	resume()
 	back := time.Now()
-	s.EventuallyNextHops(t, vip, s.NodeAddrs("node1"))
+	s.EventuallyNextHops(t, vip, s.NodeAddrs(s.NodeName(1)))
 	t.Logf("node2 withdrawn %s after the API server came back", time.Since(back).Round(time.Millisecond))
 }

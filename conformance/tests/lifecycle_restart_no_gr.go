@@ -25,6 +25,7 @@ func init() {
 		ID:        "E1",
 		Description: "graceful restart off: bgplbd on one node is killed and restarted; its next hop leaves the " +
 			"router and returns within T, the other nodes' next hops and sessions never change",
+		Needs:    []suite.Adapter{suite.AdapterFaults},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureETPCluster, suite.FeatureDaemonRestart},
 		Slow:     true,

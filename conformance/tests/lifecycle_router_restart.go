@@ -20,6 +20,7 @@ func init() {
 		ID:        "E4",
 		Description: "the router's BGP daemon killed and kept away past the hold time (every BGPNodeState shows the " +
 			"session down), then restarted: every session and the VIP's next hops are back within T",
+		Needs:    []suite.Adapter{suite.AdapterRouterFaults},
 		Profile:  "LB-BGP",
 		Features: []suite.Feature{suite.FeatureETPCluster},
 		Slow:     true,

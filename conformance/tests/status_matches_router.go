@@ -35,19 +35,19 @@ const statusLag = 2 * time.Second
 
 func testStatusMatchesRouter(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-status-router")
-	s.Backend(t, ns, "web", "node1", 1)
-	d2 := s.Backend(t, ns, "web", "node2", 1)
+	s.Backend(t, ns, "web", s.NodeName(1), 1)
+	d2 := s.Backend(t, ns, "web", s.NodeName(2), 1)
 	s.LBService(t, ns, "web", "web", suite.WithLocal)
 	vip := s.WaitIngress(t, ns, "web")
 
 	t.Log("pods on node1 and node2")
-	statusFollowsRouter(t, s, ns, "web", vip, "node1", "node2")
+	statusFollowsRouter(t, s, ns, "web", vip, s.NodeName(1), s.NodeName(2))
 	t.Log("node2's pod scaled away")
 	s.Scale(t, ns, d2, 0)
-	statusFollowsRouter(t, s, ns, "web", vip, "node1")
+	statusFollowsRouter(t, s, ns, "web", vip, s.NodeName(1))
 	t.Log("node2's pod back")
 	s.Scale(t, ns, d2, 1)
-	statusFollowsRouter(t, s, ns, "web", vip, "node1", "node2")
+	statusFollowsRouter(t, s, ns, "web", vip, s.NodeName(1), s.NodeName(2))
 }
 
 // statusFollowsRouter waits until the router's next hops of vip are exactly nodes'

@@ -16,9 +16,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/daemon/pools"
 	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
@@ -32,6 +36,7 @@ type Announcer struct {
 	src      Sources
 	eval     Evaluator
 	speaker  Speaker
+	peers    Peers
 	datapath Datapath // nil: datapath disabled (kube-proxy serves the VIPs)
 
 	mu       sync.Mutex
@@ -39,15 +44,6 @@ type Announcer struct {
 	prefixes map[netip.Prefix]servicePaths // prefix -> the Services wanting it, with their paths
 	sent     map[netip.Prefix]*bgp.Path    // prefix -> merged path announced to the speaker
 	onChange func()
-
-	peerProblems   []PeerProblem // BGPPeers selecting this node that could not be configured
-	peerNames      []string      // BGPPeers configured on the speaker, in SetPeers order
-	peers          []peerInfo    // BGPPeers configured on the speaker with their labels, by name
-	peersKnown     bool          // peers is set (by SyncPeers or the first Service sync)
-	onPeersChanged func()
-
-	exportPodCIDRs bool
-	podCIDRs       []netip.Prefix // pod CIDRs of this node announced by SyncNodeRoutes
 }
 
 // applied is the bookkeeping of one Service.
@@ -104,11 +100,12 @@ func (sp servicePaths) without(key string) servicePaths {
 }
 
 // New returns an Announcer. datapath may be nil (datapath disabled).
-func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Announcer {
+func New(src Sources, eval Evaluator, speaker Speaker, peers Peers, datapath Datapath) *Announcer {
 	return &Announcer{
 		src:      src,
 		eval:     eval,
 		speaker:  speaker,
+		peers:    peers,
 		datapath: datapath,
 		services: map[string]*applied{},
 		prefixes: map[netip.Prefix]servicePaths{},
@@ -120,37 +117,15 @@ func New(src Sources, eval Evaluator, speaker Speaker, datapath Datapath) *Annou
 // daemon/status uses it to refresh the node's BGPNodeState. Call before the first Sync.
 func (a *Announcer) OnChange(fn func()) { a.onChange = fn }
 
-// OnPeersChanged sets a function called (without locks held) when SyncPeers found that
-// the configured BGPPeers or their labels changed; it must make every Service sync again
-// (daemon/app enqueues all of them), because peerSelectors route per peer. Call before
-// the first Sync.
-func (a *Announcer) OnPeersChanged(fn func()) { a.onPeersChanged = fn }
-
-// ExportPodCIDRs makes the announcer also announce this node's spec.podCIDRs (so a router
-// can reach pods without static routes). Call before the first Sync.
-func (a *Announcer) ExportPodCIDRs(on bool) { a.exportPodCIDRs = on }
-
-// Sync is the watch.SyncFunc: PeersKey runs SyncPeers, NodeRoutesKey SyncNodeRoutes, any
-// other key SyncService.
-func (a *Announcer) Sync(ctx context.Context, key string) error {
-	switch key {
-	case PeersKey:
-		return a.SyncPeers(ctx)
-	case NodeRoutesKey:
-		return a.SyncNodeRoutes(ctx)
-	}
-	return a.SyncService(ctx, key)
-}
-
 // desired is the computed target for one Service.
 type desired struct {
 	state    ServiceState
 	paths    paths // distinct prefixes
-	backends *ServiceBackends
+	backends *datapath.ServiceBackends
 }
 
-// SyncService makes this node's announcements and datapath entries of Service key match
-// the caches.
+// SyncService is the watch.SyncFunc: it makes this node's announcements and datapath
+// entries of Service key match the caches.
 func (a *Announcer) SyncService(ctx context.Context, key string) error {
 	logger := klog.FromContext(ctx).WithValues("service", key)
 	namespace, name, err := cache.SplitMetaNamespaceKey(key)
@@ -187,7 +162,7 @@ func (a *Announcer) SyncService(ctx context.Context, key string) error {
 func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service) (desired, error) {
 	d := desired{state: ServiceState{Key: key}}
 	if svc == nil {
-		d.state.Reason, d.state.Message = ReasonNoIP, "service deleted"
+		d.state.Reason, d.state.Message = v1alpha1.ReasonNoIP, "service deleted"
 		return d, nil
 	}
 	in := PlanInput{Service: svc}
@@ -201,7 +176,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 	if in.Pools, err = a.src.Pools.List(labels.Everything()); err != nil {
 		return d, fmt.Errorf("list loadbalancerippools: %w", err)
 	}
-	peers, err := a.peerSnapshot()
+	peers, err := a.peers.Configured()
 	if err != nil {
 		return d, err
 	}
@@ -213,7 +188,7 @@ func (a *Announcer) compute(ctx context.Context, key string, svc *corev1.Service
 		self.Name = self.Node.Name
 	}
 	for _, p := range peers {
-		self.Peers = append(self.Peers, PlanPeer{Name: p.name, Address: p.addr, Labels: p.labels})
+		self.Peers = append(self.Peers, PlanPeer{Name: p.Name, Address: p.Address, Labels: p.Labels})
 	}
 	plans, err := PlanService(ctx, in, []PlanNode{self})
 	if err != nil {
@@ -260,7 +235,7 @@ func (a *Announcer) apply(ctx context.Context, key string, want desired) (bool, 
 	}
 
 	// 2. Program the datapath before anything new is announced; clean it after withdrawals.
-	if fp := want.backends.fingerprint(); a.datapath != nil && fp != cur.backends {
+	if fp := fingerprint(want.backends); a.datapath != nil && fp != cur.backends {
 		if err := a.datapath.SetService(ctx, key, want.backends); err != nil {
 			return changed, fmt.Errorf("program datapath for service %s: %w", key, err)
 		}
@@ -313,15 +288,19 @@ func (a *Announcer) sendLocked(ctx context.Context, prefix netip.Prefix, wants s
 		delete(a.sent, prefix)
 		return nil
 	}
-	merged := mergePaths(prefix, wants, a.peers)
+	peers, err := a.peers.Configured()
+	if err != nil {
+		return err
+	}
+	merged := mergePaths(prefix, wants, peers)
 	if announced && reflect.DeepEqual(*old, merged) {
 		return nil
 	}
-	err := a.speaker.Announce(ctx, merged)
+	err = a.speaker.Announce(ctx, merged)
 	if errors.Is(err, bgp.ErrPrefixNotAllowed) {
-		// The pool may be newer than the speaker's allowed set (its PeersKey sync is still
-		// queued): refresh the set from the cache and try once more.
-		if serr := a.SyncAllowedPrefixes(ctx); serr == nil {
+		// The pool may be newer than the speaker's allowed set (the peers reconciler's sync
+		// is still queued): refresh the set from the cache and try once more.
+		if serr := a.peers.SyncAllowedPrefixes(ctx); serr == nil {
 			err = a.speaker.Announce(ctx, merged)
 		}
 	}
@@ -361,6 +340,7 @@ type Prefix struct {
 // State returns the applied state: every tracked Service (sorted by key) and every
 // announced prefix (sorted) with its Services.
 func (a *Announcer) State() ([]ServiceState, []Prefix) {
+	peers, _ := a.peers.Configured() // an error leaves the peers unnamed
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	svcs := make([]ServiceState, 0, len(a.services))
@@ -376,9 +356,9 @@ func (a *Announcer) State() ([]ServiceState, []Prefix) {
 		for _, sp := range a.prefixes[p] {
 			keys = append(keys, sp.key) // sorted
 		}
-		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys, Peers: a.peerNamesLocked(a.sent[p])})
+		prefixes = append(prefixes, Prefix{Prefix: p, Services: keys, Peers: peerNames(a.sent[p], peers)})
 	}
-	slices.SortFunc(prefixes, func(x, y Prefix) int { return comparePrefix(x.Prefix, y.Prefix) })
+	slices.SortFunc(prefixes, func(x, y Prefix) int { return pools.ComparePrefix(x.Prefix, y.Prefix) })
 	return svcs, prefixes
 }
 
@@ -397,16 +377,53 @@ func (a *Announcer) PrefixCounts() (v4, v6 int) {
 	return v4, v6
 }
 
-// peerNamesLocked returns the names of the configured peers p is sent to (nil: every
-// peer). Caller holds a.mu.
-func (a *Announcer) peerNamesLocked(p *bgp.Path) []string {
+// Announced reports whether the node originates prefix for a Service.
+func (a *Announcer) Announced(prefix netip.Prefix) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.sent[prefix]
+	return ok
+}
+
+// PeersChanged re-sends the VIPs that Services share for every peer and for selected
+// peers only: their merge spans the configured peers, which changed. No Service's own
+// path changes when a peer comes or goes. daemon/app calls it from the peers reconciler's
+// OnPeersChanged.
+func (a *Announcer) PeersChanged(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for prefix, wants := range a.prefixes {
+		if mixedPeerScopes(wants) {
+			if err := a.sendLocked(ctx, prefix, wants); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// mixedPeerScopes reports whether some of wants go to every peer and some to selected
+// peers only.
+func mixedPeerScopes(wants servicePaths) bool {
+	open, restricted := false, false
+	for _, w := range wants {
+		open = open || w.path.PeerAttributes == nil
+		restricted = restricted || w.path.PeerAttributes != nil
+	}
+	return open && restricted
+}
+
+// peerNames returns the names of the peers (sorted by name) p is sent to (nil: every
+// peer).
+func peerNames(p *bgp.Path, peers []peers.Peer) []string {
 	if p.PeerAttributes == nil {
 		return nil
 	}
 	names := []string{}
-	for _, peer := range a.peers { // sorted by name
-		if _, ok := p.PeerAttributes[peer.addr]; ok {
-			names = append(names, peer.name)
+	for _, peer := range peers {
+		if _, ok := p.PeerAttributes[peer.Address]; ok {
+			names = append(names, peer.Name)
 		}
 	}
 	return names
@@ -428,8 +445,8 @@ func ingressIPs(svc *corev1.Service) []netip.Addr {
 	return out
 }
 
-func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decision) *ServiceBackends {
-	b := &ServiceBackends{
+func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decision) *datapath.ServiceBackends {
+	b := &datapath.ServiceBackends{
 		VIPs:    vips,
 		Local:   svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 		NewFlow: dec.NewFlowEndpoints,
@@ -440,18 +457,9 @@ func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decisio
 		if proto == "" {
 			proto = corev1.ProtocolTCP
 		}
-		b.Ports = append(b.Ports, ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
+		b.Ports = append(b.Ports, datapath.ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
 	}
 	sr := servicespec.ParseSourceRanges(svc)
 	b.SourceRanges, b.RestrictSources = sr.Prefixes, sr.Restrict
 	return b
 }
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
-
-func sortPrefixes(ps []netip.Prefix) { slices.SortFunc(ps, comparePrefix) }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -22,7 +21,10 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
+	"github.com/bgplb/bgplb/daemon/peers"
 )
 
 const node = "node1"
@@ -93,10 +95,10 @@ func (f *fakeSpeaker) Withdraw(_ context.Context, prefix netip.Prefix) error {
 
 type fakeDatapath struct {
 	j        *journal
-	services map[string]*ServiceBackends
+	services map[string]*datapath.ServiceBackends
 }
 
-func (f *fakeDatapath) SetService(_ context.Context, key string, d *ServiceBackends) error {
+func (f *fakeDatapath) SetService(_ context.Context, key string, d *datapath.ServiceBackends) error {
 	if d == nil {
 		delete(f.services, key)
 		f.j.add("datapath delete " + key)
@@ -130,6 +132,8 @@ type fixture struct {
 	speaker  *fakeSpeaker
 	dp       *fakeDatapath
 	a        *Announcer
+	rec      *peers.Reconciler
+	resyncs  int // OnPeersChanged calls
 	services cache.Indexer
 	slices   cache.Indexer
 	pools    cache.Indexer
@@ -150,24 +154,34 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, j: &journal{}, services: idx(), slices: slicesIdx, pools: idx(), peers: idx(), adverts: idx(), secrets: idx(),
 		node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node, Labels: map[string]string{"rack": "a"}}}}
 	f.speaker = &fakeSpeaker{j: f.j, paths: map[netip.Prefix]bgp.Path{}}
-	f.dp = &fakeDatapath{j: f.j, services: map[string]*ServiceBackends{}}
+	f.dp = &fakeDatapath{j: f.j, services: map[string]*datapath.ServiceBackends{}}
 	src := Sources{
 		Services: corelisters.NewServiceLister(f.services),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
 			objs, err := f.slices.ByIndex("svc", ns+"/"+name)
-			var out []*discoveryv1.EndpointSlice
+			var out []*endpoints.Slice
 			for _, o := range objs {
-				out = append(out, o.(*discoveryv1.EndpointSlice))
+				out = append(out, endpoints.FromEndpointSlice(o.(*discoveryv1.EndpointSlice)))
 			}
 			return out, err
 		},
 		Node:           func() *corev1.Node { return f.node },
 		Pools:          bgplisters.NewLoadBalancerIPPoolLister(f.pools),
-		Peers:          bgplisters.NewBGPPeerLister(f.peers),
 		Advertisements: bgplisters.NewBGPAdvertisementLister(f.adverts),
-		Secrets:        corelisters.NewSecretLister(f.secrets).Secrets("bgplb-system"),
 	}
-	f.a = New(src, selectEvaluator{}, f.speaker, f.dp)
+	// The real peers reconciler, wired as daemon/app wires it.
+	f.rec = peers.New(peers.Sources{
+		Node:    src.Node,
+		Pools:   src.Pools,
+		Peers:   bgplisters.NewBGPPeerLister(f.peers),
+		Secrets: corelisters.NewSecretLister(f.secrets).Secrets("bgplb-system"),
+	}, f.speaker)
+	f.a = New(src, selectEvaluator{}, f.speaker, f.rec, f.dp)
+	f.rec.OnPeersChanged(func(ctx context.Context) error {
+		f.resyncs++
+		return f.a.PeersChanged(ctx)
+	})
+	f.rec.SkipPrefixes(f.a.Announced)
 	must(t, f.pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "pool", Labels: map[string]string{"tier": "web"}},
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}))
 	return f
@@ -216,7 +230,12 @@ func (f *fixture) advert(name string, spec v1alpha1.BGPAdvertisementSpec) {
 
 func (f *fixture) sync(key string) {
 	f.t.Helper()
-	must(f.t, f.a.Sync(context.Background(), key))
+	must(f.t, f.a.SyncService(context.Background(), key))
+}
+
+func (f *fixture) syncPeers() {
+	f.t.Helper()
+	must(f.t, f.rec.Sync(context.Background(), peers.Key))
 }
 
 func (f *fixture) announced() []string {
@@ -241,7 +260,7 @@ func TestLocalPolicyAnnouncesOnlyWithReadyLocalEndpoint(t *testing.T) {
 		t.Fatalf("announced %v with no local endpoint", got)
 	}
 	states, _ := f.a.State()
-	if len(states) != 1 || states[0].Reason != ReasonNoEligibleEndpoints {
+	if len(states) != 1 || states[0].Reason != v1alpha1.ReasonNoEligibleEndpoints {
 		t.Fatalf("state = %+v, want NoEligibleEndpoints", states)
 	}
 
@@ -346,7 +365,7 @@ func TestAdvertisementSelectorsAndAttributes(t *testing.T) {
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || states[0].Reason != ReasonNoMatchingAdvertisement {
+	if len(f.announced()) != 0 || states[0].Reason != v1alpha1.ReasonNoMatchingAdvertisement {
 		t.Fatalf("announced %v, state %+v; want NoMatchingAdvertisement", f.announced(), states)
 	}
 	f.advert("other-rack", v1alpha1.BGPAdvertisementSpec{NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"rack": "b"}}})
@@ -385,7 +404,7 @@ func TestFailedAnnounceIsRetriedWithoutLosingState(t *testing.T) {
 	f.service("web", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.speaker.failNext = errors.New("boom")
-	if err := f.a.Sync(context.Background(), "default/web"); err == nil || !strings.Contains(err.Error(), "boom") {
+	if err := f.a.SyncService(context.Background(), "default/web"); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("Sync err = %v, want the speaker error", err)
 	}
 	if _, prefixes := f.a.State(); len(prefixes) != 0 {
@@ -402,76 +421,6 @@ func TestFailedAnnounceIsRetriedWithoutLosingState(t *testing.T) {
 	}
 }
 
-func TestSyncPeers(t *testing.T) {
-	f := newFixture(t)
-	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
-		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1",
-			Timers:            &v1alpha1.BGPTimers{HoldTimeSeconds: ptr.To[int32](9), KeepaliveTimeSeconds: ptr.To[int32](3)},
-			PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "bgp", Key: "password"}}}))
-	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "rack-b"},
-		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.2",
-			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"rack": "b"}}}}))
-	f.sync(PeersKey)
-	if len(f.speaker.peers) != 0 || len(f.a.PeerProblems()) != 1 || !strings.Contains(f.a.PeerProblems()[0].Message, `secret "bgp" not found`) {
-		t.Fatalf("peers %+v problems %+v; want none configured and a missing-secret problem", f.speaker.peers, f.a.PeerProblems())
-	}
-	if !reflect.DeepEqual(f.speaker.allowed, []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}) {
-		t.Fatalf("allowed = %v", f.speaker.allowed)
-	}
-	must(t, f.secrets.Add(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "bgplb-system", Name: "bgp"},
-		Data: map[string][]byte{"password": []byte("s3cret")}}))
-	f.sync(PeersKey)
-	if len(f.speaker.peers) != 1 {
-		t.Fatalf("peers = %+v, want only the router", f.speaker.peers)
-	}
-	p := f.speaker.peers[0]
-	if p.Name != "router" || p.Password != "s3cret" || p.HoldTime.Seconds() != 9 || !p.GracefulRestart.Enabled ||
-		p.GracefulRestart.RestartTime.Seconds() != 120 || p.PeerASN != 64512 || p.LocalASN != 64513 {
-		t.Fatalf("peer config = %+v", p)
-	}
-}
-
-// TestGracefulRestartDefault: absent or without "enabled" means on (120 s unless set);
-// only enabled: false turns it off.
-func TestGracefulRestartDefault(t *testing.T) {
-	f := newFixture(t)
-	for _, c := range []struct {
-		gr      *v1alpha1.GracefulRestart
-		enabled bool
-		secs    float64
-	}{
-		{nil, true, 120},
-		{&v1alpha1.GracefulRestart{RestartTimeSeconds: ptr.To[int32](60)}, true, 60},
-		{&v1alpha1.GracefulRestart{Enabled: ptr.To(true)}, true, 120},
-		{&v1alpha1.GracefulRestart{Enabled: ptr.To(false), RestartTimeSeconds: ptr.To[int32](60)}, false, 0},
-	} {
-		cfg, err := f.a.peerConfig(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
-			Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1", GracefulRestart: c.gr}})
-		must(t, err)
-		if cfg.GracefulRestart.Enabled != c.enabled || cfg.GracefulRestart.RestartTime.Seconds() != c.secs {
-			t.Errorf("gracefulRestart %+v: got %+v, want enabled=%v restart %vs", c.gr, cfg.GracefulRestart, c.enabled, c.secs)
-		}
-	}
-}
-
-func TestBlockPrefixesOfRange(t *testing.T) {
-	got, err := BlockPrefixes(v1alpha1.IPBlock{Start: "203.0.113.10", Stop: "203.0.113.20"})
-	must(t, err)
-	var s []string
-	for _, p := range got {
-		s = append(s, p.String())
-	}
-	want := []string{"203.0.113.10/31", "203.0.113.12/30", "203.0.113.16/30", "203.0.113.20/32"}
-	if !reflect.DeepEqual(s, want) {
-		t.Fatalf("prefixes = %v, want %v", s, want)
-	}
-	got, err = BlockPrefixes(v1alpha1.IPBlock{Start: "2001:db8:ffff::", Stop: "2001:db8:ffff::ffff"})
-	must(t, err)
-	if len(got) != 1 || got[0].String() != "2001:db8:ffff::/112" {
-		t.Fatalf("v6 range = %v", got)
-	}
-}
-
 func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
 	f := newFixture(t)
 	f.advert("all", v1alpha1.BGPAdvertisementSpec{})
@@ -479,32 +428,15 @@ func TestIPOutsidePoolsIsNotAnnounced(t *testing.T) {
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonIPOutsidePools {
+	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != v1alpha1.ReasonIPOutsidePools {
 		t.Fatalf("announced %v, state %+v; want nothing and IPOutsidePools", f.announced(), states)
-	}
-}
-
-func TestDuplicatePeerAddressKeepsTheOlderPeer(t *testing.T) {
-	f := newFixture(t)
-	old := metav1.NewTime(time.Now().Add(-time.Hour))
-	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router", CreationTimestamp: old},
-		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: "198.18.0.1"}}))
-	must(t, f.peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "a-wrong-asn", CreationTimestamp: metav1.Now()},
-		Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64612, PeerAddress: "198.18.0.1"}}))
-	f.sync(PeersKey)
-	if len(f.speaker.peers) != 1 || f.speaker.peers[0].Name != "lab-router" || f.speaker.peers[0].PeerASN != 64512 {
-		t.Fatalf("configured peers = %+v, want the older lab-router only", f.speaker.peers)
-	}
-	pr := f.a.PeerProblems()
-	if len(pr) != 1 || pr[0].Peer != "a-wrong-asn" || !strings.Contains(pr[0].Message, "also used by BGPPeer lab-router") {
-		t.Fatalf("problems = %+v", pr)
 	}
 }
 
 func TestNewPoolIsAllowedWithoutWaitingForThePeerSync(t *testing.T) {
 	f := newFixture(t)
 	f.advert("all", v1alpha1.BGPAdvertisementSpec{})
-	f.sync(PeersKey) // allowed = 203.0.113.0/24
+	f.syncPeers() // allowed = 203.0.113.0/24
 	must(t, f.pools.Add(&v1alpha1.LoadBalancerIPPool{ObjectMeta: metav1.ObjectMeta{Name: "v6"},
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "2001:db8:ffff::/112"}}}}))
 	f.service("web", "2001:db8:ffff::10", corev1.ServiceExternalTrafficPolicyCluster)
@@ -527,36 +459,5 @@ func TestEveryCommunityTheCRDAllowsParses(t *testing.T) {
 	}
 	if _, err := parseCommunity("65536:1"); err == nil {
 		t.Error("65536:1 accepted")
-	}
-}
-
-func TestExportPodCIDRs(t *testing.T) {
-	f := newFixture(t)
-	f.a.ExportPodCIDRs(true)
-	f.node.Spec.PodCIDRs = []string{"198.19.1.0/24"}
-	f.sync(PeersKey)
-	f.sync(NodeRoutesKey)
-	if got := f.announced(); !reflect.DeepEqual(got, []string{"198.19.1.0/24"}) {
-		t.Fatalf("announced %v, want the pod CIDR", got)
-	}
-	// A pool change re-sets the allowed prefixes: the pod CIDR must stay allowed.
-	f.sync(PeersKey)
-	if !slices.Contains(f.speaker.allowed, netip.MustParsePrefix("198.19.1.0/24")) {
-		t.Fatalf("allowed %v lacks the pod CIDR", f.speaker.allowed)
-	}
-	f.node.Spec.PodCIDRs = []string{"198.19.9.0/24"}
-	f.sync(NodeRoutesKey)
-	if got := f.announced(); !reflect.DeepEqual(got, []string{"198.19.9.0/24"}) {
-		t.Fatalf("announced %v after the pod CIDR changed", got)
-	}
-}
-
-func TestPodCIDRsNotExportedByDefault(t *testing.T) {
-	f := newFixture(t)
-	f.node.Spec.PodCIDRs = []string{"198.19.1.0/24"}
-	f.sync(PeersKey)
-	f.sync(NodeRoutesKey)
-	if got := f.announced(); len(got) != 0 {
-		t.Fatalf("announced %v without ExportPodCIDRs", got)
 	}
 }

@@ -22,13 +22,11 @@
 // labels; a VIP no such advertisement sends to any peer is not announced (reason
 // NoMatchingAdvertisement). Shared VIPs merge per peer.
 //
-// SyncPeers configures the speaker's neighbours from the BGPPeers whose nodeSelector matches
-// this node (passwords from Secrets in the daemon's namespace) and its allowed prefixes from
-// the pools' blocks. It keeps the configured peers with their labels for the per-peer
-// computation, and when those change (a label edit touches no session) calls the
-// OnPeersChanged function so every Service is synced again.
+// The configured peers and their labels come from daemon/peers (the Peers interface), which
+// also sets the speaker's neighbours and allowed prefixes; when they change, PeersChanged
+// re-merges the VIPs shared by Services for every peer and for selected peers.
 //
-// Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is Sync.
+// Callers: daemon/app creates one Announcer and a watch.Queue whose SyncFunc is SyncService.
 // PlanService is also what the LB-IPAM leader's Announced aggregator (daemon/status) runs
 // for every node. PrefixCounts feeds the BGPNodeState; State answers the daemon socket's
 // GET /v1/routes.

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -20,7 +21,7 @@ var fingerprintSeed = maphash.MakeSeed()
 // keeps what it needs itself, and a second full copy of every Service's endpoints cost
 // ~6 MB at 10k Services. Two different states with one fingerprint (probability 2^-64 per
 // comparison) would leave the datapath at the old state until the next change.
-func (b *ServiceBackends) fingerprint() uint64 {
+func fingerprint(b *datapath.ServiceBackends) uint64 {
 	if b == nil {
 		return 0
 	}

@@ -7,17 +7,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/bgplb/bgplb/daemon/datapath"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
 func TestFingerprint(t *testing.T) {
-	base := func() *ServiceBackends {
+	base := func() *datapath.ServiceBackends {
 		ep := eligibility.LocalEndpoint{IP: netip.MustParseAddr("198.19.1.5"), NodeName: "node1", PodNamespace: "default",
 			PodName: "web-1", Ready: true, Serving: true,
 			Ports: []eligibility.Port{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 8080}}}
-		return &ServiceBackends{
+		return &datapath.ServiceBackends{
 			VIPs:         []netip.Addr{netip.MustParseAddr("198.18.0.10")},
-			Ports:        []ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+			Ports:        []datapath.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
 			Local:        true,
 			SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 			Announced:    true,
@@ -25,38 +26,38 @@ func TestFingerprint(t *testing.T) {
 			Keep:         []eligibility.LocalEndpoint{ep},
 		}
 	}
-	if got := (*ServiceBackends)(nil).fingerprint(); got != 0 {
+	if got := fingerprint(nil); got != 0 {
 		t.Errorf("nil fingerprint = %d, want 0", got)
 	}
-	if (&ServiceBackends{}).fingerprint() == 0 {
+	if fingerprint(&datapath.ServiceBackends{}) == 0 {
 		t.Error("empty state has fingerprint 0 (reserved for nil)")
 	}
-	want := base().fingerprint()
-	if got := base().fingerprint(); got != want {
+	want := fingerprint(base())
+	if got := fingerprint(base()); got != want {
 		t.Fatalf("equal states: fingerprints %d and %d", got, want)
 	}
-	changes := map[string]func(b *ServiceBackends){
-		"vip":          func(b *ServiceBackends) { b.VIPs[0] = netip.MustParseAddr("198.18.0.11") },
-		"second vip":   func(b *ServiceBackends) { b.VIPs = append(b.VIPs, netip.MustParseAddr("2001:db8::10")) },
-		"port":         func(b *ServiceBackends) { b.Ports[0].Port = 81 },
-		"port name":    func(b *ServiceBackends) { b.Ports[0].Name = "web" },
-		"protocol":     func(b *ServiceBackends) { b.Ports[0].Protocol = corev1.ProtocolUDP },
-		"local":        func(b *ServiceBackends) { b.Local = false },
-		"source range": func(b *ServiceBackends) { b.SourceRanges[0] = netip.MustParsePrefix("198.51.100.0/25") },
-		"no ranges":    func(b *ServiceBackends) { b.SourceRanges = nil },
-		"fail closed":  func(b *ServiceBackends) { b.SourceRanges, b.RestrictSources = nil, true },
-		"announced":    func(b *ServiceBackends) { b.Announced = false },
-		"endpoint ip":  func(b *ServiceBackends) { b.Keep[0].IP = netip.MustParseAddr("198.19.1.6") },
-		"target port": func(b *ServiceBackends) {
+	changes := map[string]func(b *datapath.ServiceBackends){
+		"vip":          func(b *datapath.ServiceBackends) { b.VIPs[0] = netip.MustParseAddr("198.18.0.11") },
+		"second vip":   func(b *datapath.ServiceBackends) { b.VIPs = append(b.VIPs, netip.MustParseAddr("2001:db8::10")) },
+		"port":         func(b *datapath.ServiceBackends) { b.Ports[0].Port = 81 },
+		"port name":    func(b *datapath.ServiceBackends) { b.Ports[0].Name = "web" },
+		"protocol":     func(b *datapath.ServiceBackends) { b.Ports[0].Protocol = corev1.ProtocolUDP },
+		"local":        func(b *datapath.ServiceBackends) { b.Local = false },
+		"source range": func(b *datapath.ServiceBackends) { b.SourceRanges[0] = netip.MustParsePrefix("198.51.100.0/25") },
+		"no ranges":    func(b *datapath.ServiceBackends) { b.SourceRanges = nil },
+		"fail closed":  func(b *datapath.ServiceBackends) { b.SourceRanges, b.RestrictSources = nil, true },
+		"announced":    func(b *datapath.ServiceBackends) { b.Announced = false },
+		"endpoint ip":  func(b *datapath.ServiceBackends) { b.Keep[0].IP = netip.MustParseAddr("198.19.1.6") },
+		"target port": func(b *datapath.ServiceBackends) {
 			b.Keep[0].Ports = []eligibility.Port{{Name: "http", Protocol: "TCP", Port: 8081}}
 		},
-		"pod":           func(b *ServiceBackends) { b.Keep[0].PodName = "web-2" },
-		"terminating":   func(b *ServiceBackends) { b.Keep[0].Terminating = true },
-		"ready":         func(b *ServiceBackends) { b.NewFlow[0].Ready = false },
-		"no new flows":  func(b *ServiceBackends) { b.NewFlow = nil },
-		"keep one more": func(b *ServiceBackends) { b.Keep = append(b.Keep, b.Keep[0]) },
+		"pod":           func(b *datapath.ServiceBackends) { b.Keep[0].PodName = "web-2" },
+		"terminating":   func(b *datapath.ServiceBackends) { b.Keep[0].Terminating = true },
+		"ready":         func(b *datapath.ServiceBackends) { b.NewFlow[0].Ready = false },
+		"no new flows":  func(b *datapath.ServiceBackends) { b.NewFlow = nil },
+		"keep one more": func(b *datapath.ServiceBackends) { b.Keep = append(b.Keep, b.Keep[0]) },
 		// The same endpoint moved from one list to the other is a different state.
-		"moved": func(b *ServiceBackends) {
+		"moved": func(b *datapath.ServiceBackends) {
 			b.NewFlow, b.Keep = append(b.NewFlow, b.Keep...), nil
 		},
 	}
@@ -64,7 +65,7 @@ func TestFingerprint(t *testing.T) {
 	for name, change := range changes {
 		b := base()
 		change(b)
-		got := b.fingerprint()
+		got := fingerprint(b)
 		if other, dup := seen[got]; dup {
 			t.Errorf("%s: fingerprint equals that of %s", name, other)
 		}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
+	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // pathForPeers returns the path of one VIP given the advertisements selecting it. When
@@ -18,28 +20,23 @@ import (
 // with the merged attributes of the advertisements whose peerSelector matches its labels
 // (an invalid selector matches nothing), and a peer no advertisement selects does not get
 // it; false when that leaves no peer.
-func pathForPeers(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertisement, weight int64, peers []peerInfo) (bgp.Path, bool) {
-	if !slices.ContainsFunc(ads, func(ad *v1alpha1.BGPAdvertisement) bool { return !selectsAll(ad.Spec.PeerSelector) }) {
+func pathForPeers(ctx context.Context, vip netip.Addr, ads []*v1alpha1.BGPAdvertisement, weight int64, configured []peers.Peer) (bgp.Path, bool) {
+	if !slices.ContainsFunc(ads, func(ad *v1alpha1.BGPAdvertisement) bool { return !pools.SelectsAll(ad.Spec.PeerSelector) }) {
 		return pathFor(ctx, vip, ads, weight), true
 	}
 	p := bgp.Path{Prefix: netip.PrefixFrom(vip, vip.BitLen()), PeerAttributes: map[netip.Addr]bgp.Attributes{}}
-	for _, peer := range peers {
+	for _, peer := range configured {
 		var sel []*v1alpha1.BGPAdvertisement
 		for _, ad := range ads {
-			if ok, err := SelectorMatches(ad.Spec.PeerSelector, peer.labels); err == nil && ok {
+			if ok, err := pools.Matches(ad.Spec.PeerSelector, peer.Labels); err == nil && ok {
 				sel = append(sel, ad)
 			}
 		}
 		if len(sel) > 0 {
-			p.PeerAttributes[peer.addr] = pathFor(ctx, vip, sel, weight).Attributes()
+			p.PeerAttributes[peer.Address] = pathFor(ctx, vip, sel, weight).Attributes()
 		}
 	}
 	return p, len(p.PeerAttributes) > 0
-}
-
-// selectsAll reports whether sel is absent or empty (selects every object).
-func selectsAll(sel *labelSelector) bool {
-	return sel == nil || (len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0)
 }
 
 // pathFor merges the attributes of the advertisements for one VIP.
@@ -115,7 +112,7 @@ func normalizePath(p *bgp.Path) {
 // mergePaths merges the wanted paths of the Services sharing one prefix. When some are
 // limited to certain peers, so is the merge: each peer gets the merge of the paths it
 // receives (a path for every peer counts for each of peers).
-func mergePaths(prefix netip.Prefix, wants servicePaths, peers []peerInfo) bgp.Path {
+func mergePaths(prefix netip.Prefix, wants servicePaths, configured []peers.Peer) bgp.Path {
 	restricted, open := false, false
 	for _, w := range wants {
 		restricted = restricted || w.path.PeerAttributes != nil
@@ -131,8 +128,8 @@ func mergePaths(prefix netip.Prefix, wants servicePaths, peers []peerInfo) bgp.P
 		}
 	}
 	if open {
-		for _, p := range peers {
-			addrs[p.addr] = true
+		for _, p := range configured {
+			addrs[p.Address] = true
 		}
 	}
 	out := bgp.Path{Prefix: prefix, PeerAttributes: make(map[netip.Addr]bgp.Attributes, len(addrs))}

@@ -53,7 +53,7 @@ func TestPeerSelectorSendsOnlyToSelectedPeersWithTheirAttributes(t *testing.T) {
 	f := newFixture(t)
 	f.peer("a", peerA, map[string]string{"role": "a"})
 	f.peer("b", peerB, map[string]string{"role": "b"})
-	f.sync(PeersKey)
+	f.syncPeers()
 	f.service("web", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 
@@ -107,7 +107,7 @@ func TestPeerSelectorSendsOnlyToSelectedPeersWithTheirAttributes(t *testing.T) {
 func TestPeerSelectorMatchingNoPeerIsNotAnnounced(t *testing.T) {
 	f := newFixture(t)
 	f.peer("a", peerA, map[string]string{"role": "a"})
-	f.sync(PeersKey)
+	f.syncPeers()
 	f.service("web", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
 	f.endpoints("web", [3]string{"198.19.1.5", node, "ready"})
 	f.advert("to-edge", v1alpha1.BGPAdvertisementSpec{PeerSelector: role("edge")})
@@ -115,7 +115,7 @@ func TestPeerSelectorMatchingNoPeerIsNotAnnounced(t *testing.T) {
 		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "role", Operator: "Bogus"}}}})
 	f.sync("default/web")
 	states, _ := f.a.State()
-	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != ReasonNoMatchingAdvertisement ||
+	if len(f.announced()) != 0 || len(states) != 1 || states[0].Reason != v1alpha1.ReasonNoMatchingAdvertisement ||
 		!strings.Contains(states[0].Message, "peerSelector") {
 		t.Fatalf("announced %v, states %+v; want nothing and NoMatchingAdvertisement naming the peerSelector", f.announced(), states)
 	}
@@ -123,8 +123,6 @@ func TestPeerSelectorMatchingNoPeerIsNotAnnounced(t *testing.T) {
 
 func TestPeerLabelChangeMovesRoutesWithoutTouchingSessions(t *testing.T) {
 	f := newFixture(t)
-	resyncs := 0
-	f.a.OnPeersChanged(func() { resyncs++ })
 	f.peer("a", peerA, map[string]string{"role": "edge"})
 	f.peer("b", peerB, nil)
 	f.service("web", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
@@ -132,24 +130,24 @@ func TestPeerLabelChangeMovesRoutesWithoutTouchingSessions(t *testing.T) {
 	f.advert("to-edge", v1alpha1.BGPAdvertisementSpec{PeerSelector: role("edge")})
 
 	// On start the daemon syncs the Services before the peers: the routes already use the
-	// peers the first SyncPeers configures, which then sees no change.
+	// peers the first peer sync configures, which then sees no change.
 	f.sync("default/web")
 	if _, ok := f.sentTo(peerA, vip); !ok {
 		t.Fatal("peer a does not get the VIP before the first peer sync")
 	}
-	f.sync(PeersKey)
-	if resyncs != 0 {
-		t.Fatalf("first SyncPeers asked for %d resyncs, want none", resyncs)
+	f.syncPeers()
+	if f.resyncs != 0 {
+		t.Fatalf("first peer sync asked for %d resyncs, want none", f.resyncs)
 	}
 	cfgs := slices.Clone(f.speaker.peers)
 
-	// The label moves from a to b: SyncPeers asks for a resync; the peers' configs (and
+	// The label moves from a to b: the peer sync asks for a resync; the peers' configs (and
 	// so their sessions) do not change; the Service's sync moves the route.
 	f.peer("a", peerA, nil)
 	f.peer("b", peerB, map[string]string{"role": "edge"})
-	f.sync(PeersKey)
-	if resyncs != 1 {
-		t.Fatalf("resyncs = %d after a label change, want 1", resyncs)
+	f.syncPeers()
+	if f.resyncs != 1 {
+		t.Fatalf("resyncs = %d after a label change, want 1", f.resyncs)
 	}
 	if !reflect.DeepEqual(f.speaker.peers, cfgs) {
 		t.Fatalf("peer configs changed with the labels: %+v -> %+v", cfgs, f.speaker.peers)
@@ -161,9 +159,9 @@ func TestPeerLabelChangeMovesRoutesWithoutTouchingSessions(t *testing.T) {
 	if _, ok := f.sentTo(peerB, vip); !ok {
 		t.Fatal("peer b does not get the VIP after gaining the label")
 	}
-	f.sync(PeersKey)
-	if resyncs != 1 {
-		t.Fatalf("an unchanged SyncPeers asked for a resync (%d)", resyncs)
+	f.syncPeers()
+	if f.resyncs != 1 {
+		t.Fatalf("an unchanged peer sync asked for a resync (%d)", f.resyncs)
 	}
 }
 
@@ -171,7 +169,7 @@ func TestSharedVIPMergesPerPeer(t *testing.T) {
 	f := newFixture(t)
 	f.peer("a", peerA, map[string]string{"role": "a"})
 	f.peer("b", peerB, nil)
-	f.sync(PeersKey)
+	f.syncPeers()
 	f.service("open", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
 	f.service("picky", "203.0.113.10", corev1.ServiceExternalTrafficPolicyLocal)
 	f.endpoints("open", [3]string{"198.19.1.5", node, "ready"})
@@ -192,7 +190,7 @@ func TestSharedVIPMergesPerPeer(t *testing.T) {
 	}
 	// A new peer gets the open Service's share at once (no Service's own path changed).
 	f.peer("c", peerC, nil)
-	f.sync(PeersKey)
+	f.syncPeers()
 	if c, ok := f.sentTo(peerC, vip); !ok || !slices.Equal(c.Communities, []uint32{comm(t, "64512:1")}) {
 		t.Fatalf("new peer c gets %+v, %t", c, ok)
 	}

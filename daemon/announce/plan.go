@@ -8,16 +8,18 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
+	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // PlanInput is the cluster state one Service's plan reads (cached objects, never mutated).
 type PlanInput struct {
 	Service        *corev1.Service
-	Slices         []*discoveryv1.EndpointSlice
+	Slices         []*endpoints.Slice
 	Advertisements []*v1alpha1.BGPAdvertisement
 	Pools          []*v1alpha1.LoadBalancerIPPool
 }
@@ -51,7 +53,7 @@ type NodePlan struct {
 	Decision eligibility.Decision
 	// VIPs are the Service's ingress IPs (deduplicated).
 	VIPs []netip.Addr
-	// State says whether (Reason ReasonAnnounced) and what the node announces, or why not.
+	// State says whether (Reason v1alpha1.ReasonAnnounced) and what the node announces, or why not.
 	State ServiceState
 	// Established reports whether one of the peers the node's paths go to has an
 	// established session: the node's route then reaches a router.
@@ -61,7 +63,7 @@ type NodePlan struct {
 }
 
 // Announces reports whether the node originates the Service's prefixes.
-func (p NodePlan) Announces() bool { return p.State.Reason == ReasonAnnounced }
+func (p NodePlan) Announces() bool { return p.State.Reason == v1alpha1.ReasonAnnounced }
 
 // PlanService decides for each node whether it announces the Service of in, and with
 // which paths. It is the one planning function: a node's announcer calls it for itself
@@ -98,12 +100,12 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	}
 	p.VIPs = ingressIPs(svc)
 	if len(p.VIPs) == 0 {
-		p.State.Reason, p.State.Message = ReasonNoIP, "service has no ingress IP"
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoIP, "service has no ingress IP"
 		return p, nil
 	}
 	p.State.Weight = dec.Weight
 	if !dec.Announce {
-		p.State.Reason, p.State.Message = ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoEligibleEndpoints, dec.Reason+": "+dec.Message
 		return p, nil
 	}
 	var nodeLabels map[string]string
@@ -111,9 +113,9 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 		nodeLabels = n.Node.Labels
 	}
 	adverts, inPools := matchingAdvertisements(svc, nodeLabels, p.VIPs, in.Advertisements, in.Pools)
-	peers := make([]peerInfo, 0, len(n.Peers))
+	configured := make([]peers.Peer, 0, len(n.Peers))
 	for _, pr := range n.Peers {
-		peers = append(peers, peerInfo{name: pr.Name, addr: pr.Address, labels: pr.Labels})
+		configured = append(configured, peers.Peer{Name: pr.Name, Address: pr.Address, Labels: pr.Labels})
 	}
 	outside, noPeer := 0, 0
 	for _, vip := range p.VIPs {
@@ -125,7 +127,7 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 		if len(ads) == 0 {
 			continue
 		}
-		path, ok := pathForPeers(ctx, vip, ads, dec.Weight, peers)
+		path, ok := pathForPeers(ctx, vip, ads, dec.Weight, configured)
 		if !ok {
 			noPeer++ // the advertisements' peerSelectors select none of this node's peers
 			continue
@@ -136,20 +138,20 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	}
 	switch {
 	case len(p.paths) == 0 && outside == len(p.VIPs):
-		p.State.Reason, p.State.Message = ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", p.VIPs)
+		p.State.Reason, p.State.Message = v1alpha1.ReasonIPOutsidePools, fmt.Sprintf("ingress IPs %v are in no LoadBalancerIPPool", p.VIPs)
 		return p, nil
 	case len(p.paths) == 0:
-		p.State.Reason, p.State.Message = ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
+		p.State.Reason, p.State.Message = v1alpha1.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and this node"
 		if noPeer > 0 {
 			p.State.Message = "no BGPAdvertisement selecting the service, its pool and this node selects one of this node's BGPPeers (peerSelector)"
 		}
 		return p, nil
 	}
-	p.State.Reason, p.State.Message = ReasonAnnounced, dec.Message
+	p.State.Reason, p.State.Message = v1alpha1.ReasonAnnounced, dec.Message
 	for _, path := range p.paths {
 		p.State.Prefixes = append(p.State.Prefixes, path.Prefix)
 	}
-	sortPrefixes(p.State.Prefixes)
+	slices.SortFunc(p.State.Prefixes, pools.ComparePrefix)
 	for _, pr := range n.Peers {
 		if !pr.Established {
 			continue
@@ -166,25 +168,25 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 // matchingAdvertisements returns per VIP the advertisements (ads, sorted by name)
 // selecting the Service, the VIP's pool and the node (by its labels), and which VIPs are
 // inside some pool.
-func matchingAdvertisements(svc *corev1.Service, nodeLabels map[string]string, vips []netip.Addr, ads []*v1alpha1.BGPAdvertisement, pools []*v1alpha1.LoadBalancerIPPool) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool) {
+func matchingAdvertisements(svc *corev1.Service, nodeLabels map[string]string, vips []netip.Addr, ads []*v1alpha1.BGPAdvertisement, poolList []*v1alpha1.LoadBalancerIPPool) (map[netip.Addr][]*v1alpha1.BGPAdvertisement, map[netip.Addr]bool) {
 	inPools := map[netip.Addr]bool{}
 	for _, vip := range vips {
-		inPools[vip] = len(PoolsContaining(pools, vip)) > 0
+		inPools[vip] = len(pools.Containing(poolList, vip)) > 0
 	}
 	out := map[netip.Addr][]*v1alpha1.BGPAdvertisement{}
 	for _, ad := range ads {
-		ok, err := SelectorMatches(ad.Spec.ServiceSelector, svc.Labels)
+		ok, err := pools.Matches(ad.Spec.ServiceSelector, svc.Labels)
 		if err != nil || !ok {
 			continue // an invalid selector selects nothing
 		}
-		if ok, err := SelectorMatches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
+		if ok, err := pools.Matches(ad.Spec.NodeSelector, nodeLabels); err != nil || !ok {
 			continue
 		}
 		for _, vip := range vips {
 			if ad.Spec.PoolSelector != nil {
 				matched := false
-				for _, pool := range PoolsContaining(pools, vip) {
-					if ok, err := SelectorMatches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
+				for _, pool := range pools.Containing(poolList, vip) {
+					if ok, err := pools.Matches(ad.Spec.PoolSelector, pool.Labels); err == nil && ok {
 						matched = true
 						break
 					}

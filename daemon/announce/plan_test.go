@@ -12,6 +12,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // nodeEval evaluates like the TrafficPolicy plugin for one named node.
@@ -38,9 +39,9 @@ func TestPlanService(t *testing.T) {
 	}
 	in := PlanInput{
 		Service: svc,
-		Slices: []*discoveryv1.EndpointSlice{{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1"},
+		Slices: endpoints.FromEndpointSlices(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web-1"},
 			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{ep("198.19.1.5", "node1"), ep("198.19.2.5", "node2"), ep("198.19.4.5", "node4")}}},
+			Endpoints:   []discoveryv1.Endpoint{ep("198.19.1.5", "node1"), ep("198.19.2.5", "node2"), ep("198.19.4.5", "node4")}}),
 		Pools: []*v1alpha1.LoadBalancerIPPool{{ObjectMeta: metav1.ObjectMeta{Name: "p"},
 			Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}},
 		Advertisements: []*v1alpha1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "racks"},
@@ -72,11 +73,11 @@ func TestPlanService(t *testing.T) {
 		reason      string
 		established bool
 	}{
-		{ReasonAnnounced, true},
-		{ReasonAnnounced, false},
-		{ReasonNoEligibleEndpoints, false},
-		{ReasonNoMatchingAdvertisement, false},
-		{ReasonNoEligibleEndpoints, false},
+		{v1alpha1.ReasonAnnounced, true},
+		{v1alpha1.ReasonAnnounced, false},
+		{v1alpha1.ReasonNoEligibleEndpoints, false},
+		{v1alpha1.ReasonNoMatchingAdvertisement, false},
+		{v1alpha1.ReasonNoEligibleEndpoints, false},
 	}
 	for i, p := range plans {
 		if p.State.Reason != want[i].reason || p.Established != want[i].established {

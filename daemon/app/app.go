@@ -30,6 +30,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/ipam"
 	"github.com/bgplb/bgplb/daemon/lbipam"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/daemon/registry"
 	"github.com/bgplb/bgplb/daemon/registry/api"
 	"github.com/bgplb/bgplb/daemon/status"
@@ -81,8 +82,12 @@ type clients struct {
 }
 
 // run is Run with the clients and the speaker given (tests pass fakes).
-func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error {
+func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) error {
+	if cfg.Mode == ModeAllocator {
+		return runAllocator(ctx, cfg, cs) // allocator.go
+	}
 	kube, crd := cs.kube, cs.crd
+	speaker := newRecordingSpeaker(bgpSpeaker) // persist.go
 	logger := klog.FromContext(ctx).WithValues("node", cfg.NodeName)
 	ctx = klog.NewContext(ctx, logger)
 	logger.Info("starting bgplbd", "version", cfg.Version, "class", cfg.Class, "defaultClass", cfg.DefaultClass,
@@ -98,14 +103,21 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	serveHTTP(ctx, &wg, cfg, hc)
 	startCNIChain(ctx, &wg, cfg, kube) // cni.go: keeps the CNI plugin chained; uninstalls on DaemonSet removal
 
-	reg := registry.New()
+	var regOpts []registry.Option
+	if cfg.RegistryClientExe != "" {
+		regOpts = append(regOpts, registry.WithClientExecutable(cfg.RegistryClientExe))
+	}
+	reg := registry.New(regOpts...)
 
 	caches, err := watch.NewCaches(kube, crd, watch.Options{NodeName: cfg.NodeName, SecretNamespace: cfg.Namespace, Resync: 10 * time.Minute})
 	if err != nil {
 		return err
 	}
 
-	node, err := waitForNode(ctx, kube, cfg.NodeName)
+	// The API server may be unreachable while we restart: then announce what the last
+	// daemon announced (persist.go) while we keep waiting, so graceful restart never
+	// expires on the routers.
+	node, fromState, err := startNode(ctx, cfg, kube, speaker)
 	if err != nil {
 		return err
 	}
@@ -117,17 +129,12 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 		}
 	}
 
-	if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
-		return fmt.Errorf("start bgp speaker: %w", err)
-	}
-	defer func() {
-		// No Cease: graceful-restart peers keep our routes while the next daemon starts.
-		sctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer c()
-		if err := speaker.Stop(sctx, true); err != nil {
-			logger.Info("stopping bgp speaker failed", "err", err)
+	if !fromState {
+		if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {
+			return fmt.Errorf("start bgp speaker: %w", err)
 		}
-	}()
+	}
+	defer stopSpeaker(ctx, cfg, kube, speaker) // drain.go: a restart keeps the routes, a shutdown drains them
 
 	var endpoints eligibility.EndpointRegistry
 	view := newRegistryView(reg)
@@ -145,43 +152,69 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	}
 	hc.setDatapath(dp.m != nil, cfg.BPFPinDir)
 
+	rec := peers.New(peers.Sources{
+		Node:    caches.Node,
+		Pools:   caches.Pools(),
+		Peers:   caches.Peers(),
+		Secrets: caches.Secrets,
+	}, speaker)
+	rec.ExportPodCIDRs(cfg.ExportPodCIDR)
 	ann := announce.New(announce.Sources{
 		Services:       caches.Services,
 		Slices:         caches.SlicesForService,
 		Node:           caches.Node,
 		Pools:          caches.Pools(),
-		Peers:          caches.Peers(),
 		Advertisements: caches.Advertisements(),
-		Secrets:        caches.Secrets,
-	}, runner, speaker, dp.announceDatapath())
-	ann.ExportPodCIDRs(cfg.ExportPodCIDR)
+	}, runner, speaker, rec, dp.announceDatapath())
+	rec.SkipPrefixes(ann.Announced)
 	var syncErrors status.Errors
-	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List}
+	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List, PeerProblems: rec.Problems}
 	if cfg.Datapath {
 		nodeSrc.Datapath = view.summary
 	}
+	obs := newObserver(node, ann, func(ns, name string) (*corev1.Service, bool) { // observe.go
+		svc, err := caches.Services.Services(ns).Get(name)
+		return svc, err == nil
+	})
 	nodeState := status.NewNodeStateWriter(crd, cfg.NodeName, speaker, ann, nodeSrc, caches.Node, time.Second)
 	ann.OnChange(nodeState.Trigger)
+	rec.OnChange(nodeState.Trigger)
 
-	queue := watch.NewQueue("announce", func(ctx context.Context, key string) error {
-		err := ann.Sync(ctx, key)
-		hc.synced()
-		if syncErrors.Record(key, err) {
-			nodeState.Trigger()
+	// One queue per reconciler; a sync's error shows in the BGPNodeState until the key's
+	// next sync succeeds.
+	recorded := func(sync watch.SyncFunc) watch.SyncFunc {
+		return func(ctx context.Context, key string) error {
+			err := sync(ctx, key)
+			hc.synced()
+			if syncErrors.Record(key, err) {
+				nodeState.Trigger()
+			}
+			return err
 		}
+	}
+	queue := watch.NewQueue("announce", recorded(func(ctx context.Context, key string) error {
+		return obs.sync(key, func() error { return ann.SyncService(ctx, key) }) // observe.go
+	}))
+	peersQueue := watch.NewQueue("peers", recorded(rec.Sync))
+	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
+	// shared VIPs are merged again and every Service's per-peer routes are recomputed.
+	rec.OnPeersChanged(func(ctx context.Context) error {
+		err := ann.PeersChanged(ctx)
+		caches.EnqueueAll(queue)
 		return err
 	})
-	// peerSelectors route per BGPPeer: when the configured peers or their labels change,
-	// every Service's per-peer routes are recomputed.
-	ann.OnPeersChanged(func() { caches.EnqueueAll(queue) })
 	caches.Subscribe(queue, watch.Triggers{
 		Services:       true,
 		Slices:         true,
-		Node:           []string{watch.AllServices, announce.PeersKey, announce.NodeRoutesKey},
-		Secrets:        []string{announce.PeersKey},
-		Pools:          []string{announce.PeersKey, watch.AllServices},
-		Peers:          []string{announce.PeersKey},
+		Node:           []string{watch.AllServices},
+		Pools:          []string{watch.AllServices},
 		Advertisements: []string{watch.AllServices},
+	})
+	caches.Subscribe(peersQueue, watch.Triggers{
+		Node:    []string{peers.Key},
+		Secrets: []string{peers.Key},
+		Pools:   []string{peers.Key},
+		Peers:   []string{peers.Key},
 	})
 	reg.ServeRoutes(routesFunc(ann, speaker))
 	cancelReg := reg.Subscribe(func(ep api.Endpoint, _ bool) { caches.EnqueueEndpoint(queue, ep) })
@@ -208,7 +241,8 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
 	// Service claimed from before the restart.
-	if err := ann.SyncAllowedPrefixes(ctx); err != nil {
+	speaker.trackPrefixes()
+	if err := rec.SyncAllowedPrefixes(ctx); err != nil {
 		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
 	}
 	for _, key := range caches.ServiceKeys() {
@@ -217,18 +251,24 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 			queue.Add(key)
 		}
 	}
-	if err := ann.SyncNodeRoutes(ctx); err != nil {
-		logger.Info("initial pod CIDR sync failed, will retry", "err", err)
-		queue.Add(announce.NodeRoutesKey)
-	}
-	if err := ann.SyncPeers(ctx); err != nil {
+	if err := rec.Sync(ctx, peers.Key); err != nil { // pod CIDR routes, then the peers
 		logger.Info("initial peer sync failed, will retry", "err", err)
-		queue.Add(announce.PeersKey)
+		peersQueue.Add(peers.Key)
 	}
 	if err := dp.prune(ctx); err != nil {
 		logger.Info("pruning stale datapath entries failed", "err", err)
 	}
+	// Paths announced from the state file that the first pass did not claim.
+	for _, p := range speaker.untouched() {
+		if err := speaker.Withdraw(ctx, p); err != nil {
+			logger.Info("withdrawing a path of the state file failed", "prefix", p, "err", err)
+		} else {
+			logger.Info("withdrew a path of the state file no Service claims", "prefix", p)
+		}
+	}
+	wg.Go(func() { speaker.runSaver(ctx, cfg.StateFile) })
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
+	wg.Go(func() { peersQueue.Run(ctx, 1) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
 	wg.Go(func() {
 		for {
@@ -237,6 +277,7 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 				return
 			case <-speaker.Changes():
 				nodeState.Trigger()
+				obs.sessionsChanged(ctx, speaker)
 			}
 		}
 	})
@@ -249,13 +290,16 @@ func run(ctx context.Context, cfg Config, cs clients, speaker bgp.Speaker) error
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "bgplb", Host: cfg.NodeName})
+	obs.setRecorder(recorder)
 	defer reg.ReportNotReady(recorder, metrics.EndpointsNotDatapathReady.Set)()
 
-	leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
-	if cfg.LeaderElect {
-		wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
-	} else {
-		wg.Go(func() { leaderWork(ctx) })
+	if cfg.Mode != ModeNode { // with --mode=node the bgplb-allocator Deployment does it
+		leaderWork := func(ctx context.Context) { runLeader(ctx, cfg, cs, caches, recorder) }
+		if cfg.LeaderElect {
+			wg.Go(func() { runLeaderElection(ctx, cfg, kube, leaderWork) })
+		} else {
+			wg.Go(func() { leaderWork(ctx) })
+		}
 	}
 
 	hc.setStarted(queue)
@@ -349,11 +393,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// waitForNode gets this node's object, retrying until it exists or ctx is done.
+// waitForNode gets this node's object, retrying until it exists or ctx is done. Each
+// attempt is bounded, so an API server that accepts connections but does not answer
+// (paused, overloaded) is retried too.
 func waitForNode(ctx context.Context, kube kubernetes.Interface, name string) (*corev1.Node, error) {
 	var node *corev1.Node
 	err := wait.PollUntilContextCancel(ctx, 2*time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		actx, cancel := context.WithTimeout(ctx, nodeGetTimeout)
+		defer cancel()
+		n, err := kube.CoreV1().Nodes().Get(actx, name, metav1.GetOptions{})
 		if err != nil {
 			klog.FromContext(ctx).Info("waiting for the node object", "err", err)
 			return false, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/names"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -130,7 +131,7 @@ func TestRunEndToEnd(t *testing.T) {
 	})
 
 	vip := netip.MustParsePrefix("203.0.113.0/32")
-	eventually(t, "VIP assigned and announced", func() bool {
+	poll.Eventually(t, waitFor, tick, "VIP assigned and announced", func() bool {
 		got, err := kube.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil || len(got.Status.LoadBalancer.Ingress) != 1 {
 			return false
@@ -146,12 +147,12 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("configured peers = %+v", peers)
 	}
 	speaker.SetStatus(netip.MustParseAddr("198.18.0.1"), bgp.PeerStatus{State: bgp.StateEstablished, EstablishedSince: time.Now()})
-	eventually(t, "BGPNodeState counts the prefix", func() bool {
+	poll.Eventually(t, waitFor, tick, "BGPNodeState counts the prefix", func() bool {
 		ns, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 		return err == nil && ns.Status.Announced.IPv4 == 1 &&
 			len(ns.Status.Peers) == 1 && ns.Status.Peers[0].State == bgp.StateEstablished
 	})
-	eventually(t, "Announced condition", func() bool {
+	poll.Eventually(t, waitFor, tick, "Announced condition", func() bool {
 		got, err := kube.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -159,7 +160,7 @@ func TestRunEndToEnd(t *testing.T) {
 		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAnnounced)
 		return c != nil && c.Status == metav1.ConditionTrue
 	})
-	eventually(t, "BGPPeer Established condition", func() bool {
+	poll.Eventually(t, waitFor, tick, "BGPPeer Established condition", func() bool {
 		p, err := crd.BgplbV1alpha1().BGPPeers().Get(ctx, "router", metav1.GetOptions{})
 		if err != nil {
 			return false
@@ -179,19 +180,14 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := kube.DiscoveryV1().EndpointSlices("default").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "VIP withdrawn", func() bool { return len(speaker.Announced()) == 0 })
+	poll.Eventually(t, waitFor, tick, "VIP withdrawn", func() bool { return len(speaker.Announced()) == 0 })
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor and tick are how long and how often the tests poll the daemon's outputs.
+const (
+	waitFor = 15 * time.Second
+	tick    = 20 * time.Millisecond
+)
 
 func TestRunFailsWhenTheSocketCannotBeServed(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)

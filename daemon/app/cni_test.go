@@ -23,6 +23,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	"github.com/bgplb/bgplb/daemon/cnichain"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func TestCNIOptions(t *testing.T) {
@@ -192,11 +193,11 @@ func TestRunCNIChaining(t *testing.T) {
 			go func() {
 				done <- run(ctx, cfg, clients{kube: kube, ipam: kube, status: kube, crd: crd}, bgptest.NewFake())
 			}()
-			eventually(t, "unchained with the datapath off", func() bool {
+			poll.Eventually(t, waitFor, tick, "unchained with the datapath off", func() bool {
 				b, err := os.ReadFile(primary)
 				return err == nil && string(b) == pristine
 			})
-			eventually(t, "daemon running (BGPNodeState written)", func() bool {
+			poll.Eventually(t, waitFor, tick, "daemon running (BGPNodeState written)", func() bool {
 				_, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 				return err == nil
 			})

@@ -13,6 +13,7 @@ import (
 	"github.com/bgplb/bgplb/bpf"
 	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/datapath"
+	"github.com/bgplb/bgplb/daemon/metrics"
 	"github.com/bgplb/bgplb/daemon/registry"
 )
 
@@ -62,6 +63,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 		return dpHandle{}, err
 	}
 	bpf.SetHashSeed(seed)
+	bpf.SetDelivery(cfg.DatapathDelivery)
 	maps, err := datapath.OpenMaps(cfg.BPFPinDir)
 	if err != nil {
 		return dpHandle{}, err
@@ -85,6 +87,7 @@ func startDatapath(ctx context.Context, cfg Config, kube kubernetes.Interface, n
 		return dpHandle{}, err
 	}
 	go datapath.ReportEvictions(ctx, maps, 30*time.Second) // ends with ctx
-	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks)
+	metrics.SetDatapathSource(datapathCounters(maps, m))   // observe.go
+	logger.Info("eBPF datapath ready", "pinDir", cfg.BPFPinDir, "uplinks", uplinks, "delivery", cfg.DatapathDelivery)
 	return dpHandle{m: m}, nil
 }

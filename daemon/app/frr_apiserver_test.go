@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 type nsEnv struct {
@@ -65,19 +67,16 @@ func (e *nsEnv) start(name string, args ...string) {
 	})
 }
 
+// eventually polls cond every 250 ms until it reports ok; what it says otherwise is the
+// failure's last value.
 func (e *nsEnv) eventually(what string, timeout time.Duration, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
+	poll.Eventually(e.t, timeout, 250*time.Millisecond, what, func() string {
+		if ok, s := cond(); !ok {
+			return "not yet: " + s
 		}
-		last = s
-		time.Sleep(250 * time.Millisecond)
-	}
-	e.t.Fatalf("timed out waiting for %s; last: %s", what, last)
+		return ""
+	})
 }
 
 func need(t *testing.T, path string) string {
@@ -252,6 +251,18 @@ endpoints:
 		t.Fatalf("create token: %v\n%s", err, saToken)
 	}
 	daemon := kc("daemon", strings.TrimSpace(saToken))
+	// The allocator's, as for a bgplb-allocator Deployment pod: the only ServiceAccount
+	// that may write Service status.
+	if out, err := k("-n", "bgplb-system", "run", "bgplb-allocator-0", "--image=ghcr.io/bgplb/bgplb:v0.1.0", "--restart=Never",
+		"--overrides", `{"spec":{"serviceAccountName":"bgplb-allocator","nodeName":"node1"}}`); err != nil {
+		t.Fatalf("create allocator pod: %v\n%s", err, out)
+	}
+	allocToken, err := k("-n", "bgplb-system", "create", "token", "bgplb-allocator", "--bound-object-kind=Pod",
+		"--bound-object-name=bgplb-allocator-0", "--duration=1h")
+	if err != nil {
+		t.Fatalf("create token: %v\n%s", err, allocToken)
+	}
+	allocator := kc("allocator", strings.TrimSpace(allocToken))
 
 	// FRR with the configuration bgplbctl generates.
 	frrDir := filepath.Join(d, "frr")
@@ -273,11 +284,14 @@ endpoints:
 		return e.try(vtysh, "--vty_socket", frrDir, "-c", "show bgp ipv4 unicast 203.0.113.1/32")
 	}
 
-	// The daemon, as the lab starts it (datapath off: no CNI here).
-	daemonArgs := []string{bin, "--kubeconfig", daemon, "--node-name", "node1",
+	// The daemon as the DaemonSet runs it (--mode=node; datapath off: no CNI here), and
+	// the allocator as its Deployment does, each with its own ServiceAccount.
+	daemonArgs := []string{bin, "--kubeconfig", daemon, "--node-name", "node1", "--mode=node",
 		"--socket", filepath.Join(d, "run", "bgplbd.sock"), "--records-dir", filepath.Join(d, "run", "endpoints"),
 		"--bpf-pin-dir", filepath.Join(d, "bpf"), "--datapath=false", "--v=2"}
 	e.start("bgplbd", daemonArgs...)
+	e.start("allocator", bin, "--kubeconfig", allocator, "--node-name", "node1", "--mode=allocator",
+		"--metrics-bind-address=", "--health-bind-address=", "--v=2")
 
 	e.eventually("FRR has the VIP with 2 endpoints' link bandwidth and the communities", 60*time.Second, func() (bool, string) {
 		out, err := route()
@@ -318,8 +332,10 @@ endpoints:
 		out, _ := k("get", "svc", "web", "-o", `jsonpath={.status.conditions[?(@.type=="bgplb.io/Announced")].reason}`)
 		return out == "NoEligibleEndpoints", out
 	})
-	logs, _ := os.ReadFile(filepath.Join(d, "bgplbd.log"))
-	if strings.Contains(string(logs), "forbidden") {
-		t.Fatalf("the daemon hit RBAC errors with the DaemonSet's ServiceAccount:\n%s", logs)
+	for _, name := range []string{"bgplbd", "allocator"} {
+		logs, _ := os.ReadFile(filepath.Join(d, name+".log"))
+		if strings.Contains(string(logs), "forbidden") {
+			t.Fatalf("%s hit RBAC errors with its ServiceAccount:\n%s", name, logs)
+		}
 	}
 }

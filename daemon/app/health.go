@@ -117,6 +117,9 @@ func (h *health) readyChecks() []check {
 	bgpResult := func(ctx context.Context) {
 		bgpOnce.Do(func() { speakerErr, sessionsErr = h.checkBGP(ctx) })
 	}
+	if h.speaker == nil { // --mode=allocator: no speaker, no datapath
+		return []check{{"informers", h.checkInformers}, {"initial-sync", h.checkStarted}}
+	}
 	cs := []check{
 		{"informers", h.checkInformers},
 		{"initial-sync", h.checkStarted},
@@ -269,6 +272,9 @@ func peerSamples(speaker peerLister) metrics.PeerSource {
 			s := metrics.PeerSample{Name: p.Name, Address: p.Address.String(), PrefixesSent: p.PrefixesSent}
 			if p.State == bgp.StateEstablished {
 				s.Up, s.EstablishedSince = true, p.EstablishedSince
+			}
+			if b := p.BFD; b != nil {
+				s.BFD = &metrics.BFDSample{Up: b.State == "Up", Downs: b.Downs, PacketsIn: b.PacketsIn, PacketsOut: b.PacketsOut}
 			}
 			out = append(out, s)
 		}

@@ -16,6 +16,9 @@ import (
 func runLeaderElection(ctx context.Context, cfg Config, kube kubernetes.Interface, work func(context.Context)) {
 	logger := klog.FromContext(ctx)
 	identity := cfg.NodeName
+	if identity == "" || cfg.Mode == ModeAllocator { // replicas may share a node: the pod's name
+		identity = hostname()
+	}
 	if identity == "" {
 		identity = hostname()
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,8 +23,8 @@ const (
 	DefaultRecordsDir   = "/var/lib/bgplb/endpoints"
 	DefaultBPFPinDir    = "/sys/fs/bpf/bgplb"
 	DefaultNamespace    = "bgplb-system"
-	DefaultMetricsAddr  = ":9464"
-	DefaultHealthAddr   = ":9465"
+	DefaultMetricsAddr  = "127.0.0.1:9464"
+	DefaultHealthAddr   = "127.0.0.1:9465"
 	DefaultLeaseName    = "bgplb-ipam"
 	DefaultLeaseSeconds = 15
 )
@@ -55,11 +56,34 @@ type Options struct {
 	KubeAPIBurst       int
 	ExportPodCIDR      bool
 	Profiling          bool
+	DrainDelay         time.Duration
 	CNI                CNIOptions // cni.go
 
 	// DatapathAttach is how programs are attached: auto, tcx or tc.
 	DatapathAttach string
+	// RegistryClientExe, when set, is the only executable allowed to register endpoints.
+	RegistryClientExe string
+	// StateFile is where the announced state is saved (persist.go); empty: next to the
+	// records dir.
+	StateFile string
+	// Mode is what this process runs: ModeAll, ModeNode or ModeAllocator.
+	Mode string
+	// DatapathDelivery is how VIP traffic reaches local pods: stack or redirect.
+	DatapathDelivery string
 }
+
+// Modes of bgplbd (--mode).
+const (
+	// ModeAll runs the node's work and, while holding the Lease, LB-IPAM and the
+	// Announced aggregator: one DaemonSet does everything (the lab runs this).
+	ModeAll = "all"
+	// ModeNode runs only the node's work (speaker, datapath, registry, its BGPNodeState):
+	// the DaemonSet of manifests/base, whose ServiceAccount may not write Service status.
+	ModeNode = "node"
+	// ModeAllocator runs only LB-IPAM and the Announced aggregator, while holding the
+	// Lease: the bgplb-allocator Deployment, the only writer of Service status.
+	ModeAllocator = "allocator"
+)
 
 // NewOptions returns the defaults, reading NODE_NAME and POD_NAMESPACE from the environment.
 func NewOptions() *Options {
@@ -87,6 +111,7 @@ func NewOptions() *Options {
 		KubeAPIQPS:         200,
 		KubeAPIBurst:       400,
 		CNI:                DefaultCNIOptions(),
+		Mode:               ModeAll,
 	}
 }
 
@@ -118,8 +143,13 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
 	o.CNI.AddFlags(fs)
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "On a shutdown that is not a restart (the node cordoned or annotated bgplb.io/drain, or the DaemonSet deleted): how long the routes carry the graceful-shutdown community before they are withdrawn. Keep it below the pod's termination grace period.")
 
 	// Datapath attachment.
+	fs.StringVar(&o.Mode, "mode", o.Mode, "What to run: all (node work, plus LB-IPAM and the Announced aggregator while holding the Lease), node (node work only) or allocator (LB-IPAM and the aggregator only, while holding the Lease; no speaker, datapath or socket).")
+	fs.StringVar(&o.StateFile, "state-file", o.StateFile, "File where the announced BGP state is saved, so that a daemon restarted while the API server is unreachable keeps announcing it (default: bgplbd-state.json next to --records-dir).")
+	fs.StringVar(&o.RegistryClientExe, "registry-client-exe", o.RegistryClientExe, "Accept endpoint registrations only from processes running this file (the CNI plugin as installed, e.g. /host/opt/cni/bin/bgplb; compared by inode through /proc/<pid>/exe). Needs the daemon to see the plugin's PID (hostPID); empty: any root client (docs/security.md).")
+	fs.StringVar(&o.DatapathDelivery, "datapath-delivery", "stack", "How VIP traffic reaches a local pod: stack (DNAT in tc, then the node's stack routes it through netfilter FORWARD and the primary CNI, so NetworkPolicy applies) or redirect (straight into the pod with bpf_redirect_peer: BYPASSES NetworkPolicy and the node's netfilter rules).")
 	fs.StringVar(&o.DatapathAttach, "datapath-attach", "auto", "How the eBPF programs are attached: auto (tcx, legacy tc where the kernel refuses tcx), tcx (Linux >= 6.6) or tc (clsact + cls_bpf). The CNI plugin's datapathAttach netconf field should match.")
 }
 
@@ -156,6 +186,16 @@ type Config struct {
 	Version          string
 	CNI              CNIConfig // cni.go
 	DatapathAttach   bpf.AttachMode
+	// DrainDelay is how long a node that shuts down for good announces with the
+	// graceful-shutdown community before it withdraws (drain.go).
+	DrainDelay time.Duration
+	// RegistryClientExe: see Options.RegistryClientExe.
+	RegistryClientExe string
+	// StateFile: see Options.StateFile (never empty).
+	StateFile string
+	// Mode: ModeAll, ModeNode or ModeAllocator.
+	Mode             string
+	DatapathDelivery bpf.Delivery
 }
 
 // Config validates the options (and loads the --config file) and returns the immutable
@@ -165,6 +205,9 @@ type Config struct {
 func (o *Options) Config(version string, changed func(flag string) bool) (Config, error) {
 	if changed == nil {
 		changed = func(string) bool { return false }
+	}
+	if o.DrainDelay < 0 || o.DrainDelay > 5*time.Minute {
+		return Config{}, fmt.Errorf("--drain-delay %s must be 0-5m", o.DrainDelay)
 	}
 	dc := config.Default()
 	if o.ConfigFile != "" {
@@ -212,6 +255,9 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if o.Namespace == "" {
 		bad("--namespace: required")
 	}
+	if o.Mode != ModeAll && o.Mode != ModeNode && o.Mode != ModeAllocator {
+		bad("--mode: %q is not all, node or allocator", o.Mode)
+	}
 	for name, a := range map[string]string{"--metrics-bind-address": o.MetricsBindAddress, "--health-bind-address": o.HealthBindAddress} {
 		if a == "" {
 			continue
@@ -236,6 +282,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	if err != nil {
 		bad("--datapath-attach: %v", err)
 	}
+	delivery, err := bpf.ParseDelivery(o.DatapathDelivery)
+	if err != nil {
+		bad("--datapath-delivery: %v", err)
+	}
 	cni, err := o.CNI.config(o.Datapath, o.Socket, o.RecordsDir, o.BPFPinDir, o.DatapathAttach)
 	if err != nil {
 		bad("%v", err)
@@ -246,6 +296,10 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 	profile, err := buildProfile(dc, o.Class, o.DefaultClass, o.Datapath)
 	if err != nil {
 		return Config{}, err
+	}
+	stateFile := o.StateFile
+	if stateFile == "" {
+		stateFile = filepath.Join(filepath.Dir(filepath.Clean(o.RecordsDir)), "bgplbd-state.json")
 	}
 	leaseNS := o.LeaseNamespace
 	if leaseNS == "" {
@@ -260,7 +314,9 @@ func (o *Options) Config(version string, changed func(flag string) bool) (Config
 		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		Workers: o.Workers, ASN: o.ASN, KubeAPIQPS: o.KubeAPIQPS, KubeAPIBurst: o.KubeAPIBurst,
 		ExportPodCIDR: o.ExportPodCIDR, Profiling: o.Profiling, RouterID: dc.BGP.RouterID, ListenPort: dc.BGP.ListenPort,
-		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode,
+		Profile: profile, Version: version, CNI: cni, DatapathAttach: attachMode, DrainDelay: o.DrainDelay,
+		RegistryClientExe: o.RegistryClientExe, StateFile: stateFile, Mode: o.Mode,
+		DatapathDelivery: delivery,
 	}, nil
 }
 

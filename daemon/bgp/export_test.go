@@ -12,6 +12,8 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // sessionSnapshot is what shows a session reset: our EstablishedSince and the test peer's
@@ -85,7 +87,7 @@ func waitRIB(t *testing.T, p *testPeer, name string, prefix netip.Prefix, check 
 	if check == nil {
 		what = fmt.Sprintf("%s does not have %s", name, prefix)
 	}
-	eventually(t, what, func() string {
+	poll.Eventually(t, waitFor, every, what, func() string {
 		got, ok := p.lookup(t, prefix)
 		switch {
 		case check == nil && ok:
@@ -155,7 +157,7 @@ func TestPerPeerExport(t *testing.T) {
 			return ""
 		}
 	}
-	eventually(t, "prefixes sent per peer", sentCounts(2, 1))
+	poll.Eventually(t, waitFor, every, "prefixes sent per peer", sentCounts(2, 1))
 
 	// 2. Move it to B (with local-pref, B is iBGP): A withdraws it, B gets it.
 	if err := sp.Announce(ctx, Path{Prefix: vip, PeerAttributes: map[netip.Addr]Attributes{
@@ -176,7 +178,7 @@ func TestPerPeerExport(t *testing.T) {
 		t.Fatal("A lost the control prefix, which did not change")
 	}
 	// The counts Peers caches between changes follow the move.
-	eventually(t, "prefixes sent per peer after the move", sentCounts(1, 2))
+	poll.Eventually(t, waitFor, every, "prefixes sent per peer after the move", sentCounts(1, 2))
 
 	// 3. Both, with different communities (two advertisements selecting one peer each)
 	// and a link bandwidth both share.

@@ -19,6 +19,8 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 const (
@@ -167,7 +169,7 @@ func TestMaxPrefixBoundsMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var last PeerStatus
-	eventually(t, "session reset for max-prefix", func() string {
+	poll.Eventually(t, waitFor, every, "session reset for max-prefix", func() string {
 		st, err := sp.Peers(ctx)
 		if err != nil || len(st) != 1 {
 			return fmt.Sprintf("peers %v, %v", st, err)
@@ -184,13 +186,14 @@ func TestMaxPrefixBoundsMemory(t *testing.T) {
 	}
 	// The peer reconnects and resends (connect-retry 1 s): watch a few rounds.
 	var maxHeap, maxRSS uint64
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	poll.Consistently(t, 15*time.Second, 500*time.Millisecond, "session down after max-prefix (GoBGP keeps it shut down)", func() string {
 		maxHeap = max(maxHeap, heapInUse())
 		maxRSS = max(maxRSS, rss(t))
 		if st, err := sp.Peers(ctx); err == nil && len(st) == 1 && st[0].State == StateEstablished {
-			t.Fatalf("session re-established after max-prefix (GoBGP keeps it shut down)")
+			return "session re-established"
 		}
-	}
+		return ""
+	})
 	var adjIn uint64
 	if err := sp.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 		for _, a := range p.AfiSafis {
@@ -217,7 +220,7 @@ func TestMaxPrefixBoundsMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEstablished(t, sp, peer.addr)
-	eventually(t, "all prefixes received", func() string {
+	poll.Eventually(t, waitFor, every, "all prefixes received", func() string {
 		var got uint64
 		if err := sp.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
 			for _, a := range p.AfiSafis {

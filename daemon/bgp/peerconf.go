@@ -33,7 +33,8 @@ func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
 	}
 	var errs []error
 	for addr, old := range g.peers {
-		if nw, ok := want[addr]; ok && reflect.DeepEqual(nw, old) {
+		if nw, ok := want[addr]; ok && sameSession(nw, old) {
+			g.peers[addr] = nw // only BFD may differ: the bfd link applies it
 			continue
 		}
 		if err := g.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: addr.String()}); err != nil {
@@ -41,6 +42,9 @@ func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
 			continue
 		}
 		delete(g.peers, addr)
+		if g.bfd != nil {
+			g.bfd.forget(addr)
+		}
 		delete(g.states, addr.String())
 		g.tracker.clear(addr.String())
 		g.logger.Info("Removed BGP peer", "peer", old.Name, "address", addr)
@@ -63,7 +67,34 @@ func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
 		g.peers[addr] = pc
 		g.logger.Info("Added BGP peer", "peer", pc.Name, "address", addr, "peerASN", pc.PeerASN)
 	}
+	if err := g.syncBFDLocked(ctx, want); err != nil {
+		errs = append(errs, fmt.Errorf("set bfd sessions: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// sameSession reports whether a and b make the same GoBGP neighbour (BFD is not part
+// of it).
+func sameSession(a, b PeerConfig) bool {
+	a.BFD, b.BFD = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// syncBFDLocked starts the BFD link when a peer first asks for BFD and gives it the
+// desired peers. g.mu is held.
+func (g *GoBGPSpeaker) syncBFDLocked(ctx context.Context, want map[netip.Addr]PeerConfig) error {
+	if g.bfd == nil {
+		needed := false
+		for _, pc := range want {
+			needed = needed || pc.BFD != nil
+		}
+		if !needed {
+			return nil
+		}
+		g.bfd = newBFDLink(g.logger, g.bfdOpts, g.tracker, g.changes)
+	}
+	g.bfd.srv.Store(g.s)
+	return g.bfd.sync(ctx, want)
 }
 
 func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
@@ -90,6 +121,10 @@ func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
 	}
 	if pc.EBGPMultihopTTL > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(pc.EBGPMultihopTTL)}
+	}
+	if pc.TTLSecurityHops > 0 {
+		// GoBGP sends with TTL 255 and sets IP_MINTTL (IPV6_MINHOPCOUNT) to TtlMin.
+		p.TtlSecurity = &api.TtlSecurity{Enabled: true, TtlMin: 256 - uint32(pc.TTLSecurityHops)}
 	}
 	if pc.ConnectRetry > 0 {
 		// retry soon after a reset too, not only after a failed connect

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // Environment of the helper speaker process (see TestMain).
@@ -166,7 +168,7 @@ func TestStopHardWithdraws(t *testing.T) {
 	peer := newTestPeerGR(t, routerASN, "198.18.0.1", "127.0.0.1", "127.0.0.1", nodeASN, true)
 	h := startHelper(t, "hard", peer.port, false)
 	h.wait(t)
-	eventually(t, "route withdrawn after a hard stop", func() string {
+	poll.Eventually(t, waitFor, every, "route withdrawn after a hard stop", func() string {
 		if _, ok := peer.lookup(t, restartVIP); ok {
 			return "still in RIB"
 		}
@@ -190,7 +192,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 		}
 		return p, ok
 	}
-	eventually(t, "route kept as stale after the speaker exited", func() string {
+	poll.Eventually(t, waitFor, every, "route kept as stale after the speaker exited", func() string {
 		p, ok := check()
 		if !ok || !p.stale {
 			return fmt.Sprintf("present=%t stale=%t", ok, p.stale)
@@ -199,7 +201,7 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	})
 
 	second := startHelper(t, "serve", peer.port, true)
-	eventually(t, "route refreshed (not stale) by the restarted speaker", func() string {
+	poll.Eventually(t, waitFor, every, "route refreshed (not stale) by the restarted speaker", func() string {
 		p, ok := check()
 		if !ok || p.stale {
 			return fmt.Sprintf("present=%t stale=%t", ok, p.stale)

@@ -15,6 +15,8 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/daemon/bfd"
 )
 
 // asTrans is AS_TRANS (RFC 6793), used in the 2-octet AS field of the link-bandwidth
@@ -44,6 +46,9 @@ type GoBGPSpeaker struct {
 	advertised    map[string]uint64 // neighbour address -> prefixes sent, as of advertisedGen
 	advertisedGen uint64
 	logger        klog.Logger
+	bfd           *bfdLink    // BFD sessions; nil until a peer asks for BFD
+	bfdOpts       bfd.Options // ports of the BFD manager (tests use others)
+	gshut         bool        // every path carries GRACEFUL_SHUTDOWN (drain.go)
 }
 
 var _ Speaker = &GoBGPSpeaker{}
@@ -204,6 +209,12 @@ func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
 	p.Prefix = p.Prefix.Masked()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.announceLocked(ctx, p, false)
+}
+
+// announceLocked is Announce with g.mu held; force re-sends a path announced before
+// unchanged (the graceful-shutdown community was turned on or off).
+func (g *GoBGPSpeaker) announceLocked(ctx context.Context, p Path, force bool) error {
 	g.gen++
 	if g.s == nil {
 		return fmt.Errorf("announce %s: %w", p.Prefix, ErrNotStarted)
@@ -215,14 +226,14 @@ func (g *GoBGPSpeaker) Announce(ctx context.Context, p Path) error {
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", p.Prefix, err)
 	}
-	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) {
+	if old, ok := g.announced[p.Prefix]; ok && reflect.DeepEqual(old, p) && !force {
 		return nil
 	}
-	rib, key := p, ""
+	rib, key := withGracefulShutdown(p, g.gshut), ""
 	var grp *exportGroup
 	if p.PeerAttributes != nil {
 		var rules []exportVariant
-		rib, rules, key = exportPlan(p)
+		rib, rules, key = exportPlan(rib)
 		if grp, err = g.acquireGroup(ctx, key, rules); err != nil {
 			return fmt.Errorf("announce %s: %w", p.Prefix, err)
 		}
@@ -396,6 +407,7 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		configs[a.String()] = pc
 	}
 	globalASN := g.global.ASN
+	bfdl := g.bfd
 	gen := g.gen
 	cached := g.advertised
 	if g.advertisedGen != gen {
@@ -435,6 +447,7 @@ func (g *GoBGPSpeaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		if st.LocalASN == 0 {
 			st.LocalASN = globalASN
 		}
+		st.BFD = bfdl.status(addr)
 		if p.State.SessionState == api.PeerState_ESTABLISHED {
 			st.LastError = ""
 			if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
@@ -510,6 +523,11 @@ func (g *GoBGPSpeaker) Stop(ctx context.Context, graceful bool) error {
 	}
 	g.cancel()
 	if graceful {
+		// BFD stays quiet too (no AdminDown): the router sees the same loss as for a
+		// crash, within the detection time. Nor may a BFD event disable a peer now.
+		if g.bfd != nil {
+			g.bfd.srv.Store(nil)
+		}
 		// No StopBgp: it would send a Cease to every peer and defeat graceful restart.
 		// The process exits next; the kernel closes the sessions without a NOTIFICATION.
 		g.logger.Info("BGP speaker stopping for a graceful restart; peers keep our routes as stale")
@@ -517,6 +535,8 @@ func (g *GoBGPSpeaker) Stop(ctx context.Context, graceful bool) error {
 		return nil
 	}
 	err := g.s.StopBgp(ctx, &api.StopBgpRequest{})
+	g.bfd.close() // AdminDown to every BFD peer
+	g.bfd = nil
 	g.s.Stop()
 	g.s = nil
 	g.announced = map[netip.Prefix]Path{}

@@ -17,12 +17,15 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 const (
 	nodeASN   = 64513
 	routerASN = 64512
 	waitFor   = 20 * time.Second
+	every     = 100 * time.Millisecond // how often the tests poll
 )
 
 var vipPool = netip.MustParsePrefix("203.0.113.0/24")
@@ -158,24 +161,6 @@ func listRIB(t *testing.T, s *server.BgpServer, table api.TableType, name string
 	return out, found
 }
 
-// eventually polls cond every 100 ms until it returns "" or the deadline passes.
-func eventually(t *testing.T, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	last := ""
-	for {
-		if last = cond(); last == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", waitFor, what, last)
-		}
-		<-tick.C
-	}
-}
-
 func newSpeaker(t *testing.T) *GoBGPSpeaker {
 	t.Helper()
 	logger, _ := ktesting.NewTestContext(t)
@@ -200,7 +185,7 @@ func peerConfig(name string, p *testPeer, peerASN uint32) PeerConfig {
 
 func waitEstablished(t *testing.T, sp *GoBGPSpeaker, addrs ...netip.Addr) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("sessions to %v Established", addrs), func() string {
+	poll.Eventually(t, waitFor, every, fmt.Sprintf("sessions to %v Established", addrs), func() string {
 		st, err := sp.Peers(context.Background())
 		if err != nil {
 			return err.Error()
@@ -231,7 +216,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	waitEstablished(t, sp, ebgp.addr, ibgp.addr)
 	if n := sp.EstablishedPeers(); n != 2 {
 		// the watcher may lag ListPeer by a moment
-		eventually(t, "EstablishedPeers == 2", func() string {
+		poll.Eventually(t, waitFor, every, "EstablishedPeers == 2", func() string {
 			if n := sp.EstablishedPeers(); n != 2 {
 				return fmt.Sprintf("EstablishedPeers = %d", n)
 			}
@@ -256,7 +241,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.Announce(ctx, path); err != nil {
 		t.Fatalf("announce: %v", err)
 	}
-	eventually(t, "eBGP peer has the VIP with our attributes", func() string {
+	poll.Eventually(t, waitFor, every, "eBGP peer has the VIP with our attributes", func() string {
 		got, ok := ebgp.lookup(t, vip)
 		switch {
 		case !ok:
@@ -276,7 +261,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 		}
 		return ""
 	})
-	eventually(t, "iBGP peer has the VIP with local-pref", func() string {
+	poll.Eventually(t, waitFor, every, "iBGP peer has the VIP with local-pref", func() string {
 		got, ok := ibgp.lookup(t, vip)
 		switch {
 		case !ok:
@@ -296,7 +281,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.Announce(ctx, path); err != nil {
 		t.Fatalf("re-announce: %v", err)
 	}
-	eventually(t, "eBGP peer sees the changed attributes", func() string {
+	poll.Eventually(t, waitFor, every, "eBGP peer sees the changed attributes", func() string {
 		got, ok := ebgp.lookup(t, vip)
 		if !ok {
 			return "not in RIB"
@@ -309,7 +294,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if a := sp.Announced(); len(a) != 1 || a[0].Prefix != vip {
 		t.Errorf("Announced() = %v", a)
 	}
-	eventually(t, "prefixes sent reported", func() string {
+	poll.Eventually(t, waitFor, every, "prefixes sent reported", func() string {
 		st, _ := sp.Peers(ctx)
 		for _, s := range st {
 			if s.PrefixesSent != 1 || s.EstablishedSince.IsZero() || s.LastError != "" {
@@ -333,7 +318,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.Announce(ctx, Path{Prefix: vip2}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "second VIP at the peer", func() string {
+	poll.Eventually(t, waitFor, every, "second VIP at the peer", func() string {
 		if _, ok := ebgp.lookup(t, vip2); !ok {
 			return "not in RIB"
 		}
@@ -342,7 +327,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.SetAllowedPrefixes(ctx, []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25")}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "VIP outside the shrunk pool withdrawn", func() string {
+	poll.Eventually(t, waitFor, every, "VIP outside the shrunk pool withdrawn", func() string {
 		if _, ok := ebgp.lookup(t, vip2); ok {
 			return "203.0.113.200/32 still in RIB"
 		}
@@ -359,7 +344,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.SetPeers(ctx, []PeerConfig{peerConfig("router-ebgp", ebgp, routerASN)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "iBGP peer dropped the route", func() string {
+	poll.Eventually(t, waitFor, every, "iBGP peer dropped the route", func() string {
 		if _, ok := ibgp.lookup(t, vip); ok {
 			return "still in iBGP peer's RIB"
 		}
@@ -377,7 +362,7 @@ func TestAnnounceToEBGPAndIBGPPeers(t *testing.T) {
 	if err := sp.Withdraw(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "VIP withdrawn", func() string {
+	poll.Eventually(t, waitFor, every, "VIP withdrawn", func() string {
 		if _, ok := ebgp.lookup(t, vip); ok {
 			return "still in RIB"
 		}
@@ -411,7 +396,7 @@ func TestNoImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The path reaches us (adj-rib-in) ...
-	eventually(t, "injected route received", func() string {
+	poll.Eventually(t, waitFor, every, "injected route received", func() string {
 		if _, ok := listRIB(t, sp.s, api.TableType_ADJ_IN, "127.0.0.1", injected); !ok {
 			return "not in adj-rib-in"
 		}
@@ -441,7 +426,7 @@ func TestIPv6(t *testing.T) {
 	if err := sp.Announce(ctx, Path{Prefix: vip, LinkBandwidth: ptr.To[float32](250000)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "v6 VIP at the peer", func() string {
+	poll.Eventually(t, waitFor, every, "v6 VIP at the peer", func() string {
 		got, ok := peer.lookup(t, vip)
 		if !ok {
 			return "not in RIB"
@@ -457,7 +442,7 @@ func TestIPv6(t *testing.T) {
 	if err := sp.Withdraw(ctx, vip); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "v6 VIP withdrawn", func() string {
+	poll.Eventually(t, waitFor, every, "v6 VIP withdrawn", func() string {
 		if _, ok := peer.lookup(t, vip); ok {
 			return "still in RIB"
 		}
@@ -476,7 +461,7 @@ func TestPeerErrors(t *testing.T) {
 	if err := sp.SetPeers(ctx, []PeerConfig{wrongASN, refused}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "errors in words", func() string {
+	poll.Eventually(t, waitFor, every, "errors in words", func() string {
 		st, err := sp.Peers(ctx)
 		if err != nil {
 			return err.Error()

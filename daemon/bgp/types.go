@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bgplb/bgplb/daemon/bfd"
 )
 
 // Speaker is the node's BGP speaker. Implementations are safe for concurrent use.
@@ -41,6 +43,11 @@ type Speaker interface {
 	// Changes returns a channel that receives (coalesced) a value whenever a session
 	// changes state, so the caller can refresh its status objects.
 	Changes() <-chan struct{}
+	// SetGracefulShutdown adds (on) or removes the GRACEFUL_SHUTDOWN community (RFC 8326)
+	// on every path, announced now or later, and re-sends them; it withdraws nothing.
+	// A draining node sets it, waits for the routers to move new flows away, then
+	// withdraws or stops with graceful=false.
+	SetGracefulShutdown(ctx context.Context, on bool) error
 	// Stop stops the speaker. graceful=false sends a Cease to every peer (StopBgp), so
 	// peers withdraw our routes at once. graceful=true (upgrade or restart with graceful
 	// restart) returns without telling the peers; the process must exit right after so the
@@ -104,6 +111,10 @@ type PeerConfig struct {
 	SourceAddress netip.Addr
 	// EBGPMultihopTTL enables eBGP multihop with this TTL when > 0.
 	EBGPMultihopTTL uint8
+	// TTLSecurityHops enables GTSM (RFC 5082) when > 0: packets are sent with TTL 255 and
+	// only those with a TTL of at least 256-TTLSecurityHops are accepted. Exclusive with
+	// EBGPMultihopTTL.
+	TTLSecurityHops uint8
 	// ConnectRetry, HoldTime and Keepalive are the session timers; 0 uses the defaults
 	// (connect-retry 120 s, hold 90 s, keepalive hold/3).
 	ConnectRetry time.Duration
@@ -118,6 +129,12 @@ type PeerConfig struct {
 	// DefaultMaxPrefixes. GoBGP keeps what a peer sends in its adj-RIB-in even though
 	// the import policy rejects it, so this bounds the memory a peer can take.
 	MaxPrefixes uint32
+	// BFD, when set, runs a BFD session with the peer (daemon/bfd): when it detects the
+	// path down (no packet for the detection time while Up) the BGP session is shut down
+	// at once, and started again when BFD is back Up. A peer signalling Down itself does
+	// not shut it down (the peer acts on its own side). Changing only BFD does not reset
+	// the BGP session.
+	BFD *bfd.Config
 }
 
 // DefaultMaxPrefixes is PeerConfig.MaxPrefixes when unset: nodes import nothing, so a
@@ -143,11 +160,22 @@ func (c PeerConfig) Validate() error {
 	if c.SourceAddress.IsValid() && c.SourceAddress.Is4() != c.Address.Is4() {
 		return fmt.Errorf("peer %q: source address %s is not of the family of %s", c.Name, c.SourceAddress, c.Address)
 	}
+	if c.TTLSecurityHops > 0 && c.EBGPMultihopTTL > 0 {
+		return fmt.Errorf("peer %q: ttl security and ebgp multihop are mutually exclusive", c.Name)
+	}
+	if c.TTLSecurityHops > 254 {
+		return fmt.Errorf("peer %q: ttl security hops %d must be 1-254", c.Name, c.TTLSecurityHops)
+	}
 	if c.HoldTime != 0 && c.HoldTime < 3*time.Second {
 		return fmt.Errorf("peer %q: hold time %s must be 0 or at least 3s", c.Name, c.HoldTime)
 	}
 	if c.Keepalive != 0 && c.HoldTime != 0 && c.Keepalive >= c.HoldTime {
 		return fmt.Errorf("peer %q: keepalive %s must be less than hold time %s", c.Name, c.Keepalive, c.HoldTime)
+	}
+	if c.BFD != nil {
+		if err := c.BFD.Validate(); err != nil {
+			return fmt.Errorf("peer %q: %w", c.Name, err)
+		}
 	}
 	if c.GracefulRestart.RestartTime < 0 || c.GracefulRestart.RestartTime > 4095*time.Second {
 		return fmt.Errorf("peer %q: graceful restart time %s must be 0-4095s", c.Name, c.GracefulRestart.RestartTime)
@@ -232,6 +260,8 @@ type PeerStatus struct {
 	// PrefixesReceived is the number of prefixes the peer sent that GoBGP holds (its
 	// adj-RIB-in; bgplbd's import policy rejects them all, maxPrefixes bounds them).
 	PrefixesReceived uint64
+	// BFD is the peer's BFD session; nil when PeerConfig.BFD is not set.
+	BFD *BFDStatus
 }
 
 // StateEstablished is PeerStatus.State of an established session.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bgplb/bgplb/bpf"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // startLoop runs l until the test ends.
@@ -27,18 +28,8 @@ func startLoop(t *testing.T, l *Loop) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-// waitFor polls cond every 10 ms for up to d and returns how long it took.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
-}
+// tick is how often the tests poll the conf dir.
+const tick = 10 * time.Millisecond
 
 func chained(dir string) bool {
 	ok, err := IsChained(dir)
@@ -61,7 +52,7 @@ func TestRunRechainsAfterPrimaryRewrite(t *testing.T) {
 	writeFile(t, primary, primaryConflist, 0o644)
 	startLoop(t, &Loop{ConfDir: confDir, BinDir: binDir, PluginBinary: pluginSource(t), Entry: testEntry,
 		Enabled: true, Resync: time.Hour})
-	waitFor(t, 5*time.Second, "first chaining", func() bool { return chained(confDir) })
+	poll.Eventually(t, 5*time.Second, tick, "first chaining", func() bool { return chained(confDir) })
 	if !PluginInstalled(binDir) {
 		t.Fatal("the plugin binary was not installed")
 	}
@@ -91,7 +82,9 @@ func TestRunRechainsAfterPrimaryRewrite(t *testing.T) {
 		if got := pluginTypes(t, primary); len(got) != 2 {
 			t.Fatalf("%s: the rewrite kept bgplb: %v", name, got)
 		}
-		took := waitFor(t, 5*time.Second, name+": re-chained", func() bool { return chained(confDir) })
+		start := time.Now()
+		poll.Eventually(t, 5*time.Second, tick, name+": re-chained", func() bool { return chained(confDir) })
+		took := time.Since(start)
 		if p, _ := Primary(confDir); p != primary {
 			t.Fatalf("%s: primary is %s, want %s", name, p, primary)
 		}
@@ -113,7 +106,9 @@ func TestRunResyncCatchesWhatEventsMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(confDir, "10-k8s.conflist"), primaryConflist, 0o644)
-	took := waitFor(t, 5*time.Second, "chained after the conf dir appeared", func() bool { return chained(confDir) })
+	start := time.Now()
+	poll.Eventually(t, 5*time.Second, tick, "chained after the conf dir appeared", func() bool { return chained(confDir) })
+	took := time.Since(start)
 	t.Logf("conf dir created → chained in %v", took.Round(time.Millisecond))
 }
 
@@ -131,8 +126,8 @@ func TestRunDisabledNeverChainsAndUnchains(t *testing.T) {
 	passes := 0
 	startLoop(t, &Loop{ConfDir: confDir, BinDir: binDir, PluginBinary: pluginSource(t), Entry: testEntry,
 		Enabled: false, Resync: 100 * time.Millisecond, OnSync: func(Result, error) { mu.Lock(); passes++; mu.Unlock() }})
-	waitFor(t, 5*time.Second, "unchained", func() bool { return !chained(confDir) })
-	waitFor(t, 5*time.Second, "a later pass", func() bool { mu.Lock(); defer mu.Unlock(); return passes >= 2 })
+	poll.Eventually(t, 5*time.Second, tick, "unchained", func() bool { return !chained(confDir) })
+	poll.Eventually(t, 5*time.Second, tick, "a later pass", func() bool { mu.Lock(); defer mu.Unlock(); return passes >= 2 })
 	if after := snapshot(t, confDir); !reflect.DeepEqual(before, after) {
 		t.Fatalf("conf dir differs from before chaining:\nbefore %q\nafter  %q", before, after)
 	}
@@ -141,7 +136,7 @@ func TestRunDisabledNeverChainsAndUnchains(t *testing.T) {
 	mu.Lock()
 	seen := passes
 	mu.Unlock()
-	waitFor(t, 5*time.Second, "three more passes", func() bool { mu.Lock(); defer mu.Unlock(); return passes >= seen+3 })
+	poll.Eventually(t, 5*time.Second, tick, "three more passes", func() bool { mu.Lock(); defer mu.Unlock(); return passes >= seen+3 })
 	if chained(confDir) {
 		t.Fatal("the disabled loop chained the new primary")
 	}

@@ -1,5 +1,5 @@
 // Package datapath programs the eBPF maps of package bpf from the announcer's per-Service
-// desired state (announce.ServiceBackends, computed by the same eligibility predicate the
+// desired state (ServiceBackends, its input type, computed by the same eligibility predicate the
 // advertiser uses) and attaches the uplink program to the node's uplink interfaces.
 //
 // Manager.SetService is idempotent and diff-based: for one Service it writes backends

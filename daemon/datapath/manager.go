@@ -13,7 +13,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/metrics"
 )
@@ -27,6 +26,7 @@ type Maps interface {
 	PutVIP(addr netip.Addr) error
 	DeleteVIP(addr netip.Addr) error
 	SetSourceRanges(svcID uint32, prefixes []netip.Prefix) error
+	UpdateSourceRanges(svcID uint32, old, new []netip.Prefix) error
 	Services() ([]bpf.ServiceEntry, error)
 	Backends() ([]bpf.BackendEntry, error)
 	VIPs() ([]netip.Addr, error)
@@ -120,7 +120,7 @@ type desiredFrontend struct {
 }
 
 // SetService implements announce.Datapath.
-func (m *Manager) SetService(ctx context.Context, key string, want *announce.ServiceBackends) error {
+func (m *Manager) SetService(ctx context.Context, key string, want *ServiceBackends) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cur := m.services[key]
@@ -179,9 +179,16 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 		}
 		svc := df.service
 		svc.ID = fe.id
-		if isNew || !slices.Equal(fe.ranges, df.ranges) {
+		if isNew {
+			// What the map holds for an adopted id is not known: replace it all.
 			if err := m.maps.SetSourceRanges(fe.id, df.ranges); err != nil {
 				return fmt.Errorf("set source ranges of %v: %w", sk, err)
+			}
+			fe.ranges = df.ranges
+		} else if !slices.Equal(fe.ranges, df.ranges) {
+			// Only the entries that change (SetSourceRanges walks every service's).
+			if err := m.maps.UpdateSourceRanges(fe.id, fe.ranges, df.ranges); err != nil {
+				return fmt.Errorf("update source ranges of %v: %w", sk, err)
 			}
 			fe.ranges = df.ranges
 		}
@@ -262,7 +269,7 @@ func (m *Manager) SetService(ctx context.Context, key string, want *announce.Ser
 
 // compute turns the desired state into frontends, the backends they reference (new-flow and
 // keep-only), which backends are terminating, and the VIPs to mark.
-func (m *Manager) compute(want *announce.ServiceBackends) (map[bpf.ServiceKey]desiredFrontend, map[backendKey]bool, map[backendKey]bool, []netip.Addr) {
+func (m *Manager) compute(want *ServiceBackends) (map[bpf.ServiceKey]desiredFrontend, map[backendKey]bool, map[backendKey]bool, []netip.Addr) {
 	fronts := map[bpf.ServiceKey]desiredFrontend{}
 	backends := map[backendKey]bool{}
 	terminating := map[backendKey]bool{}
@@ -319,7 +326,7 @@ func (m *Manager) compute(want *announce.ServiceBackends) (map[bpf.ServiceKey]de
 }
 
 // targetPort finds the endpoint port serving service port sp (matched by name and protocol).
-func targetPort(e eligibility.LocalEndpoint, sp announce.ServicePort) (uint16, bool) {
+func targetPort(e eligibility.LocalEndpoint, sp ServicePort) (uint16, bool) {
 	for _, p := range e.Ports {
 		if p.Name == sp.Name && p.Protocol == sp.Protocol && p.Port > 0 {
 			return uint16(p.Port), true

@@ -8,12 +8,12 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bgplb/bgplb/bpf"
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 )
 
@@ -72,6 +72,15 @@ func (f *fakeMaps) DeleteVIP(a netip.Addr) error {
 }
 func (f *fakeMaps) SetSourceRanges(id uint32, p []netip.Prefix) error {
 	f.ranges[id] = p
+	f.ops = append(f.ops, fmt.Sprintf("setranges %d", id))
+	return nil
+}
+func (f *fakeMaps) UpdateSourceRanges(id uint32, old, p []netip.Prefix) error {
+	if !slices.Equal(f.ranges[id], old) {
+		return fmt.Errorf("update ranges of %d from %v, but the map holds %v", id, old, f.ranges[id])
+	}
+	f.ranges[id] = p
+	f.ops = append(f.ops, fmt.Sprintf("updateranges %d", id))
 	return nil
 }
 func (f *fakeMaps) Services() ([]bpf.ServiceEntry, error) {
@@ -114,9 +123,9 @@ func ifindexes(ip netip.Addr) (int, bool) {
 	return 0, false
 }
 
-func want(newFlow, keep []netip.Addr, announced bool) *announce.ServiceBackends {
-	b := &announce.ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
-		Ports: []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
+func want(newFlow, keep []netip.Addr, announced bool) *ServiceBackends {
+	b := &ServiceBackends{VIPs: []netip.Addr{vip}, Local: true, Announced: announced,
+		Ports: []ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}}
 	for _, ip := range newFlow {
 		b.NewFlow = append(b.NewFlow, eligibility.LocalEndpoint{IP: ip, Ports: ports})
 	}
@@ -245,7 +254,7 @@ func TestSharedBackendsAndVIPsAreRefcounted(t *testing.T) {
 	m, _ := New(maps, ifindexes)
 	a := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
 	b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
-	b.Ports = []announce.ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
+	b.Ports = []ServicePort{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 53}}
 	b.NewFlow[0].Ports = []eligibility.Port{{Name: "http", Protocol: corev1.ProtocolUDP, Port: 5353}}
 	b.Keep = b.NewFlow
 	if err := m.SetService(ctx, "default/a", a); err != nil {
@@ -265,5 +274,45 @@ func TestSharedBackendsAndVIPsAreRefcounted(t *testing.T) {
 	}
 	if len(maps.services) != 1 || len(maps.backends) != 1 {
 		t.Fatalf("after a left: %d frontends, %d backends", len(maps.services), len(maps.backends))
+	}
+}
+
+// TestSourceRangesUpdatedIncrementally: a new frontend's ranges are replaced whole
+// (SetSourceRanges: after a restart the map's content is not known), later changes
+// touch only the entries that change (UpdateSourceRanges from what was written).
+func TestSourceRangesUpdatedIncrementally(t *testing.T) {
+	ctx := context.Background()
+	maps := newFakeMaps()
+	m, err := New(maps, ifindexes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRanges := func(ranges ...string) *ServiceBackends {
+		b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
+		for _, r := range ranges {
+			b.SourceRanges = append(b.SourceRanges, netip.MustParsePrefix(r))
+		}
+		return b
+	}
+	count := func(prefix string) int {
+		n := 0
+		for _, op := range maps.ops {
+			if strings.HasPrefix(op, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/25", "203.0.113.0/24")); err != nil {
+		t.Fatal(err) // the fake fails an update whose "old" is not what the map holds
+	}
+	if err := m.SetService(ctx, "default/web", withRanges("198.51.100.0/25", "203.0.113.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if s, u := count("setranges"), count("updateranges"); s != 1 || u != 1 {
+		t.Fatalf("setranges %d, updateranges %d; want 1 and 1 (ops %v)", s, u, maps.ops)
 	}
 }

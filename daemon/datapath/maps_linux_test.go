@@ -98,3 +98,80 @@ func TestManagerOnRealMaps(t *testing.T) {
 		t.Fatalf("left in the maps: %d services, %d backends, %d vips", len(svcs2), len(bes), len(vips))
 	}
 }
+
+// TestSourceRangesOnRealMaps: a Service's loadBalancerSourceRanges are written when its
+// frontend is new, then changed entry by entry (UpdateSourceRanges), never touching
+// another Service's ranges, and removed with the frontend.
+func TestSourceRangesOnRealMaps(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (bpf maps in bpffs)")
+	}
+	pinDir := filepath.Join("/sys/fs/bpf", fmt.Sprintf("bgplb-datapath-ranges-%d", os.Getpid()))
+	t.Cleanup(func() { _ = os.RemoveAll(pinDir) }) // unpins everything the test created
+	ctx := context.Background()
+	maps, err := OpenMaps(pinDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = maps.Close() })
+	m, err := New(maps, ifindexes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := netip.MustParsePrefix
+	withRanges := func(vip netip.Addr, ranges ...netip.Prefix) *ServiceBackends {
+		b := want([]netip.Addr{pod1}, []netip.Addr{pod1}, true)
+		b.VIPs = []netip.Addr{vip}
+		b.SourceRanges = ranges
+		return b
+	}
+	other := netip.MustParseAddr("203.0.113.77")
+	if err := m.SetService(ctx, "default/other", withRanges(other, p("198.51.100.0/28"))); err != nil {
+		t.Fatal(err)
+	}
+	// The IPv6 range does not apply to an IPv4 VIP.
+	if err := m.SetService(ctx, "default/web", withRanges(vip, p("198.51.100.0/24"), p("198.18.0.0/24"), p("2001:db8:c::/64"))); err != nil {
+		t.Fatal(err)
+	}
+	rangesOf := func(v netip.Addr) []netip.Prefix {
+		t.Helper()
+		svcs, err := maps.Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range svcs {
+			if s.Key.VIP == v {
+				if !s.Service.SourceRanges {
+					t.Fatalf("service %v does not enforce its ranges", v)
+				}
+				r, err := maps.SourceRanges(s.Service.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+		}
+		t.Fatalf("no service for %v", v)
+		return nil
+	}
+	check := func(v netip.Addr, want ...netip.Prefix) {
+		t.Helper()
+		if got := rangesOf(v); !slices.Equal(got, want) {
+			t.Fatalf("ranges of %v = %v, want %v", v, got, want)
+		}
+	}
+	check(vip, p("198.18.0.0/24"), p("198.51.100.0/24"))
+	if err := m.SetService(ctx, "default/web", withRanges(vip, p("198.51.100.0/24"), p("203.0.113.0/24"))); err != nil {
+		t.Fatal(err)
+	}
+	check(vip, p("198.51.100.0/24"), p("203.0.113.0/24"))
+	check(other, p("198.51.100.0/28"))
+	if err := m.SetService(ctx, "default/web", nil); err != nil {
+		t.Fatal(err)
+	}
+	check(other, p("198.51.100.0/28"))
+	all, err := maps.SourceRanges(0)
+	if err != nil || len(all) != 0 {
+		t.Fatalf("ranges of id 0: %v %v", all, err)
+	}
+}

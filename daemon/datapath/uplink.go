@@ -12,9 +12,11 @@ import (
 	"github.com/bgplb/bgplb/bpf"
 )
 
-// AttachUplinks attaches the uplink program on ingress of each named interface with mode
-// (auto: tcx, legacy tc where the kernel refuses tcx), pinned under pinDir so it survives
-// daemon restarts. Idempotent.
+// AttachUplinks attaches the uplink program on ingress and the egress program on egress
+// of each named interface with mode (auto: tcx, legacy tc where the kernel refuses tcx),
+// pinned under pinDir so they survive daemon restarts. Idempotent. The egress program
+// turns the replies of flows delivered through the node's stack (bpf.DeliveryStack) back
+// into VIP replies, so those replies must leave through one of these interfaces.
 func AttachUplinks(ctx context.Context, pinDir string, names []string, mode bpf.AttachMode) error {
 	for _, name := range names {
 		ifc, err := net.InterfaceByName(name)
@@ -25,7 +27,10 @@ func AttachUplinks(ctx context.Context, pinDir string, names []string, mode bpf.
 		if err != nil {
 			return fmt.Errorf("attach uplink program to %s: %w", name, err)
 		}
-		klog.FromContext(ctx).Info("uplink program attached", "interface", name, "ifindex", ifc.Index, "attach", used)
+		if _, err := bpf.AttachEgressMode(pinDir, ifc.Index, bpf.EgressLinkPin(pinDir, name), used); err != nil {
+			return fmt.Errorf("attach egress program to %s: %w", name, err)
+		}
+		klog.FromContext(ctx).Info("uplink programs attached", "interface", name, "ifindex", ifc.Index, "attach", used)
 	}
 	return nil
 }

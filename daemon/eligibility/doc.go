@@ -5,7 +5,8 @@
 // factories, and a Runner built from a Profile runs the enabled plugins in order.
 //
 // The unit of evaluation is "should THIS node announce Service S": an Input carries the
-// Service, its EndpointSlices and this node's Node object; a Handle gives plugins access to
+// Service, the typed views of its EndpointSlices (package endpoints, the form the
+// daemon's endpoint cache holds) and this node's Node object; a Handle gives plugins access to
 // the node name, the CNI endpoint registry and the BGP session state (both interfaces, so
 // this package depends on neither the registry nor the BGP implementation).
 //

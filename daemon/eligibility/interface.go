@@ -5,7 +5,8 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // Input is what one evaluation looks at. The Runner and plugins never mutate it (the
@@ -13,8 +14,9 @@ import (
 type Input struct {
 	// Service under evaluation (required).
 	Service *corev1.Service
-	// Slices are the EndpointSlices of Service (label kubernetes.io/service-name), any family.
-	Slices []*discoveryv1.EndpointSlice
+	// Slices are the views of the EndpointSlices of Service (label
+	// kubernetes.io/service-name), any family.
+	Slices []*endpoints.Slice
 	// Node is this node's object; nil when the informer has not seen it (or it was deleted).
 	Node *corev1.Node
 }
@@ -24,7 +26,8 @@ type Input struct {
 type EndpointRegistry interface {
 	// Registered reports whether the CNI plugin registered, on this node, an attachment of
 	// the pod podNamespace/podName that carries ip. Implementations must be safe for
-	// concurrent use and must not block. An empty podName means "match by ip only".
+	// concurrent use and must not block. An empty podName never matches (the selection
+	// skips endpoints without a trusted targetRef before asking).
 	Registered(podNamespace, podName string, ip netip.Addr) bool
 }
 

@@ -10,9 +10,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/component-base/metrics/testutil"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // fakePlugin implements every extension point with canned results and records calls.
@@ -76,7 +77,7 @@ var errBoom = errors.New("boom")
 func testInput() *Input {
 	return &Input{
 		Service: &corev1.Service{Spec: corev1.ServiceSpec{ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal}},
-		Slices:  []*discoveryv1.EndpointSlice{slice("s", ep("198.19.1.10", thisNode, "a", readyC), ep("198.19.1.11", thisNode, "b", readyC))},
+		Slices:  endpoints.FromEndpointSlices(slice("s", ep("198.19.1.10", thisNode, "a", readyC), ep("198.19.1.11", thisNode, "b", readyC))),
 	}
 }
 

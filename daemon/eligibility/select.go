@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // RegisteredFunc reports whether the CNI plugin has registered the pod owning ip on this
@@ -53,6 +55,7 @@ type Selection struct {
 	ReadyLocal          int  // eligible local endpoints with ready true
 	ServingLocal        int  // eligible local endpoints with serving true (includes ready ones)
 	UnregisteredLocal   int  // local endpoints skipped because the CNI did not register them
+	UntrustedEndpoints  int  // endpoints skipped because their targetRef names no pod of the Service's namespace
 	ReadyElsewhere      bool // some endpoint on another node is ready
 	ServingElsewhere    bool // some endpoint on another node is serving
 	ReadyAnywhere       bool // ReadyLocal > 0 || ReadyElsewhere
@@ -63,7 +66,10 @@ type Selection struct {
 // TrafficPolicy plugin (announce or not) and the datapath (which backends to program).
 //
 //   - An endpoint is local when its nodeName equals nodeName; it is eligible when it is
-//     local and isRegistered accepts it (nil isRegistered accepts all).
+//     local and isRegistered accepts it (nil isRegistered accepts all). With a registry
+//     (isRegistered != nil) an endpoint whose targetRef does not name a Pod in the
+//     slice's (the Service's) namespace is ignored everywhere: it is never eligible and
+//     never makes another node's endpoint count (UntrustedEndpoints).
 //   - A node advertises under Local when it has ≥1 eligible ready endpoint (ready nil =
 //     true), or when no ready endpoint exists anywhere and it has ≥1 eligible serving one.
 //   - Ready endpoints take new flows; serving (terminating) endpoints take new flows only
@@ -75,7 +81,7 @@ type Selection struct {
 // Endpoints are deduplicated by (IP, ports) because a Service's endpoints may transiently
 // appear in two slices. FQDN slices are ignored. The result is deterministic: endpoints
 // are ordered by IP then ports.
-func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*discoveryv1.EndpointSlice, isRegistered RegisteredFunc) Selection {
+func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string, epSlices []*endpoints.Slice, isRegistered RegisteredFunc) Selection {
 	var sel Selection
 	var readyLocal, servingLocal, drainingLocal []LocalEndpoint
 	seen := map[string]bool{} // "<ip>|<ports>" -> seen
@@ -93,28 +99,23 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 				continue
 			}
 			// Consumers use the first address (discovery/v1 contract).
-			ip, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil {
-				continue
+			ip := ep.Addresses[0]
+			if !ip.IsValid() {
+				continue // did not parse
 			}
 			ip = ip.Unmap()
-			e := Endpoint{IP: ip, Ports: ports}
-			if ep.NodeName != nil {
-				e.NodeName = *ep.NodeName
+			e := Endpoint{IP: ip, Ports: ports, NodeName: ep.NodeName}
+			e.PodNamespace, e.PodName = slice.Namespace, trustedPod(slice.Namespace, ep.TargetRef)
+			if isRegistered != nil && e.PodName == "" {
+				// Not a pod of the Service's namespace (no targetRef, another kind, or
+				// another namespace): it never counts, here or on any node (docs/design.md
+				// decision 2, trust boundary).
+				sel.UntrustedEndpoints++
+				continue
 			}
-			if ref := ep.TargetRef; ref != nil && (ref.Kind == "" || ref.Kind == "Pod") {
-				e.PodNamespace = ref.Namespace
-				if e.PodNamespace == "" {
-					e.PodNamespace = slice.Namespace
-				}
-				e.PodName = ref.Name
-			}
-			e.Ready = ep.Conditions.Ready == nil || *ep.Conditions.Ready
-			e.Serving = e.Ready
-			if ep.Conditions.Serving != nil {
-				e.Serving = *ep.Conditions.Serving
-			}
-			e.Terminating = ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			e.Ready = ep.Conditions.Ready.Or(true)
+			e.Serving = ep.Conditions.Serving.Or(e.Ready)
+			e.Terminating = ep.Conditions.Terminating.Or(false)
 
 			key := ip.String() + "|" + portsKey(ports)
 			if seen[key] {
@@ -186,7 +187,19 @@ func SelectEndpoints(policy corev1.ServiceExternalTrafficPolicy, nodeName string
 	return sel
 }
 
-func slicePorts(slice *discoveryv1.EndpointSlice) []Port {
+// trustedPod returns the name of the pod that ref names when it is a Pod in namespace
+// (the namespace of the slice, which is the Service's), else "". An EndpointSlice can be
+// written by anyone allowed to write one in the Service's namespace, with any address and
+// targetRef: only the pod the targetRef names, in that namespace, registered by the CNI
+// plugin with that address, is trusted to be the endpoint.
+func trustedPod(namespace string, ref *endpoints.TargetRef) string {
+	if ref == nil || (ref.Kind != "" && ref.Kind != "Pod") || (ref.Namespace != "" && ref.Namespace != namespace) {
+		return ""
+	}
+	return ref.Name
+}
+
+func slicePorts(slice *endpoints.Slice) []Port {
 	out := make([]Port, 0, len(slice.Ports))
 	for _, p := range slice.Ports {
 		port := Port{Protocol: corev1.ProtocolTCP}

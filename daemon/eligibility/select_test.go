@@ -9,6 +9,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 const thisNode = "node1"
@@ -98,7 +100,7 @@ func TestSelectEndpointsTruthTable(t *testing.T) {
 					// a non-ready endpoint elsewhere must not change anything
 					eps = append(eps, ep("198.19.2.10", "node2", "pod-remote", unreadyC))
 				}
-				sel := SelectEndpoints(policy, thisNode, []*discoveryv1.EndpointSlice{slice("s1", eps...)}, nil)
+				sel := SelectEndpoints(policy, thisNode, endpoints.FromEndpointSlices(slice("s1", eps...)), nil)
 				w := r.local
 				if policy == corev1.ServiceExternalTrafficPolicyCluster {
 					w = r.cluster
@@ -137,7 +139,7 @@ func TestSelectEndpointsReadyBeatsServingLocally(t *testing.T) {
 		ep("198.19.1.11", thisNode, "b", termServingC),
 		ep("198.19.1.12", thisNode, "c", termGoneC),
 	)
-	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{s}, nil)
+	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(s), nil)
 	if !sel.Announce {
 		t.Fatalf("expected announce")
 	}
@@ -158,17 +160,17 @@ func TestSelectEndpointsRegistration(t *testing.T) {
 		ep("198.19.1.11", thisNode, "unregistered", readyC),
 	)
 	isReg := func(ns, name string, ip netip.Addr) bool { return ns == "default" && name == "registered" }
-	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{s}, isReg)
+	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(s), isReg)
 	if len(sel.NewFlow) != 1 || sel.NewFlow[0].PodName != "registered" || sel.UnregisteredLocal != 1 {
 		t.Fatalf("selection %+v: want only the registered endpoint and 1 unregistered", sel)
 	}
 
 	none := func(string, string, netip.Addr) bool { return false }
-	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{s}, none)
+	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(s), none)
 	if sel.Announce || sel.NewFlow != nil || sel.UnregisteredLocal != 2 {
 		t.Fatalf("selection %+v: nothing registered must not announce", sel)
 	}
-	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyCluster, thisNode, []*discoveryv1.EndpointSlice{s}, none)
+	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyCluster, thisNode, endpoints.FromEndpointSlices(s), none)
 	if sel.Announce {
 		t.Fatalf("Cluster with only unregistered local endpoints must not announce: %+v", sel)
 	}
@@ -181,7 +183,7 @@ func TestSelectEndpointsDedupAndFamilies(t *testing.T) {
 	v6.AddressType = discoveryv1.AddressTypeIPv6
 	fqdn := slice("f", ep("example.com", thisNode, "p", readyC))
 	fqdn.AddressType = discoveryv1.AddressTypeFQDN
-	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{a, b, v6, fqdn, nil}, nil)
+	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(a, b, v6, fqdn, nil), nil)
 	if len(sel.NewFlow) != 2 {
 		t.Fatalf("NewFlow = %+v, want one v4 and one v6", sel.NewFlow)
 	}
@@ -201,12 +203,48 @@ func TestSelectEndpointsEmpty(t *testing.T) {
 		}
 	}
 	// Cluster: remote ready endpoint only -> announce with no local endpoints.
-	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyCluster, thisNode, []*discoveryv1.EndpointSlice{slice("s", ep("198.19.2.10", "node2", "r", readyC))}, nil)
+	sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyCluster, thisNode, endpoints.FromEndpointSlices(slice("s", ep("198.19.2.10", "node2", "r", readyC))), nil)
 	if !sel.Announce || sel.NewFlow != nil {
 		t.Errorf("Cluster with remote endpoint: %+v, want announce and no local endpoints", sel)
 	}
-	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, []*discoveryv1.EndpointSlice{slice("s", ep("198.19.2.10", "node2", "r", readyC))}, nil)
+	sel = SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(slice("s", ep("198.19.2.10", "node2", "r", readyC))), nil)
 	if sel.Announce {
 		t.Errorf("Local with remote endpoint only: announce, want not")
+	}
+}
+
+// TestSelectEndpointsTrustBoundary: with a registry, an endpoint counts only when its
+// targetRef names a Pod in the slice's (Service's) namespace. A forged endpoint pointing
+// at another namespace's pod, or one without targetRef, is neither eligible here nor makes
+// the Service eligible cluster-wide, even though the registry knows the address.
+func TestSelectEndpointsTrustBoundary(t *testing.T) {
+	registered := func(ns, name string, ip netip.Addr) bool {
+		// The registry has the victim's pod at 198.19.1.5 in namespace "victim".
+		return ns == "victim" && name == "db" && ip == netip.MustParseAddr("198.19.1.5")
+	}
+	forged := ep("198.19.1.5", thisNode, "db", readyC)
+	forged.TargetRef.Namespace = "victim"
+	noRef := ep("198.19.1.5", "node2", "", readyC)
+	noRef.TargetRef = nil
+	node := ep("198.19.1.5", "node2", "db", readyC)
+	node.TargetRef = &corev1.ObjectReference{Kind: "Node", Name: "node2"}
+	remoteForged := ep("198.19.1.6", "node2", "db", readyC)
+	remoteForged.TargetRef.Namespace = "victim"
+	for _, policy := range []corev1.ServiceExternalTrafficPolicy{corev1.ServiceExternalTrafficPolicyLocal, corev1.ServiceExternalTrafficPolicyCluster} {
+		sel := SelectEndpoints(policy, thisNode, endpoints.FromEndpointSlices(slice("s", forged, noRef, node, remoteForged)), registered)
+		if sel.Announce || len(sel.NewFlow) != 0 || len(sel.Keep) != 0 || sel.EligibleClusterWide || sel.ReadyElsewhere {
+			t.Errorf("%s: forged endpoints counted: %+v", policy, sel)
+		}
+		if sel.UntrustedEndpoints != 4 {
+			t.Errorf("%s: UntrustedEndpoints = %d, want 4", policy, sel.UntrustedEndpoints)
+		}
+	}
+	// The same pod named from its own namespace (the slice's) counts.
+	mine := ep("198.19.1.5", thisNode, "db", readyC)
+	mine.TargetRef.Namespace = ""
+	own := slice("s", mine)
+	own.Namespace = "victim"
+	if sel := SelectEndpoints(corev1.ServiceExternalTrafficPolicyLocal, thisNode, endpoints.FromEndpointSlices(own), registered); !sel.Announce || len(sel.NewFlow) != 1 {
+		t.Errorf("own namespace: %+v", sel)
 	}
 }

@@ -54,8 +54,8 @@ func TestAssign(t *testing.T) {
 			steps: []step{
 				{svc: mkSvc("foreign", class("example.com/internal-vip")), notOurs: true, reason: v1alpha1.ReasonNotOurClass},
 				{svc: mkSvc("nil", class("")), notOurs: true, reason: v1alpha1.ReasonNotOurClass},
-				{svc: mkSvc("cip", svcType(corev1.ServiceTypeClusterIP)), notOurs: true, reason: ReasonNotLoadBalancer},
-				{svc: mkSvc("np", svcType(corev1.ServiceTypeNodePort)), notOurs: true, reason: ReasonNotLoadBalancer},
+				{svc: mkSvc("cip", svcType(corev1.ServiceTypeClusterIP)), notOurs: true, reason: v1alpha1.ReasonNotLoadBalancer},
+				{svc: mkSvc("np", svcType(corev1.ServiceTypeNodePort)), notOurs: true, reason: v1alpha1.ReasonNotLoadBalancer},
 				{svc: mkSvc("ours"), wantIPs: "203.0.113.0"},
 			},
 		},
@@ -95,7 +95,7 @@ func TestAssign(t *testing.T) {
 				{svc: mkSvc("b"), reason: v1alpha1.ReasonPoolExhausted, msg: "no free IPv4 address in pool(s) one"},
 				{svc: mkSvc("a"), release: true},
 				{svc: mkSvc("b"), wantIPs: "203.0.113.7"},
-				{svc: mkSvc("b", svcType(corev1.ServiceTypeClusterIP)), notOurs: true, reason: ReasonNotLoadBalancer},
+				{svc: mkSvc("b", svcType(corev1.ServiceTypeClusterIP)), notOurs: true, reason: v1alpha1.ReasonNotLoadBalancer},
 				{svc: mkSvc("c"), wantIPs: "203.0.113.7"},
 				{svc: mkSvc("c", class("example.com/other")), notOurs: true, reason: v1alpha1.ReasonNotOurClass},
 				{svc: mkSvc("d"), wantIPs: "203.0.113.7"},
@@ -206,6 +206,27 @@ func TestAssign(t *testing.T) {
 				{svc: mkSvc("req-conflict", sharing("k"), ports(53), lbIP("203.0.113.0")), reason: v1alpha1.ReasonSharingConflict, msg: "port 53/TCP"},
 				{svc: mkSvc("req-nokey", ports(9), lbIP("203.0.113.0")), reason: v1alpha1.ReasonRequestedIPUnavailable, msg: "no sharing key"},
 				{svc: mkSvc("req-ok", sharing("k"), ports(22), lbIP("203.0.113.0")), wantIPs: "203.0.113.0"},
+			},
+		},
+		{
+			name:  "sharing across namespaces needs opt-in on both sides",
+			pools: []*v1alpha1.LoadBalancerIPPool{v4pool},
+			steps: []step{
+				{svc: mkSvc("a/web", sharing("k"), ports(80)), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("a/dns", sharing("k"), ports(53)), wantIPs: "203.0.113.0"}, // same namespace: unchanged
+				// Another namespace, same key, no opt-in: its own address.
+				{svc: mkSvc("b/api", sharing("k"), ports(443)), wantIPs: "203.0.113.1"},
+				// Asking for a's address: refused with the reason.
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0")), reason: v1alpha1.ReasonSharingConflict, msg: crossNS},
+				// Only this side opts in: still refused.
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0"), annot(crossNS, "a")), reason: v1alpha1.ReasonSharingConflict, msg: crossNS},
+				// Both a's Services allow b (one by name, one by *), b allows a: shared.
+				{svc: mkSvc("a/web", sharing("k"), ports(80), annot(crossNS, "b, c"), status("203.0.113.0")), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("a/dns", sharing("k"), ports(53), annot(crossNS, "*"), status("203.0.113.0")), wantIPs: "203.0.113.0"},
+				{svc: mkSvc("b/req", sharing("k"), ports(444), lbIP("203.0.113.0"), annot(crossNS, "a")), wantIPs: "203.0.113.0"},
+				// A malformed list is an invalid request, never an opt-in.
+				{svc: mkSvc("c/bad", sharing("k"), ports(445), annot(crossNS, "A_B")), reason: v1alpha1.ReasonInvalidRequest, msg: crossNS},
+				{svc: mkSvc("c/bad", sharing("k"), ports(445), annot(crossNS, "*,a")), reason: v1alpha1.ReasonInvalidRequest, msg: "stand alone"},
 			},
 		},
 		{
@@ -419,35 +440,6 @@ func TestPoolStatus(t *testing.T) {
 	}
 }
 
-func TestParseBlockErrorsNameTheField(t *testing.T) {
-	cases := map[string]struct {
-		b     v1alpha1.IPBlock
-		field string
-	}{
-		"bad octets":    {v1alpha1.IPBlock{CIDR: "100.200.300.400/24"}, "cidr"},
-		"bad length":    {v1alpha1.IPBlock{CIDR: "1.2.3.0/33"}, "cidr"},
-		"host bits":     {v1alpha1.IPBlock{CIDR: "203.0.113.1/24"}, "cidr"},
-		"reversed":      {v1alpha1.IPBlock{Start: "1.2.3.10", Stop: "1.2.3.1"}, "stop"},
-		"mixed family":  {v1alpha1.IPBlock{Start: "1.2.3.1", Stop: "2001:db8::1"}, "stop"},
-		"bad start":     {v1alpha1.IPBlock{Start: "1.2.3", Stop: "1.2.3.1"}, "start"},
-		"only start":    {v1alpha1.IPBlock{Start: "1.2.3.1"}, "stop"},
-		"both":          {v1alpha1.IPBlock{CIDR: "1.2.3.0/24", Start: "1.2.3.1", Stop: "1.2.3.2"}, "cidr"},
-		"none":          {v1alpha1.IPBlock{}, "cidr"},
-		"v4-mapped v6":  {v1alpha1.IPBlock{CIDR: "::ffff:1.2.3.0/120"}, "cidr"},
-		"zone in range": {v1alpha1.IPBlock{Start: "fe80::1%eth0", Stop: "fe80::2"}, "start"},
-	}
-	for name, c := range cases {
-		_, _, err := parseBlock(c.b)
-		if err == nil || !strings.HasPrefix(err.Error(), c.field+":") {
-			t.Errorf("%s: error %v, want one starting with %q", name, err, c.field+":")
-		}
-	}
-	first, last, err := parseBlock(v1alpha1.IPBlock{CIDR: "2001:db8:ffff::/112"})
-	if err != nil || first.String() != "2001:db8:ffff::" || last.String() != "2001:db8:ffff::ffff" {
-		t.Errorf("v6 cidr: %v %v %v", first, last, err)
-	}
-}
-
 func TestSetPoolsReportsOrphansAndKeepsThemReserved(t *testing.T) {
 	a := newAlloc(t, Config{}, mkPool("p", 0, "203.0.113.0/31"))
 	s := mkSvc("a")
@@ -544,3 +536,5 @@ func TestOverlapRecovery(t *testing.T) {
 		}
 	}
 }
+
+const crossNS = v1alpha1.AnnotationSharingCrossNamespace

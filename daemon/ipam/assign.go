@@ -32,7 +32,7 @@ func (a *Allocator) assign(svc *corev1.Service, nsLabels labels.Set) Result {
 		a.release(key)
 		res.Reason = v1alpha1.ReasonNotOurClass
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-			res.Reason = ReasonNotLoadBalancer
+			res.Reason = v1alpha1.ReasonNotLoadBalancer
 		}
 		res.Message = why
 		return res

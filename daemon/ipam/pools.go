@@ -6,23 +6,12 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
-)
-
-// Reasons of the pool conditions (Ready, Conflicting, Invalid).
-const (
-	PoolReasonReady       = "Ready"
-	PoolReasonDisabled    = "Disabled"
-	PoolReasonNoConflict  = "NoConflict"
-	PoolReasonOverlaps    = "OverlapsPool"
-	PoolReasonValid       = "Valid"
-	PoolReasonInvalid     = "InvalidSpec"
-	PoolReasonConflicting = "Conflicting"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // block is one parsed address range of a pool: [first, last], one family.
@@ -89,13 +78,6 @@ func (p *pool) avoided(ip netip.Addr) bool {
 	return last == 0 || last == 255
 }
 
-func selectorOrEverything(sel *metav1.LabelSelector) (labels.Selector, error) {
-	if sel == nil {
-		return labels.Everything(), nil
-	}
-	return metav1.LabelSelectorAsSelector(sel)
-}
-
 // parsePool validates a pool on its own (syntax, ranges, overlaps inside the pool).
 // CEL in the CRD rejects most of this already; the allocator re-checks because it must
 // never trust its input.
@@ -111,11 +93,11 @@ func parsePool(in *v1alpha1.LoadBalancerIPPool) *pool {
 		nsSel:      labels.Nothing(),
 	}
 	var err error
-	if p.svcSel, err = selectorOrEverything(in.Spec.ServiceSelector); err != nil {
+	if p.svcSel, err = pools.Selector(in.Spec.ServiceSelector); err != nil {
 		p.invalid = fmt.Sprintf("spec.serviceSelector: %v", err)
 		return p
 	}
-	if p.nsSel, err = selectorOrEverything(in.Spec.NamespaceSelector); err != nil {
+	if p.nsSel, err = pools.Selector(in.Spec.NamespaceSelector); err != nil {
 		p.invalid = fmt.Sprintf("spec.namespaceSelector: %v", err)
 		return p
 	}
@@ -124,7 +106,7 @@ func parsePool(in *v1alpha1.LoadBalancerIPPool) *pool {
 		return p
 	}
 	for i, b := range in.Spec.Blocks {
-		first, last, err := parseBlock(b)
+		first, last, err := pools.ParseBlock(b)
 		if err != nil {
 			p.invalid = fmt.Sprintf("spec.blocks[%d].%v", i, err)
 			return p
@@ -144,70 +126,6 @@ func parsePool(in *v1alpha1.LoadBalancerIPPool) *pool {
 		}
 	}
 	return p
-}
-
-// parseBlock returns the inclusive range of a block; the error starts with the field name.
-func parseBlock(b v1alpha1.IPBlock) (first, last netip.Addr, err error) {
-	hasRange := b.Start != "" || b.Stop != ""
-	switch {
-	case b.CIDR != "" && hasRange:
-		return first, last, fmt.Errorf("cidr: exactly one of cidr or start/stop must be set")
-	case b.CIDR != "":
-		pfx, err := netip.ParsePrefix(b.CIDR)
-		if err != nil {
-			return first, last, fmt.Errorf("cidr: invalid CIDR %q", b.CIDR)
-		}
-		if pfx.Addr().Is4In6() || pfx.Addr().Zone() != "" {
-			return first, last, fmt.Errorf("cidr: %q is not a plain IPv4 or IPv6 network", b.CIDR)
-		}
-		if pfx.Masked() != pfx {
-			return first, last, fmt.Errorf("cidr: %q has host bits set", b.CIDR)
-		}
-		return pfx.Addr(), lastOf(pfx), nil
-	case b.Start == "" || b.Stop == "":
-		if b.Start == "" && b.Stop == "" {
-			return first, last, fmt.Errorf("cidr: exactly one of cidr or start/stop must be set")
-		}
-		return first, last, fmt.Errorf("stop: start and stop must be set together")
-	}
-	if first, err = parsePlainAddr(b.Start); err != nil {
-		return first, last, fmt.Errorf("start: %w", err)
-	}
-	if last, err = parsePlainAddr(b.Stop); err != nil {
-		return first, last, fmt.Errorf("stop: %w", err)
-	}
-	if first.Is4() != last.Is4() {
-		return first, last, fmt.Errorf("stop: start and stop must be of the same IP family")
-	}
-	if first.Compare(last) > 0 {
-		return first, last, fmt.Errorf("stop: start %s must not be greater than stop %s", first, last)
-	}
-	return first, last, nil
-}
-
-// parsePlainAddr parses an IPv4 or IPv6 address without zone and rejects IPv4-mapped IPv6.
-func parsePlainAddr(s string) (netip.Addr, error) {
-	ip, err := netip.ParseAddr(strings.TrimSpace(s))
-	if err != nil || ip.Zone() != "" || ip.Is4In6() {
-		return netip.Addr{}, fmt.Errorf("invalid IP address %q", s)
-	}
-	return ip, nil
-}
-
-func lastOf(p netip.Prefix) netip.Addr {
-	a := p.Addr().As16()
-	bits := p.Bits()
-	if p.Addr().Is4() {
-		bits += 96
-	}
-	for i := bits; i < 128; i++ {
-		a[i/8] |= 1 << (7 - uint(i%8))
-	}
-	ip := netip.AddrFrom16(a)
-	if p.Addr().Is4() {
-		return ip.Unmap()
-	}
-	return ip
 }
 
 // u128 is an address as a 128-bit number.
@@ -322,27 +240,27 @@ func (p *pool) status() v1alpha1.LoadBalancerIPPoolStatus {
 	switch {
 	case p.invalid != "":
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonInvalid, p.invalid),
-			cond(v1alpha1.PoolConditionInvalid, true, PoolReasonInvalid, p.invalid),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "not checked: the pool is invalid"),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonInvalid, p.invalid),
+			cond(v1alpha1.PoolConditionInvalid, true, v1alpha1.PoolReasonInvalid, p.invalid),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "not checked: the pool is invalid"),
 		}
 	case p.conflicting != "":
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonConflicting, p.conflicting),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, true, PoolReasonOverlaps, p.conflicting),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonConflicting, p.conflicting),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, true, v1alpha1.PoolReasonOverlaps, p.conflicting),
 		}
 	case p.disabled:
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, false, PoolReasonDisabled, "spec.disabled is true: assigned addresses stay, no new ones are handed out"),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "no overlap with an older pool"),
+			cond(v1alpha1.PoolConditionReady, false, v1alpha1.PoolReasonDisabled, "spec.disabled is true: assigned addresses stay, no new ones are handed out"),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "no overlap with an older pool"),
 		}
 	default:
 		st.Conditions = []metav1.Condition{
-			cond(v1alpha1.PoolConditionReady, true, PoolReasonReady, "addresses are handed out"),
-			cond(v1alpha1.PoolConditionInvalid, false, PoolReasonValid, "the spec is valid"),
-			cond(v1alpha1.PoolConditionConflicting, false, PoolReasonNoConflict, "no overlap with an older pool"),
+			cond(v1alpha1.PoolConditionReady, true, v1alpha1.PoolReasonReady, "addresses are handed out"),
+			cond(v1alpha1.PoolConditionInvalid, false, v1alpha1.PoolReasonValid, "the spec is valid"),
+			cond(v1alpha1.PoolConditionConflicting, false, v1alpha1.PoolReasonNoConflict, "no overlap with an older pool"),
 		}
 	}
 	add := func(c **v1alpha1.PoolCounts, b *block) {

@@ -332,7 +332,7 @@ func TestRandomizedNoDoubleAssignment(t *testing.T) {
 	t.Logf("reasons %v, shared-address observations %d, restarts %d", stats.reasons, stats.shared, stats.restarts)
 	for _, r := range []string{v1alpha1.ReasonAllocated, v1alpha1.ReasonNoPool, v1alpha1.ReasonPoolExhausted,
 		v1alpha1.ReasonRequestedIPUnavailable, v1alpha1.ReasonInvalidRequest, v1alpha1.ReasonSharingConflict,
-		v1alpha1.ReasonNotOurClass, ReasonNotLoadBalancer} {
+		v1alpha1.ReasonNotOurClass, v1alpha1.ReasonNotLoadBalancer} {
 		if stats.reasons[r] == 0 {
 			t.Errorf("the generator never produced reason %s", r)
 		}

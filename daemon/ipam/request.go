@@ -8,8 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/pools"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // family is an address family: false = IPv4, true = IPv6 (the value of Addr.Is6).
@@ -62,6 +65,8 @@ type shareTerms struct {
 	ports      []portKey // sorted
 	local      bool      // externalTrafficPolicy Local
 	selector   string    // canonical spec.selector
+	namespace  string
+	crossNS    string // canonical AnnotationSharingCrossNamespace: sorted, comma-separated, "*" alone; "" for none
 }
 
 // request is what a Service asks for, parsed and validated once per Assign.
@@ -87,16 +92,13 @@ func (c Config) isOurs(svc *corev1.Service) (bool, string) {
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		return false, fmt.Sprintf("type is %s, not LoadBalancer", svc.Spec.Type)
 	}
-	if svc.Spec.LoadBalancerClass == nil {
-		if c.DefaultClass {
-			return true, ""
-		}
+	switch {
+	case servicespec.Class{Name: c.Class, Default: c.DefaultClass}.Owns(svc):
+		return true, ""
+	case svc.Spec.LoadBalancerClass == nil:
 		return false, fmt.Sprintf("no loadBalancerClass and --default-class is off (class %s)", c.class())
 	}
-	if *svc.Spec.LoadBalancerClass != c.class() {
-		return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
-	}
-	return true, ""
+	return false, fmt.Sprintf("loadBalancerClass %s is not %s", *svc.Spec.LoadBalancerClass, c.class())
 }
 
 // parseRequest reads the Service; a non-nil error is an InvalidRequest message naming the
@@ -109,6 +111,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			sharingKey: strings.TrimSpace(svc.Annotations[v1alpha1.AnnotationSharingKey]),
 			local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
 			selector:   labels.Set(svc.Spec.Selector).String(),
+			namespace:  svc.Namespace,
 		},
 		labels:   labels.Set(svc.Labels),
 		nsLabels: nsLabels,
@@ -116,6 +119,8 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	}
 
 	// What sharing and keeping need comes first: an invalid request still returns them.
+	crossNS, crossErr := parseCrossNamespace(svc.Annotations[v1alpha1.AnnotationSharingCrossNamespace])
+	r.crossNS = crossNS
 	for _, p := range svc.Spec.Ports {
 		proto := p.Protocol
 		if proto == "" {
@@ -131,7 +136,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	})
 
 	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		ip, err := parsePlainAddr(ing.IP)
+		ip, err := pools.ParseAddr(ing.IP)
 		if err == nil {
 			r.status = append(r.status, ip)
 		}
@@ -139,6 +144,10 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 			(ing.IPMode != nil && *ing.IPMode != corev1.LoadBalancerIPModeVIP) {
 			r.statusOdd = true
 		}
+	}
+
+	if crossErr != nil {
+		return r, crossErr
 	}
 
 	// Families, primary first.
@@ -180,7 +189,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 	// Requested IPs: the annotation, then spec.loadBalancerIP (must agree).
 	if v, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(v) != "" {
 		for _, s := range strings.Split(v, ",") {
-			ip, err := parsePlainAddr(s)
+			ip, err := pools.ParseAddr(s)
 			if err != nil {
 				return r, fmt.Errorf("annotation %s: %w", v1alpha1.AnnotationLoadBalancerIPs, err)
 			}
@@ -192,7 +201,7 @@ func parseRequest(svc *corev1.Service, nsLabels labels.Set) (*request, error) {
 		}
 	}
 	if s := strings.TrimSpace(svc.Spec.LoadBalancerIP); s != "" {
-		ip, err := parsePlainAddr(s)
+		ip, err := pools.ParseAddr(s)
 		if err != nil {
 			return r, fmt.Errorf("spec.loadBalancerIP: %w", err)
 		}
@@ -225,7 +234,42 @@ func sameTerms(a, b *shareTerms) bool {
 		return a == b
 	}
 	return a.key == b.key && a.sharingKey == b.sharingKey && a.local == b.local &&
-		a.selector == b.selector && slices.Equal(a.ports, b.ports)
+		a.selector == b.selector && slices.Equal(a.ports, b.ports) && a.crossNS == b.crossNS
+}
+
+// parseCrossNamespace returns the canonical form of the AnnotationSharingCrossNamespace
+// value v ("" for none). An entry that is not a namespace name, or "*" with others, is an
+// error, and then nothing is allowed (fail closed).
+func parseCrossNamespace(v string) (string, error) {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		switch {
+		case e == "":
+			continue
+		case e == "*":
+		default:
+			if errs := validation.IsDNS1123Label(e); len(errs) > 0 {
+				return "", fmt.Errorf("annotation %s: %q is not a namespace name: %s",
+					v1alpha1.AnnotationSharingCrossNamespace, e, strings.Join(errs, "; "))
+			}
+		}
+		out = append(out, e)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > 1 && slices.Contains(out, "*") {
+		return "", fmt.Errorf("annotation %s: \"*\" must stand alone", v1alpha1.AnnotationSharingCrossNamespace)
+	}
+	return strings.Join(out, ","), nil
+}
+
+// allowsNamespace reports whether t's Service shares with Services of namespace ns.
+func (t *shareTerms) allowsNamespace(ns string) bool {
+	if ns == t.namespace || t.crossNS == "*" {
+		return true
+	}
+	return t.crossNS != "" && slices.Contains(strings.Split(t.crossNS, ","), ns)
 }
 
 // compatible reports why a and b cannot share one address ("" when they can):
@@ -236,6 +280,10 @@ func compatible(a, b *shareTerms) string {
 	}
 	if a.sharingKey != b.sharingKey {
 		return fmt.Sprintf("in use by %s with a different sharing key", b.key)
+	}
+	if !a.allowsNamespace(b.namespace) || !b.allowsNamespace(a.namespace) {
+		return fmt.Sprintf("held by %s in another namespace: sharing across namespaces needs annotation %s on both Services, each naming the other's namespace (or *)",
+			b.key, v1alpha1.AnnotationSharingCrossNamespace)
 	}
 	if a.local != b.local {
 		return fmt.Sprintf("shared with %s, which has a different externalTrafficPolicy", b.key)

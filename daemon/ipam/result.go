@@ -10,10 +10,6 @@ import (
 	v1alpha1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
-// ReasonNotLoadBalancer is the Result reason for a Service that is not of type
-// LoadBalancer (never written; the caller skips the Service).
-const ReasonNotLoadBalancer = "NotLoadBalancer"
-
 // Config selects the Services the allocator handles.
 type Config struct {
 	// Class is the spec.loadBalancerClass we own; empty means v1alpha1.DefaultLoadBalancerClass.
@@ -44,7 +40,7 @@ type Result struct {
 	Pools []string
 	// Allocated is the status of the bgplb.io/IPAllocated condition.
 	Allocated bool
-	// Reason is a v1alpha1.Reason* constant (or ReasonNotLoadBalancer); Message explains it
+	// Reason is a v1alpha1.Reason* constant ; Message explains it
 	// in words and names the field or object at fault.
 	Reason  string
 	Message string

@@ -229,6 +229,9 @@ func (c *Controller) writeService(ctx context.Context, svc *corev1.Service, res 
 		c.recorder.Event(svc, corev1.EventTypeWarning, src.Reason, src.Message)
 	}
 	metrics.AllocationChanges.WithLabelValues(res.Reason).Inc()
+	if !res.Allocated {
+		metrics.AllocationFailures.WithLabelValues(res.Reason).Inc()
+	}
 	klog.FromContext(ctx).V(2).Info("service allocation written", "service", klog.KObj(svc), "ips", res.IPs,
 		"reason", res.Reason, "message", res.Message)
 	if c.recorder != nil && (old == nil || old.Reason != cond.Reason || old.Message != cond.Message || !ingressEqual(svc.Status.LoadBalancer.Ingress, ingress)) {

@@ -96,5 +96,16 @@ func Register() {
 			Allocations, AllocationChanges, DatapathServices, IsLeader)
 		legacyregistry.MustRegister(EndpointsNotDatapathReady, LRUEvictions)
 		legacyregistry.CustomMustRegister(peers, pools)
+		legacyregistry.MustRegister(AllocationFailures, ServiceAnnouncements, SessionTransitions)
+		legacyregistry.CustomMustRegister(datapathCounters)
+		// Known label values start at 0, so rate() and alerts see the series before the
+		// first event.
+		for _, r := range allocationFailureReasons {
+			AllocationFailures.WithLabelValues(r)
+		}
+		ServiceAnnouncements.WithLabelValues("announce")
+		ServiceAnnouncements.WithLabelValues("withdraw")
+		LRUEvictions.WithLabelValues("ct")
+		LRUEvictions.WithLabelValues("revnat")
 	})
 }

@@ -48,3 +48,28 @@ func TestPeerCollectorSourceFails(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerCollectorBFD(t *testing.T) {
+	c := &peerCollector{now: time.Now}
+	c.src = func(context.Context) ([]PeerSample, error) {
+		return []PeerSample{{Name: "router", Address: "198.18.0.1", BFD: &BFDSample{Up: true, Downs: 2, PacketsIn: 40, PacketsOut: 41}}}, nil
+	}
+	want := `
+# HELP bgplb_bfd_packets_received_total [ALPHA] Valid BFD control packets received from the peer.
+# TYPE bgplb_bfd_packets_received_total counter
+bgplb_bfd_packets_received_total{address="198.18.0.1",peer="router"} 40
+# HELP bgplb_bfd_packets_sent_total [ALPHA] BFD control packets sent to the peer.
+# TYPE bgplb_bfd_packets_sent_total counter
+bgplb_bfd_packets_sent_total{address="198.18.0.1",peer="router"} 41
+# HELP bgplb_bfd_session_downs_total [ALPHA] Transitions of the BFD session with the peer from Up (each shut the BGP session down).
+# TYPE bgplb_bfd_session_downs_total counter
+bgplb_bfd_session_downs_total{address="198.18.0.1",peer="router"} 2
+# HELP bgplb_bfd_session_up [ALPHA] 1 while the BFD session with the peer is Up, else 0.
+# TYPE bgplb_bfd_session_up gauge
+bgplb_bfd_session_up{address="198.18.0.1",peer="router"} 1
+`
+	if err := testutil.CustomCollectAndCompare(c, strings.NewReader(want), "bgplb_bfd_packets_received_total",
+		"bgplb_bfd_packets_sent_total", "bgplb_bfd_session_downs_total", "bgplb_bfd_session_up"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -52,3 +52,31 @@ func TestReportNotReady(t *testing.T) {
 		t.Fatalf("after unregistering a: gauge %v", gauge)
 	}
 }
+
+// TestRegisteredNeedsPodIdentity: the address alone never proves whose pod an endpoint is.
+func TestRegisteredNeedsPodIdentity(t *testing.T) {
+	ctx := context.Background()
+	r := New(WithAttachedFunc(func(string) (bool, int, error) { return true, 1, nil }))
+	ip := netip.MustParseAddr("198.19.1.5")
+	if err := r.Register(ctx, api.Endpoint{ContainerID: "a", IfName: "eth0", PodNamespace: "victim", PodName: "db", IPs: []netip.Addr{ip}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx, api.Endpoint{ContainerID: "b", IfName: "eth0", IPs: []netip.Addr{netip.MustParseAddr("198.19.1.6")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ns, name, ip string
+		want         bool
+	}{
+		{"victim", "db", "198.19.1.5", true},
+		{"attacker", "db", "198.19.1.5", false},
+		{"victim", "", "198.19.1.5", false},
+		{"", "", "198.19.1.5", false},
+		{"victim", "other", "198.19.1.5", false},
+		{"", "", "198.19.1.6", false}, // registered without pod metadata
+	} {
+		if got := r.Registered(c.ns, c.name, netip.MustParseAddr(c.ip)); got != c.want {
+			t.Errorf("Registered(%q, %q, %s) = %v, want %v", c.ns, c.name, c.ip, got, c.want)
+		}
+	}
+}

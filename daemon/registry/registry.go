@@ -37,8 +37,9 @@ func WithAttachedFunc(f AttachedFunc) Option {
 
 // Registry is the in-memory set of local endpoints. The zero value is not usable; call New.
 type Registry struct {
-	attached AttachedFunc
-	routes   atomic.Pointer[RoutesFunc] // answers GET /v1/routes; nil: 404
+	attached  AttachedFunc
+	clientExe string                     // WithClientExecutable; "" accepts any root client
+	routes    atomic.Pointer[RoutesFunc] // answers GET /v1/routes; nil: 404
 
 	// writeMu serialises mutations together with their notifications, so handlers see
 	// changes in order while readers (which take only mu) are never blocked by a handler.
@@ -89,8 +90,16 @@ func (r *Registry) Subscribe(h Handler) (cancel func()) {
 	}
 }
 
+// ErrIPInUse is wrapped by Register's error when another live attachment holds one of
+// the endpoint's IPs.
+var ErrIPInUse = errors.New("IP registered by another live attachment")
+
 // Register adds ep or replaces the endpoint with the same Key. Registering an identical
-// endpoint again changes nothing and notifies nobody.
+// endpoint again changes nothing and notifies nobody. An IP that another attachment
+// (another Key) holds is taken over only when that attachment is gone (its link pin holds
+// no live link) or was recorded as not datapath-ready; otherwise Register fails with
+// ErrIPInUse, whatever the timestamps say (a client cannot win an IP by claiming a later
+// Created).
 func (r *Registry) Register(ctx context.Context, ep api.Endpoint) error {
 	if err := ep.Validate(); err != nil {
 		return fmt.Errorf("register endpoint: %w", err)
@@ -98,6 +107,17 @@ func (r *Registry) Register(ctx context.Context, ep api.Endpoint) error {
 	ep.IPs = slices.Clone(ep.IPs)
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	stale, err := r.holders(ep)
+	if err != nil {
+		return err
+	}
+	for _, old := range stale {
+		if _, ok := r.remove(old.Key()); ok {
+			klog.FromContext(ctx).V(2).Info("endpoint replaced: its IP was registered again", "endpoint", old.Key(),
+				"by", ep.Key(), "ips", old.IPs, "reason", "staleHolder")
+			r.notify(old, true)
+		}
+	}
 	if !r.put(ep) {
 		return nil
 	}
@@ -105,6 +125,38 @@ func (r *Registry) Register(ctx context.Context, ep api.Endpoint) error {
 		"pod", klog.KRef(ep.PodNamespace, ep.PodName), "ips", ep.IPs, "hostIfName", ep.HostIfName)
 	r.notify(ep, false)
 	return nil
+}
+
+// holders returns the other attachments holding ep's IPs that may be replaced (gone, or
+// not datapath-ready), or ErrIPInUse when one of them is live. Caller holds writeMu.
+func (r *Registry) holders(ep api.Endpoint) ([]api.Endpoint, error) {
+	r.mu.RLock()
+	var others []api.Endpoint
+	seen := map[string]bool{}
+	for _, ip := range ep.IPs {
+		for key := range r.byIP[ip.Unmap()] {
+			if key != ep.Key() && !seen[key] {
+				seen[key] = true
+				others = append(others, r.endpoints[key])
+			}
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(others, func(a, b api.Endpoint) int { return cmp.Compare(a.Key(), b.Key()) })
+	for _, o := range others {
+		if !o.DatapathReady() {
+			continue
+		}
+		live := true // without a way to check (tests), a holder is live
+		if r.attached != nil {
+			attached, _, err := r.attached(o.LinkPin)
+			live = attached || err != nil // unknown: keep the holder
+		}
+		if live {
+			return nil, fmt.Errorf("register endpoint %s: %w: %s holds %v", ep.Key(), ErrIPInUse, o.Key(), o.IPs)
+		}
+	}
+	return others, nil
 }
 
 // Unregister removes (containerID, ifName). Removing an unknown endpoint is not an error.
@@ -159,9 +211,10 @@ func (r *Registry) ByIP(ip netip.Addr) (api.Endpoint, bool) {
 }
 
 // Registered reports whether the CNI plugin registered an attachment of pod
-// namespace/name (any pod when name is empty or the endpoint has no pod metadata) that
-// carries ip and that the datapath can serve (api.Endpoint.DatapathReady). It implements
-// eligibility.EndpointRegistry.
+// namespace/name that carries ip and that the datapath can serve
+// (api.Endpoint.DatapathReady). An empty name, or an endpoint registered without pod
+// metadata, never matches: the address alone does not prove whose pod it is. It
+// implements eligibility.EndpointRegistry.
 func (r *Registry) Registered(namespace, name string, ip netip.Addr) bool {
 	ep, ok := r.match(namespace, name, ip)
 	return ok && ep.DatapathReady()
@@ -193,7 +246,7 @@ func (r *Registry) match(namespace, name string, ip netip.Addr) (api.Endpoint, b
 	if !ok {
 		return ep, false
 	}
-	return ep, name == "" || ep.PodName == "" || (ep.PodNamespace == namespace && ep.PodName == name)
+	return ep, name != "" && ep.PodNamespace == namespace && ep.PodName == name
 }
 
 // ByPod returns the endpoints (one per attached interface) of pod namespace/name, sorted

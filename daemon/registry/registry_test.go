@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/bgplb/bgplb/daemon/registry/api"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 func ep(id, ifName, ns, pod string, ips ...string) api.Endpoint {
@@ -141,22 +142,6 @@ func TestHandlerMayRead(t *testing.T) {
 	}
 }
 
-func TestByIPPrefersNewest(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	r := New(WithAttachedFunc(nil))
-	old := ep("old", "eth0", "", "", "198.19.1.5")
-	newer := ep("new", "eth0", "", "", "198.19.1.5")
-	newer.Created = old.Created.Add(time.Minute)
-	for _, e := range []api.Endpoint{newer, old} {
-		if err := r.Register(ctx, e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, _ := r.ByIP(netip.MustParseAddr("198.19.1.5")); got.ContainerID != "new" {
-		t.Fatalf("ByIP = %s, want the newest", got.Key())
-	}
-}
-
 func TestRebuild(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	store := api.RecordStore{Dir: t.TempDir()}
@@ -269,13 +254,7 @@ func serve(t *testing.T, r *Registry) (sock string, wait func() error) {
 	wait = func() error { cancel(); <-done; return serveErr }
 	t.Cleanup(func() { _ = wait() })
 	c := api.NewClient(sock)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("server did not come up")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, "the server up", func() error { return c.Ping(context.Background()) })
 	return sock, wait
 }
 
@@ -365,14 +344,7 @@ func TestServeSocketFile(t *testing.T) {
 	r := New(WithAttachedFunc(nil))
 	go func() { done <- r.Serve(sctx, stale) }()
 	c := api.NewClient(stale)
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("server did not replace the stale socket: %v", <-done)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Eventually(t, 10*time.Second, 10*time.Millisecond, "the server replacing the stale socket", func() error { return c.Ping(ctx) })
 
 	// A live socket is not taken over.
 	if err := New(WithAttachedFunc(nil)).Serve(ctx, stale); err == nil {

@@ -44,6 +44,7 @@ func (r *Registry) Serve(ctx context.Context, socketPath string) error {
 		Handler:           r.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       connContext,
 		ConnState: func(c net.Conn, st http.ConnState) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -130,16 +131,19 @@ func listenUnix(ctx context.Context, socketPath string) (net.Listener, error) {
 	return l, nil
 }
 
-// Handler returns the HTTP handler of the registry API, for Serve and for tests.
+// Handler returns the HTTP handler of the registry API, for Serve. Requests that did not
+// come through Serve's socket carry no peer credentials and are refused.
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT "+api.PathEndpoints, r.handleRegister)
-	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{containerID}/{ifName}", r.handleUnregister)
-	mux.HandleFunc("GET "+api.PathEndpoints, r.handleList)
-	mux.HandleFunc("GET "+api.PathRoutes, r.handleRoutes)
-	mux.HandleFunc("GET "+api.PathPing, func(w http.ResponseWriter, _ *http.Request) {
+	// Every client must be root (SO_PEERCRED); registrations and removals also the CNI
+	// plugin's executable when WithClientExecutable is set (peer.go).
+	mux.HandleFunc("PUT "+api.PathEndpoints, r.withPeerCheck(true, r.handleRegister))
+	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{containerID}/{ifName}", r.withPeerCheck(true, r.handleUnregister))
+	mux.HandleFunc("GET "+api.PathEndpoints, r.withPeerCheck(false, r.handleList))
+	mux.HandleFunc("GET "+api.PathRoutes, r.withPeerCheck(false, r.handleRoutes))
+	mux.HandleFunc("GET "+api.PathPing, r.withPeerCheck(false, func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	}))
 	return mux
 }
 
@@ -151,7 +155,11 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.Register(req.Context(), ep); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrIPInUse) {
+			code = http.StatusConflict
+		}
+		writeError(w, code, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

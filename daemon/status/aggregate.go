@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,14 +23,16 @@ import (
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 	"github.com/bgplb/bgplb/daemon/watch"
 )
 
 // AggregatorSources are the caches the Aggregator reads (never mutated).
 type AggregatorSources struct {
 	Services       corelisters.ServiceLister
-	Slices         func(namespace, name string) ([]*discoveryv1.EndpointSlice, error)
+	Slices         func(namespace, name string) ([]*endpoints.Slice, error)
 	Nodes          corelisters.NodeLister
 	NodeStates     bgplisters.BGPNodeStateLister
 	Peers          bgplisters.BGPPeerLister
@@ -69,13 +70,7 @@ const PeersKey = "@bgppeers"
 
 // Ours reports whether svc is a LoadBalancer Service of our class.
 func (a *Aggregator) Ours(svc *corev1.Service) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return a.defaultClass
-	}
-	return *svc.Spec.LoadBalancerClass == a.class
+	return servicespec.Class{Name: a.class, Default: a.defaultClass}.Handles(svc)
 }
 
 // Sync is the watch.SyncFunc: Service keys get the Announced condition, PeersKey the
@@ -163,18 +158,18 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 			announcing = append(announcing, p.Node)
 		case p.Announces():
 			wanting = append(wanting, p.Node)
-		case p.State.Reason == announce.ReasonNoMatchingAdvertisement && noMatch == nil:
+		case p.State.Reason == v1alpha1.ReasonNoMatchingAdvertisement && noMatch == nil:
 			noMatch = &plans[i]
-		case p.State.Reason == announce.ReasonIPOutsidePools && outside == nil:
+		case p.State.Reason == v1alpha1.ReasonIPOutsidePools && outside == nil:
 			outside = &plans[i]
-		case p.State.Reason == announce.ReasonNoEligibleEndpoints && ineligible == nil:
+		case p.State.Reason == v1alpha1.ReasonNoEligibleEndpoints && ineligible == nil:
 			ineligible = &plans[i]
 		}
 	}
 	counts := fmt.Sprintf("%d of %d BGP session(s) established cluster-wide", established, sessions)
 	switch {
 	case len(announcing) > 0:
-		cond.Status, cond.Reason = metav1.ConditionTrue, announce.ReasonAnnounced
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAnnounced
 		// No cluster-wide session counts here: they would rewrite every announced
 		// Service's status whenever any session anywhere flaps.
 		cond.Message = fmt.Sprintf("announced by %d node(s) (%s)", len(announcing), sample(announcing))
@@ -182,23 +177,23 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 			cond.Message += fmt.Sprintf("; not announced by %d node(s) whose endpoints are not datapath-ready (%s)", len(heldBack), sample(heldBack))
 		}
 	case len(peers) == 0:
-		cond.Reason, cond.Message = announce.ReasonNoPeers, "no BGPPeer exists"
+		cond.Reason, cond.Message = v1alpha1.ReasonNoPeers, "no BGPPeer exists"
 	case len(wanting) > 0:
-		cond.Reason = announce.ReasonSessionsDown
+		cond.Reason = v1alpha1.ReasonSessionsDown
 		cond.Message = fmt.Sprintf("%d node(s) (%s) would announce it but have no established BGP session to a peer it goes to; %s",
 			len(wanting), sample(wanting), counts)
 	case established == 0:
-		cond.Reason = announce.ReasonSessionsDown
+		cond.Reason = v1alpha1.ReasonSessionsDown
 		cond.Message = fmt.Sprintf("0 of %d BGP session(s) established over all nodes", sessions)
 	case outside != nil:
-		cond.Reason, cond.Message = announce.ReasonIPOutsidePools, outside.State.Message
+		cond.Reason, cond.Message = v1alpha1.ReasonIPOutsidePools, outside.State.Message
 	case noMatch != nil:
-		cond.Reason, cond.Message = announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
+		cond.Reason, cond.Message = v1alpha1.ReasonNoMatchingAdvertisement, "no BGPAdvertisement selects the service, its pool and a BGPPeer"
 	case len(heldBack) > 0:
 		cond.Reason = datapathready.ReasonDatapathNotReady
 		cond.Message = fmt.Sprintf("announced by 0 nodes: local endpoints are not datapath-ready (%s); %s", sample(heldBack), counts)
 	default:
-		cond.Reason = announce.ReasonNoEligibleEndpoints
+		cond.Reason = v1alpha1.ReasonNoEligibleEndpoints
 		cond.Message = "announced by 0 nodes: no node has an eligible endpoint"
 		if ineligible != nil {
 			cond.Message += fmt.Sprintf(" (%s: %s)", ineligible.Node, ineligible.State.Message)
@@ -397,7 +392,7 @@ func (a *Aggregator) syncPeers(ctx context.Context) error {
 			est.Status, est.Reason = metav1.ConditionTrue, "Established"
 			est.Message = fmt.Sprintf("%d of %d node(s) established", up, total)
 		default:
-			est.Status, est.Reason = metav1.ConditionFalse, announce.ReasonSessionsDown
+			est.Status, est.Reason = metav1.ConditionFalse, v1alpha1.ReasonSessionsDown
 			est.Message = fmt.Sprintf("%d of %d node(s) established; down: %s", up, total, strings.Join(down, "; "))
 		}
 		inv := metav1.Condition{Type: v1alpha1.PeerConditionInvalid, ObservedGeneration: p.Generation,

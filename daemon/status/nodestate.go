@@ -13,11 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/bgplb/bgplb/daemon/announce"
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/bgp"
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 	"github.com/bgplb/bgplb/daemon/metrics"
+	"github.com/bgplb/bgplb/daemon/peers"
 )
 
 // PeerSource is the speaker's view of its sessions (daemon/bgp.Speaker).
@@ -30,8 +30,6 @@ type PeerSource interface {
 type AnnounceSource interface {
 	// PrefixCounts returns how many IPv4 and IPv6 prefixes the node originates.
 	PrefixCounts() (v4, v6 int)
-	// PeerProblems returns the BGPPeers selecting this node that could not be configured.
-	PeerProblems() []announce.PeerProblem
 }
 
 // NodeSource is what else the status reports; every function may be nil.
@@ -43,6 +41,9 @@ type NodeSource struct {
 	// Errors returns the node's current problems (the writer keeps the first
 	// v1alpha1.MaxNodeStateErrors).
 	Errors func() []string
+	// PeerProblems returns the BGPPeers selecting this node that could not be configured
+	// (daemon/peers.Reconciler.Problems).
+	PeerProblems func() []peers.Problem
 }
 
 // NodeStateWriter writes this node's BGPNodeState.
@@ -123,6 +124,9 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 			Name: p.Name, Address: p.Address.String(), PeerASN: int64(p.PeerASN), LocalASN: int64(p.LocalASN),
 			State: p.State, LastError: p.LastError, PrefixesSent: int64(p.PrefixesSent), PrefixesReceived: int64(p.PrefixesReceived),
 		}
+		if b := p.BFD; b != nil {
+			ps.BFD = &v1alpha1.BFDState{State: b.State, Diag: b.Diag, Ups: int64(b.Ups), Downs: int64(b.Downs)}
+		}
 		if p.State == bgp.StateEstablished {
 			up++
 			if !p.EstablishedSince.IsZero() {
@@ -132,8 +136,10 @@ func (w *NodeStateWriter) Desired(ctx context.Context) (v1alpha1.BGPNodeStateSta
 		}
 		st.Peers = append(st.Peers, ps)
 	}
-	for _, pr := range w.announce.PeerProblems() {
-		st.Peers = append(st.Peers, v1alpha1.BGPPeerState{Name: pr.Peer, State: v1alpha1.SessionIdle, LastError: pr.Message})
+	if w.src.PeerProblems != nil {
+		for _, pr := range w.src.PeerProblems() {
+			st.Peers = append(st.Peers, v1alpha1.BGPPeerState{Name: pr.Peer, State: v1alpha1.SessionIdle, LastError: pr.Message})
+		}
 	}
 	metrics.SessionsUp.Set(float64(up))
 	metrics.Sessions.Set(float64(len(peers)))

@@ -21,6 +21,8 @@ import (
 	"github.com/bgplb/bgplb/daemon/bgp/bgptest"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
+	"github.com/bgplb/bgplb/daemon/peers"
 )
 
 // maxNodeStateBytes is the budget of one BGPNodeState's JSON (docs/design.md).
@@ -35,7 +37,7 @@ func TestNodeStateSizeAt10kServices(t *testing.T) {
 	idx := func() cache.Indexer {
 		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	}
-	svcs, pools, peers, ads := idx(), idx(), idx(), idx()
+	svcs, pools, peerIdx, ads := idx(), idx(), idx(), idx()
 	slicesIdx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{"svc": func(obj any) ([]string, error) {
 		s := obj.(*discoveryv1.EndpointSlice)
 		return []string{s.Namespace + "/" + s.Labels[discoveryv1.LabelServiceName]}, nil
@@ -44,7 +46,7 @@ func TestNodeStateSizeAt10kServices(t *testing.T) {
 		Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "198.18.128.0/17"}}}}))
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	for i := range 4 {
-		must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("router-%d", i)},
+		must(t, peerIdx.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("router-%d", i)},
 			Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: fmt.Sprintf("198.18.0.%d", i+1)}}))
 	}
 	base := netip.MustParseAddr("198.18.128.0")
@@ -64,22 +66,26 @@ func TestNodeStateSizeAt10kServices(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}
 	sp := bgptest.NewFake()
 	must(t, sp.Start(ctx, bgp.Global{ASN: 64513, RouterID: netip.MustParseAddr("198.18.0.11"), ListenPort: -1}))
+	rec := peers.New(peers.Sources{
+		Node:  func() *corev1.Node { return node },
+		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),
+		Peers: bgplisters.NewBGPPeerLister(peerIdx),
+	}, sp)
 	ann := announce.New(announce.Sources{
 		Services: corelisters.NewServiceLister(svcs),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
 			objs, err := slicesIdx.ByIndex("svc", ns+"/"+name)
-			out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+			out := make([]*endpoints.Slice, 0, len(objs))
 			for _, o := range objs {
-				out = append(out, o.(*discoveryv1.EndpointSlice))
+				out = append(out, endpoints.FromEndpointSlice(o.(*discoveryv1.EndpointSlice)))
 			}
 			return out, err
 		},
 		Node:           func() *corev1.Node { return node },
 		Pools:          bgplisters.NewLoadBalancerIPPoolLister(pools),
-		Peers:          bgplisters.NewBGPPeerLister(peers),
 		Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
-	}, selectEval{node: "node1"}, sp, nil)
-	must(t, ann.SyncPeers(ctx))
+	}, selectEval{node: "node1"}, sp, rec, nil)
+	must(t, rec.Sync(ctx, peers.Key))
 	for i := range 4 {
 		sp.SetStatus(netip.MustParseAddr(fmt.Sprintf("198.18.0.%d", i+1)), bgp.PeerStatus{State: bgp.StateEstablished,
 			EstablishedSince: time.Now(), PrefixesSent: services})

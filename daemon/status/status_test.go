@@ -30,12 +30,14 @@ import (
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	bgplisters "github.com/bgplb/bgplb/daemon/client/listers/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
+	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 type fakeAnnounce struct {
-	mu       sync.Mutex
-	v4, v6   int
-	problems []announce.PeerProblem
+	mu     sync.Mutex
+	v4, v6 int
 }
 
 func (f *fakeAnnounce) PrefixCounts() (int, int) {
@@ -49,8 +51,6 @@ func (f *fakeAnnounce) setV4(n int) {
 	defer f.mu.Unlock()
 	f.v4 = n
 }
-
-func (f *fakeAnnounce) PeerProblems() []announce.PeerProblem { return f.problems }
 
 // selectEval evaluates like the TrafficPolicy plugin for one node, without registry.
 type selectEval struct{ node string }
@@ -88,9 +88,8 @@ func TestNodeStateWriter(t *testing.T) {
 	must(t, sp.SetPeers(ctx, []bgp.PeerConfig{{Name: "router", Address: router, PeerASN: 64512}}))
 	since := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
 	sp.SetStatus(router, bgp.PeerStatus{State: bgp.StateEstablished, EstablishedSince: since, PrefixesSent: 1})
-	ann := &fakeAnnounce{v4: 10000, v6: 3,
-		problems: []announce.PeerProblem{{Peer: "secure", Message: `passwordSecretRef: secret "x" not found`}},
-	}
+	ann := &fakeAnnounce{v4: 10000, v6: 3}
+	problems := []peers.Problem{{Peer: "secure", Message: `passwordSecretRef: secret "x" not found`}}
 	var errs Errors
 	for i := range 20 {
 		errs.Record(fmt.Sprintf("default/svc-%02d", i), errors.New("announce: boom"))
@@ -98,7 +97,7 @@ func TestNodeStateWriter(t *testing.T) {
 	dp := &v1alpha1.DatapathSummary{Endpoints: 4, NotReady: 1, NotReadyPods: []string{"default/web-1"}}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", UID: "uid-1"}}
 	w := NewNodeStateWriter(crd, "node1", sp, ann, NodeSource{Version: "v1.2.3", Errors: errs.List,
-		Datapath: func() *v1alpha1.DatapathSummary { return dp }}, func() *corev1.Node { return node }, time.Millisecond)
+		Datapath: func() *v1alpha1.DatapathSummary { return dp }, PeerProblems: func() []peers.Problem { return problems }}, func() *corev1.Node { return node }, time.Millisecond)
 	must(t, w.Sync(ctx))
 	got, err := crd.BgplbV1alpha1().BGPNodeStates().Get(ctx, "node1", metav1.GetOptions{})
 	must(t, err)
@@ -166,8 +165,9 @@ func TestAggregatorReasons(t *testing.T) {
 	a := NewAggregator(kube, crd, AggregatorSources{
 		Services: corelisters.NewServiceLister(services), NodeStates: bgplisters.NewBGPNodeStateLister(states),
 		Nodes: corelisters.NewNodeLister(nodes),
-		Slices: func(ns, name string) ([]*discoveryv1.EndpointSlice, error) {
-			return discoverylisters.NewEndpointSliceLister(slicesIdx).EndpointSlices(ns).List(labels.Everything())
+		Slices: func(ns, name string) ([]*endpoints.Slice, error) {
+			ss, err := discoverylisters.NewEndpointSliceLister(slicesIdx).EndpointSlices(ns).List(labels.Everything())
+			return endpoints.FromEndpointSlices(ss...), err
 		},
 		Peers: bgplisters.NewBGPPeerLister(peers), Advertisements: bgplisters.NewBGPAdvertisementLister(ads),
 		Pools: bgplisters.NewLoadBalancerIPPoolLister(pools),
@@ -193,28 +193,28 @@ func TestAggregatorReasons(t *testing.T) {
 			t.Fatal("wrote a condition on a foreign-class service")
 		}
 	}
-	check(metav1.ConditionFalse, announce.ReasonNoPeers, "no BGPPeer")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoPeers, "no BGPPeer")
 	must(t, peers.Add(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}))
 	nodeState := func(name, state string) {
 		must(t, states.Update(&v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: name},
 			Status: v1alpha1.BGPNodeStateStatus{Peers: []v1alpha1.BGPPeerState{{Name: "router", Address: "198.18.0.1", State: state}}}}))
 	}
 	nodeState("node1", "Active")
-	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "0 of 1")
+	check(metav1.ConditionFalse, v1alpha1.ReasonSessionsDown, "0 of 1")
 	nodeState("node1", "Established")
-	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoMatchingAdvertisement, "no BGPAdvertisement")
 	// An advertisement whose peerSelector matches no BGPPeer does not count.
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"},
 		Spec: v1alpha1.BGPAdvertisementSpec{PeerSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"site": "b"}}}}))
-	check(metav1.ConditionFalse, announce.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoMatchingAdvertisement, "selects the service, its pool and a BGPPeer")
 	must(t, ads.Add(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}}))
 	// ETP=Cluster: every node with a peer plans to announce; node2 has none yet.
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 1 node(s) (node1)")
+	check(metav1.ConditionTrue, v1alpha1.ReasonAnnounced, "announced by 1 node(s) (node1)")
 	nodeState("node1", "Active")
-	check(metav1.ConditionFalse, announce.ReasonSessionsDown, "1 node(s) (node1) would announce it")
+	check(metav1.ConditionFalse, v1alpha1.ReasonSessionsDown, "1 node(s) (node1) would announce it")
 	nodeState("node1", "Established")
 	nodeState("node2", "Established")
-	check(metav1.ConditionTrue, announce.ReasonAnnounced, "announced by 2 node(s) (node1, node2)")
+	check(metav1.ConditionTrue, v1alpha1.ReasonAnnounced, "announced by 2 node(s) (node1, node2)")
 
 	// Unchanged: no write.
 	kube.ClearActions()
@@ -226,7 +226,7 @@ func TestAggregatorReasons(t *testing.T) {
 	}
 	// The endpoint goes unready: no node is eligible.
 	must(t, slicesIdx.Update(slice(false)))
-	check(metav1.ConditionFalse, announce.ReasonNoEligibleEndpoints, "announced by 0 nodes")
+	check(metav1.ConditionFalse, v1alpha1.ReasonNoEligibleEndpoints, "announced by 0 nodes")
 }
 
 func TestPeerConditions(t *testing.T) {
@@ -294,12 +294,7 @@ func TestNodeStateWriterRunWritesAtOnce(t *testing.T) {
 	waitFor := func(what string, d time.Duration, ok func() bool) time.Duration {
 		t.Helper()
 		start := time.Now()
-		for !ok() {
-			if time.Since(start) > d {
-				t.Fatalf("%s not written within %s", what, d)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		poll.Eventually(t, d, 5*time.Millisecond, what+" written", ok)
 		return time.Since(start)
 	}
 	waitFor("the first status", time.Second, written(0))

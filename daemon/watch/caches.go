@@ -4,32 +4,24 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
-	discoveryinformers "k8s.io/client-go/informers/discovery/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 )
 
 // AllServices, as a Triggers key, enqueues the key of every Service in the cache.
 const AllServices = "*"
-
-// Index names of the EndpointSlice informer.
-const (
-	indexService = "service" // "<namespace>/<service>" -> slices
-	indexLocalIP = "localIP" // IP of an endpoint on this node -> slices
-)
 
 // Options configures NewCaches.
 type Options struct {
@@ -53,13 +45,15 @@ type Caches struct {
 	crd     *crdCaches
 
 	services cache.SharedIndexInformer
-	slices   cache.SharedIndexInformer
-	nodes    cache.SharedIndexInformer
-	secretsI cache.SharedIndexInformer
-	nsI      cache.SharedIndexInformer
+	// EndpointSlices are not in a factory: a Reflector stores their typed views
+	// (endpoints.Slice) in slices; no EndpointSlice lister exists.
+	slices    *sliceStore
+	sliceRefl *cache.Reflector
+	nodes     cache.SharedIndexInformer
+	secretsI  cache.SharedIndexInformer
+	nsI       cache.SharedIndexInformer
 
 	Services corelisters.ServiceLister
-	Slices   discoverylisters.EndpointSliceLister
 	Nodes    corelisters.NodeLister
 	Secrets  corelisters.SecretNamespaceLister // nil when SecretNamespace is empty
 	// Namespaces (labels only matter: pool namespaceSelectors).
@@ -84,16 +78,10 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 		return coreinformers.NewServiceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
 	})
 	c.Services = corelisters.NewServiceLister(c.services.GetIndexer())
-	c.slices = c.kube.InformerFor(&discoveryv1.EndpointSlice{}, func(cs kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return discoveryinformers.NewEndpointSliceInformer(cs, metav1.NamespaceAll, resync, cache.Indexers{})
-	})
-	c.Slices = discoverylisters.NewEndpointSliceLister(c.slices.GetIndexer())
-	if err := c.slices.AddIndexers(cache.Indexers{
-		indexService: sliceServiceIndex,
-		indexLocalIP: localIPIndex(opts.NodeName),
-	}); err != nil {
-		return nil, fmt.Errorf("add endpointslice indexers: %w", err)
-	}
+	// EndpointSlices are cached as their typed views (package endpoints): the API objects
+	// of 100k endpoints would be most of the daemon's heap.
+	c.slices = newSliceStore(opts.NodeName)
+	c.sliceRefl = newSliceReflector(kube, c.slices, opts.Resync)
 
 	nsi := c.kube.Core().V1().Namespaces()
 	c.nsI = nsi.Informer()
@@ -102,7 +90,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 	n := c.node.Core().V1().Nodes()
 	c.nodes = n.Informer()
 	c.Nodes = n.Lister()
-	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "endpointslice": c.slices, "namespace": c.nsI, "node": c.nodes} {
+	for name, inf := range map[string]cache.SharedIndexInformer{"service": c.services, "namespace": c.nsI, "node": c.nodes} {
 		if err := inf.SetTransform(TrimObject); err != nil {
 			return nil, fmt.Errorf("set %s transform: %w", name, err)
 		}
@@ -130,6 +118,7 @@ func NewCaches(kube kubernetes.Interface, crd CRDClient, opts Options) (*Caches,
 // Start starts every informer; they stop when ctx is done.
 func (c *Caches) Start(ctx context.Context) {
 	c.kube.Start(ctx.Done())
+	go c.sliceRefl.RunWithContext(ctx)
 	c.node.Start(ctx.Done())
 	if c.secrets != nil {
 		c.secrets.Start(ctx.Done())
@@ -141,7 +130,7 @@ func (c *Caches) Start(ctx context.Context) {
 
 // WaitForCacheSync blocks until every informer has synced or ctx is done.
 func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
-	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.HasSynced, c.nodes.HasSynced, c.nsI.HasSynced}
+	syncs := []cache.InformerSynced{c.services.HasSynced, c.slices.hasSynced, c.nodes.HasSynced, c.nsI.HasSynced}
 	if c.secretsI != nil {
 		syncs = append(syncs, c.secretsI.HasSynced)
 	}
@@ -151,42 +140,15 @@ func (c *Caches) WaitForCacheSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), syncs...)
 }
 
-// SlicesForService returns the EndpointSlices of Service namespace/name (any family).
-func (c *Caches) SlicesForService(namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
-	key := namespace + "/" + name
-	objs, err := c.slices.GetIndexer().ByIndex(indexService, key)
-	if err != nil {
-		return nil, fmt.Errorf("list endpointslices of %s: %w", key, err)
-	}
-	var out []*discoveryv1.EndpointSlice
-	for _, o := range objs {
-		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
-			out = append(out, s)
-		}
-	}
-	return out, nil
+// SlicesForService returns the views of the EndpointSlices of Service namespace/name (any
+// family). They are shared: never mutate them.
+func (c *Caches) SlicesForService(namespace, name string) ([]*endpoints.Slice, error) {
+	return c.slices.forService(namespace, name), nil
 }
 
 // ServicesForLocalIP returns the keys of Services with an endpoint on this node at ip.
 func (c *Caches) ServicesForLocalIP(ip netip.Addr) []string {
-	ip = ip.Unmap()
-	objs, err := c.slices.GetIndexer().ByIndex(indexLocalIP, ip.String())
-	if err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, o := range objs {
-		s, ok := o.(*discoveryv1.EndpointSlice)
-		if !ok {
-			continue
-		}
-		if k, ok := sliceServiceKey(s); ok && !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	return out
+	return c.slices.servicesForLocalIP(ip)
 }
 
 // Node returns this node's object, or nil when it is not (yet) known.
@@ -207,60 +169,6 @@ func (c *Caches) ServiceKeys() []string {
 	out := make([]string, 0, len(svcs))
 	for _, s := range svcs {
 		out = append(out, s.Namespace+"/"+s.Name)
-	}
-	return out
-}
-
-// sliceServiceKey maps an EndpointSlice to its Service key via its
-// kubernetes.io/service-name label.
-func sliceServiceKey(s *discoveryv1.EndpointSlice) (string, bool) {
-	name := s.Labels[discoveryv1.LabelServiceName]
-	if name == "" {
-		return "", false
-	}
-	return s.Namespace + "/" + name, true
-}
-
-func sliceServiceIndex(obj any) ([]string, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return nil, nil
-	}
-	if k, ok := sliceServiceKey(s); ok {
-		return []string{k}, nil
-	}
-	return nil, nil
-}
-
-func localIPIndex(node string) cache.IndexFunc {
-	return func(obj any) ([]string, error) {
-		s, ok := obj.(*discoveryv1.EndpointSlice)
-		if !ok {
-			return nil, nil
-		}
-		var out []string
-		for _, ip := range localIPs(s, node) {
-			if v := ip.String(); !slices.Contains(out, v) {
-				out = append(out, v)
-			}
-		}
-		return out, nil
-	}
-}
-
-// localIPs returns the addresses of the slice's endpoints on node (unmapped).
-func localIPs(s *discoveryv1.EndpointSlice, node string) []netip.Addr {
-	var out []netip.Addr
-	for i := range s.Endpoints {
-		ep := &s.Endpoints[i]
-		if ep.NodeName == nil || *ep.NodeName != node {
-			continue
-		}
-		for _, a := range ep.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil {
-				out = append(out, ip.Unmap())
-			}
-		}
 	}
 	return out
 }

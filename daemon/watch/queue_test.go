@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // TestQueueContract: a key added many times while waiting syncs once; a key is never
@@ -61,20 +63,21 @@ func TestQueueContract(t *testing.T) {
 	<-slowStarted
 	q.Add("ns/slow") // during its sync: waits for it, then syncs again
 	q.Add("ns/slow")
-	time.Sleep(50 * time.Millisecond) // three idle workers must not take it meanwhile
-	if n := count("ns/slow"); n != 1 {
-		t.Fatalf("ns/slow synced %d times while its first sync ran", n)
-	}
+	// Three idle workers must not take it meanwhile.
+	poll.Consistently(t, 50*time.Millisecond, tick, "ns/slow synced once while its first sync runs",
+		func() bool { return count("ns/slow") == 1 })
 	close(release)
-	eventually(t, "ns/slow synced again after its first sync", func() bool { return count("ns/slow") == 2 })
+	poll.Eventually(t, waitFor, tick, "ns/slow synced again after its first sync", func() bool { return count("ns/slow") == 2 })
 	q.Add("ns/flaky")
-	eventually(t, "ns/flaky retried after its failure", func() bool { return count("ns/flaky") == 2 })
-	time.Sleep(50 * time.Millisecond)
-	mu.Lock()
-	if overlap || syncs["ns/a"] != 1 || syncs["ns/slow"] != 2 || syncs["ns/flaky"] != 2 {
-		t.Errorf("syncs %v, overlap %v; want ns/a once, ns/slow and ns/flaky twice, no overlap", syncs, overlap)
-	}
-	mu.Unlock()
+	poll.Eventually(t, waitFor, tick, "ns/flaky retried after its failure", func() bool { return count("ns/flaky") == 2 })
+	poll.Consistently(t, 50*time.Millisecond, tick, "no more syncs, no overlap", func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if overlap || syncs["ns/a"] != 1 || syncs["ns/slow"] != 2 || syncs["ns/flaky"] != 2 {
+			return fmt.Sprintf("syncs %v, overlap %v; want ns/a once, ns/slow and ns/flaky twice, no overlap", syncs, overlap)
+		}
+		return ""
+	})
 	cancel()
 	select {
 	case <-stopped:

@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -64,13 +63,7 @@ func (c *Caches) Subscribe(q *Queue, t Triggers) (remove func()) {
 		}))
 	}
 	if t.Slices {
-		add(c.slices, changeHandler(func(obj any) {
-			if s, ok := unwrap(obj).(*discoveryv1.EndpointSlice); ok {
-				if key, ok := sliceServiceKey(s); ok {
-					q.Add(key)
-				}
-			}
-		}))
+		regs = append(regs, c.slices.subscribe(q.Add))
 	}
 	add(c.nodes, nodeFilter(c.opts.NodeName, c.keyHandler(q, t.Node)))
 	add(c.secretsI, c.keyHandler(q, t.Secrets))

@@ -20,6 +20,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	crdfake "github.com/bgplb/bgplb/daemon/client/clientset/versioned/fake"
 	"github.com/bgplb/bgplb/daemon/registry/api"
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 type recorder struct {
@@ -46,16 +47,11 @@ func (r *recorder) reset() {
 	r.seen = map[string]int{}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor and tick are how long and how often the tests poll the caches and queues.
+const (
+	waitFor = 5 * time.Second
+	tick    = 10 * time.Millisecond
+)
 
 func TestHandlersEnqueueServiceKeys(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,8 +77,8 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 	if _, err := kube.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "service key", func() bool { return rec.count("default/web") > 0 })
-	eventually(t, "service in lister", func() bool { _, err := c.Services.Services("default").Get("web"); return err == nil })
+	poll.Eventually(t, waitFor, tick, "service key", func() bool { return rec.count("default/web") > 0 })
+	poll.Eventually(t, waitFor, tick, "service in lister", func() bool { _, err := c.Services.Services("default").Get("web"); return err == nil })
 	cached, _ := c.Services.Services("default").Get("web")
 	if cached.ManagedFields != nil || len(cached.Annotations) != 1 || cached.Annotations[v1alpha1.AnnotationSharingKey] != "k" {
 		t.Fatalf("cached service not trimmed: managedFields=%v annotations=%v", cached.ManagedFields, cached.Annotations)
@@ -100,8 +96,8 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 	if _, err := kube.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slice -> service key", func() bool { return rec.count("default/web") > 0 })
-	eventually(t, "slice indexed", func() bool {
+	poll.Eventually(t, waitFor, tick, "slice -> service key", func() bool { return rec.count("default/web") > 0 })
+	poll.Eventually(t, waitFor, tick, "slice indexed", func() bool {
 		s, _ := c.SlicesForService("default", "web")
 		return len(s) == 1
 	})
@@ -114,20 +110,20 @@ func TestHandlersEnqueueServiceKeys(t *testing.T) {
 
 	rec.reset()
 	c.EnqueueEndpoint(q, api.Endpoint{IPs: []netip.Addr{netip.MustParseAddr("198.19.1.5")}})
-	eventually(t, "registry change -> service key", func() bool { return rec.count("default/web") > 0 })
+	poll.Eventually(t, waitFor, tick, "registry change -> service key", func() bool { return rec.count("default/web") > 0 })
 
 	rec.reset()
 	if _, err := kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "node -> all services", func() bool { return rec.count("default/web") > 0 })
-	eventually(t, "node cached", func() bool { return c.Node() != nil })
+	poll.Eventually(t, waitFor, tick, "node -> all services", func() bool { return rec.count("default/web") > 0 })
+	poll.Eventually(t, waitFor, tick, "node cached", func() bool { return c.Node() != nil })
 
 	rec.reset()
 	if _, err := crd.BgplbV1alpha1().BGPPeers().Create(ctx, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "r"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "peer -> @peers", func() bool { return rec.count("@peers") > 0 })
+	poll.Eventually(t, waitFor, tick, "peer -> @peers", func() bool { return rec.count("@peers") > 0 })
 	if rec.count("default/web") != 0 {
 		t.Fatal("a peer change enqueued services, want only @peers")
 	}
@@ -197,7 +193,7 @@ func TestNodeStatesOnlyWhenEnabled(t *testing.T) {
 	if _, err := crd.BgplbV1alpha1().BGPNodeStates().Create(ctx, &v1alpha1.BGPNodeState{ObjectMeta: metav1.ObjectMeta{Name: "node3"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "@after enqueued", func() bool { return rec.count("@after") > 0 })
+	poll.Eventually(t, waitFor, tick, "@after enqueued", func() bool { return rec.count("@after") > 0 })
 	if n := rec.count("@before"); n != 0 {
 		t.Errorf("handler subscribed before EnableLeaderCaches fired %d times", n)
 	}
@@ -277,7 +273,7 @@ func TestSlicesForServiceIndex(t *testing.T) {
 		}
 		return ""
 	}
-	eventuallyEmpty(t, check)
+	poll.Eventually(t, 2*waitFor, 2*tick, "the index to match the cache", check)
 
 	// A slice moved to another Service (its endpoint with it), and one deleted.
 	moved := mkSlice("ns1", "svc-1-0", "svc-4")
@@ -297,22 +293,7 @@ func TestSlicesForServiceIndex(t *testing.T) {
 	}
 	want["ns0/svc-0"] = nil
 	delete(wantByIP, ipOf(0))
-	eventuallyEmpty(t, check)
-}
-
-func eventuallyEmpty(t *testing.T, check func() string) {
-	t.Helper()
-	var last string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if last = check(); last == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(last)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, 2*waitFor, 2*tick, "the index to match the cache", check)
 }
 
 // TestNodeStateChangesTrigger: NodeStateChanges gets the stored objects before and after
@@ -359,16 +340,16 @@ func TestNodeStateChangesTrigger(t *testing.T) {
 	if _, err := states.Create(ctx, s, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the add's key", func() bool { return rec.count("@node3@1") == 1 })
+	poll.Eventually(t, waitFor, tick, "the add's key", func() bool { return rec.count("@node3@1") == 1 })
 	s.Labels["step"], s.ResourceVersion = "2", "2"
 	if _, err := states.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the update's key", func() bool { return rec.count("@node3@2") == 1 })
+	poll.Eventually(t, waitFor, tick, "the update's key", func() bool { return rec.count("@node3@2") == 1 })
 	if err := states.Delete(ctx, "node3", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "every Service after the delete", func() bool { return rec.count("web/a") == 1 })
+	poll.Eventually(t, waitFor, tick, "every Service after the delete", func() bool { return rec.count("web/a") == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{"<nil> -> node3@1", "node3@1 -> node3@2", "node3@2 -> <nil>"}

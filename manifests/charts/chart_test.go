@@ -95,6 +95,26 @@ func TestChart(t *testing.T) {
 		}
 	})
 
+	// The allocator Deployment is manifests/base's with the default values, apart from
+	// the chart's labels and config checksum.
+	t.Run("AllocatorEqualsKustomize", func(t *testing.T) {
+		out, err := run(t, nil, kubectl, "kustomize", "../base")
+		if err != nil {
+			t.Fatalf("kubectl kustomize ../base: %v\n%s", err, out)
+		}
+		want := find(t, out, "Deployment", "bgplb-allocator")
+		got := find(t, rendered["default"], "Deployment", "bgplb-allocator")
+		if want == nil || got == nil {
+			t.Fatalf("Deployment bgplb-allocator: kustomize %v, chart %v", want != nil, got != nil)
+		}
+		stripChartOnly(t, got)
+		if !reflect.DeepEqual(got.Object, want.Object) {
+			gy, _ := yaml.Marshal(got.Object)
+			wy, _ := yaml.Marshal(want.Object)
+			t.Errorf("Deployment bgplb-allocator of the chart differs from manifests/base\nchart:\n%s\nkustomize:\n%s", gy, wy)
+		}
+	})
+
 	// The admission policies (docs/design.md, "Trust boundaries") are those of
 	// manifests/base with the default values, apart from the chart's labels.
 	t.Run("AdmissionEqualsKustomize", func(t *testing.T) {

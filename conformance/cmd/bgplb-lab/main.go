@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&dir, "dir", lab.DefaultDir, "lab state directory")
 	root.AddCommand(newUpCmd(&dir), newDownCmd(&dir), newStatusCmd(&dir), newExecCmd(&dir),
 		newKubeconfigCmd(&dir), newDemoCmd(&dir), newForwardCmd(), newKubeletCmd())
+	root.AddCommand(newFaultCmd(&dir), newSuiteBaseCmd(&dir))
 	return root
 }
 
@@ -77,6 +78,7 @@ func newUpCmd(dir *string) *cobra.Command {
 	f.BoolVar(&o.NoDaemon, "no-daemon", false, "do not start bgplbd even when it is built")
 	f.BoolVar(&o.ExportPodCIDR, "export-pod-cidr", false, "bgplbd announces the nodes' pod CIDRs over BGP instead of static routes on the router (pods are reachable once a BGPPeer exists)")
 	f.BoolVar(&o.NoCNIPlugin, "no-cni-plugin", false, "do not chain the bgplb CNI plugin after ptp even when it is built")
+	f.BoolVar(&o.NetworkPolicy, "network-policy", false, "run the NetworkPolicy enforcer kube-network-policies (make tools) on every node")
 	f.BoolVar(&o.Recreate, "recreate", false, "tear down an existing lab first")
 	f.StringVar(&o.Router, "router", "", "lab router: frr (default, or $BGPLB_LAB_ROUTER) or bird (BIRD 2 with Debian's default bird.conf and the bgplbctl router-config bird snippet)")
 	f.Uint32Var(&o.NodeASN, "node-asn", lab.NodeASN, "AS the router expects from the nodes: 64513 (eBGP) or 64512 (iBGP)")

@@ -17,6 +17,8 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 	"golang.org/x/sys/unix"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // netnsExec runs CNI plugins inside a network namespace with `ip netns exec`,
@@ -215,7 +217,7 @@ func TestCNIPathInNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proc.kill() })
-	eventually(t, 5*time.Second, "pod process in the pod namespace", func() bool {
+	poll.Eventually(t, 5*time.Second, every, "pod process in the pod namespace", func() bool {
 		var st unix.Stat_t
 		return unix.Stat(fmt.Sprintf("/proc/%d/ns/net", proc.pid), &st) == nil && st.Ino == nsInode(t, netnsPath(podNS)) && procMatches(proc.pid, bin, "cni-pod")
 	})

@@ -15,7 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
+
+// every is how often the tests poll.
+const every = 50 * time.Millisecond
 
 // buildPodserver compiles conformance/podserver into a temporary directory.
 func buildPodserver(t *testing.T) string {
@@ -38,17 +43,6 @@ func freeTCPPort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestProcessLifecycle starts a real podserver the way the kubelet does
 // (without a namespace), probes it, adopts it by PID and stops it gracefully.
 func TestProcessLifecycle(t *testing.T) {
@@ -69,7 +63,7 @@ func TestProcessLifecycle(t *testing.T) {
 	ctx := context.Background()
 	pr := newProber()
 	lo := netip.MustParseAddr("127.0.0.1")
-	eventually(t, 10*time.Second, "podserver answers", func() bool {
+	poll.Eventually(t, 10*time.Second, every, "podserver answers", func() bool {
 		res, _ := pr.probe(ctx, lo, port)
 		return res.answered
 	})
@@ -99,7 +93,7 @@ func TestProcessLifecycle(t *testing.T) {
 	if err := adopted.signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "probe fails after SIGTERM", func() bool {
+	poll.Eventually(t, 2*time.Second, every, "probe fails after SIGTERM", func() bool {
 		res, err := pr.probe(ctx, lo, port)
 		return res.answered && !res.ok && err != nil && strings.Contains(err.Error(), "503")
 	})
@@ -133,7 +127,7 @@ func TestAdopt(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = proc.kill() })
-		eventually(t, 5*time.Second, "process running", func() bool { return procMatches(proc.pid, bin, name) })
+		poll.Eventually(t, 5*time.Second, every, "process running", func() bool { return procMatches(proc.pid, bin, name) })
 		return proc
 	}
 	pod := testPod()

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/bgplb/bgplb/internal/poll"
 )
 
 // startKubelet runs the kubelet against client until the returned stop is called.
@@ -92,7 +94,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 	stop := startKubelet(t, cfg, client)
 	ctx := context.Background()
 
-	eventually(t, 10*time.Second, "node registered and ready", func() bool {
+	poll.Eventually(t, 10*time.Second, every, "node registered and ready", func() bool {
 		n, err := client.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
 		if err != nil || len(n.Spec.Taints) != 0 || n.Spec.PodCIDR != "198.19.1.0/24" || n.Labels[corev1.LabelHostname] != "node1" {
 			return false
@@ -104,7 +106,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 		return ready && len(n.Status.Addresses) == 2 && n.Status.Addresses[0].Address == "127.0.0.1" &&
 			n.Status.Allocatable.Pods().Value() == 110
 	})
-	eventually(t, 5*time.Second, "node lease held", func() bool {
+	poll.Eventually(t, 5*time.Second, every, "node lease held", func() bool {
 		lease, err := client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, "node1", metav1.GetOptions{})
 		return err == nil && lease.Spec.RenewTime != nil && ptr.Deref(lease.Spec.HolderIdentity, "") == "node1" &&
 			ptr.Deref(lease.Spec.LeaseDurationSeconds, 0) == leaseDuration
@@ -122,7 +124,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "pod Running and Ready", func() bool {
+	poll.Eventually(t, 10*time.Second, every, "pod Running and Ready", func() bool {
 		p, ok := getPod(t, client, "hostnet")
 		return ok && p.Status.Phase == corev1.PodRunning && isReady(p) && p.Status.PodIP == "127.0.0.1" && p.Status.HostIP == "127.0.0.1" &&
 			len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready && p.Status.StartTime != nil
@@ -135,7 +137,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 	// Readiness follows /ready: false within the probe threshold, then back.
 	postReady(t, port, "false")
 	flipped := time.Now()
-	eventually(t, 5*time.Second, "pod not Ready after POST /ready false", func() bool {
+	poll.Eventually(t, 5*time.Second, every, "pod not Ready after POST /ready false", func() bool {
 		p, _ := getPod(t, client, "hostnet")
 		return p != nil && !isReady(p)
 	})
@@ -145,7 +147,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 		t.Errorf("Ready fell after %s, before 3 failed probes could have run", d)
 	}
 	postReady(t, port, "true")
-	eventually(t, 3*time.Second, "pod Ready again", func() bool {
+	poll.Eventually(t, 3*time.Second, every, "pod Ready again", func() bool {
 		p, _ := getPod(t, client, "hostnet")
 		return p != nil && isReady(p)
 	})
@@ -156,11 +158,15 @@ func TestRunHostNetworkPod(t *testing.T) {
 		t.Fatal("pod process did not survive the kubelet stopping")
 	}
 	startKubelet(t, cfg, client)
-	time.Sleep(2 * time.Second) // several probe periods: the adopted pod must stay as it is
+	// Several probe periods: the adopted pod must stay as it is.
+	poll.Consistently(t, 2*time.Second, 200*time.Millisecond, "adopted pod Ready, not restarted", func() string {
+		p, _ := getPod(t, client, "hostnet")
+		if p == nil || !isReady(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
+			return fmt.Sprintf("pod after kubelet restart = %+v", p)
+		}
+		return ""
+	})
 	p, _ := getPod(t, client, "hostnet")
-	if p == nil || !isReady(p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
-		t.Fatalf("pod after kubelet restart = %+v", p)
-	}
 	if got, _ := (stateStore{Dir: filepath.Join(stateDir, "pods")}).readPID(pod.UID); got != pid {
 		t.Fatalf("PID after restart = %d, want the adopted %d", got, pid)
 	}
@@ -172,7 +178,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	eventually(t, 5*time.Second, "terminating pod not Ready", func() bool {
+	poll.Eventually(t, 5*time.Second, every, "terminating pod not Ready", func() bool {
 		p, ok := getPod(t, client, "hostnet")
 		return ok && !isReady(p)
 	})
@@ -182,7 +188,7 @@ func TestRunHostNetworkPod(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	eventually(t, 10*time.Second, "pod object deleted", func() bool {
+	poll.Eventually(t, 10*time.Second, every, "pod object deleted", func() bool {
 		_, ok := getPod(t, client, "hostnet")
 		return !ok
 	})
@@ -222,7 +228,7 @@ func TestRunRestartDuringTermination(t *testing.T) {
 	if _, err := client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "pod Ready", func() bool {
+	poll.Eventually(t, 10*time.Second, every, "pod Ready", func() bool {
 		p, ok := getPod(t, client, "slow-stop")
 		return ok && isReady(p)
 	})
@@ -233,13 +239,13 @@ func TestRunRestartDuringTermination(t *testing.T) {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
-	eventually(t, 5*time.Second, "terminating pod not Ready", func() bool {
+	poll.Eventually(t, 5*time.Second, every, "terminating pod not Ready", func() bool {
 		p, ok := getPod(t, client, "slow-stop")
 		return ok && !isReady(p)
 	})
 	stop()
 	startKubelet(t, cfg, client)
-	eventually(t, 15*time.Second, "pod object deleted", func() bool {
+	poll.Eventually(t, 15*time.Second, every, "pod object deleted", func() bool {
 		_, ok := getPod(t, client, "slow-stop")
 		return !ok
 	})

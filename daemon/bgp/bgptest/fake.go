@@ -16,6 +16,7 @@ type Fake struct {
 	started   bool
 	stopped   bool
 	graceful  bool
+	gshut     bool // SetGracefulShutdown
 	global    bgp.Global
 	allowed   []netip.Prefix
 	announced map[netip.Prefix]bgp.Path // prefix -> path
@@ -199,6 +200,21 @@ func (f *Fake) Stop(_ context.Context, graceful bool) error {
 		f.announced = map[netip.Prefix]bgp.Path{}
 	}
 	return nil
+}
+
+// SetGracefulShutdown implements bgp.Speaker.
+func (f *Fake) SetGracefulShutdown(_ context.Context, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gshut = on
+	return nil
+}
+
+// GracefulShutdown reports whether the graceful-shutdown community is on.
+func (f *Fake) GracefulShutdown() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gshut
 }
 
 // Stopped reports whether Stop was called and whether it was graceful.

@@ -18,6 +18,10 @@
 //     its removal by hand (the conflist entry, the binary and the pinned programs), e.g.
 //     on a node that was down when the DaemonSet was deleted.
 //
+// It also carries the cluster view of `kubectl bgplb` (daemon/clusterview): services,
+// sessions (peers), pools, cluster-doctor and node. status, lb list and doctor take
+// -o table|json|yaml; doctor exits 0 ok, 1 warnings, 2 failures (docs/cli.md).
+//
 // Commands that read the cluster use --kubeconfig (or in-cluster config); the others work
 // on the node alone.
 package main

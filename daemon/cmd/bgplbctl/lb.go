@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bgplb/bgplb/bpf"
+	"github.com/bgplb/bgplb/daemon/clusterview"
 )
 
 func newLBCmd(g *globals) *cobra.Command {
@@ -19,6 +20,12 @@ func newLBCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List frontends (VIP:port/proto) with their backends and counters",
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := clusterview.ValidateFormat(g.cluster.Output); err != nil {
+				return err
+			}
+			if g.cluster.Output != clusterview.FormatTable {
+				return printLBList(g.pinDir, g.cluster.Printer(), cmd.OutOrStdout())
+			}
 			return runLBList(g.pinDir, cmd.OutOrStdout())
 		},
 	})

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/bgplb/bgplb/bpf"
+	"github.com/bgplb/bgplb/daemon/clusterview"
 )
 
 func TestLBListOnRealMaps(t *testing.T) {
@@ -54,4 +56,19 @@ func TestLBListOnRealMaps(t *testing.T) {
 		t.Errorf("the draining backend is not listed in its own section:\n%s", s)
 	}
 	t.Log("\n" + s)
+
+	// The same tables as JSON.
+	out.Reset()
+	if err := printLBList(pinDir, clusterview.Printer{Format: clusterview.FormatJSON}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var l LBList
+	if err := json.Unmarshal(out.Bytes(), &l); err != nil {
+		t.Fatalf("lb list -o json: %v\n%s", err, out.String())
+	}
+	if len(l.Frontends) != 2 || l.Frontends[0].Frontend != "203.0.113.10:80/TCP" || !l.Frontends[0].Local ||
+		len(l.Frontends[0].Backends) != 1 || l.Frontends[0].Backends[0].Address != "198.19.1.5:8080" ||
+		len(l.Draining) != 1 || l.Draining[0].ID != 4 || !l.Draining[0].Terminating {
+		t.Errorf("lb list -o json = %+v", l)
+	}
 }

@@ -6,9 +6,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/bgplb/bgplb/daemon/client/clientset/versioned"
+	"github.com/bgplb/bgplb/daemon/clusterview"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -16,21 +16,19 @@ var version = "dev"
 
 // globals are the flags every subcommand shares.
 type globals struct {
-	kubeconfig string
-	nodeName   string
-	socket     string
-	pinDir     string
+	// cluster holds --kubeconfig, -o and the cluster commands' flags.
+	cluster  *clusterview.Options
+	nodeName string
+	socket   string
+	pinDir   string
 }
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	os.Exit(clusterview.Main(newRoot(), os.Stderr))
 }
 
 func newRoot() *cobra.Command {
-	g := &globals{nodeName: os.Getenv("NODE_NAME"), socket: "/run/bgplb/bgplbd.sock", pinDir: "/sys/fs/bpf/bgplb"}
+	g := &globals{cluster: clusterview.NewOptions(), nodeName: os.Getenv("NODE_NAME"), socket: "/run/bgplb/bgplbd.sock", pinDir: "/sys/fs/bpf/bgplb"}
 	if g.nodeName == "" {
 		g.nodeName, _ = os.Hostname() // best effort default; --node-name overrides
 	}
@@ -42,20 +40,24 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig (default $KUBECONFIG, else in-cluster).")
+	pf.StringVar(&g.cluster.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig (default $KUBECONFIG, else in-cluster).")
+	g.cluster.AddOutputFlag(pf)
 	pf.StringVar(&g.nodeName, "node-name", g.nodeName, "Node to inspect (default $NODE_NAME or the hostname).")
 	pf.StringVar(&g.socket, "socket", g.socket, "bgplbd's unix socket.")
 	pf.StringVar(&g.pinDir, "bpf-pin-dir", g.pinDir, "bpffs directory of the datapath maps.")
 	root.AddCommand(newStatusCmd(g), newLBCmd(g), newRouterConfigCmd(g), newDoctorCmd(g), newInstallCNICmd(), newUninstallCNICmd())
+	// The cluster view of `kubectl bgplb`; its doctor is cluster-doctor here.
+	for _, c := range clusterview.Commands(g.cluster, "cluster-doctor") {
+		g.cluster.AddFlags(c.Flags())
+		root.AddCommand(c)
+	}
 	return root
 }
 
 func (g *globals) clients() (kubernetes.Interface, versioned.Interface, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = g.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	cfg, err := g.cluster.RESTConfig()
 	if err != nil {
-		return nil, nil, fmt.Errorf("load kubeconfig: %w", err)
+		return nil, nil, err
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/bgplb/bgplb/daemon/announce"
+	"github.com/bgplb/bgplb/daemon/pools"
 )
 
 // routerParams are the inputs of the generated router configurations.
@@ -25,9 +25,20 @@ type routerParams struct {
 	Pools     []netip.Prefix // VIP pools: host routes inside them are accepted from the nodes
 	PodCIDRs  []netip.Prefix // pod CIDRs the nodes export (bgplbd --export-pod-cidr): accepted exactly
 	Nodes     []netip.Addr   // node addresses (static neighbours, OPNsense)
+	// TTLSecurityHops turns on GTSM (RFC 5082) towards the nodes when > 0: the BGPPeers'
+	// spec.ttlSecurityHops must match.
+	TTLSecurityHops uint8
 	// Standalone makes the BIRD output a whole bird.conf (device and kernel protocols)
 	// instead of a snippet to include next to an existing configuration.
 	Standalone bool
+	// BFD, when set, makes the router run BFD with the nodes (BGPPeer spec.bfd).
+	BFD *routerBFD
+}
+
+// routerBFD are the router's BFD timers; they should match the BGPPeers' spec.bfd.
+type routerBFD struct {
+	IntervalMs int // receive and transmit interval
+	Multiplier int
 }
 
 // routerFlavours are the outputs of router-config, in the order --help lists them.
@@ -41,6 +52,10 @@ func newRouterConfigCmd(g *globals) *cobra.Command {
 		podCIDRs           []string
 		withPodCIDRs       bool
 		standalone         bool
+		bfd                bool
+		bfdInterval        int
+		bfdMultiplier      int
+		ttlHops            uint
 	)
 	cmd := &cobra.Command{
 		Use:   "router-config " + strings.Join(routerFlavours, "|"),
@@ -58,7 +73,17 @@ snippet to include from an existing bird.conf (Debian's default one included); w
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: routerFlavours,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := routerParams{RouterASN: routerASN, NodeASN: nodeASN, RouterID: routerID, Standalone: standalone}
+			if ttlHops > 254 {
+				return fmt.Errorf("--ttl-security-hops %d: must be 0 (off) or 1-254", ttlHops)
+			}
+			p := routerParams{RouterASN: routerASN, NodeASN: nodeASN, RouterID: routerID, Standalone: standalone,
+				TTLSecurityHops: uint8(ttlHops)}
+			if bfd {
+				if bfdInterval < 10 || bfdInterval > 60000 || bfdMultiplier < 1 || bfdMultiplier > 255 {
+					return fmt.Errorf("--bfd-interval-ms must be 10-60000 and --bfd-multiplier 1-255")
+				}
+				p.BFD = &routerBFD{IntervalMs: bfdInterval, Multiplier: bfdMultiplier}
+			}
 			var err error
 			if p.PodCIDRs, err = parsePrefixes(podCIDRs); err != nil {
 				return fmt.Errorf("--pod-cidr: %w", err)
@@ -93,7 +118,11 @@ snippet to include from an existing bird.conf (Debian's default one included); w
 	f.StringSliceVar(&pools, "pool", nil, "VIP pool prefix(es) to accept (default: the blocks of every LoadBalancerIPPool).")
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "Pod CIDR(s) the nodes export over BGP (bgplbd --export-pod-cidr), accepted exactly.")
 	f.BoolVar(&withPodCIDRs, "with-pod-cidrs", false, "Accept every Node's spec.podCIDRs (for clusters running bgplbd --export-pod-cidr).")
+	f.UintVar(&ttlHops, "ttl-security-hops", 0, "GTSM (RFC 5082) towards the nodes: accept their packets only from this many hops (1: directly connected); match the BGPPeers' spec.ttlSecurityHops. 0: off.")
 	f.BoolVar(&standalone, "standalone", false, "bird: print a whole bird.conf (device and kernel protocols) instead of a snippet to include.")
+	f.BoolVar(&bfd, "bfd", false, "Run BFD with the nodes (for BGPPeers with spec.bfd): a lost node is withdrawn within interval x multiplier.")
+	f.IntVar(&bfdInterval, "bfd-interval-ms", 300, "BFD receive and transmit interval in ms (the BGPPeers' minRxMs/minTxMs).")
+	f.IntVar(&bfdMultiplier, "bfd-multiplier", 3, "BFD detection multiplier (the BGPPeers' multiplier).")
 	return cmd
 }
 
@@ -152,16 +181,16 @@ func (p *routerParams) fromCluster(ctx context.Context, g *globals, podCIDRs boo
 		p.NodeCIDRs = cidrs
 	}
 	if len(p.Pools) == 0 {
-		pools, err := crd.BgplbV1alpha1().LoadBalancerIPPools().List(ctx, metav1.ListOptions{})
+		list, err := crd.BgplbV1alpha1().LoadBalancerIPPools().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return fmt.Errorf("list loadbalancerippools: %w", err)
 		}
-		for i := range pools.Items {
-			if pools.Items[i].Spec.Disabled {
+		for i := range list.Items {
+			if list.Items[i].Spec.Disabled {
 				continue
 			}
-			for _, b := range pools.Items[i].Spec.Blocks {
-				ps, err := announce.BlockPrefixes(b)
+			for _, b := range list.Items[i].Spec.Blocks {
+				ps, err := pools.BlockPrefixes(b)
 				if err == nil {
 					p.Pools = append(p.Pools, ps...)
 				}

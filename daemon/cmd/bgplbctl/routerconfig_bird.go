@@ -31,11 +31,16 @@ func writeBIRD(w io.Writer, p routerParams) {
 	if p.Standalone {
 		fmt.Fprintf(w, "\nprotocol device {\n}\n")
 	}
+	if b := p.BFD; b != nil {
+		fmt.Fprintf(w, "\nprotocol bfd bgplb_bfd {\n  interface \"*\" {\n    min rx interval %d ms;\n    min tx interval %d ms;\n    multiplier %d;\n  };\n}\n",
+			b.IntervalMs, b.IntervalMs, b.Multiplier)
+	}
 	for _, f := range families {
 		if !p.accepted(f) {
 			continue
 		}
-		fmt.Fprintf(w, "\nfilter bgplb_import_%s {\n  if net ~ [ %s ] then accept;\n  reject;\n}\n", f.name, birdSet(split(p.Pools, f.v4), split(p.PodCIDRs, f.v4), f.hostBits))
+		// A draining node sends GRACEFUL_SHUTDOWN (RFC 8326): lowest preference.
+		fmt.Fprintf(w, "\nfilter bgplb_import_%s {\n  if (65535, 0) ~ bgp_community then bgp_local_pref = 0;\n  if net ~ [ %s ] then accept;\n  reject;\n}\n", f.name, birdSet(split(p.Pools, f.v4), split(p.PodCIDRs, f.v4), f.hostBits))
 		if p.Standalone {
 			fmt.Fprintf(w, "\nprotocol kernel bgplb_kernel_%s {\n  merge paths on;   # ECMP: one next hop per announcing node\n  %s { export all; import none; };\n}\n", f.name, f.name)
 		}
@@ -44,13 +49,25 @@ func writeBIRD(w io.Writer, p routerParams) {
 				continue
 			}
 			fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", f.name, i, p.RouterASN, c, p.NodeASN, f.name)
-			if p.RouterASN == p.NodeASN {
+			switch {
+			case p.TTLSecurityHops > 1:
+				// GTSM: send with TTL 255, accept TTL >= 256-hops.
+				fmt.Fprintf(w, "  ttl security on;\n  multihop %d;\n", p.TTLSecurityHops)
+			case p.TTLSecurityHops == 1:
+				fmt.Fprintf(w, "  ttl security on;   # GTSM: only packets sent with TTL 255 from a neighbour\n")
+				if p.RouterASN == p.NodeASN {
+					fmt.Fprintf(w, "  direct;\n")
+				}
+			case p.RouterASN == p.NodeASN:
 				fmt.Fprintf(w, "  direct;\n")
 			}
 			fmt.Fprintf(w, "  hold time 9;\n")
 			fmt.Fprintf(w, "  connect retry time 5;\n")
 			fmt.Fprintf(w, "  error wait time 1, 10;   # a flapped node is back within seconds (default 60, 300)\n")
 			fmt.Fprintf(w, "  graceful restart aware;  # helper: a restarting bgplbd keeps its routes\n")
+			if p.BFD != nil {
+				fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
+			}
 			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export none;\n  };\n}\n", f.name, f.name)
 		}
 	}

@@ -19,6 +19,12 @@ func writeFRR(w io.Writer, p routerParams) {
 	fmt.Fprintf(w, " bgp bestpath as-path multipath-relax\n")
 	fmt.Fprintf(w, " neighbor BGPLB peer-group\n neighbor BGPLB remote-as %d\n", p.NodeASN)
 	fmt.Fprintf(w, " neighbor BGPLB timers 3 9\n")
+	if p.BFD != nil {
+		fmt.Fprintf(w, " neighbor BGPLB bfd profile BGPLB\n")
+	}
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, " neighbor BGPLB ttl-security hops %d\n", p.TTLSecurityHops)
+	}
 	fmt.Fprintf(w, " ! FRR is a graceful-restart helper by default: a restarting bgplbd keeps its routes.\n")
 	if len(p.NodeCIDRs) > 0 {
 		fmt.Fprintf(w, " ! FRR 8.4 (Debian 12) crashes when a listen-range neighbour with graceful restart\n")
@@ -42,6 +48,18 @@ func writeFRR(w io.Writer, p routerParams) {
 		fmt.Fprintf(w, " exit-address-family\n")
 	}
 	fmt.Fprintf(w, "exit\n!\n")
+	writeFRRBFD(w, p)
+}
+
+// writeFRRBFD prints the BFD profile the peer group uses (bfdd must run: bfdd=yes in
+// /etc/frr/daemons).
+func writeFRRBFD(w io.Writer, p routerParams) {
+	if p.BFD == nil {
+		return
+	}
+	fmt.Fprintf(w, "! BFD needs bfdd: set bfdd=yes in /etc/frr/daemons.\n")
+	fmt.Fprintf(w, "bfd\n profile BGPLB\n  receive-interval %d\n  transmit-interval %d\n  detect-multiplier %d\n exit\nexit\n!\n",
+		p.BFD.IntervalMs, p.BFD.IntervalMs, p.BFD.Multiplier)
 }
 
 // writeFRRPolicy prints the prefix lists and route-maps FRR and OPNsense share.
@@ -62,6 +80,10 @@ func writeFRRPolicy(w io.Writer, p routerParams) {
 		}
 	}
 	fmt.Fprintf(w, "!\n")
+	// A draining node sends GRACEFUL_SHUTDOWN (RFC 8326): lowest preference, so its
+	// paths leave the multipath set while other nodes announce the VIP.
+	fmt.Fprintf(w, "bgp community-list standard BGPLB-GSHUT seq 5 permit graceful-shutdown\n!\n")
+	fmt.Fprintf(w, "route-map BGPLB-IN permit 5\n match community BGPLB-GSHUT\n set local-preference 0\n on-match next\nexit\n")
 	for i, f := range families {
 		if !p.accepted(f) {
 			continue
@@ -103,6 +125,10 @@ func writeOPNsense(w io.Writer, p routerParams) {
 	fmt.Fprintf(w, "5. Routing > BGP > Route Maps: BGPLB-IN permit 10 matching prefix list BGPLB-VIPS; BGPLB-OUT deny 10.\n")
 	fmt.Fprintf(w, "6. Routing > BGP > Neighbors: the GUI has no listen range, so add one neighbor per node,\n")
 	fmt.Fprintf(w, "   Remote AS %d, Route-Map In BGPLB-IN, Route-Map Out BGPLB-OUT:\n", p.NodeASN)
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, "   (GTSM: the GUI has no TTL-security field; use the FRR configuration below, which has\n")
+		fmt.Fprintf(w, "   'neighbor BGPLB ttl-security hops %d')\n", p.TTLSecurityHops)
+	}
 	if len(p.Nodes) == 0 {
 		fmt.Fprintf(w, "     (no Node objects found; add every node address inside %s)\n", prefixesString(p.NodeCIDRs))
 	}
@@ -160,6 +186,15 @@ func writeVyOS(w io.Writer, p routerParams) {
 	fmt.Fprintf(w, "set protocols bgp parameters bestpath as-path multipath-relax\n")
 	fmt.Fprintf(w, "set protocols bgp peer-group BGPLB remote-as %d\n", p.NodeASN)
 	fmt.Fprintf(w, "set protocols bgp peer-group BGPLB timers holdtime 9\nset protocols bgp peer-group BGPLB timers keepalive 3\n")
+	if b := p.BFD; b != nil {
+		fmt.Fprintf(w, "set protocols bfd profile BGPLB interval receive %d\n", b.IntervalMs)
+		fmt.Fprintf(w, "set protocols bfd profile BGPLB interval transmit %d\n", b.IntervalMs)
+		fmt.Fprintf(w, "set protocols bfd profile BGPLB interval multiplier %d\n", b.Multiplier)
+		fmt.Fprintf(w, "set protocols bgp peer-group BGPLB bfd profile BGPLB\n")
+	}
+	if p.TTLSecurityHops > 0 {
+		fmt.Fprintf(w, "set protocols bgp peer-group BGPLB ttl-security hops %d\n", p.TTLSecurityHops)
+	}
 	for _, c := range p.NodeCIDRs {
 		fmt.Fprintf(w, "set protocols bgp listen range %s peer-group BGPLB\n", c)
 	}

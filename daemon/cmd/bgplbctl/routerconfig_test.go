@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -79,6 +80,8 @@ func TestFRRConfig(t *testing.T) {
 		"route-map BGPLB-IN deny 100",
 		"neighbor BGPLB route-map BGPLB-IN in",
 		"maximum-paths 64",
+		"bgp community-list standard BGPLB-GSHUT seq 5 permit graceful-shutdown",
+		"route-map BGPLB-IN permit 5\n match community BGPLB-GSHUT\n set local-preference 0\n on-match next\n",
 	)
 	if strings.Contains(out, "198.19.") {
 		t.Errorf("FRR config accepts pod CIDRs nobody asked for:\n%s", out)
@@ -92,7 +95,12 @@ func TestFRRConfig(t *testing.T) {
 		"ip prefix-list BGPLB-VIPS-V4 seq 10 permit 198.19.1.0/24\n",
 		"ipv6 prefix-list BGPLB-VIPS-V6 seq 10 permit 2001:db8:1:1::/64\n",
 	)
-	for _, conf := range []string{out, pods} {
+	withBFD := params
+	withBFD.BFD = &routerBFD{IntervalMs: 300, Multiplier: 3}
+	bfdConf := render(t, "frr", withBFD)
+	wantLines(t, "FRR config with BFD", bfdConf, " neighbor BGPLB bfd profile BGPLB\n",
+		"bfd\n profile BGPLB\n  receive-interval 300\n  transmit-interval 300\n  detect-multiplier 3\n")
+	for _, conf := range []string{out, pods, bfdConf} {
 		parseWith(t, conf, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", conf))
 	}
 }
@@ -109,6 +117,7 @@ func TestBIRDConfig(t *testing.T) {
 		"export none;",
 		"error wait time 1, 10;",
 		"graceful restart aware;",
+		"if (65535, 0) ~ bgp_community then bgp_local_pref = 0;",
 		"merge paths on;", // in the instructions
 	)
 	for _, unwanted := range []string{"\nprotocol kernel", "\nprotocol device"} {
@@ -124,6 +133,13 @@ func TestBIRDConfig(t *testing.T) {
 	inc := writeFile(t, dir, "bgplb.conf", snippet)
 	main := writeFile(t, dir, "bird.conf", string(debian)+"\ninclude \""+inc+"\";\n")
 	parseWith(t, snippet, "bird", "-p", "-c", main)
+
+	withBFD := params
+	withBFD.BFD = &routerBFD{IntervalMs: 300, Multiplier: 3}
+	bfdSnippet := render(t, "bird", withBFD)
+	wantLines(t, "BIRD snippet with BFD", bfdSnippet, "protocol bfd bgplb_bfd {", "min rx interval 300 ms;", "multiplier 3;", "bfd on;")
+	parseWith(t, bfdSnippet, "bird", "-p", "-c", writeFile(t, dir, "bird-bfd.conf",
+		string(debian)+"\ninclude \""+writeFile(t, dir, "bgplb-bfd.conf", bfdSnippet)+"\";\n"))
 
 	alone := params
 	alone.Standalone = true
@@ -169,5 +185,37 @@ func TestGoldenRouterConfigs(t *testing.T) {
 				t.Errorf("%s differs from %s:\n%s", flavour, path, got)
 			}
 		}
+	}
+}
+
+// TestTTLSecurityRouterConfig: with --ttl-security-hops the FRR and VyOS outputs set
+// ttl-security on the peer group and BIRD sets "ttl security on" (with multihop beyond
+// one hop, instead of direct); FRR and BIRD accept what we print.
+func TestTTLSecurityRouterConfig(t *testing.T) {
+	for _, hops := range []uint8{1, 2} {
+		p := params
+		p.TTLSecurityHops = hops
+		frr := render(t, "frr", p)
+		wantLines(t, "FRR config with GTSM", frr, fmt.Sprintf(" neighbor BGPLB ttl-security hops %d\n", hops))
+		parseWith(t, frr, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", frr))
+		wantLines(t, "VyOS config with GTSM", render(t, "vyos", p), fmt.Sprintf("set protocols bgp peer-group BGPLB ttl-security hops %d\n", hops))
+
+		ibgp := p
+		ibgp.NodeASN = ibgp.RouterASN
+		ibgp.Standalone = true
+		for _, bp := range []routerParams{func() routerParams { q := p; q.Standalone = true; return q }(), ibgp} {
+			bird := render(t, "bird", bp)
+			wantLines(t, "BIRD config with GTSM", bird, "  ttl security on;")
+			if hops > 1 {
+				wantLines(t, "BIRD config with GTSM over 2 hops", bird, "  multihop 2;")
+				if strings.Contains(bird, "direct;") {
+					t.Errorf("BIRD config has both multihop and direct:\n%s", bird)
+				}
+			}
+			parseWith(t, bird, "bird", "-p", "-c", writeFile(t, t.TempDir(), "bird.conf", bird))
+		}
+	}
+	if strings.Contains(render(t, "frr", params), "ttl-security") {
+		t.Error("FRR config has ttl-security without --ttl-security-hops")
 	}
 }

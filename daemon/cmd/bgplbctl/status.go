@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
+	"github.com/bgplb/bgplb/daemon/clusterview"
 	"github.com/bgplb/bgplb/daemon/registry/api"
 )
 
@@ -23,6 +24,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
+			if err := clusterview.ValidateFormat(g.cluster.Output); err != nil {
+				return err
+			}
+			if g.cluster.Output != clusterview.FormatTable {
+				st, err := collectStatus(ctx, g)
+				if perr := g.cluster.Printer().Print(cmd.OutOrStdout(), st); perr != nil {
+					return perr
+				}
+				return err
+			}
 			return runStatus(ctx, g, cmd.OutOrStdout())
 		},
 	}

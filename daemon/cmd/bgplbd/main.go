@@ -10,9 +10,11 @@ import (
 	"k8s.io/component-base/cli"
 	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
 	"k8s.io/klog/v2"
 
 	"github.com/bgplb/bgplb/daemon/app"
+	"github.com/bgplb/bgplb/daemon/features"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -33,7 +35,7 @@ func newCommand() *cobra.Command {
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logs.InitLogs()
-			if err := logsapi.ValidateAndApply(logOpts, nil); err != nil {
+			if err := logsapi.ValidateAndApply(logOpts, features.Gate); err != nil {
 				return fmt.Errorf("apply logging options: %w", err)
 			}
 			cfg, err := opts.Config(version, cmd.Flags().Changed)
@@ -46,6 +48,7 @@ func newCommand() *cobra.Command {
 		},
 	}
 	opts.AddFlags(cmd.Flags())
+	features.Gate.AddFlag(cmd.Flags())
 	logsapi.AddFlags(logOpts, cmd.Flags())
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/bgplb/bgplb/daemon/eligibility"
+	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/datapathready"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/endpointweight"
@@ -63,13 +64,13 @@ func readyNode() *corev1.Node {
 	}
 }
 
-func epSlice(eps ...discoveryv1.Endpoint) []*discoveryv1.EndpointSlice {
-	return []*discoveryv1.EndpointSlice{{
+func epSlice(eps ...discoveryv1.Endpoint) []*endpoints.Slice {
+	return endpoints.FromEndpointSlices(&discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "svc-abc"},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Endpoints:   eps,
 		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To[int32](80)}},
-	}}
+	})
 }
 
 func readyEP(ip, nodeName, pod string) discoveryv1.Endpoint {
@@ -175,7 +176,7 @@ func TestTrafficPolicyAndWeight(t *testing.T) {
 	tests := []struct {
 		name       string
 		policy     corev1.ServiceExternalTrafficPolicy
-		slices     []*discoveryv1.EndpointSlice
+		slices     []*endpoints.Slice
 		wantReason string
 		wantScore  int64
 	}{

@@ -132,6 +132,22 @@ type BGPPeerState struct {
 	// PrefixesReceived counts the prefixes the peer sent (all rejected by import policy).
 	// +optional
 	PrefixesReceived int64 `json:"prefixesReceived"`
+	// BFD is the state of the BFD session with the peer; absent when the BGPPeer has no bfd.
+	// +optional
+	BFD *BFDState `json:"bfd,omitempty"`
+}
+
+// BFDState is a BFD session in numbers.
+type BFDState struct {
+	// State is Down, Init, Up or AdminDown.
+	State string `json:"state"`
+	// Diag says why the session last left Up, e.g. ControlDetectionTimeExpired.
+	// +optional
+	Diag string `json:"diag,omitempty"`
+	// Ups counts transitions to Up; Downs counts transitions from Up. (Packet counts
+	// change several times a second and are metrics, not status.)
+	Ups   int64 `json:"ups"`
+	Downs int64 `json:"downs"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

@@ -40,6 +40,7 @@ type BGPPeer struct {
 }
 
 // BGPPeerSpec describes one BGP session per selected node.
+// +kubebuilder:validation:XValidation:rule="!(has(self.ttlSecurityHops) && has(self.ebgpMultihopTTL))",message="ttlSecurityHops and ebgpMultihopTTL are mutually exclusive"
 type BGPPeerSpec struct {
 	// NodeSelector selects the nodes that open a session to this peer. Empty or absent
 	// selects every node.
@@ -85,6 +86,17 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultihopTTL *int32 `json:"ebgpMultihopTTL,omitempty"`
 
+	// TTLSecurityHops turns on GTSM (RFC 5082, "TTL security"): the nodes send with TTL
+	// 255 and accept only packets of the session whose TTL is at least 256 minus this
+	// many hops, so a spoofed packet from farther away than the peer is dropped by the
+	// kernel. 1 is a directly connected peer. The router must do the same (bgplbctl
+	// router-config --ttl-security-hops). Cannot be combined with ebgpMultihopTTL.
+	// Absent: off.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=254
+	// +optional
+	TTLSecurityHops *int32 `json:"ttlSecurityHops,omitempty"`
+
 	// MaxPrefixes is how many prefixes the peer may send before the node resets the
 	// session (BGP Cease, "maximum number of prefixes reached") and reports it in its
 	// BGPNodeState. Nodes import nothing, so a router should send none: the limit bounds
@@ -105,6 +117,13 @@ type BGPPeerSpec struct {
 	// with `enabled: false`.
 	// +optional
 	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
+
+	// BFD runs Bidirectional Forwarding Detection (RFC 5880/5881, single hop) with the
+	// peer: when it detects the path is down (after minRxMs × multiplier without a
+	// packet) the node shuts the BGP session down at once, so a router running BFD too
+	// drops the node's routes in under a second instead of the hold time. Absent: no BFD.
+	// +optional
+	BFD *BFD `json:"bfd,omitempty"`
 
 	// PasswordSecretRef names a key of a Secret in the daemon's namespace that holds the
 	// TCP MD5 password of the session.
@@ -153,6 +172,33 @@ type GracefulRestart struct {
 	// +kubebuilder:default=120
 	// +optional
 	RestartTimeSeconds *int32 `json:"restartTimeSeconds,omitempty"`
+}
+
+// BFD are the BFD session's timers (RFC 5880 section 6.8.2, 6.8.4).
+type BFD struct {
+	// MinRxMs is the fastest rate in milliseconds at which the node accepts BFD
+	// packets (Required Min RX Interval). Defaults to 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +kubebuilder:default=300
+	// +optional
+	MinRxMs *int32 `json:"minRxMs,omitempty"`
+
+	// MinTxMs is how often in milliseconds the node would like to send (Desired Min TX
+	// Interval); the peer's minRx may slow it down. Defaults to 300.
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	// +kubebuilder:default=300
+	// +optional
+	MinTxMs *int32 `json:"minTxMs,omitempty"`
+
+	// Multiplier is how many packets may be missed before the session is declared
+	// down (Detect Mult). Defaults to 3.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	// +kubebuilder:default=3
+	// +optional
+	Multiplier *int32 `json:"multiplier,omitempty"`
 }
 
 // SecretKeyRef names one key of a Secret in the daemon's namespace.

@@ -4,7 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types and reasons of a LoadBalancerIPPool.
+// Condition types of a LoadBalancerIPPool.
 const (
 	// PoolConditionReady is True when the pool is valid, not conflicting and not disabled:
 	// the allocator may hand out its addresses.
@@ -15,6 +15,17 @@ const (
 	// PoolConditionInvalid is True when the pool fails a check that CEL cannot express
 	// (for example two of its own blocks overlap); the reason names the field.
 	PoolConditionInvalid = "Invalid"
+)
+
+// Reasons of the pool conditions (Ready, Conflicting, Invalid).
+const (
+	PoolReasonReady       = "Ready"
+	PoolReasonDisabled    = "Disabled"
+	PoolReasonNoConflict  = "NoConflict"
+	PoolReasonOverlaps    = "OverlapsPool"
+	PoolReasonValid       = "Valid"
+	PoolReasonInvalid     = "InvalidSpec"
+	PoolReasonConflicting = "Conflicting"
 )
 
 // +genclient

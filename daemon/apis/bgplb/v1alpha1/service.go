@@ -15,6 +15,13 @@ const (
 	// AnnotationSharingKey lets Services share one VIP: same key, no (port, protocol)
 	// overlap, same externalTrafficPolicy and, with Local, identical selectors.
 	AnnotationSharingKey = "bgplb.io/sharing-key"
+	// AnnotationSharingCrossNamespace lets a Service share its VIP (same sharing key) with
+	// Services of other namespaces: a comma-separated list of namespace names, or "*" for
+	// every namespace. Both sides must allow it: a Service in namespace A shares with one
+	// in B only when A's Service lists B (or *) and B's lists A (or *). Without it a
+	// sharing key only joins Services of one namespace; a Service that requests an address
+	// another namespace's Service holds gets IPAllocated=False, reason SharingConflict.
+	AnnotationSharingCrossNamespace = "bgplb.io/sharing-cross-namespace"
 
 	// ConditionIPAllocated is the Service condition the LB-IPAM leader writes.
 	ConditionIPAllocated = "bgplb.io/IPAllocated"
@@ -51,4 +58,18 @@ const (
 	ReasonSharingConflict = "SharingConflict"
 	// ReasonNotOurClass: the Service is not ours (never written; returned so callers can skip it).
 	ReasonNotOurClass = "NotOurClass"
+	// ReasonNotLoadBalancer: the Service is not of type LoadBalancer (never written).
+	ReasonNotLoadBalancer = "NotLoadBalancer"
+)
+
+// Reasons of the bgplb.io/Announced condition; a node's announcer uses the same reasons
+// for why it does (not) announce a Service (the node's CLI shows them).
+const (
+	ReasonAnnounced               = "Announced"
+	ReasonNoEligibleEndpoints     = "NoEligibleEndpoints"
+	ReasonNoMatchingAdvertisement = "NoMatchingAdvertisement"
+	ReasonNoPeers                 = "NoPeers"
+	ReasonSessionsDown            = "SessionsDown"
+	ReasonNoIP                    = "NoIP"
+	ReasonIPOutsidePools          = "IPOutsidePools"
 )

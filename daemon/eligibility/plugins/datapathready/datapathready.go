@@ -81,7 +81,7 @@ func Explain(state *eligibility.CycleState, in *eligibility.Input) (msg string, 
 	var pods []string
 	for _, slice := range in.Slices {
 		for _, ep := range slice.Endpoints {
-			if ep.NodeName == nil || *ep.NodeName != p.node {
+			if ep.NodeName != p.node {
 				continue
 			}
 			ns, name := slice.Namespace, ""
@@ -91,10 +91,9 @@ func Explain(state *eligibility.CycleState, in *eligibility.Input) (msg string, 
 					ns = ref.Namespace
 				}
 			}
-			for _, a := range ep.Addresses {
-				ip, err := netip.ParseAddr(a)
-				if err != nil {
-					continue
+			for _, ip := range ep.Addresses {
+				if !ip.IsValid() {
+					continue // did not parse
 				}
 				if reason, bad := p.notReady.DatapathNotReady(ns, name, ip.Unmap()); bad {
 					pods = append(pods, fmt.Sprintf("pod %s/%s: %s", ns, name, reason))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/eligibility/plugins/names"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // Name of the plugin.
@@ -81,8 +82,5 @@ func (p *ServiceClass) PreFilter(_ context.Context, _ *eligibility.CycleState, i
 
 // Ours reports whether svc's class is ours (ignoring the type and ingress).
 func (p *ServiceClass) Ours(svc *corev1.Service) bool {
-	if svc.Spec.LoadBalancerClass == nil {
-		return p.args.DefaultClass
-	}
-	return *svc.Spec.LoadBalancerClass == p.args.Class
+	return servicespec.Class{Name: p.args.Class, Default: p.args.DefaultClass}.Owns(svc)
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# make conformance: bring up a fresh lab, give it the suite's base configuration and run
+# bgplb-conformance against it as against any cluster (kubeconfig; router CLI, clients
+# and faults through command prefixes), then tear the lab down. Extra arguments go to
+# bgplb-conformance (e.g. --profiles LB-IPAM, -test.run 'TestConformance/DatapathLocalTCP').
+#
+# Environment: BIN_DIR (bgplbd, the CNI plugin, podserver, bgplbctl: the image's),
+# CMD_DIR (bgplb-lab, bgplb-conformance), K8S_BIN_DIR, LAB_DIR, REPORT; optional
+# BGPLB_LAB_PREFIX, BGPLB_LAB_ROUTER (frr|bird), BGPLB_DATAPATH_ATTACH, KEEP_LAB=1.
+set -euo pipefail
+: "${BIN_DIR:?}" "${CMD_DIR:?}" "${K8S_BIN_DIR:?}" "${LAB_DIR:?}" "${REPORT:?}"
+prefix=${BGPLB_LAB_PREFIX:-bgplb}
+router=${BGPLB_LAB_ROUTER:-frr}
+lab=("$CMD_DIR/bgplb-lab" --dir "$LAB_DIR")
+
+if [[ "${KEEP_LAB:-}" != 1 ]]; then
+	trap '"${lab[@]}" down >/dev/null || echo "lab.sh: tearing down $LAB_DIR failed" >&2' EXIT
+fi
+"${lab[@]}" up --recreate --nodes 3 --export-pod-cidr --router "$router" \
+	--bin-dir "$BIN_DIR" --k8s-bin-dir "$K8S_BIN_DIR"
+"${lab[@]}" suite-base
+
+case "$router" in
+frr) cli="vtysh --vty_socket $LAB_DIR/frr" ;;
+bird) cli="birdc -s $LAB_DIR/bird/bird.ctl" ;;
+*) echo "lab.sh: unknown router $router" >&2; exit 2 ;;
+esac
+setup="bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
+[[ -n "${BGPLB_DATAPATH_ATTACH:-}" ]] && setup+=", datapath attach $BGPLB_DATAPATH_ATTACH"
+
+mkdir -p "$(dirname "$REPORT")"
+"$CMD_DIR/bgplb-conformance" \
+	--kubeconfig "$LAB_DIR/kubeconfig" \
+	--router "$router" --router-exec "ip netns exec $prefix-router" --router-cli "$cli" \
+	--client-exec "ip netns exec $prefix-client" --client-address 198.51.100.10 \
+	--subnet-client-exec "ip netns exec $prefix-fabclient" --subnet-client-address 198.18.0.250 \
+	--faults-exec "$CMD_DIR/bgplb-lab fault --dir $LAB_DIR" \
+	--podserver-image bgplb.io/podserver:lab --peer lab-router --vip-range 203.0.113.0/24 \
+	--implementation-version "$("$BIN_DIR/bgplbd" --version 2>/dev/null || echo unknown)" \
+	--kubernetes-version "v1.36.3 (lab)" --setup "$setup" \
+	--report "$REPORT" "$@"
