@@ -27,6 +27,12 @@ bird) cli="birdc -s $LAB_DIR/bird/bird.ctl" ;;
 esac
 setup="bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
 [[ -n "${BGPLB_DATAPATH_ATTACH:-}" ]] && setup+=", datapath attach $BGPLB_DATAPATH_ATTACH"
+podimage=bgplb.io/podserver:lab # the lab kubelet runs the pod server whatever the image
+if [[ "${BGPLB_LAB_RUNTIME:-lab}" == containerd ]]; then
+	# Real nodes run the podserver image of `make image`, imported into every node.
+	podimage=$(jq -r '.manifests[0].annotations["io.containerd.image.name"]' "${BGPLB_IMAGE_DIR:?}/podserver/index.json")
+	setup+=", containerd + kubelet nodes, bgplb installed from manifests/base and its image"
+fi
 
 mkdir -p "$(dirname "$REPORT")"
 "$CMD_DIR/bgplb-conformance" \
@@ -35,7 +41,7 @@ mkdir -p "$(dirname "$REPORT")"
 	--client-exec "ip netns exec $prefix-client" --client-address 198.51.100.10 \
 	--subnet-client-exec "ip netns exec $prefix-fabclient" --subnet-client-address 198.18.0.250 \
 	--faults-exec "$CMD_DIR/bgplb-lab fault --dir $LAB_DIR" \
-	--podserver-image bgplb.io/podserver:lab --peer lab-router --vip-range 203.0.113.0/24 \
+	--podserver-image "$podimage" --peer lab-router --vip-range 203.0.113.0/24 \
 	--implementation-version "$("$BIN_DIR/bgplbd" --version 2>/dev/null || echo unknown)" \
 	--kubernetes-version "v1.36.3 (lab)" --setup "$setup" \
 	--report "$REPORT" "$@"
