@@ -148,18 +148,10 @@ func TestRealNodes(t *testing.T) {
 		m, _ := filepath.Glob(filepath.Join(n.Dir, "host", "var-lib-bgplb", "endpoints", "*.json"))
 		records += len(m)
 	}
-	all, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	podNetwork := 0 // ours and the manifests' allocator pods: every pod not on the host network
-	for _, p := range all.Items {
-		if !p.Spec.HostNetwork && p.Status.PodIP != "" {
-			podNetwork++
-		}
-	}
-	if records != podNetwork {
-		t.Errorf("%d endpoint records on the nodes, want %d (one per pod on the pod network)", records, podNetwork)
+	// The allocator's pods may have started before bgplbd chained the plugin: only
+	// ours are sure to have gone through it.
+	if records < 4 {
+		t.Errorf("%d endpoint records on the nodes, want at least 4 (one per pod of the test)", records)
 	}
 
 	var vip netip.Addr
