@@ -105,7 +105,7 @@ test-chart: deps tools ## helm lint; helm template | kubectl apply --dry-run=ser
 	$(GO) test $(GO_TEST_FLAGS) -tags apiserver -v -run 'TestChart|TestStart' ./manifests/charts/ ./internal/apiservertest/
 
 test-lab: deps tools build ## the lab's own tests (root)
-	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v $(LAB_PKGS)
+	$(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -skip 'TestRealNodes' $(LAB_PKGS)
 
 test: deps tools build lint check-generate test-unit test-apiserver test-chart test-lab conformance ## everything CI runs
 
@@ -226,6 +226,7 @@ UPGRADE_IMAGE_OUT := $(CURDIR)/_output/image-upgrade
 test-lab-containerd: deps tools build image image-pause ## real-node lab test: DaemonSet install, pod restart and upgrade under load, clean down (root)
 	$(IMAGEBUILD) build -out $(UPGRADE_IMAGE_OUT) -version $(VERSION)-upgrade -images bgplb -platforms linux/$(HOST_GOARCH)
 	BGPLB_UPGRADE_IMAGE_DIR=$(UPGRADE_IMAGE_OUT) $(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -run 'TestRealNodes' ./conformance/lab/
+test: test-lab-containerd conformance-containerd
 conformance-containerd: deps tools build image image-bin image-pause ## the LB-DATAPATH conformance tests on real nodes; report in _output/conformance-report-containerd.yaml
 	@mkdir -p _output
 	BGPLB_LAB_RUNTIME=containerd BGPLB_BIN_DIR=$(IMAGE_BIN) $(GO) test $(GO_TEST_FLAGS) -tags lab -timeout 40m -v \
