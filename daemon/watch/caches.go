@@ -183,7 +183,8 @@ func keptAnnotation(k string) bool {
 }
 
 // TrimObject is the transform of every informer: it drops managedFields (one entry per
-// writer, about 1 KB per Service with its status writer) and the annotations
+// writer: the scale benchmark's 10k Services, with their creator and bgplbd's status
+// writes, hold 3.1 KB each, 30 MiB of heap in all) and the annotations
 // keptAnnotation does not keep, and nothing else, so every lister returns the API
 // object as its readers expect it. A consumer that needs less (a projection) builds
 // its own typed view from the listers.
