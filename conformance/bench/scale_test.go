@@ -10,8 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +35,9 @@ var (
 	scaleServices  = flag.Int("bench.scale-services", 10000, "LoadBalancer Services of the scale benchmark")
 	scaleEndpoints = flag.Int("bench.scale-endpoints", 10, "endpoints per Service in the scale benchmark")
 	scaleKeepLab   = flag.Bool("bench.scale-keep-lab", false, "leave the scale benchmark's lab up (tear it down with bgplb-lab down)")
+	scaleNodeEnv   = flag.String("bench.scale-node-env", "", "environment added to lab.DaemonEnv on some nodes, to compare "+
+		"runtime settings side by side in one run: node=VAR=value[,VAR=value][;node=...], e.g. node3=GOMEMLIMIT=128MiB; "+
+		"such a node is reported as a comparison and is outside the RSS budget")
 )
 
 const (
@@ -67,6 +68,10 @@ func TestBenchScale(t *testing.T) {
 	nSvc, per := *scaleServices, *scaleEndpoints
 	if nSvc < 1 || nSvc > 16000 || per < 1 {
 		t.Fatalf("-bench.scale-services %d (1..16000) / -bench.scale-endpoints %d (≥1)", nSvc, per)
+	}
+	nodeEnv, err := parseNodeEnv(*scaleNodeEnv)
+	if err != nil {
+		t.Fatal(err)
 	}
 	cfg := *labDirFlag + "-scale.yaml" // outlives the test when the lab is kept
 	if err := os.WriteFile(cfg, []byte("apiVersion: bgplb.io/v1alpha1\nkind: DaemonConfiguration\n"+
@@ -140,10 +145,12 @@ func TestBenchScale(t *testing.T) {
 	defer w.Stop()
 	t0 = time.Now()
 	for _, n := range nodes {
-		if err := l.StartDaemon(ctx, n); err != nil {
+		if err := startDaemonEnv(ctx, l, n, nodeEnv[n]); err != nil {
 			t.Fatalf("start bgplbd on %s: %v", n, err)
 		}
 	}
+	pids := daemonPIDs(t, l)
+	cpuStart := cpuSeconds(pids)
 	var firstAlloc time.Duration
 	deadline := time.After(10 * time.Minute)
 	for len(allocated) < nSvc {
@@ -168,6 +175,7 @@ func TestBenchScale(t *testing.T) {
 		}
 	}
 	alloc := time.Since(t0)
+	cpuAlloc := cpuSeconds(pids)
 	w.Stop()
 	t.Logf("allocation: first after %s, all %d after %s", firstAlloc.Round(time.Millisecond), nSvc, alloc.Round(time.Millisecond))
 
@@ -181,6 +189,7 @@ func TestBenchScale(t *testing.T) {
 	// Announcement: one advertisement for the scale Services.
 	adv := &lbv1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "scale"},
 		Spec: lbv1.BGPAdvertisementSpec{ServiceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{scaleLabel: "true"}}}}
+	cpuAdv := cpuSeconds(pids)
 	t0 = time.Now()
 	if _, err := lbc.BGPAdvertisements().Create(ctx, adv, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create advertisement scale: %v", err)
@@ -200,6 +209,7 @@ func TestBenchScale(t *testing.T) {
 			allHops = time.Since(t0)
 		}
 	}
+	cpuAnnounced := cpuSeconds(pids)
 	t.Logf("announcement: all %d VIPs in the router's FIB after %s, all %d next hops after %s",
 		nSvc, allVIPs.Round(time.Millisecond), wantHops, allHops.Round(time.Millisecond))
 	rib, err := l.Router().BGPSummary(ctx, "ipv4")
@@ -217,20 +227,20 @@ func TestBenchScale(t *testing.T) {
 	// falling (the Go runtime returns freed pages to the kernel gradually, over minutes).
 	// The LB-IPAM leader writes two conditions per Service, which takes minutes at 10k.
 	settle(t, l, 6*time.Minute)
-	procs, err := l.Processes()
-	if err != nil {
-		t.Fatal(err)
+	if got := daemonPIDs(t, l); len(got) != len(nodes) {
+		t.Fatalf("bgplbd runs on %d of %d nodes", len(got), len(nodes))
 	}
-	rssWait := rssSteady(t, procs, 5*time.Minute)
+	rssWait := rssSteady(t, pids, 8*time.Minute)
+	cpuEnd := cpuSeconds(pids)
 	var rss, hwm, anon, live []string
-	var maxRSS, maxHWM int64
-	for _, p := range procs {
-		if !strings.HasSuffix(p.Name, "-bgplbd") || !p.Alive {
-			continue
+	var overBudget []string
+	for _, node := range nodes {
+		r, h, a := procMem(pids[node])
+		if _, cmp := nodeEnv[node]; !cmp {
+			if r > 150<<20 {
+				overBudget = append(overBudget, fmt.Sprintf("%s %s", node, mib(r)))
+			}
 		}
-		node := strings.TrimSuffix(filepath.Base(p.Name), "-bgplbd")
-		r, h, a := procMem(p.PID)
-		maxRSS, maxHWM = max(maxRSS, r), max(maxHWM, h)
 		rss = append(rss, fmt.Sprintf("%s %s", node, mib(r)))
 		hwm = append(hwm, fmt.Sprintf("%s %s", node, mib(h)))
 		anon = append(anon, fmt.Sprintf("%s %s", node, mib(a)))
@@ -241,9 +251,6 @@ func TestBenchScale(t *testing.T) {
 			}
 			live = append(live, fmt.Sprintf("%s %.0f MB", node, float64(h)/1e6))
 		}
-	}
-	if len(rss) != len(nodes) {
-		t.Fatalf("bgplbd runs on %d of %d nodes", len(rss), len(nodes))
 	}
 	t.Logf("bgplbd RSS %s; peak %s; live heap %s", strings.Join(rss, ", "), strings.Join(hwm, ", "), strings.Join(live, ", "))
 
@@ -256,13 +263,13 @@ func TestBenchScale(t *testing.T) {
 	tab := Table{
 		Title: fmt.Sprintf("Scale: %d Services × %d endpoints", nSvc, nSvc*per),
 		Note: fmt.Sprintf("3-node lab without kube-proxy; bgplbd with DatapathReady disabled (EndpointSlices written directly, "+
-			"no pods), eBPF datapath on, environment %s as in the DaemonSet; etcd on tmpfs. %d endpoints per Service spread over the nodes; every %dth Service "+
+			"no pods), eBPF datapath on; environment %s; LB-IPAM leader %s; etcd on tmpfs. %d endpoints per Service spread over the nodes; every %dth Service "+
 			"is externalTrafficPolicy: Local with endpoints on 2 nodes, the others Cluster. VIPs from %s. "+
 			"Allocation: Services created while every bgplbd was stopped, clock from starting them. Announcement: clock from "+
 			"creating the one BGPAdvertisement that selects the Services, polled in the router's kernel FIB every 100 ms. "+
 			"Router RIB prefixes received: %s. Memory read once the daemons were idle and their RSS had stopped falling "+
-			"(%s after idle). Total %s.",
-			strings.Join(lab.DaemonEnv, " "), per, scaleLocalEvery, scalePoolCIDR, strings.Join(ribNote, ", "), durSeconds(rssWait),
+			"(%s after idle; steady: no fall of 1 MiB in two consecutive 15 s windows, at least 2m15s). Total %s.",
+			envNote(nodes, nodeEnv), scaleLeader(ctx, t, kc), per, scaleLocalEvery, scalePoolCIDR, strings.Join(ribNote, ", "), durSeconds(rssWait),
 			durSeconds(time.Since(started))),
 		Columns: []string{"measure", "result", "target"},
 		Rows: [][]string{
@@ -272,10 +279,13 @@ func TestBenchScale(t *testing.T) {
 			{fmt.Sprintf("allocation: bgplbd started → all %d Services have an IP", nSvc), secs(alloc), "≤ 60 s, " + met(alloc <= time.Minute)},
 			{fmt.Sprintf("announcement: advertisement created → router FIB holds all %d VIPs", nSvc), secs(allVIPs), "≤ 10 s, " + met(allVIPs <= 10*time.Second)},
 			{fmt.Sprintf("announcement: advertisement created → all %d next hops in the FIB", wantHops), secs(allHops), "—"},
-			{"bgplbd RSS after convergence (anonymous + the binary's file pages)", strings.Join(rss, ", "), "≤ 150 MiB, " + met(maxRSS <= 150<<20)},
+			{"bgplbd RSS after convergence (anonymous + the binary's file pages)", strings.Join(rss, ", "), "≤ 150 MiB, " + met(len(overBudget) == 0) + budgetScope(nodeEnv)},
 			{"bgplbd anonymous memory (RssAnon) after convergence", strings.Join(anon, ", "), "—"},
 			{"bgplbd live heap (Go HeapAlloc right after a GC)", strings.Join(live, ", "), "—"},
 			{"bgplbd peak RSS (VmHWM)", strings.Join(hwm, ", "), "—"},
+			{"bgplbd CPU: started → all Services have an IP", cpuSpent(cpuStart, cpuAlloc), "—"},
+			{"bgplbd CPU: advertisement created → all next hops", cpuSpent(cpuAdv, cpuAnnounced), "—"},
+			{"bgplbd CPU: started → memory read", cpuSpent(cpuStart, cpuEnd), "—"},
 		},
 	}
 	if err := tab.Write(*resultsPath); err != nil {
@@ -290,8 +300,8 @@ func TestBenchScale(t *testing.T) {
 	if allVIPs > 10*time.Second {
 		missed = append(missed, fmt.Sprintf("all %d VIPs reached the router's FIB after %s (budget 10 s)", nSvc, secs(allVIPs)))
 	}
-	if maxRSS > 150<<20 {
-		missed = append(missed, fmt.Sprintf("bgplbd RSS %s (budget 150 MiB on every node and the leader)", strings.Join(rss, ", ")))
+	if len(overBudget) > 0 {
+		missed = append(missed, fmt.Sprintf("bgplbd RSS %s (budget 150 MiB on every node and the leader)", strings.Join(overBudget, ", ")))
 	}
 	if len(missed) > 0 {
 		t.Fatalf("scale budgets exceeded: %s", strings.Join(missed, "; "))
@@ -433,141 +443,3 @@ func fibRoutes(t *testing.T, ctx context.Context) fibCount {
 	}
 	return c
 }
-
-// settle waits until bgplbd, kube-apiserver and etcd together use less than 5% of a
-// CPU over 2 s, or timeout passes (then it says so and goes on).
-func settle(t *testing.T, l *lab.Lab, timeout time.Duration) {
-	t.Helper()
-	procs, err := l.Processes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, p := range procs {
-		name := filepath.Base(p.Name)
-		if p.Alive && (strings.HasSuffix(name, "-bgplbd") || name == "kube-apiserver" || name == "etcd") {
-			pids = append(pids, p.PID)
-		}
-	}
-	ticks := func() (sum int64) {
-		for _, pid := range pids {
-			sum += procTicks(pid)
-		}
-		return sum
-	}
-	// Clock ticks are 10 ms: < 0.1 s of CPU in 2 s.
-	waitSteady(t, "settled", "still busy", 2*time.Second, timeout, ticks, func(prev, cur int64) bool { return cur-prev < 10 })
-}
-
-// waitSteady samples every interval until steady(previous, current) holds or timeout
-// passes, logs which with done or busy, and returns how long it waited.
-func waitSteady[T any](t *testing.T, done, busy string, interval, timeout time.Duration, sample func() T, steady func(prev, cur T) bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	prev := sample()
-	for time.Since(start) < timeout {
-		time.Sleep(interval)
-		cur := sample()
-		if steady(prev, cur) {
-			t.Logf("%s after %s", done, time.Since(start).Round(time.Second))
-			return time.Since(start)
-		}
-		prev = cur
-	}
-	t.Logf("%s after %s; going on", busy, timeout)
-	return time.Since(start)
-}
-
-// procTicks returns utime+stime of pid in clock ticks (0 when it cannot be read).
-func procTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start at state (field 3).
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 {
-		s = s[i+1:]
-	}
-	f := strings.Fields(s)
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st
-}
-
-// liveHeap returns the Go heap bytes in use right after a garbage collection of the
-// bgplbd in netns: the daemon's heap profile endpoint (--profiling) with gc=1 collects
-// first and, with debug=1, prints the runtime's MemStats.
-func liveHeap(ctx context.Context, netns string) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", netns, "curl", "-sSf",
-		"http://127.0.0.1:9464/debug/pprof/heap?gc=1&debug=1").Output()
-	if err != nil {
-		return 0, fmt.Errorf("get heap profile: %w", err)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no HeapAlloc in the heap profile")
-}
-
-// rssSteady waits until no bgplbd's RSS fell by 1 MiB or more over the last 30 s, or
-// timeout, and returns how long it waited.
-func rssSteady(t *testing.T, procs []lab.ProcessStatus, timeout time.Duration) time.Duration {
-	t.Helper()
-	var pids []int
-	for _, p := range procs {
-		if p.Alive && strings.HasSuffix(p.Name, "-bgplbd") {
-			pids = append(pids, p.PID)
-		}
-	}
-	sample := func() []int64 {
-		out := make([]int64, len(pids))
-		for i, pid := range pids {
-			out[i], _, _ = procMem(pid)
-		}
-		return out
-	}
-	return waitSteady(t, "RSS steady", "RSS still falling", 30*time.Second, timeout, sample, func(prev, cur []int64) bool {
-		for i := range cur {
-			if prev[i]-cur[i] >= 1<<20 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// procMem returns VmRSS, VmHWM and RssAnon of pid in bytes.
-func procMem(pid int) (rss, hwm, anon int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = v << 10
-		case "VmHWM:":
-			hwm = v << 10
-		case "RssAnon:":
-			anon = v << 10
-		}
-	}
-	return rss, hwm, anon
-}
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-
-func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

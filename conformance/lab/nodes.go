@@ -177,8 +177,8 @@ func (l *Lab) startKubeProxy(n Node) error {
 }
 
 // DaemonEnv is bgplbd's environment beyond the lab's own, as the DaemonSet in
-// manifests/base sets it.
-var DaemonEnv = []string{"GOGC=50", "GOMEMLIMIT=128MiB"}
+// manifests/base sets it (keep the two in step: the scale benchmark measures this one).
+var DaemonEnv = []string{"GOGC=50", "GOMEMLIMIT=96MiB"}
 
 // DaemonNamespace is where bgplbd keeps its Lease and reads peer password Secrets;
 // Up creates it when it starts bgplbd.

@@ -2,7 +2,8 @@
 //
 // Caches holds the shared informers (Services, EndpointSlices, this node's Node, the
 // Secrets of the daemon's namespace and the bgplb.io kinds) and the listers the controllers
-// read. Their transform, TrimObject, drops managedFields and foreign annotations only:
+// read. Their transform, TrimObject, drops managedFields and foreign annotations only
+// (everything but bgplb.io/* and the legacy load-balancer-source-ranges annotation):
 // listers return API objects as the API server sent them. EndpointSlices are the one
 // exception and have no lister: a client-go Reflector lists and watches them into a store
 // of typed views, *endpoints.Slice (daemon/eligibility/endpoints, shaped by eligibility,

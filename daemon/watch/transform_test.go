@@ -20,7 +20,8 @@ func TestTrimObjectIsFaithful(t *testing.T) {
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: "a", UID: "u1"}},
 			Annotations: map[string]string{
 				"bgplb.io/pool": "p", "service.beta.kubernetes.io/load-balancer-source-ranges": "198.51.100.0/24",
-				"kubectl.kubernetes.io/last-applied-configuration": "{...}",
+				"kubectl.kubernetes.io/last-applied-configuration":  "{...}",
+				"service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
 			},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager"}},
 		},
@@ -34,6 +35,7 @@ func TestTrimObjectIsFaithful(t *testing.T) {
 	want := orig.DeepCopy()
 	want.ManagedFields = nil
 	delete(want.Annotations, "kubectl.kubernetes.io/last-applied-configuration")
+	delete(want.Annotations, "service.beta.kubernetes.io/aws-load-balancer-type")
 	got, err := TrimObject(orig.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
