@@ -96,9 +96,16 @@ func (c ExecClient) Dial(ctx context.Context, network, addr string) (net.Conn, e
 	if ap.Addr().Is6() {
 		fam = "6"
 	}
-	target := fmt.Sprintf("%s%s:%s:%d", kind, fam, ap.Addr(), ap.Port())
+	// UDP goes through an unconnected socket (UDPn-SENDTO): the kernel reports no ICMP
+	// error to it, so an unreachable answered while the route converges does not end the
+	// flow (a connected socat socket exits on the first one; a Go UDP socket would not).
+	suffix := ""
+	if kind == "UDP" {
+		suffix = "-SENDTO"
+	}
+	target := fmt.Sprintf("%s%s%s:%s:%d", kind, fam, suffix, ap.Addr(), ap.Port())
 	if ap.Addr().Is6() {
-		target = fmt.Sprintf("%s%s:[%s]:%d", kind, fam, ap.Addr(), ap.Port())
+		target = fmt.Sprintf("%s%s%s:[%s]:%d", kind, fam, suffix, ap.Addr(), ap.Port())
 	}
 	return startPipeConn(c.Exec.Command("socat", "-T", "600", "STDIO", target), ap)
 }

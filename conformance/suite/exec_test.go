@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -90,5 +91,62 @@ func TestExecClient(t *testing.T) {
 			t.Errorf("answer %d = %q, %v", i, body, err)
 		}
 		resp.Body.Close()
+	}
+}
+
+// TestExecClientUDPSurvivesUnreachable: a UDP flow through socat keeps its source port
+// and survives an ICMP port unreachable (as while a route converges): the first datagram
+// goes to a port nothing listens on, the next ones are echoed once a server binds it.
+func TestExecClientUDPSurvivesUnreachable(t *testing.T) {
+	if _, err := exec.LookPath("socat"); err != nil {
+		t.Skip("no socat on this machine (make deps installs it)")
+	}
+	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.LocalAddr().String()
+	probe.Close() // the port is closed now: a datagram to it is answered by an ICMP unreachable
+	conn, err := ExecClient{}.Dial(context.Background(), "udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("lost\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the unreachable arrive before the server binds
+	srv, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	from := make(chan string, 4)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, src, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			from <- src.String()
+			_, _ = srv.WriteTo(buf[:n], src)
+		}
+	}()
+	br := bufio.NewReader(conn)
+	for i := 0; i < 2; i++ {
+		if err := conn.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(conn, "ping%d\n", i); err != nil {
+			t.Fatalf("datagram %d after the unreachable: %v", i, err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("ping%d\n", i) {
+			t.Fatalf("echo %d after the unreachable = %q, %v", i, line, err)
+		}
+	}
+	if a, b := <-from, <-from; a != b {
+		t.Errorf("datagrams came from %s and %s, want one source port", a, b)
 	}
 }
