@@ -460,6 +460,6 @@ func backendsFor(svc *corev1.Service, vips []netip.Addr, dec eligibility.Decisio
 		b.Ports = append(b.Ports, datapath.ServicePort{Name: p.Name, Protocol: proto, Port: p.Port})
 	}
 	sr := servicespec.ParseSourceRanges(svc)
-	b.SourceRanges, b.RestrictSources = sr.Prefixes, sr.Restrict
+	b.SourceRanges, b.RestrictSources = sr.Allowed(), sr.Restrict
 	return b
 }

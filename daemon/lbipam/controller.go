@@ -310,6 +310,9 @@ func sourceRangesCondition(svc *corev1.Service) *metav1.Condition {
 		Reason: v1alpha1.ReasonSourceRangesValid, Message: "source ranges from " + sr.From, ObservedGeneration: svc.Generation}
 	if err := sr.Err(); err != nil {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalidSourceRanges, err.Error()
+		if sr.Exceeded > 0 {
+			c.Reason = v1alpha1.ReasonTooManySourceRanges
+		}
 	}
 	return c
 }

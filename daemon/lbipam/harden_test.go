@@ -2,6 +2,7 @@ package lbipam
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -119,5 +120,32 @@ func TestBadRequestKeepsStatus(t *testing.T) {
 	c = meta.FindStatusCondition(live.Status.Conditions, v1alpha1.ConditionIPAllocated)
 	if live.Status.LoadBalancer.Ingress[0].IP != ip || c.Status != metav1.ConditionTrue {
 		t.Fatalf("after fix: ingress %+v condition %+v", live.Status.LoadBalancer.Ingress, c)
+	}
+}
+
+// TestTooManySourceRangesCondition: ranges × ports over the per-Service cap give
+// SourceRangesValid=False with reason TooManySourceRanges and a warning event.
+func TestTooManySourceRangesCondition(t *testing.T) {
+	ctx := context.Background()
+	svc := service("web", v1alpha1.DefaultLoadBalancerClass)
+	for i := 0; i < 64; i++ {
+		svc.Spec.LoadBalancerSourceRanges = append(svc.Spec.LoadBalancerSourceRanges, fmt.Sprintf("198.51.100.%d/32", i))
+	}
+	for len(svc.Spec.Ports) < 64 {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprint("p", len(svc.Spec.Ports)), Port: int32(8000 + len(svc.Spec.Ports))})
+	}
+	f := newFixture(t, pool("p", "203.0.113.8/30"), svc)
+	must(t, f.c.Sync(ctx, "default/web"))
+	f.feedBack()
+	c := meta.FindStatusCondition(f.get("web").Status.Conditions, v1alpha1.ConditionSourceRangesValid)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonTooManySourceRanges || !strings.Contains(c.Message, "accept no client") {
+		t.Fatalf("condition = %+v", c)
+	}
+	found := false
+	for _, ev := range f.drainEvents() {
+		found = found || strings.HasPrefix(ev, "Warning "+v1alpha1.ReasonTooManySourceRanges)
+	}
+	if !found {
+		t.Fatal("no TooManySourceRanges warning event")
 	}
 }

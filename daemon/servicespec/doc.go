@@ -15,4 +15,6 @@
 // net/netip's strict syntax: "010.0.0.0/8" (leading zero), "10.0.0.0/33", an empty
 // element, a zone — fails closed: the Service's VIPs accept no client until it is fixed
 // (decision 9 of docs/design.md). The caller reports Invalid in a condition and an event.
+// So does a Service whose ranges × ports × IP families exceed MaxSourceRangeEntries (its
+// share of the source-range map every Service uses): it fails closed too (Exceeded).
 package servicespec

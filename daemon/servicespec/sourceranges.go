@@ -15,6 +15,12 @@ const (
 	FromAnnotation = "annotation " + corev1.AnnotationLoadBalancerSourceRangesKey
 )
 
+// MaxSourceRangeEntries bounds what one Service may take of the datapath's source-range
+// map, which all Services share (65536 entries, one per frontend and range): a Service
+// whose ranges × ports × IP families exceed it fails closed (SourceRanges.Exceeded), so
+// that no Service can keep the others' ranges from being programmed.
+const MaxSourceRangeEntries = 4096
+
 // SourceRanges is who may reach a Service's VIPs.
 type SourceRanges struct {
 	// Restrict is false when everyone may connect (no ranges given). When true, only
@@ -29,10 +35,18 @@ type SourceRanges struct {
 	Invalid []string
 	// From names the input that was used: FromField, FromAnnotation, or "".
 	From string
+	// Exceeded is the number of source-range entries the Service would take (ranges ×
+	// ports × IP families) when it is over MaxSourceRangeEntries, else 0. Non-zero means
+	// fail closed: Allowed returns nil (Prefixes keep the parsed ranges for the report).
+	Exceeded int
 }
 
 // Err describes Invalid, or returns nil.
 func (r SourceRanges) Err() error {
+	if r.Exceeded > 0 {
+		return fmt.Errorf("%s: %d ranges × ports × IP families = %d entries, more than the %d one Service may use; the Service's VIPs accept no client until the ranges are merged or fewer",
+			r.From, len(r.Prefixes), r.Exceeded, MaxSourceRangeEntries)
+	}
 	if len(r.Invalid) == 0 {
 		return nil
 	}
@@ -83,5 +97,17 @@ func ParseSourceRanges(svc *corev1.Service) SourceRanges {
 		return a.Bits() - b.Bits()
 	})
 	r.Prefixes = slices.Compact(r.Prefixes)
+	if n := len(r.Prefixes) * max(1, len(svc.Spec.Ports)) * max(1, len(svc.Spec.IPFamilies)); n > MaxSourceRangeEntries {
+		r.Exceeded = n
+	}
 	return r
+}
+
+// Allowed returns the prefixes the datapath programs: nil (no client) when the ranges
+// fail closed (Invalid or Exceeded).
+func (r SourceRanges) Allowed() []netip.Prefix {
+	if r.Exceeded > 0 {
+		return nil
+	}
+	return r.Prefixes
 }

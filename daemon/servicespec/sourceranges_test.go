@@ -1,6 +1,7 @@
 package servicespec
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -113,5 +114,38 @@ func TestAgreesWithKubernetesParser(t *testing.T) {
 		if !slices.Contains(ours.Prefixes, want) {
 			t.Errorf("%q: ours %v, Kubernetes %v", e, ours.Prefixes, want)
 		}
+	}
+}
+
+// TestSourceRangeCap: a Service may take at most MaxSourceRangeEntries entries of the
+// shared source-range map (ranges × ports × IP families); beyond it, it fails closed.
+func TestSourceRangeCap(t *testing.T) {
+	svc := func(ranges, ports int) *corev1.Service {
+		s := &corev1.Service{}
+		for i := 0; i < ranges; i++ {
+			s.Spec.LoadBalancerSourceRanges = append(s.Spec.LoadBalancerSourceRanges, fmt.Sprintf("198.18.%d.%d/32", i/256, i%256))
+		}
+		for i := 0; i < ports; i++ {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: int32(8000 + i)})
+		}
+		return s
+	}
+	// 63 ranges + the IPv6 /0 = 64 prefixes; 64 × 64 ports = 4096: at the cap.
+	at := ParseSourceRanges(svc(63, 64))
+	if at.Exceeded != 0 || at.Err() != nil || len(at.Allowed()) != 64 {
+		t.Fatalf("at the cap: exceeded %d, err %v, %d allowed", at.Exceeded, at.Err(), len(at.Allowed()))
+	}
+	over := ParseSourceRanges(svc(64, 64))
+	if over.Exceeded != 65*64 || !over.Restrict || over.Allowed() != nil {
+		t.Fatalf("over the cap: exceeded %d, restrict %v, allowed %v", over.Exceeded, over.Restrict, over.Allowed())
+	}
+	if err := over.Err(); err == nil || !strings.Contains(err.Error(), "4160 entries") || !strings.Contains(err.Error(), "accept no client") {
+		t.Fatalf("over the cap: err %v", err)
+	}
+	// Dual-stack counts both families' frontends.
+	ds := svc(63, 64)
+	ds.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	if r := ParseSourceRanges(ds); r.Exceeded != 64*64*2 {
+		t.Fatalf("dual-stack: exceeded %d, want %d", r.Exceeded, 64*64*2)
 	}
 }

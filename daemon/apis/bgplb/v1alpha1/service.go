@@ -31,7 +31,9 @@ const (
 	// source ranges (spec.loadBalancerSourceRanges or the legacy annotation
 	// service.beta.kubernetes.io/load-balancer-source-ranges): False with reason
 	// InvalidSourceRanges when an entry cannot be parsed, and the VIPs then accept no
-	// client (fail closed). Absent when the Service gives no ranges.
+	// client (fail closed); likewise False with reason TooManySourceRanges when its
+	// ranges × ports × IP families exceed what one Service may program (4096 entries).
+	// Absent when the Service gives no ranges.
 	ConditionSourceRangesValid = "bgplb.io/SourceRangesValid"
 )
 
@@ -39,6 +41,7 @@ const (
 const (
 	ReasonSourceRangesValid   = "Valid"
 	ReasonInvalidSourceRanges = "InvalidSourceRanges"
+	ReasonTooManySourceRanges = "TooManySourceRanges"
 )
 
 // Reasons of the bgplb.io/IPAllocated condition.
