@@ -30,7 +30,8 @@ import (
 //     reserving its old address, so it is never handed to another Service meanwhile.
 //
 // Decisions are deterministic: the same calls in the same order give the same results.
-// Automatic allocation takes the lowest free address of the oldest eligible pool.
+// Automatic allocation takes the lowest free address of the eligible pool with the highest
+// priority (equal priorities: the oldest).
 // The Allocator is safe for concurrent use.
 type Allocator struct {
 	mu  sync.Mutex

@@ -49,6 +49,19 @@ func TestAssign(t *testing.T) {
 			},
 		},
 		{
+			name: "priority: a higher-priority pool first even when younger, then the next by priority, equal ones oldest first",
+			pools: []*v1alpha1.LoadBalancerIPPool{
+				mkPool("old", 0, "203.0.113.0/31"),
+				withPoolOpts(mkPool("preferred", 20, "203.0.113.64/31"), priority(10)),
+				mkPool("older-equal", -5, "203.0.113.128/31"),
+			},
+			steps: []step{
+				{svc: mkSvc("a"), wantIPs: "203.0.113.64", msg: "pool preferred"},
+				{svc: mkSvc("b"), wantIPs: "203.0.113.65"},
+				{svc: mkSvc("c"), wantIPs: "203.0.113.128", msg: "pool older-equal"},
+			},
+		},
+		{
 			name:  "class: foreign, class-less without and with --default-class, non-LB types",
 			pools: []*v1alpha1.LoadBalancerIPPool{v4pool},
 			steps: []step{

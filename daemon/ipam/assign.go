@@ -2,6 +2,7 @@
 package ipam
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -267,6 +268,8 @@ func (a *Allocator) auto(req *request, f family) familyResult {
 		if len(cands) == 0 {
 			fr.message = fmt.Sprintf("no ready pool with autoAssign and %s addresses selects the Service", f)
 		}
+		// Higher priority first; a stable sort keeps equal priorities oldest first.
+		slices.SortStableFunc(cands, func(x, y *pool) int { return cmp.Compare(y.priority, x.priority) })
 	}
 	if len(cands) == 0 {
 		fr.reason = v1alpha1.ReasonNoPool

@@ -40,6 +40,9 @@ func withPoolOpts(p *v1alpha1.LoadBalancerIPPool, opts ...poolOpt) *v1alpha1.Loa
 
 func noAuto(p *v1alpha1.LoadBalancerIPPool)   { f := false; p.Spec.AutoAssign = &f }
 func disabled(p *v1alpha1.LoadBalancerIPPool) { p.Spec.Disabled = true }
+func priority(n int32) poolOpt {
+	return func(p *v1alpha1.LoadBalancerIPPool) { p.Spec.Priority = n }
+}
 func avoidBuggy(p *v1alpha1.LoadBalancerIPPool) {
 	p.Spec.AvoidBuggyIPs = true
 }

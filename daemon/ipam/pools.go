@@ -45,6 +45,7 @@ type pool struct {
 	avoidBuggy  bool
 	autoAssign  bool
 	disabled    bool
+	priority    int32  // automatic allocation tries higher first
 	invalid     string // "" or why the spec is unusable, naming the field
 	conflicting string // "" or which older pool it overlaps
 }
@@ -89,6 +90,7 @@ func parsePool(in *v1alpha1.LoadBalancerIPPool) *pool {
 		avoidBuggy: in.Spec.AvoidBuggyIPs,
 		autoAssign: in.Spec.AutoAssign == nil || *in.Spec.AutoAssign,
 		disabled:   in.Spec.Disabled,
+		priority:   in.Spec.Priority,
 		svcSel:     labels.Nothing(),
 		nsSel:      labels.Nothing(),
 	}

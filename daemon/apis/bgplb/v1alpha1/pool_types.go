@@ -92,6 +92,14 @@ type LoadBalancerIPPoolSpec struct {
 	// their Services.
 	// +optional
 	Disabled bool `json:"disabled,omitempty"`
+
+	// Priority orders automatic allocation: pools with a higher priority are tried first,
+	// pools of equal priority oldest first. It does not change which of two overlapping
+	// pools wins (the older one). Defaults to 0.
+	// +kubebuilder:validation:Minimum=-1000
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Priority int32 `json:"priority,omitempty"`
 }
 
 // IPBlock is one address range: either a CIDR or an inclusive start/stop range of one family.
