@@ -121,13 +121,11 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	if err != nil {
 		return err
 	}
-	routerID := cfg.RouterID
-	if !routerID.IsValid() {
-		var ok bool
-		if routerID, ok = nodeIP(node, true); !ok {
-			return fmt.Errorf("node %s has no IPv4 InternalIP for the BGP router ID: set bgp.routerID in the DaemonConfiguration", cfg.NodeName)
-		}
+	routerID, routerIDFrom, err := nodeRouterID(node, cfg.RouterID) // routerid.go
+	if err != nil {
+		return err
 	}
+	logger.Info("BGP router ID", "routerID", routerID, "from", routerIDFrom)
 
 	if !fromState {
 		if err := speaker.Start(ctx, bgp.Global{ASN: cfg.ASN, RouterID: routerID, ListenPort: cfg.ListenPort}); err != nil {

@@ -13,7 +13,7 @@
 //	defaultClass: false          # also claim LoadBalancer Services without a class
 //	bgp:
 //	  asn: 64513                 # local ASN when a BGPPeer names none
-//	  routerID: ""               # IPv4; empty: the daemon uses the node's IPv4 InternalIP
+//	  routerID: ""               # IPv4, the same on every node; empty: per node (Node annotation bgplb.io/router-id, else its IPv4 InternalIP, else the low 32 bits of its IPv6 one)
 //	  listenPort: -1             # -1: never accept sessions, only initiate them
 //	paths:
 //	  socket: /run/bgplb/bgplbd.sock
