@@ -14,6 +14,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
 	"github.com/bgplb/bgplb/daemon/pools"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // PlanInput is the cluster state one Service's plan reads (cached objects, never mutated).
@@ -101,6 +102,13 @@ func planNode(ctx context.Context, in PlanInput, n PlanNode) (NodePlan, error) {
 	p.VIPs = ingressIPs(svc)
 	if len(p.VIPs) == 0 {
 		p.State.Reason, p.State.Message = v1alpha1.ReasonNoIP, "service has no ingress IP"
+		return p, nil
+	}
+	if n := servicespec.Frontends(svc, len(p.VIPs)); n > servicespec.MaxFrontends {
+		p.State.Reason = v1alpha1.ReasonTooManyFrontends
+		p.State.Message = fmt.Sprintf("%d VIPs × %d ports = %d datapath frontends, more than the %d one Service may use: not programmed nor announced",
+			len(p.VIPs), len(svc.Spec.Ports), n, servicespec.MaxFrontends)
+		p.VIPs = nil // nothing to program
 		return p, nil
 	}
 	p.State.Weight = dec.Weight

@@ -2,7 +2,9 @@ package announce
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +15,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 )
 
 // nodeEval evaluates like the TrafficPolicy plugin for one named node.
@@ -88,5 +91,39 @@ func TestPlanService(t *testing.T) {
 		t.Errorf("node1 paths %+v, want one path for the tor only", got)
 	} else if _, ok := got[0].For(netip.MustParseAddr("198.18.0.1")); !ok {
 		t.Errorf("node1's path does not go to the tor: %+v", got[0])
+	}
+}
+
+// TestPlanTooManyFrontends: a Service whose VIPs × ports exceed servicespec.MaxFrontends
+// is neither programmed nor announced, with reason TooManyFrontends.
+func TestPlanTooManyFrontends(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "wide"},
+		Spec:   corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "203.0.113.10"}}}}}
+	for i := 0; i < servicespec.MaxFrontends+1; i++ {
+		svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Name: fmt.Sprint("p", i), Port: int32(1000 + i), Protocol: corev1.ProtocolTCP})
+	}
+	in := PlanInput{Service: svc,
+		Slices: endpoints.FromEndpointSlices(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "wide-1"},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.19.1.5"}, NodeName: ptr.To("node1"), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}}}),
+		Pools: []*v1alpha1.LoadBalancerIPPool{{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+			Spec: v1alpha1.LoadBalancerIPPoolSpec{Blocks: []v1alpha1.IPBlock{{CIDR: "203.0.113.0/24"}}}}},
+		Advertisements: []*v1alpha1.BGPAdvertisement{{ObjectMeta: metav1.ObjectMeta{Name: "all"}}},
+	}
+	node := PlanNode{Name: "node1", Node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}, Eval: nodeEval("node1"),
+		Peers: []PlanPeer{{Name: "tor", Address: netip.MustParseAddr("198.18.0.1"), Established: true}}}
+	plans, err := PlanService(context.Background(), in, []PlanNode{node})
+	must(t, err)
+	if p := plans[0]; p.State.Reason != v1alpha1.ReasonTooManyFrontends || len(p.VIPs) != 0 || len(p.paths) != 0 ||
+		!strings.Contains(p.State.Message, "257 datapath frontends") {
+		t.Fatalf("plan = reason %s (%s), VIPs %v, %d paths", p.State.Reason, p.State.Message, p.VIPs, len(p.paths))
+	}
+	// One port fewer fits and is announced.
+	in.Service.Spec.Ports = in.Service.Spec.Ports[:servicespec.MaxFrontends]
+	plans, err = PlanService(context.Background(), in, []PlanNode{node})
+	must(t, err)
+	if p := plans[0]; p.State.Reason != v1alpha1.ReasonAnnounced {
+		t.Fatalf("at the cap: reason %s (%s)", p.State.Reason, p.State.Message)
 	}
 }

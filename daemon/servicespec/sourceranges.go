@@ -21,6 +21,14 @@ const (
 // that no Service can keep the others' ranges from being programmed.
 const MaxSourceRangeEntries = 4096
 
+// MaxFrontends bounds the frontends (VIP × port) one Service may program in the
+// datapath's service map, which all Services share (65536 entries): a node neither
+// programs nor announces a Service over it, with the Announced reason TooManyFrontends.
+const MaxFrontends = 256
+
+// Frontends is the number of datapath frontends a Service with these VIPs takes.
+func Frontends(svc *corev1.Service, vips int) int { return vips * len(svc.Spec.Ports) }
+
 // SourceRanges is who may reach a Service's VIPs.
 type SourceRanges struct {
 	// Restrict is false when everyone may connect (no ranges given). When true, only

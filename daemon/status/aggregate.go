@@ -148,7 +148,7 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 		return cond, err
 	}
 	var announcing, wanting []string
-	var noMatch, outside, ineligible *announce.NodePlan
+	var noMatch, outside, ineligible, tooMany *announce.NodePlan
 	var heldBack []string // "node: why" of nodes whose endpoints the datapath cannot serve
 	for i, p := range plans {
 		switch {
@@ -162,6 +162,8 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 			noMatch = &plans[i]
 		case p.State.Reason == v1alpha1.ReasonIPOutsidePools && outside == nil:
 			outside = &plans[i]
+		case p.State.Reason == v1alpha1.ReasonTooManyFrontends && tooMany == nil:
+			tooMany = &plans[i]
 		case p.State.Reason == v1alpha1.ReasonNoEligibleEndpoints && ineligible == nil:
 			ineligible = &plans[i]
 		}
@@ -176,6 +178,8 @@ func (a *Aggregator) condition(ctx context.Context, svc *corev1.Service) (metav1
 		if len(heldBack) > 0 {
 			cond.Message += fmt.Sprintf("; not announced by %d node(s) whose endpoints are not datapath-ready (%s)", len(heldBack), sample(heldBack))
 		}
+	case tooMany != nil: // a property of the Service: the same on every node
+		cond.Reason, cond.Message = v1alpha1.ReasonTooManyFrontends, tooMany.State.Message
 	case len(peers) == 0:
 		cond.Reason, cond.Message = v1alpha1.ReasonNoPeers, "no BGPPeer exists"
 	case len(wanting) > 0:

@@ -32,6 +32,7 @@ import (
 	"github.com/bgplb/bgplb/daemon/eligibility"
 	"github.com/bgplb/bgplb/daemon/eligibility/endpoints"
 	"github.com/bgplb/bgplb/daemon/peers"
+	"github.com/bgplb/bgplb/daemon/servicespec"
 	"github.com/bgplb/bgplb/internal/poll"
 )
 
@@ -227,6 +228,18 @@ func TestAggregatorReasons(t *testing.T) {
 	// The endpoint goes unready: no node is eligible.
 	must(t, slicesIdx.Update(slice(false)))
 	check(metav1.ConditionFalse, v1alpha1.ReasonNoEligibleEndpoints, "announced by 0 nodes")
+
+	// Too many ports for the datapath: the Service's own problem, named on every node.
+	must(t, slicesIdx.Update(slice(true)))
+	wide, err := kube.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	must(t, err)
+	for i := 0; i <= servicespec.MaxFrontends; i++ {
+		wide.Spec.Ports = append(wide.Spec.Ports, corev1.ServicePort{Name: fmt.Sprint("p", i), Port: int32(1000 + i)})
+	}
+	_, err = kube.CoreV1().Services("default").Update(ctx, wide, metav1.UpdateOptions{})
+	must(t, err)
+	must(t, services.Update(wide))
+	check(metav1.ConditionFalse, v1alpha1.ReasonTooManyFrontends, "257 datapath frontends")
 }
 
 func TestPeerConditions(t *testing.T) {

@@ -75,4 +75,7 @@ const (
 	ReasonSessionsDown            = "SessionsDown"
 	ReasonNoIP                    = "NoIP"
 	ReasonIPOutsidePools          = "IPOutsidePools"
+	// ReasonTooManyFrontends: VIPs × ports exceed what one Service may program in the
+	// datapath (256): no node programs or announces it.
+	ReasonTooManyFrontends = "TooManyFrontends"
 )
