@@ -19,7 +19,7 @@ import (
 // `bgplb-lab fault --dir DIR ARGS...`.
 func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("fault: no request (want one of capabilities, signal-daemon, kill-router-bgp, start-router-bgp, pause-apiserver, node-routes)")
+		return fmt.Errorf("fault: no request (want one of capabilities, signal-daemon, kill-router-bgp, start-router-bgp, pause-apiserver, node-routes, node-link)")
 	}
 	f, nr := Faults{Lab: l}, NodeRoutes{Lab: l}
 	want := func(n int) error {
@@ -30,7 +30,7 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 	}
 	switch args[0] {
 	case "capabilities":
-		caps := []string{runner.CapDaemon, runner.CapRouterBGP, runner.CapAPIServer, runner.CapNodeRoutes}
+		caps := []string{runner.CapDaemon, runner.CapRouterBGP, runner.CapAPIServer, runner.CapNodeRoutes, runner.CapNodeLink}
 		_, err := fmt.Fprintln(out, strings.Join(caps, " "))
 		return err
 	case "signal-daemon":
@@ -74,6 +74,14 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 			routes = []string{}
 		}
 		return json.NewEncoder(out).Encode(routes)
+	case "node-link":
+		if err := want(2); err != nil {
+			return err
+		}
+		if args[2] != "up" && args[2] != "down" {
+			return fmt.Errorf("fault node-link: %q: want up or down", args[2])
+		}
+		return f.SetNodeLink(ctx, args[1], args[2] == "up")
 	}
 	return fmt.Errorf("fault: unknown request %q", args[0])
 }

@@ -17,12 +17,14 @@ import (
 // cannot go through the API: the lab's `bgplb-lab fault --dir DIR`, or a script of
 // yours. The command gets one of these argument lists and exits 0 when done:
 //
-//	capabilities                          print the words it supports, of: daemon router-bgp apiserver node-routes
+//	capabilities                          print the words it supports, of: daemon router-bgp apiserver node-routes node-link
 //	signal-daemon NODE SIGNUM restart|stay-down   signal bgplbd on NODE; with restart, start it again once it exited
 //	kill-router-bgp                       SIGKILL the router's BGP daemon, return once it is gone
 //	start-router-bgp                      start the router's BGP daemon again
 //	pause-apiserver true|false            make the API server stop answering (true) or answer again
 //	node-routes NODE PREFIX               print NODE's kernel routes for exactly PREFIX as a JSON array of strings
+//	node-link NODE up|down                cut NODE off the network (down: its link towards the router, the
+//	                                      router's own interface staying up) or restore it (up)
 type ExecFaults struct {
 	Exec suite.Exec
 }
@@ -33,6 +35,7 @@ const (
 	CapRouterBGP  = "router-bgp"
 	CapAPIServer  = "apiserver"
 	CapNodeRoutes = "node-routes"
+	CapNodeLink   = "node-link"
 )
 
 // Capabilities asks the command what it supports.
@@ -85,6 +88,16 @@ func (f ExecFaults) Routes(ctx context.Context, node string, prefix netip.Prefix
 	return routes, nil
 }
 
+// SetNodeLink implements suite.NodeLinkFaults.
+func (f ExecFaults) SetNodeLink(ctx context.Context, node string, up bool) error {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	_, err := f.Exec.Run(ctx, "node-link", node, state)
+	return err
+}
+
 // addExecFaults gives s the adapters the faults command supports.
 func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error {
 	prefix, err := suite.ParseExec(prefixText)
@@ -97,7 +110,7 @@ func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error
 		return err
 	}
 	for _, c := range caps {
-		if !slices.Contains([]string{CapDaemon, CapRouterBGP, CapAPIServer, CapNodeRoutes}, c) {
+		if !slices.Contains([]string{CapDaemon, CapRouterBGP, CapAPIServer, CapNodeRoutes, CapNodeLink}, c) {
 			return fmt.Errorf("the faults command names an unknown capability %q", c)
 		}
 	}
@@ -112,6 +125,9 @@ func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error
 	}
 	if slices.Contains(caps, CapNodeRoutes) {
 		s.NodeRoutes = f
+	}
+	if slices.Contains(caps, CapNodeLink) {
+		s.NodeLinkFaults = f
 	}
 	return nil
 }

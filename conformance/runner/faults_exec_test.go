@@ -23,7 +23,7 @@ func fakeFaults(t *testing.T) (string, string) {
 	body := `#!/bin/sh
 echo "$*" >> ` + log + `
 case "$1" in
-capabilities) echo "daemon apiserver node-routes" ;;
+capabilities) echo "daemon apiserver node-routes node-link" ;;
 node-routes) echo '["{\"dst\":\"203.0.113.240/29\"}"]' ;;
 esac
 `
@@ -40,8 +40,8 @@ func TestExecFaults(t *testing.T) {
 	if err := addExecFaults(ctx, s, "sh "+script); err != nil {
 		t.Fatal(err)
 	}
-	if s.Faults == nil || s.ControlPlaneFaults == nil || s.NodeRoutes == nil {
-		t.Fatalf("adapters missing for the capabilities daemon apiserver node-routes: %+v", s)
+	if s.Faults == nil || s.ControlPlaneFaults == nil || s.NodeRoutes == nil || s.NodeLinkFaults == nil {
+		t.Fatalf("adapters missing for the capabilities daemon apiserver node-routes node-link: %+v", s)
 	}
 	if s.RouterFaults != nil {
 		t.Error("RouterFaults set although the command lacks router-bgp")
@@ -56,11 +56,17 @@ func TestExecFaults(t *testing.T) {
 	if err != nil || !slices.Equal(routes, []string{`{"dst":"203.0.113.240/29"}`}) {
 		t.Errorf("Routes = %q, %v", routes, err)
 	}
+	if err := s.NodeLinkFaults.SetNodeLink(ctx, "node3", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NodeLinkFaults.SetNodeLink(ctx, "node3", true); err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"capabilities", "signal-daemon node2 9 stay-down", "pause-apiserver true", "node-routes node1 203.0.113.240/29"}
+	want := []string{"capabilities", "signal-daemon node2 9 stay-down", "pause-apiserver true", "node-routes node1 203.0.113.240/29", "node-link node3 down", "node-link node3 up"}
 	if got := strings.Split(strings.TrimSpace(string(b)), "\n"); !slices.Equal(got, want) {
 		t.Errorf("requests %q, want %q", got, want)
 	}

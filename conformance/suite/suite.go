@@ -59,7 +59,7 @@ var AdapterHints = map[Adapter]string{
 	AdapterRouterFaults:       "--faults-exec with router-bgp",
 	AdapterControlPlaneFaults: "--faults-exec with apiserver",
 	AdapterNodeRoutes:         "--faults-exec with node-routes",
-	AdapterNodeLinkFaults:     "the lab (bgplb-lab cuts a node's router-side veth); no --faults-exec capability yet",
+	AdapterNodeLinkFaults:     "the lab (bgplb-lab cuts a node's router-side veth) or --faults-exec with the node-link capability",
 }
 
 // NeededAdapters returns the adapters the test needs (Needs, and the client for every
