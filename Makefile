@@ -231,8 +231,8 @@ test-lab-containerd: deps tools build image image-pause ## real-node lab test: D
 	$(IMAGEBUILD) build -out $(UPGRADE_IMAGE_OUT) -version $(VERSION)-upgrade -images bgplb -platforms linux/$(HOST_GOARCH)
 	BGPLB_UPGRADE_IMAGE_DIR=$(UPGRADE_IMAGE_OUT) $(GO) test $(GO_TEST_FLAGS) -p 1 -tags lab -timeout 20m -v -run 'TestRealNodes' ./conformance/lab/
 # conformance-containerd (the LB-DATAPATH tests on real nodes) is not in `make test` yet:
-# in the final run of 2026-12-03 DatapathStreamSurvivesRestart's backend pod stayed
-# unready for 90 s on a real node; the real-node lab test is.
+# in the final run of 2026-12-03 every backend pod on node1 stayed unready for 90 s (not
+# yet understood); the real-node lab test (TestRealNodes) is in.
 test: test-lab-containerd
 conformance-containerd: deps tools build image image-bin image-pause ## the LB-DATAPATH conformance tests on real nodes; report in _output/conformance-report-containerd.yaml
 	@mkdir -p _output
