@@ -21,8 +21,7 @@ import (
 	lbclient "github.com/bgplb/bgplb/daemon/client/clientset/versioned"
 )
 
-// Client is a client namespace of the lab: bgplb-client behind the router, or
-// bgplb-fabclient on the node fabric.
+// Client is the lab's client namespace behind the router.
 type Client struct {
 	NS   lab.NetNS
 	Addr netip.Addr
@@ -134,7 +133,7 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		LB:                 lbc,
 		Router:             l.BGPRouter(),
 		Client:             Client{NS: lab.NetNS(lab.ClientNS), Addr: lab.ClientV4},
-		SubnetClient:       FabricClient{Client{NS: lab.NetNS(lab.FabricClientNS), Addr: lab.FabricClientV4}},
+		SubnetClient:       suite.ExecSubnetClient{ExecClient: suite.ExecClient{Exec: suite.Exec{"ip", "netns", "exec", lab.FabricClientNS}, Addr: lab.FabricClientV4}},
 		Faults:             Faults{Lab: l},
 		NodeRoutes:         NodeRoutes{Lab: l},
 		ControlPlaneFaults: Faults{Lab: l},
