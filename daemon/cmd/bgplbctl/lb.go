@@ -64,76 +64,46 @@ func joinAddrs(as []netip.Addr) string {
 }
 
 func runLBList(pinDir string, out io.Writer) error {
-	m, err := openMaps(pinDir)
+	l, err := readLBList(pinDir)
 	if err != nil {
 		return err
-	}
-	defer m.Close()
-	svcs, err := m.Services()
-	if err != nil {
-		return err
-	}
-	bes, err := m.Backends()
-	if err != nil {
-		return err
-	}
-	byID := map[uint32]bpf.BackendEntry{}
-	for _, b := range bes {
-		byID[b.ID] = b
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FRONTEND\tID\tPOLICY\tBACKEND\tIFINDEX\tSTATE\tPACKETS\tBYTES")
-	for _, s := range svcs {
+	for _, f := range l.Frontends {
 		policy := "Cluster"
-		if s.Service.Local {
+		if f.Local {
 			policy = "Local"
 		}
-		if s.Service.SourceRanges {
+		if f.Ranges {
 			policy += "+ranges"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t(frontend)\t\t\t%d\t%d\n", s.Key, s.Service.ID, policy, s.Stats.Packets, s.Stats.Bytes)
-		if len(s.Backends) == 0 {
-			fmt.Fprintf(tw, "\t\t\t(no local backend: %s)\t\t\t\t\n", map[bool]string{true: "drop", false: "to kernel"}[s.Service.Local])
+		fmt.Fprintf(tw, "%s\t%d\t%s\t(frontend)\t\t\t%d\t%d\n", f.Frontend, f.ID, policy, f.Packets, f.Bytes)
+		if len(f.Backends) == 0 {
+			fmt.Fprintf(tw, "\t\t\t(no local backend: %s)\t\t\t\t\n", map[bool]string{true: "drop", false: "to kernel"}[f.Local])
 		}
-		for _, id := range s.Backends {
-			b, ok := byID[id]
-			if !ok {
-				fmt.Fprintf(tw, "\t\t\t#%d (missing)\t\t\t\t\n", id)
+		for _, b := range f.Backends {
+			if b.Address == "" {
+				fmt.Fprintf(tw, "\t\t\t#%d (missing)\t\t\t\t\n", b.ID)
 				continue
 			}
 			state := "active"
-			if b.Backend.Terminating {
+			if b.Terminating {
 				state = "terminating"
 			}
-			fmt.Fprintf(tw, "\t\t\t%s #%d\t%d\t%s\t%d\t%d\n", b.Backend.Addr, id, b.Backend.Ifindex, state, b.Stats.Packets, b.Stats.Bytes)
+			fmt.Fprintf(tw, "\t\t\t%s #%d\t%d\t%s\t%d\t%d\n", b.Address, b.ID, b.Ifindex, state, b.Packets, b.Bytes)
 		}
 	}
 	_ = tw.Flush() // writing to stdout
-	inSet := map[uint32]bool{}
-	for _, s := range svcs {
-		for _, id := range s.Backends {
-			inSet[id] = true
-		}
-	}
-	var draining []bpf.BackendEntry
-	for _, b := range bes {
-		if !inSet[b.ID] {
-			draining = append(draining, b)
-		}
-	}
-	if len(draining) > 0 {
+	if len(l.Draining) > 0 {
 		fmt.Fprintln(out, "\nBackends keeping established flows only (no new flows):")
-		for _, b := range draining {
-			fmt.Fprintf(out, "  %s #%d ifindex %d packets %d bytes %d\n", b.Backend.Addr, b.ID, b.Backend.Ifindex, b.Stats.Packets, b.Stats.Bytes)
+		for _, b := range l.Draining {
+			fmt.Fprintf(out, "  %s #%d ifindex %d packets %d bytes %d\n", b.Address, b.ID, b.Ifindex, b.Packets, b.Bytes)
 		}
 	}
-	drops, err := m.Drops()
-	if err != nil {
-		return err
-	}
-	if len(drops) > 0 {
+	if len(l.Drops) > 0 {
 		fmt.Fprintln(out, "\nDrops:")
-		for r, n := range drops {
+		for r, n := range l.Drops {
 			fmt.Fprintf(out, "  %s: %d\n", r, n)
 		}
 	}

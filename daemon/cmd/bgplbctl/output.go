@@ -108,24 +108,24 @@ func backendOf(b bpf.BackendEntry) Backend {
 		Packets: b.Stats.Packets, Bytes: b.Stats.Bytes}
 }
 
-// printLBList prints the datapath tables as data.
-func printLBList(pinDir string, p clusterview.Printer, out io.Writer) error {
+// readLBList reads the datapath tables once, for the table and for -o json|yaml.
+func readLBList(pinDir string) (*LBList, error) {
 	m, err := openMaps(pinDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer m.Close()
 	svcs, err := m.Services()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bes, err := m.Backends()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	drops, err := m.Drops()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	l := &LBList{Kind: "LBList", APIVersion: clusterview.APIVersion, Frontends: []Frontend{}, Draining: []Backend{}, Drops: map[string]uint64{}}
 	byID := map[uint32]bpf.BackendEntry{}
@@ -153,6 +153,15 @@ func printLBList(pinDir string, p clusterview.Printer, out io.Writer) error {
 	}
 	for r, n := range drops {
 		l.Drops[r.String()] = n
+	}
+	return l, nil
+}
+
+// printLBList prints the datapath tables as data.
+func printLBList(pinDir string, p clusterview.Printer, out io.Writer) error {
+	l, err := readLBList(pinDir)
+	if err != nil {
+		return err
 	}
 	return p.Print(out, l)
 }
