@@ -52,3 +52,24 @@ func spreadRequests(t *testing.T, s *suite.Suite, vip netip.Addr, n int, pods []
 		}
 	}
 }
+
+// pauseAPIServer makes the API server stop answering and returns the function that
+// resumes it; the test's cleanup resumes it too, so it is never left paused.
+func pauseAPIServer(ctx context.Context, t *testing.T, s *suite.Suite) (resume func()) {
+	t.Helper()
+	t.Log("pause the API server")
+	if err := s.ControlPlaneFaults.PauseAPIServer(ctx, true); err != nil {
+		t.Fatalf("pause the API server: %v", err)
+	}
+	paused := true
+	resume = func() {
+		if paused {
+			if err := s.ControlPlaneFaults.PauseAPIServer(context.Background(), false); err != nil {
+				t.Errorf("resume the API server: %v", err)
+			}
+			paused = false
+		}
+	}
+	t.Cleanup(resume)
+	return resume
+}

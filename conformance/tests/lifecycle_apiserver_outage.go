@@ -43,20 +43,7 @@ func testAPIServerOutage(t *testing.T, s *suite.Suite) {
 	both := s.NodeAddrs(s.NodeName(1), s.NodeName(2))
 	s.EventuallyNextHops(t, vip, both)
 
-	t.Log("pause the API server")
-	if err := s.ControlPlaneFaults.PauseAPIServer(ctx, true); err != nil {
-		t.Fatalf("pause the API server: %v", err)
-	}
-	paused := true
-	resume := func() {
-		if paused {
-			if err := s.ControlPlaneFaults.PauseAPIServer(context.Background(), false); err != nil {
-				t.Errorf("resume the API server: %v", err)
-			}
-			paused = false
-		}
-	}
-	t.Cleanup(resume)
+	resume := pauseAPIServer(ctx, t, s)
 	start := time.Now()
 	// The change nobody can report: node2's backend fails its readiness probe.
 	if err := s.SetReady(ctx, mustAddr(t, pod2.Status.PodIP), false); err != nil {

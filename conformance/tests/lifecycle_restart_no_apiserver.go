@@ -49,20 +49,7 @@ func testRestartWithoutAPIServer(t *testing.T, s *suite.Suite) {
 	// The daemon saves its state a second after a change: let it.
 	s.ConsistentlyNextHops(t, vip, []netip.Addr{n1}, 3*time.Second)
 
-	t.Log("pause the API server")
-	if err := s.ControlPlaneFaults.PauseAPIServer(ctx, true); err != nil {
-		t.Fatalf("pause the API server: %v", err)
-	}
-	paused := true
-	resume := func() {
-		if paused {
-			if err := s.ControlPlaneFaults.PauseAPIServer(context.Background(), false); err != nil {
-				t.Errorf("resume the API server: %v", err)
-			}
-			paused = false
-		}
-	}
-	t.Cleanup(resume)
+	resume := pauseAPIServer(ctx, t, s)
 
 	before := establishedSince(t, s, n1)
 	t.Log("restart bgplbd on node1")
