@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,7 @@ import (
 // `bgplb-lab fault --dir DIR ARGS...`.
 func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("fault: no request (want one of capabilities, signal-daemon, kill-router-bgp, start-router-bgp, pause-apiserver, node-routes, node-link)")
+		return fmt.Errorf("fault: no request (want one of capabilities, signal-daemon, kill-router-bgp, start-router-bgp, pause-apiserver, node-routes, node-link, node-exec)")
 	}
 	f, nr := Faults{Lab: l}, NodeRoutes{Lab: l}
 	want := func(n int) error {
@@ -31,6 +32,9 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 	switch args[0] {
 	case "capabilities":
 		caps := []string{runner.CapDaemon, runner.CapRouterBGP, runner.CapAPIServer, runner.CapNodeRoutes, runner.CapNodeLink}
+		if l.Opts.Runtime == lab.RuntimeContainerd {
+			caps = append(caps, runner.CapNodeExec) // only real nodes are machines of their own
+		}
 		_, err := fmt.Fprintln(out, strings.Join(caps, " "))
 		return err
 	case "signal-daemon":
@@ -74,6 +78,18 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 			routes = []string{}
 		}
 		return json.NewEncoder(out).Encode(routes)
+	case "node-exec":
+		if len(args) < 2 {
+			return fmt.Errorf("fault node-exec: want NODE -- ARGV...")
+		}
+		argv := args[2:]
+		if len(argv) > 0 && argv[0] == "--" {
+			argv = argv[1:]
+		}
+		if len(argv) == 0 {
+			return fmt.Errorf("fault node-exec: want NODE -- ARGV..., got %q", args[1:])
+		}
+		return l.NodeExec(ctx, args[1], os.Stdin, out, os.Stderr, argv...)
 	case "node-link":
 		if err := want(2); err != nil {
 			return err

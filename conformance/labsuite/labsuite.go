@@ -1,9 +1,11 @@
 package labsuite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -151,6 +153,8 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		if s.PodImage, err = l.ImageRef("podserver"); err != nil {
 			return nil, err
 		}
+		// Only a real node has a machine of its own to run commands on (CNI-CHAINED).
+		s.NodeExec = NodeExec{Lab: l}
 	}
 	if !l.Opts.ExportPodCIDR {
 		// The router holds static pod routes; nothing for C14 to check.
@@ -168,6 +172,22 @@ func New(l *lab.Lab) (*suite.Suite, error) {
 		s.Nodes = append(s.Nodes, suite.Node{Name: n.Name, Addresses: n.IPs})
 	}
 	return s, nil
+}
+
+// NodeExec runs commands on the lab's real nodes (lab.Lab.NodeExec).
+type NodeExec struct{ Lab *lab.Lab }
+
+// NodeExec implements suite.NodeExec.
+func (e NodeExec) NodeExec(ctx context.Context, node string, stdin []byte, argv ...string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	var in io.Reader
+	if stdin != nil {
+		in = bytes.NewReader(stdin)
+	}
+	if err := e.Lab.NodeExec(ctx, node, in, &out, &errb, argv...); err != nil {
+		return out.Bytes(), fmt.Errorf("%w: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
 }
 
 // ApplyBase creates (or keeps) the pool 203.0.113.0/25 + 2001:db8:ffff::/120, the peer

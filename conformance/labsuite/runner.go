@@ -50,6 +50,7 @@ func Adapters(ls *suite.Suite) func(*suite.Suite) {
 		s.ControlPlaneFaults = ls.ControlPlaneFaults
 		s.NodeRoutes = ls.NodeRoutes
 		s.NodeLinkFaults = ls.NodeLinkFaults
+		s.NodeExec = ls.NodeExec
 		s.SupportedFeatures = ls.SupportedFeatures
 	}
 }

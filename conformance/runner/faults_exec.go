@@ -17,7 +17,7 @@ import (
 // cannot go through the API: the lab's `bgplb-lab fault --dir DIR`, or a script of
 // yours. The command gets one of these argument lists and exits 0 when done:
 //
-//	capabilities                          print the words it supports, of: daemon router-bgp apiserver node-routes node-link
+//	capabilities                          print the words it supports, of: daemon router-bgp apiserver node-routes node-link node-exec
 //	signal-daemon NODE SIGNUM restart|stay-down   signal bgplbd on NODE; with restart, start it again once it exited
 //	kill-router-bgp                       SIGKILL the router's BGP daemon, return once it is gone
 //	start-router-bgp                      start the router's BGP daemon again
@@ -25,6 +25,9 @@ import (
 //	node-routes NODE PREFIX               print NODE's kernel routes for exactly PREFIX as a JSON array of strings
 //	node-link NODE up|down                cut NODE off the network (down: its link towards the router, the
 //	                                      router's own interface staying up) or restore it (up)
+//	node-exec NODE -- ARGV...             run ARGV on NODE as root in the node's own network and mount
+//	                                      namespaces, bgplbctl on its PATH; stdin, stdout and a non-zero
+//	                                      exit pass through (the CNI-CHAINED tests)
 type ExecFaults struct {
 	Exec suite.Exec
 }
@@ -36,6 +39,7 @@ const (
 	CapAPIServer  = "apiserver"
 	CapNodeRoutes = "node-routes"
 	CapNodeLink   = "node-link"
+	CapNodeExec   = "node-exec"
 )
 
 // Capabilities asks the command what it supports.
@@ -98,6 +102,11 @@ func (f ExecFaults) SetNodeLink(ctx context.Context, node string, up bool) error
 	return err
 }
 
+// NodeExec implements suite.NodeExec.
+func (f ExecFaults) NodeExec(ctx context.Context, node string, stdin []byte, argv ...string) ([]byte, error) {
+	return f.Exec.RunInput(ctx, stdin, append([]string{"node-exec", node, "--"}, argv...)...)
+}
+
 // addExecFaults gives s the adapters the faults command supports.
 func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error {
 	prefix, err := suite.ParseExec(prefixText)
@@ -110,7 +119,7 @@ func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error
 		return err
 	}
 	for _, c := range caps {
-		if !slices.Contains([]string{CapDaemon, CapRouterBGP, CapAPIServer, CapNodeRoutes, CapNodeLink}, c) {
+		if !slices.Contains([]string{CapDaemon, CapRouterBGP, CapAPIServer, CapNodeRoutes, CapNodeLink, CapNodeExec}, c) {
 			return fmt.Errorf("the faults command names an unknown capability %q", c)
 		}
 	}
@@ -128,6 +137,9 @@ func addExecFaults(ctx context.Context, s *suite.Suite, prefixText string) error
 	}
 	if slices.Contains(caps, CapNodeLink) {
 		s.NodeLinkFaults = f
+	}
+	if slices.Contains(caps, CapNodeExec) {
+		s.NodeExec = f
 	}
 	return nil
 }

@@ -47,6 +47,14 @@ const (
 	FeatureFlowsSurviveRest Feature = "FlowsSurviveRestart"
 )
 
+// Features of the CNI-CHAINED profile: the chained plugin as the node's runtime runs
+// it, observed on the node (suite.NodeExec).
+const (
+	FeatureCNIAddDel   Feature = "CNIAddDel"
+	FeatureCNICheck    Feature = "CNICheck"
+	FeatureCNIBadInput Feature = "CNIBadInput"
+)
+
 // Profile groups features; Core features must all pass for a profile to pass.
 type Profile struct {
 	Name     string
@@ -67,6 +75,8 @@ var Profiles = []Profile{
 	{Name: "LB-DATAPATH",
 		Core:     []Feature{FeatureTCPViaVIP, FeatureSourcePreserve, FeatureZeroEndpoints},
 		Extended: []Feature{FeatureUDP, FeaturePingVIP, FeatureSymmetricReturn, FeatureFlowsSurviveRest}},
+	{Name: "CNI-CHAINED",
+		Core: []Feature{FeatureCNIAddDel, FeatureCNICheck, FeatureCNIBadInput}},
 }
 
 // AllFeatures returns every feature of every profile.

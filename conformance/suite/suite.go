@@ -49,6 +49,7 @@ const (
 	AdapterControlPlaneFaults Adapter = "ControlPlaneFaults"
 	AdapterNodeRoutes         Adapter = "NodeRoutes"
 	AdapterNodeLinkFaults     Adapter = "NodeLinkFaults"
+	AdapterNodeExec           Adapter = "NodeExec"
 )
 
 // AdapterHints says how a run gets each adapter, for skip reasons.
@@ -60,6 +61,7 @@ var AdapterHints = map[Adapter]string{
 	AdapterControlPlaneFaults: "--faults-exec with apiserver",
 	AdapterNodeRoutes:         "--faults-exec with node-routes",
 	AdapterNodeLinkFaults:     "the lab (bgplb-lab cuts a node's router-side veth) or --faults-exec with the node-link capability",
+	AdapterNodeExec:           "--faults-exec with the node-exec capability (real nodes: bgplb-lab --runtime containerd)",
 }
 
 // NeededAdapters returns the adapters the test needs (Needs, and the client for every
@@ -89,6 +91,8 @@ func (s *Suite) Has(a Adapter) bool {
 		return s.NodeRoutes != nil
 	case AdapterNodeLinkFaults:
 		return s.NodeLinkFaults != nil
+	case AdapterNodeExec:
+		return s.NodeExec != nil
 	}
 	return false
 }
@@ -173,6 +177,17 @@ type NodeRoutes interface {
 	Routes(ctx context.Context, node string, prefix netip.Prefix) ([]string, error)
 }
 
+// NodeExec runs commands on a node as root, in the node's own network and mount
+// namespaces (what a shell on the machine sees: /opt/cni/bin, /sys/fs/bpf, bgplbd's
+// socket), with bgplbctl on its PATH. A cluster that cannot provide it leaves
+// Suite.NodeExec nil and the tests needing it (CNI-CHAINED) are skipped (and reported).
+type NodeExec interface {
+	// NodeExec runs argv on node with stdin (may be nil) and returns its standard output.
+	// A non-zero exit is an error (wrapping *exec.ExitError when the
+	// adapter runs a local command); stdout is returned with it.
+	NodeExec(ctx context.Context, node string, stdin []byte, argv ...string) ([]byte, error)
+}
+
 // Node is a cluster node as the router sees it.
 type Node struct {
 	Name string
@@ -226,6 +241,8 @@ type Suite struct {
 	ControlPlaneFaults ControlPlaneFaults
 	// NodeLinkFaults is optional; tests that need it are skipped without it.
 	NodeLinkFaults NodeLinkFaults
+	// NodeExec is optional; tests that need it are skipped without it.
+	NodeExec NodeExec
 	// Nodes are the cluster nodes that may announce.
 	Nodes    []Node
 	Timeouts Timeouts
