@@ -41,8 +41,10 @@ func RunnerConfig(l *lab.Lab) *runner.Config {
 
 // Adapters returns Run's adapt hook for the lab: the adapters no command-line flag
 // can express (bgplbd processes signalled, the router's bgpd killed, the API server
-// paused, the nodes' routes read, a node's link cut), taken from ls (New), and the features the lab's
-// options decide.
+// paused, the nodes' routes read, a node's link cut, commands run on a real node), taken
+// from ls (New), the features the lab's options decide, and the pod image its nodes run
+// (real nodes: the podserver image imported into their containerd; RunnerConfig's
+// placeholder only suits the lab kubelet, which runs the pod server whatever the image).
 func Adapters(ls *suite.Suite) func(*suite.Suite) {
 	return func(s *suite.Suite) {
 		s.Faults = ls.Faults
@@ -52,5 +54,6 @@ func Adapters(ls *suite.Suite) func(*suite.Suite) {
 		s.NodeLinkFaults = ls.NodeLinkFaults
 		s.NodeExec = ls.NodeExec
 		s.SupportedFeatures = ls.SupportedFeatures
+		s.PodImage = ls.PodImage
 	}
 }
