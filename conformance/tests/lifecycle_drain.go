@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -118,12 +119,34 @@ func testNodeDrain(t *testing.T, s *suite.Suite) {
 	})
 	t.Logf("ETP=Local path withdrawn, ETP=Cluster path marked at +%s", time.Since(t0).Round(time.Millisecond))
 
-	// The node shuts down for the upgrade: bgplbd stops (SIGTERM) and its supervisor
-	// starts it again; the drain withdraws the ETP=Cluster path.
+	// The node shuts down for the upgrade: bgplbd stops (SIGTERM) and stays down a while
+	// (the drain withdraws the ETP=Cluster path), then its supervisor starts it again.
 	t.Logf("SIGTERM bgplbd on %s at +%s", drained.Name, time.Since(t0).Round(time.Millisecond))
-	if err := s.Faults.SignalDaemon(ctx, drained.Name, syscall.SIGTERM, true); err != nil {
-		t.Fatalf("stop and restart bgplbd on %s: %v", drained.Name, err)
+	if err := s.Faults.SignalDaemon(ctx, drained.Name, syscall.SIGTERM, false); errors.Is(err, suite.ErrUnsupported) {
+		t.Skipf("the Faults adapter cannot keep bgplbd down: %v", err)
+	} else if err != nil {
+		t.Fatalf("stop bgplbd on %s: %v", drained.Name, err)
 	}
+	down := true
+	t.Cleanup(func() {
+		if down { // never leave the node without its daemon
+			if err := s.Faults.SignalDaemon(context.Background(), drained.Name, syscall.SIGKILL, true); err != nil {
+				t.Errorf("restart bgplbd on %s: %v", drained.Name, err)
+			}
+		}
+	})
+	t.Logf("bgplbd on %s stopped at +%s", drained.Name, time.Since(t0).Round(time.Millisecond))
+	s.EventuallyNextHops(t, cluster, others)
+	suite.Eventually(t, s.Timeouts.Converge, "the router's poll to see the ETP=Cluster path gone", func() error {
+		if watch.gone(cluster).IsZero() {
+			return fmt.Errorf("no poll without the path via %s yet", addr)
+		}
+		return nil
+	})
+	if err := s.Faults.SignalDaemon(ctx, drained.Name, syscall.SIGKILL, true); err != nil {
+		t.Fatalf("start bgplbd on %s: %v", drained.Name, err)
+	}
+	down = false
 	t.Logf("bgplbd on %s started again at +%s", drained.Name, time.Since(t0).Round(time.Millisecond))
 	s.WaitSessions(t)
 	suite.Eventually(t, s.Timeouts.Converge, "the cordoned node's ETP=Cluster path back, marked", func() error {
@@ -155,10 +178,12 @@ func testNodeDrain(t *testing.T, s *suite.Suite) {
 	reqs := load.Stop()
 	stopped = true
 	watch.stop()
-
+	for _, l := range watch.log {
+		t.Log(l)
+	}
 	for _, vip := range vips {
 		marked, gone := watch.marked(vip), watch.gone(vip)
-		t.Logf("%s: path via %s first seen marked at +%s, first seen withdrawn at +%s", names[vip], addr,
+		t.Logf("%s: path via %s first seen marked at %s, first seen withdrawn at %s", names[vip], addr,
 			sinceOrNever(marked, t0), sinceOrNever(gone, t0))
 		switch {
 		case gone.IsZero():
@@ -219,12 +244,15 @@ type drainPathWatch struct {
 	lost  map[netip.Addr]time.Time   // vip → first without the path
 	last  map[netip.Addr]router.Path // vip → the path in the last poll
 	has   map[netip.Addr]bool        // vip → the last poll had the path
+	log   []string                   // changes seen, for the test log
+	state map[netip.Addr]string      // vip → the last state logged
 }
 
 func watchDrainPaths(s *suite.Suite, vips []netip.Addr, addr netip.Addr) *drainPathWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &drainPathWatch{cancel: cancel, done: make(chan struct{}), first: map[netip.Addr]time.Time{},
-		lost: map[netip.Addr]time.Time{}, last: map[netip.Addr]router.Path{}, has: map[netip.Addr]bool{}}
+		lost: map[netip.Addr]time.Time{}, last: map[netip.Addr]router.Path{}, has: map[netip.Addr]bool{},
+		state: map[netip.Addr]string{}}
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
@@ -239,6 +267,14 @@ func watchDrainPaths(s *suite.Suite, vips []netip.Addr, addr netip.Addr) *drainP
 				}
 				i := slices.IndexFunc(paths, func(p router.Path) bool { return p.NextHop == addr })
 				w.mu.Lock()
+				state := "absent"
+				if i >= 0 {
+					state = fmt.Sprintf("communities %v local-pref %d multipath %v", paths[i].Communities, paths[i].LocalPref, paths[i].Multipath)
+				}
+				if prev, seen := w.state[vip]; !seen || prev != state {
+					w.log = append(w.log, fmt.Sprintf("%s %s via %s: %s", end.Format("15:04:05.000"), vip, addr, state))
+					w.state[vip] = state
+				}
 				w.has[vip] = i >= 0
 				if i < 0 {
 					if w.lost[vip].IsZero() {
