@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
@@ -17,9 +20,20 @@ import (
 // which stops being ready at once and keeps serving for its shutdown delay. A node
 // with ETP=Local therefore always has a ready endpoint and never leaves the router's
 // ECMP set: the router takes no part in the rollout, every request either reaches a
-// ready pod or one still serving. A failure is bgplb's (an endpoint removed from the
-// datapath too late, or a flow sent to a pod that no longer serves) and fails the
-// test; each failed request is logged with its time relative to the rollout steps.
+// ready pod or one still serving.
+//
+// The old pod must keep accepting connections until every node's datapath has stopped
+// sending it new ones: the pod's deletion travels API server → EndpointSlice
+// controller → each bgplbd's informer → its eBPF maps. In the lab under load that took
+// up to 1.1 s after the kubelet's SIGTERM (node1 in one of three runs, 15:21:03.69 →
+// 04.80), longer than the suite's default 1 s shutdown delay: one SYN reached a pod
+// whose listener had closed and was refused (1 of 221 requests, curl exit 7). That is
+// the application's contract in Kubernetes (keep serving past the endpoint removal,
+// as a preStop sleep does), not the router's — no node leaves the ECMP set. D7 therefore
+// gives its pods a 3 s shutdown delay (grace 5 s) and asserts zero failures; a failure
+// is bgplb's (an endpoint left in the datapath for more than 3 s, or a flow sent to a
+// pod that no longer serves). Each failed request is logged with its time relative to
+// the rollout steps.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "RollingUpdateNoDisruption",
@@ -34,8 +48,26 @@ func init() {
 	})
 }
 
-// rollingRestarts is how many times D7 restarts every backend.
-const rollingRestarts = 5
+// rollingRestarts is how many times D7 restarts every backend, and
+// rollingShutdownDelay how long its pods keep serving after SIGTERM.
+const (
+	rollingRestarts      = 5
+	rollingShutdownDelay = "3s"
+)
+
+// withShutdownDelay sets the pod server's SHUTDOWN_DELAY.
+func withShutdownDelay(d string) suite.BackendOption {
+	return func(dep *appsv1.Deployment) {
+		c := &dep.Spec.Template.Spec.Containers[0]
+		for i := range c.Env {
+			if c.Env[i].Name == "SHUTDOWN_DELAY" {
+				c.Env[i].Value = d
+				return
+			}
+		}
+		c.Env = append(c.Env, corev1.EnvVar{Name: "SHUTDOWN_DELAY", Value: d})
+	}
+}
 
 func testRollingUpdate(t *testing.T, s *suite.Suite) {
 	if s.Client == nil {
@@ -44,7 +76,9 @@ func testRollingUpdate(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-rolling")
 	var deployments []string
 	for _, n := range s.Nodes {
-		deployments = append(deployments, s.Backend(t, ns, "local", n.Name, 1), s.Backend(t, ns, "cluster", n.Name, 1))
+		deployments = append(deployments,
+			s.Backend(t, ns, "local", n.Name, 1, withShutdownDelay(rollingShutdownDelay)),
+			s.Backend(t, ns, "cluster", n.Name, 1, withShutdownDelay(rollingShutdownDelay)))
 	}
 	for _, d := range deployments {
 		s.WaitPods(t, ns, d, 1)
