@@ -13,6 +13,8 @@ type Request struct {
 	VIP        netip.Addr
 	Start, End time.Time
 	Err        error
+	// Backend is the answer of a successful request: the backend's host name.
+	Backend string
 }
 
 // Load sends GET /hostname to VIPs:80 from the client, each on a new connection
@@ -46,12 +48,12 @@ func StartLoad(s *Suite, vips []netip.Addr, workers, maxRequests int, maxDuratio
 				}
 				vip := vips[i%len(vips)]
 				start := time.Now()
-				_, err := HTTPGetFrom(ctx, s.Client, s.Timeouts.Request, vip, 80, "/hostname")
+				name, err := HTTPGetFrom(ctx, s.Client, s.Timeouts.Request, vip, 80, "/hostname")
 				if ctx.Err() != nil {
 					return // cut short by Stop: not a failure of the VIP
 				}
 				l.mu.Lock()
-				l.reqs = append(l.reqs, Request{VIP: vip, Start: start, End: time.Now(), Err: err})
+				l.reqs = append(l.reqs, Request{VIP: vip, Start: start, End: time.Now(), Err: err, Backend: name})
 				l.mu.Unlock()
 			}
 		}()

@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -461,4 +462,38 @@ func Eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 func Consistently(t *testing.T, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	poll.Consistently(t, d, 200*time.Millisecond, what, cond)
+}
+
+// RolloutRestart restarts Deployment name like `kubectl rollout restart` (a new
+// restartedAt annotation on the pod template, so its pods are replaced by the
+// Deployment's rolling strategy) and returns at once; WaitRollout waits for the end.
+func (s *Suite) RolloutRestart(t *testing.T, ns, name string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`,
+		time.Now().Format(time.RFC3339Nano))
+	if _, err := s.Kube.AppsV1().Deployments(ns).Patch(context.Background(), name, types.StrategicMergePatchType,
+		[]byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("restart deployment %s/%s: %v", ns, name, err)
+	}
+}
+
+// WaitRollout waits until Deployment name has rolled out its current template (every
+// replica updated and available, as `kubectl rollout status` checks) and then until
+// only its n ready pods remain (WaitPods).
+func (s *Suite) WaitRollout(t *testing.T, ns, name string, n int) []corev1.Pod {
+	t.Helper()
+	Eventually(t, s.Timeouts.PodReady, "rollout of "+ns+"/"+name, func() error {
+		d, err := s.Kube.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		want := ptr.Deref(d.Spec.Replicas, 1)
+		st := d.Status
+		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.Replicas != want || st.AvailableReplicas != want {
+			return fmt.Errorf("generation %d observed %d, replicas %d updated %d available %d of %d",
+				d.Generation, st.ObservedGeneration, st.Replicas, st.UpdatedReplicas, st.AvailableReplicas, want)
+		}
+		return nil
+	})
+	return s.WaitPods(t, ns, name, n)
 }

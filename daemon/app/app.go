@@ -157,13 +157,15 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 		Secrets: caches.Secrets,
 	}, speaker)
 	rec.ExportPodCIDRs(cfg.ExportPodCIDR)
+	drain := newNodeDrain(logger, speaker, caches.Node, cfg.DrainDelay) // drain_node.go: make-before-break on a drained node
+	defer drain.close()
 	ann := announce.New(announce.Sources{
 		Services:       caches.Services,
 		Slices:         caches.SlicesForService,
 		Node:           caches.Node,
 		Pools:          caches.Pools(),
 		Advertisements: caches.Advertisements(),
-	}, runner, speaker, rec, dp.announceDatapath())
+	}, runner, drain, rec, dp.announceDatapath())
 	rec.SkipPrefixes(ann.Announced)
 	var syncErrors status.Errors
 	nodeSrc := status.NodeSource{Version: cfg.Version, Errors: syncErrors.List, PeerProblems: rec.Problems}
@@ -208,6 +210,8 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 		Pools:          []string{watch.AllServices},
 		Advertisements: []string{watch.AllServices},
 	})
+	drainQueue := watch.NewQueue("drain", drain.Sync)
+	caches.Subscribe(drainQueue, watch.Triggers{Node: []string{"drain"}})
 	caches.Subscribe(peersQueue, watch.Triggers{
 		Node:    []string{peers.Key},
 		Secrets: []string{peers.Key},
@@ -239,6 +243,7 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	// First pass, synchronously: allowed prefixes, every Service, then the peers (so a
 	// graceful-restart peer gets the whole table before End-of-RIB), then prune what no
 	// Service claimed from before the restart.
+	_ = drain.Sync(ctx, "") // a cordoned node announces with the graceful-shutdown community from the start (never fails)
 	speaker.trackPrefixes()
 	if err := rec.SyncAllowedPrefixes(ctx); err != nil {
 		logger.Info("initial allowed-prefix sync failed, will retry", "err", err)
@@ -267,6 +272,7 @@ func run(ctx context.Context, cfg Config, cs clients, bgpSpeaker bgp.Speaker) er
 	wg.Go(func() { speaker.runSaver(ctx, cfg.StateFile) })
 	wg.Go(func() { queue.Run(ctx, cfg.Workers) })
 	wg.Go(func() { peersQueue.Run(ctx, 1) })
+	wg.Go(func() { drainQueue.Run(ctx, 1) })
 	wg.Go(func() { nodeState.Run(ctx, 30*time.Second) })
 	wg.Go(func() {
 		for {
