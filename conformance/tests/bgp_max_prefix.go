@@ -3,13 +3,13 @@ package tests
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/bgplb/bgplb/conformance/router"
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
@@ -30,10 +30,7 @@ func init() {
 const leakPrefixes = 150
 
 func testMaxPrefix(t *testing.T, s *suite.Suite) {
-	frr, ok := s.Router.(router.FRR)
-	if !ok {
-		t.Skip("this test configures the router and knows only FRR")
-	}
+	orig := originator(t, s)
 	ctx := context.Background()
 	s.WaitSessions(t)
 	peers, err := s.LB.BgplbV1alpha1().BGPPeers().List(ctx, metav1.ListOptions{})
@@ -49,18 +46,12 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 		t.Fatalf("BGPPeer %s allows %d prefixes; the test leaks only %d", peer.Name, limit, leakPrefixes)
 	}
 
-	var leak, unleak strings.Builder
-	leak.WriteString("configure terminal\nip prefix-list CONF-LEAK seq 5 permit 198.18.200.0/24 le 32\n" +
-		"route-map NODES-OUT permit 5\n match ip address prefix-list CONF-LEAK\nexit\nrouter bgp\naddress-family ipv4 unicast\n")
-	unleak.WriteString("configure terminal\nrouter bgp\naddress-family ipv4 unicast\n")
+	leak := make([]netip.Prefix, 0, leakPrefixes)
 	for i := 0; i < leakPrefixes; i++ {
-		fmt.Fprintf(&leak, "network 198.18.200.%d/32\n", i)
-		fmt.Fprintf(&unleak, "no network 198.18.200.%d/32\n", i)
+		leak = append(leak, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 200, byte(i)}), 32))
 	}
-	leak.WriteString("end")
-	unleak.WriteString("exit\nexit\nno route-map NODES-OUT permit 5\nno ip prefix-list CONF-LEAK\nend")
 	restore := func() {
-		if _, err := frr.Run(ctx, unleak.String()); err != nil {
+		if err := orig.StopOriginating(ctx); err != nil {
 			t.Errorf("remove the leaked routes from the router: %v", err)
 		}
 		// The sessions stay shut down until the BGPPeer changes: change it and back.
@@ -76,9 +67,9 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 			s.WaitSessions(t)
 		}
 	}
-	if _, err := frr.Run(ctx, leak.String()); err != nil {
+	if err := orig.Originate(ctx, leak); err != nil {
 		restore()
-		t.Fatalf("configure the leak: %v", err)
+		t.Fatalf("make the router leak %d prefixes: %v", len(leak), err)
 	}
 	t.Cleanup(restore)
 
