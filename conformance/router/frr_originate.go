@@ -30,10 +30,22 @@ func (f FRR) CanOriginate() error { return nil }
 
 // Originate adds `network` statements for prefixes to `router bgp` and lets them
 // through the outgoing route-maps of the neighbours (`show bgp neighbors json`). FRR
-// advertises a network only when its RIB holds the prefix, unless `no bgp network
-// import-check` is set (the lab's router has it).
+// advertises such a network although its RIB lacks the prefix only under `no bgp
+// network import-check` (the lab's router has it).
+//
+// On a router that checks networks against its RIB (`bgp network import-check`, FRR's
+// default since 7.4) Originate changes nothing and returns an error wrapping
+// ErrCannotOriginate.
 func (f FRR) Originate(ctx context.Context, prefixes []netip.Prefix) error {
-	if err := f.StopOriginating(ctx); err != nil {
+	running, err := f.Run(ctx, "show running-config")
+	if err != nil {
+		return fmt.Errorf("read the running config: %w", err)
+	}
+	if !bytes.Contains(running, []byte("\n no bgp network import-check\n")) {
+		return fmt.Errorf("%w: this FRR advertises a network only when its RIB holds the prefix "+
+			"(bgp network import-check); `no bgp network import-check` under `router bgp` lets the suite originate test prefixes", ErrCannotOriginate)
+	}
+	if err := f.stop(ctx, running); err != nil {
 		return err
 	}
 	maps, err := f.outRouteMaps(ctx)
@@ -108,11 +120,15 @@ func (f FRR) outRouteMaps(ctx context.Context) ([]string, error) {
 
 // StopOriginating removes what Originate configured, as `show running-config` shows it.
 func (f FRR) StopOriginating(ctx context.Context) error {
-	out, err := f.Run(ctx, "show running-config")
+	running, err := f.Run(ctx, "show running-config")
 	if err != nil {
 		return fmt.Errorf("read the running config: %w", err)
 	}
-	cmd := frrStopConfig(out)
+	return f.stop(ctx, running)
+}
+
+func (f FRR) stop(ctx context.Context, running []byte) error {
+	cmd := frrStopConfig(running)
 	if cmd == "" {
 		return nil
 	}

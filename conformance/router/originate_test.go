@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,11 +94,11 @@ end`
 // left, then adds its prefixes through the neighbours' outgoing route-map.
 func TestFRROriginate(t *testing.T) {
 	var configured []string
-	running := "frr-8.4.4-running-config-originate.txt"
+	running := testdata(t, "frr-8.4.4-running-config-originate.txt")
 	f := FRR{Run: func(_ context.Context, cmd string) ([]byte, error) {
 		switch {
 		case cmd == "show running-config":
-			return testdata(t, running), nil
+			return running, nil
 		case cmd == "show bgp neighbors json":
 			return testdata(t, "frr-8.4.4-show-bgp-neighbors.json"), nil
 		case strings.HasPrefix(cmd, "configure terminal\n"):
@@ -115,6 +116,15 @@ func TestFRROriginate(t *testing.T) {
 	if len(configured) != 2 || !strings.Contains(configured[0], "no network 203.0.113.240/29") ||
 		!strings.Contains(configured[1], "route-map NODES-OUT permit 1\n") || !strings.Contains(configured[1], "network 198.18.200.1/32\n") {
 		t.Errorf("vtysh configuration: %q", configured)
+	}
+
+	// A router that checks networks against its RIB (FRR's default) would advertise
+	// none of them: Originate says so and configures nothing.
+	running = bytes.Replace(running, []byte(" no bgp network import-check\n"), nil, 1)
+	configured = nil
+	err := f.Originate(context.Background(), prefixes("198.18.200.1/32"))
+	if !errors.Is(err, ErrCannotOriginate) || !strings.Contains(err.Error(), "no bgp network import-check") || len(configured) != 0 {
+		t.Errorf("Originate under import-check: %v, configured %q; want ErrCannotOriginate and nothing configured", err, configured)
 	}
 }
 

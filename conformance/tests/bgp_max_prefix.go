@@ -13,6 +13,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C-max-prefix (BGPMaxPrefix): a router that sends a node more prefixes than the BGPPeer's
+// maxPrefixes (default 100) gets its session shut down, and every node's BGPNodeState says
+// why; changing the BGPPeer brings it back.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPMaxPrefix",
@@ -50,11 +53,9 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 	for i := 0; i < leakPrefixes; i++ {
 		leak = append(leak, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 200, byte(i)}), 32))
 	}
-	restore := func() {
-		if err := orig.StopOriginating(ctx); err != nil {
-			t.Errorf("remove the leaked routes from the router: %v", err)
-		}
-		// The sessions stay shut down until the BGPPeer changes: change it and back.
+	// Once the router stops leaking (originate's cleanup, first), the sessions stay shut
+	// down until the BGPPeer changes: change it and back.
+	t.Cleanup(func() {
 		for _, n := range []int32{limit + 1, limit} {
 			p, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, peer.Name, metav1.GetOptions{})
 			if err != nil {
@@ -66,12 +67,8 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 			}
 			s.WaitSessions(t)
 		}
-	}
-	if err := orig.Originate(ctx, leak); err != nil {
-		restore()
-		t.Fatalf("make the router leak %d prefixes: %v", len(leak), err)
-	}
-	t.Cleanup(restore)
+	})
+	originate(t, orig, leak)
 
 	suite.Eventually(t, s.Timeouts.Converge, "every node reports max-prefix in its BGPNodeState", func() error {
 		for _, n := range s.Nodes {
