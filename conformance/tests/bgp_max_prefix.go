@@ -68,7 +68,7 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 			s.WaitSessions(t)
 		}
 	})
-	originate(t, orig, leak)
+	originate(t, s, orig, leak)
 
 	suite.Eventually(t, s.Timeouts.Converge, "every node reports max-prefix in its BGPNodeState", func() error {
 		for _, n := range s.Nodes {

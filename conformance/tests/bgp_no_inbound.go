@@ -45,7 +45,7 @@ func testNoInboundRoutes(t *testing.T, s *suite.Suite) {
 		t.Fatalf("%s is no IPv4 prefix clear of the VIP %s", injected[1], vip)
 	}
 	t.Logf("the router sends %v to every node", injected)
-	originate(t, orig, injected)
+	originate(t, s, orig, injected)
 
 	// The router's own account of what it sent (bgplbd's BGPNodeState does not count
 	// received prefixes yet).
@@ -95,16 +95,16 @@ func originator(t *testing.T, s *suite.Suite) router.Originator {
 	t.Helper()
 	o, ok := s.Router.(router.Originator)
 	if !ok {
-		t.Skipf("the router adapter (%T) cannot make the router originate prefixes (router.Originator)", s.Router)
+		s.Skip(t, fmt.Sprintf("the router adapter (%T) cannot make the router originate prefixes (router.Originator)", s.Router))
 	}
 	if err := o.CanOriginate(); err != nil {
-		t.Skip(err.Error())
+		s.Skip(t, err.Error())
 	}
 	return o
 }
 
 // originate makes the router originate prefixes until t ends.
-func originate(t *testing.T, o router.Originator, prefixes []netip.Prefix) {
+func originate(t *testing.T, s *suite.Suite, o router.Originator, prefixes []netip.Prefix) {
 	t.Helper()
 	t.Cleanup(func() {
 		if err := o.StopOriginating(context.Background()); err != nil {
@@ -113,7 +113,7 @@ func originate(t *testing.T, o router.Originator, prefixes []netip.Prefix) {
 	})
 	err := o.Originate(context.Background(), prefixes)
 	if errors.Is(err, router.ErrCannotOriginate) {
-		t.Skip(err.Error())
+		s.Skip(t, err.Error())
 	}
 	if err != nil {
 		t.Fatalf("make the router originate %d prefixes: %v", len(prefixes), err)
