@@ -31,7 +31,7 @@ func init() {
 func testNoInboundRoutes(t *testing.T, s *suite.Suite) {
 	orig := originator(t, s)
 	if s.NodeRoutes == nil {
-		t.Skip("this cluster provides no access to the nodes' routing tables (Suite.NodeRoutes)")
+		s.Skip(t, "this cluster provides no access to the nodes' routing tables (Suite.NodeRoutes)")
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-no-inbound")
