@@ -55,10 +55,18 @@ protocol static {
 }
 
 include "%s";
+
+# Prefixes the router originates towards the nodes while a conformance test asks for
+# them (router.BIRD.OriginateConf; bgplb-conformance --router-originate-file).
+include "%s";
 `
 
 // birdDir is where the lab keeps BIRD's configuration and control socket.
 func (l *Lab) birdDir() string { return filepath.Join(l.Dir, "bird") }
+
+// BirdOriginateConf is the file bird.conf includes for the prefixes the router
+// originates (router.BIRD.OriginateConf).
+func (l *Lab) BirdOriginateConf() string { return filepath.Join(l.birdDir(), "originate.conf") }
 
 // birdSocket is BIRD's control socket (birdc -s).
 func (l *Lab) birdSocket() string { return filepath.Join(l.birdDir(), "bird.ctl") }
@@ -100,8 +108,11 @@ func (l *Lab) startBIRD(ctx context.Context) error {
 	if err := os.WriteFile(inc, snippet, 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", inc, err)
 	}
+	if err := os.WriteFile(l.BirdOriginateConf(), []byte("# nothing originated\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", l.BirdOriginateConf(), err)
+	}
 	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, birdDebianConf, RouterFabricV4, inc), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, birdDebianConf, RouterFabricV4, inc, l.BirdOriginateConf()), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", conf, err)
 	}
 	if out, err := run(ctx, "bird", "-p", "-c", conf); err != nil {
@@ -128,6 +139,8 @@ func (l *Lab) BGPRouter() router.Router {
 	if l.Opts.Router == RouterBIRD {
 		return router.BIRD{Run: l.Birdc, IP: func(ctx context.Context, args ...string) ([]byte, error) {
 			return run(ctx, append([]string{"ip", "-n", RouterNS}, args...)...)
+		}, OriginateConf: l.BirdOriginateConf(), WriteFile: func(_ context.Context, path string, data []byte) error {
+			return os.WriteFile(path, data, 0o644)
 		}}
 	}
 	return router.FRR{Run: l.Router().Vtysh}

@@ -31,6 +31,13 @@ type IPRoute func(ctx context.Context, args ...string) ([]byte, error)
 type BIRD struct {
 	Run Birdc
 	IP  IPRoute
+	// OriginateConf is the path, where BIRD runs, of a file that bird.conf includes
+	// and WriteFile can replace; empty if there is none. Originate writes static
+	// protocols there, named so that `bgplbctl router-config bird`'s node sessions
+	// export their routes (see BIRDOriginateProtocol).
+	OriginateConf string
+	// WriteFile replaces the file at path where BIRD runs with data.
+	WriteFile func(ctx context.Context, path string, data []byte) error
 }
 
 var _ Router = BIRD{}

@@ -32,6 +32,10 @@ type Config struct {
 	RouterExec string
 	// RouterCLI is the router's CLI command with its options (default vtysh or birdc).
 	RouterCLI string
+	// RouterOriginateFile is, for BIRD, a file on the router that bird.conf includes
+	// and the suite may replace through RouterExec, to make the router originate
+	// prefixes (router.BIRD.OriginateConf); empty: the tests needing that are skipped.
+	RouterOriginateFile string
 	// ClientExec is the command prefix that runs curl, ping and socat on the client
 	// host; empty: no client (the tests that need one are skipped).
 	ClientExec    string
@@ -96,6 +100,7 @@ func AddFlags(fs *flag.FlagSet) *Config {
 	fs.StringVar(&c.Router, "router", "frr", "the router's implementation: frr (vtysh JSON) or bird (BIRD 2, birdc)")
 	fs.StringVar(&c.RouterExec, "router-exec", "", `command prefix that runs the router's CLI, e.g. "ip netns exec bgplb-router", "ssh admin@router", "kubectl exec -n net router-0 --" (empty: this machine)`)
 	fs.StringVar(&c.RouterCLI, "router-cli", "", `the router's CLI with options (default "vtysh" for frr, "birdc" for bird), e.g. "vtysh --vty_socket /run/frr" or "birdc -s /run/bird/bird.ctl"`)
+	fs.StringVar(&c.RouterOriginateFile, "router-originate-file", "", `bird only: a file on the router that bird.conf includes and "--router-exec tee FILE" may write; the suite puts static protocols there (bgplb_originate_ipv4/6, which the node sessions of "bgplbctl router-config bird" export) to test what nodes do with routes they receive (empty: those tests are skipped)`)
 	fs.StringVar(&c.ClientExec, "client-exec", "", `command prefix that runs curl, ping and socat on a host outside the cluster whose traffic goes through the router, e.g. "ssh tester@client" (empty: no client; the tests needing one are skipped)`)
 	fs.StringVar(&c.ClientAddress, "client-address", "", "the client's IPv4 address as the cluster sees it (default: its source address towards --vip-range)")
 	fs.StringVar(&c.SubnetClientExec, "subnet-client-exec", "", "command prefix of a second client on the nodes' own subnet that routes the VIPs through the router (needs ip, nft, curl); optional")
@@ -138,6 +143,9 @@ func (c *Config) validate() error {
 	if c.Router != "frr" && c.Router != "bird" {
 		return fmt.Errorf("%w: --router %q: want frr or bird", ErrConfig, c.Router)
 	}
+	if c.RouterOriginateFile != "" && c.Router != "bird" {
+		return fmt.Errorf("%w: --router-originate-file is for --router bird (FRR is configured through vtysh)", ErrConfig)
+	}
 	if c.Mode != string(suite.ModeExplicitClass) && c.Mode != string(suite.ModeDefaultClass) {
 		return fmt.Errorf("%w: --mode %q: want explicit-class or default-class", ErrConfig, c.Mode)
 	}
@@ -168,14 +176,22 @@ func (c *Config) RouterAdapter() (router.Router, error) {
 	}
 	run := suite.Exec(append(slices.Clone(prefix), cli...))
 	if c.Router == "bird" {
-		return router.BIRD{
+		b := router.BIRD{
 			Run: func(ctx context.Context, command string) ([]byte, error) {
 				return run.Run(ctx, strings.Fields(command)...)
 			},
 			IP: func(ctx context.Context, args ...string) ([]byte, error) {
 				return prefix.Run(ctx, append([]string{"ip"}, args...)...)
 			},
-		}, nil
+		}
+		if c.RouterOriginateFile != "" {
+			b.OriginateConf = c.RouterOriginateFile
+			b.WriteFile = func(ctx context.Context, path string, data []byte) error {
+				_, err := prefix.RunInput(ctx, data, "tee", path)
+				return err
+			}
+		}
+		return b, nil
 	}
 	return router.FRR{Run: func(ctx context.Context, command string) ([]byte, error) {
 		return run.Run(ctx, "-c", command)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -226,6 +228,9 @@ const (
 
 // Suite is what every test gets.
 type Suite struct {
+	// skipReasons holds the reasons given to Skip, by test short name.
+	skipReasons sync.Map
+
 	Kube   kubernetes.Interface
 	LB     lbclient.Interface
 	Router router.Router
@@ -342,6 +347,9 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 		switch {
 		case skipped:
 			r.Outcome = "skipped"
+			if why, ok := s.skipReasons.Load(ct.ShortName); ok && r.Reason == "" {
+				r.Reason = why.(string)
+			}
 			if r.Reason == "" {
 				r.Reason = "skipped by the test (see its log)"
 			}
@@ -353,6 +361,17 @@ func Run(t *testing.T, s *Suite, tests []ConformanceTest, short bool) []Result {
 		results = append(results, r)
 	}
 	return results
+}
+
+// Skip skips the running test t with reason, which the report then gives as the
+// test's skip reason (a plain t.Skip is reported as "skipped by the test").
+func (s *Suite) Skip(t *testing.T, reason string) {
+	t.Helper()
+	// t is the test Run started (TOP/ShortName) or one of its subtests.
+	if parts := strings.Split(t.Name(), "/"); len(parts) > 1 {
+		s.skipReasons.Store(parts[1], reason)
+	}
+	t.Skip(reason)
 }
 
 // NodeName returns the name of the suite's i-th node, counting from 1 (node i of a

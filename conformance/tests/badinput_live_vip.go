@@ -11,6 +11,10 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G9 (BadInputKeepsLiveVIP): a Service holding a VIP keeps it (status and router FIB) when
+// its requested-IP annotation, pool annotation or requested IP (outside every pool) turns
+// bad, with IPAllocated=False and the reason; a new Service does not get that VIP; fixing
+// the request restores IPAllocated=True with the same VIP.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputKeepsLiveVIP",

@@ -12,6 +12,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G2 (BadInputOverlappingPools): a pool overlapping an older one is Conflicting and hands
+// out nothing while the older keeps serving; no IP is ever held by two Services; fixing the
+// overlap makes the newer pool Ready and its Services get addresses.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputOverlappingPools",

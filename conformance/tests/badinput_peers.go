@@ -12,6 +12,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G3 (BadInputPeers): BGPPeers with ASN 0, 4294967296 or missing, address 1.2.3.400 or
+// 1.1.1, keepalive ≥ hold, hold < 3 s are rejected by the API server naming the field; no
+// object is created and the router's sessions are not disturbed.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputPeers",

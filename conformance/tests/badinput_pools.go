@@ -13,6 +13,10 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G1 (BadInputPools): invalid pools (bad CIDR, /33, host bits, start > stop, mixed
+// families, cidr and start, no blocks) are rejected by the API server naming the field; a
+// pool whose own blocks overlap is Invalid and hands out nothing; an existing Service keeps
+// its IP and route.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputPools",

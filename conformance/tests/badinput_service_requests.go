@@ -13,6 +13,10 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G5 (BadInputServiceRequests): a malformed requested IP, an IP of a family the Service
+// lacks, two IPv4 addresses in the annotation, an unknown pool and an IP outside every pool
+// each give no ingress and a reason (InvalidRequest / RequestedIPUnavailable); another
+// Service keeps its IP and route.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputServiceRequests",

@@ -13,6 +13,10 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// G4 (BadInputWrongPeer): a valid BGPPeer that cannot work (unreachable address; the
+// router's address with a wrong peer ASN) never becomes Established, its status or the
+// nodes' BGPNodeState names the problem, and the existing peer keeps its sessions and
+// routes throughout.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BadInputWrongPeer",

@@ -22,6 +22,11 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C5 (BGPEndpointConditions): the endpoint-condition truth table end to end: a
+// selector-less ETP=Local Service whose EndpointSlice the test writes (real pods,
+// conditions chosen per row); each row's ready/serving/terminating conditions decide the
+// router's next hops and which backends answer new connections, and a connection
+// established to an endpoint that turns terminating-but-serving keeps working.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPEndpointConditions",

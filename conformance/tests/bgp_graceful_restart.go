@@ -12,6 +12,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// E2 (BGPGracefulRestart): bgplbd killed with SIGKILL and restarted, graceful restart on:
+// the node's route stays (maybe stale) throughout and the session comes back.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPGracefulRestart",

@@ -10,10 +10,14 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// B1 C1 C2 C4 (BGPLocalExactNextHops): a Service of our class is allocated and advertised
+// (B1); ETP=Local announces exactly from nodes with a ready local endpoint (1,2 → 1,2,3 →
+// unready pod withdraws its node); ETP=Cluster announces from every node; zero endpoints
+// withdraws.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPLocalExactNextHops",
-		ID:        "C1 C2 C4",
+		ID:        "B1 C1 C2 C4",
 		Description: "ETP=Local announces exactly from nodes with a ready local endpoint (1,2 → 1,2,3 → " +
 			"unready pod withdraws its node); ETP=Cluster announces from every node; zero endpoints withdraws",
 		Needs:    []suite.Adapter{suite.AdapterClient},

@@ -6,6 +6,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C3 (BGPLocalZeroEndpoints): ETP=Local with no endpoints: the VIP is allocated but never
+// announced.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "BGPLocalZeroEndpoints",

@@ -3,16 +3,19 @@ package tests
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/bgplb/bgplb/conformance/router"
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C-max-prefix (BGPMaxPrefix): a router that sends a node more prefixes than the BGPPeer's
+// maxPrefixes (default 100) gets its session shut down, and every node's BGPNodeState says
+// why; changing the BGPPeer brings it back.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPMaxPrefix",
@@ -30,10 +33,7 @@ func init() {
 const leakPrefixes = 150
 
 func testMaxPrefix(t *testing.T, s *suite.Suite) {
-	frr, ok := s.Router.(router.FRR)
-	if !ok {
-		t.Skip("this test configures the router and knows only FRR")
-	}
+	orig := originator(t, s)
 	ctx := context.Background()
 	s.WaitSessions(t)
 	peers, err := s.LB.BgplbV1alpha1().BGPPeers().List(ctx, metav1.ListOptions{})
@@ -49,21 +49,13 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 		t.Fatalf("BGPPeer %s allows %d prefixes; the test leaks only %d", peer.Name, limit, leakPrefixes)
 	}
 
-	var leak, unleak strings.Builder
-	leak.WriteString("configure terminal\nip prefix-list CONF-LEAK seq 5 permit 198.18.200.0/24 le 32\n" +
-		"route-map NODES-OUT permit 5\n match ip address prefix-list CONF-LEAK\nexit\nrouter bgp\naddress-family ipv4 unicast\n")
-	unleak.WriteString("configure terminal\nrouter bgp\naddress-family ipv4 unicast\n")
+	leak := make([]netip.Prefix, 0, leakPrefixes)
 	for i := 0; i < leakPrefixes; i++ {
-		fmt.Fprintf(&leak, "network 198.18.200.%d/32\n", i)
-		fmt.Fprintf(&unleak, "no network 198.18.200.%d/32\n", i)
+		leak = append(leak, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 200, byte(i)}), 32))
 	}
-	leak.WriteString("end")
-	unleak.WriteString("exit\nexit\nno route-map NODES-OUT permit 5\nno ip prefix-list CONF-LEAK\nend")
-	restore := func() {
-		if _, err := frr.Run(ctx, unleak.String()); err != nil {
-			t.Errorf("remove the leaked routes from the router: %v", err)
-		}
-		// The sessions stay shut down until the BGPPeer changes: change it and back.
+	// Once the router stops leaking (originate's cleanup, first), the sessions stay shut
+	// down until the BGPPeer changes: change it and back.
+	t.Cleanup(func() {
 		for _, n := range []int32{limit + 1, limit} {
 			p, err := s.LB.BgplbV1alpha1().BGPPeers().Get(ctx, peer.Name, metav1.GetOptions{})
 			if err != nil {
@@ -75,12 +67,8 @@ func testMaxPrefix(t *testing.T, s *suite.Suite) {
 			}
 			s.WaitSessions(t)
 		}
-	}
-	if _, err := frr.Run(ctx, leak.String()); err != nil {
-		restore()
-		t.Fatalf("configure the leak: %v", err)
-	}
-	t.Cleanup(restore)
+	})
+	originate(t, s, orig, leak)
 
 	suite.Eventually(t, s.Timeouts.Converge, "every node reports max-prefix in its BGPNodeState", func() error {
 		for _, n := range s.Nodes {

@@ -8,6 +8,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C11 (BGPNoSessionFlaps): creating and deleting 20 unrelated Services (announced, then
+// withdrawn) leaves every session up: connectionsDropped and the established time unchanged
+// on every peer.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPNoSessionFlaps",

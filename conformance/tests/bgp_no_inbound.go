@@ -2,9 +2,10 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
+	"slices"
 	"testing"
 
 	"github.com/bgplb/bgplb/conformance/router"
@@ -28,12 +29,9 @@ func init() {
 }
 
 func testNoInboundRoutes(t *testing.T, s *suite.Suite) {
-	frr, ok := s.Router.(router.FRR)
-	if !ok {
-		t.Skip("this test configures the router and knows only FRR")
-	}
+	orig := originator(t, s)
 	if s.NodeRoutes == nil {
-		t.Skip("this cluster provides no access to the nodes' routing tables (Suite.NodeRoutes)")
+		s.Skip(t, "this cluster provides no access to the nodes' routing tables (Suite.NodeRoutes)")
 	}
 	ctx := context.Background()
 	ns := s.Namespace(t, "conf-no-inbound")
@@ -47,42 +45,19 @@ func testNoInboundRoutes(t *testing.T, s *suite.Suite) {
 		t.Fatalf("%s is no IPv4 prefix clear of the VIP %s", injected[1], vip)
 	}
 	t.Logf("the router sends %v to every node", injected)
-
-	var inject, remove strings.Builder
-	inject.WriteString("configure terminal\n")
-	for i, p := range injected {
-		fmt.Fprintf(&inject, "ip prefix-list CONF-INJECT seq %d permit %s\n", 5*(i+1), p)
-	}
-	inject.WriteString("route-map NODES-OUT permit 6\n match ip address prefix-list CONF-INJECT\nexit\n" +
-		"router bgp\naddress-family ipv4 unicast\n")
-	remove.WriteString("configure terminal\nrouter bgp\naddress-family ipv4 unicast\n")
-	for _, p := range injected {
-		fmt.Fprintf(&inject, "network %s\n", p)
-		fmt.Fprintf(&remove, "no network %s\n", p)
-	}
-	inject.WriteString("end")
-	remove.WriteString("exit\nexit\nno route-map NODES-OUT permit 6\nno ip prefix-list CONF-INJECT\nend")
-	t.Cleanup(func() {
-		if _, err := frr.Run(context.Background(), remove.String()); err != nil {
-			t.Errorf("remove the injected routes from the router: %v", err)
-		}
-	})
-	if _, err := frr.Run(ctx, inject.String()); err != nil {
-		t.Fatalf("inject routes at the router: %v", err)
-	}
+	originate(t, s, orig, injected)
 
 	// The router's own account of what it sent (bgplbd's BGPNodeState does not count
 	// received prefixes yet).
 	suite.Eventually(t, s.Timeouts.Converge, "the router advertises the injected prefixes to every node", func() error {
 		for _, n := range s.Nodes {
-			cmd := fmt.Sprintf("show bgp ipv4 unicast neighbors %s advertised-routes json", n.Addresses[0])
-			out, err := frr.Run(ctx, cmd)
+			adv, err := orig.Advertised(ctx, n.Addresses[0], false)
 			if err != nil {
-				return fmt.Errorf("%s: %w", cmd, err)
+				return err
 			}
 			for _, p := range injected {
-				if !strings.Contains(string(out), fmt.Sprintf("%q", p.String())) {
-					return fmt.Errorf("the router does not advertise %s to %s: %.300s", p, n.Name, out)
+				if !slices.Contains(adv, p) {
+					return fmt.Errorf("the router does not advertise %s to %s (%s): it sends %v", p, n.Name, n.Addresses[0], adv)
 				}
 			}
 		}
@@ -111,5 +86,36 @@ func testNoInboundRoutes(t *testing.T, s *suite.Suite) {
 	})
 	if err := s.SessionsUnchanged(ctx, before); err != nil {
 		t.Errorf("injecting routes changed a session: %v", err)
+	}
+}
+
+// originator returns the router adapter's Originator, or skips t with the reason the
+// router cannot originate prefixes.
+func originator(t *testing.T, s *suite.Suite) router.Originator {
+	t.Helper()
+	o, ok := s.Router.(router.Originator)
+	if !ok {
+		s.Skip(t, fmt.Sprintf("the router adapter (%T) cannot make the router originate prefixes (router.Originator)", s.Router))
+	}
+	if err := o.CanOriginate(); err != nil {
+		s.Skip(t, err.Error())
+	}
+	return o
+}
+
+// originate makes the router originate prefixes until t ends.
+func originate(t *testing.T, s *suite.Suite, o router.Originator, prefixes []netip.Prefix) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := o.StopOriginating(context.Background()); err != nil {
+			t.Errorf("stop originating %d prefixes at the router: %v", len(prefixes), err)
+		}
+	})
+	err := o.Originate(context.Background(), prefixes)
+	if errors.Is(err, router.ErrCannotOriginate) {
+		s.Skip(t, err.Error())
+	}
+	if err != nil {
+		t.Fatalf("make the router originate %d prefixes: %v", len(prefixes), err)
 	}
 }

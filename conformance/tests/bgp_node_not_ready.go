@@ -14,6 +14,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C-ready-unknown (BGPNodeNotReadyKeepsNextHop): a node whose Ready condition is Unknown
+// (late kubelet heartbeat, as the node lifecycle controller writes it) while its pods stay
+// ready keeps its next hop for the VIP: no mass withdraw.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPNodeNotReadyKeepsNextHop",

@@ -17,6 +17,11 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// C13 (BGPPeerSelector): a VIP whose only advertisement has a peerSelector matching no
+// BGPPeer is allocated but not announced (Announced=False, NoMatchingAdvertisement);
+// labelling the peer to match announces it from the node with the endpoint, removing the
+// label withdraws it; no session flaps and a VIP of another advertisement stays in the
+// router's FIB throughout.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPPeerSelector",

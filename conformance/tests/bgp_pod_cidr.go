@@ -11,6 +11,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// C14 (BGPPodCIDRExport): each node announces its spec.podCIDRs with itself as next hop; a
+// pod IP answers from the client through the router's BGP route (project extension).
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "BGPPodCIDRExport",

@@ -7,6 +7,8 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// C10 (BGPSharedVIP): two Services sharing V: deleting one leaves the router's RIB for V
+// unchanged, deleting the second withdraws V.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPSharedVIP",

@@ -9,6 +9,8 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// C9 (BGPVIPChange): changing spec.loadBalancerIP from V1 to V2 withdraws V1 and announces
+// V2; deleting the Service withdraws V2.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "BGPVIPChange",

@@ -12,6 +12,8 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// DESIGN-4 (BGPWeightedECMP): with weightedECMP each node's link-bandwidth is proportional
+// to its ready local endpoints (2:1).
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "BGPWeightedECMP",

@@ -13,6 +13,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// B2 (ClassForeignUntouched): a Service of another loadBalancerClass gets no IP, no write
+// and no event from us; a status another controller sets is neither announced nor
+// overwritten.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "ClassForeignUntouched",

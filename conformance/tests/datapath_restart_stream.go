@@ -14,6 +14,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// E2-datapath (DatapathStreamSurvivesRestart): a long-lived TCP connection through the VIP
+// keeps working while bgplbd is SIGKILLed and restarted.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "DatapathStreamSurvivesRestart",

@@ -15,6 +15,11 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// D-source-ranges (DatapathSourceRanges): the legacy annotation
+// service.beta.kubernetes.io/load-balancer-source-ranges restricts the VIP (the allowed
+// client connects, the other does not); spec.loadBalancerSourceRanges wins over it; an
+// entry bgplb cannot parse (010.0.0.0/8) blocks every client, with SourceRangesValid=False
+// and an event.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "DatapathSourceRanges",

@@ -8,6 +8,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// D-symmetric (DatapathSymmetricReturn): a client on the nodes' own subnet, routing VIPs
+// via the router, reaches the VIP and every reply comes back through the router, none
+// straight from the node.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "DatapathSymmetricReturn",

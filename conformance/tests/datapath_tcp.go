@@ -7,6 +7,10 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// D1 D2 (DatapathLocalTCP): ETP=Local: GET http://VIP/hostname reaches every backend on the
+// announcing nodes over 1000 new connections, and /clientip returns the client's own
+// address.
+// D-ping (DatapathPingVIP): ICMP echo to an announced VIP is answered.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "DatapathLocalTCP",

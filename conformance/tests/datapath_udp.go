@@ -15,6 +15,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// D6 (DatapathUDPMixed): a Service with TCP/80 and UDP/80 on one VIP (mixed protocols):
+// datagrams to the VIP reach the local backends of both nodes with the client's address
+// preserved, and HTTP over the TCP port still answers.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "DatapathUDPMixed",

@@ -11,6 +11,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// A1 (IPAMBasicAllocation): a LoadBalancer Service of our class gets exactly one IPv4
+// ingress IP inside a pool, ipMode nil or VIP, no hostname, and bgplb.io/IPAllocated
+// True/Allocated.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMBasicAllocation",

@@ -13,6 +13,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// B4 (IPAMClassImmutableTransfer): changing the class of a LoadBalancer Service is rejected
+// by the API server; LB → ClusterIP → LB of a foreign class releases our IP, withdraws it
+// and is not written to by us.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMClassImmutableTransfer",

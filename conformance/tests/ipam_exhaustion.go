@@ -10,6 +10,10 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// A3 (IPAMExhaustionAndRelease): a /32 pool: the first Service gets the IP, the second none
+// (PoolExhausted, event) for the consistency window; turning the first into ClusterIP hands
+// the IP to the second, and the router then shows it from the second Service's eligible
+// nodes.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMExhaustionAndRelease",

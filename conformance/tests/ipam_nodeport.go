@@ -11,6 +11,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// B5 (IPAMNonLoadBalancerTypes): NodePort and ClusterIP Services never get ingress from us;
+// LoadBalancer → NodePort releases the IP and withdraws it.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "IPAMNonLoadBalancerTypes",

@@ -9,6 +9,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// A8 (IPAMPoolShrinkDelete): removing the range that holds V moves the Service to the
+// pool's remaining range (V leaves the router, the new IP appears); deleting the pool
+// clears the ingress and the route.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMPoolShrinkDelete",

@@ -8,6 +8,8 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// A4 (IPAMReleaseOnTypeChange): LoadBalancer → ClusterIP empties the ingress and the
+// router's RIB for the VIP; another Service can then get that VIP.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName:   "IPAMReleaseOnTypeChange",

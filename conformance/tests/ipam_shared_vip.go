@@ -10,6 +10,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// A7 (IPAMSharedVIP): Services with one sharing key, disjoint ports and identical selectors
+// share one IP; an overlapping port, or ETP=Local with different selectors, does not get
+// that IP.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMSharedVIP",

@@ -9,6 +9,9 @@ import (
 	lbv1 "github.com/bgplb/bgplb/daemon/apis/bgplb/v1alpha1"
 )
 
+// A2 (IPAMSpecificIP): spec.loadBalancerIP and the bgplb.io/load-balancer-ips annotation
+// get exactly the requested in-pool IP; an IP outside every pool gets no ingress and reason
+// RequestedIPUnavailable.
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "IPAMSpecificIP",

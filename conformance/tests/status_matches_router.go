@@ -18,6 +18,9 @@ import (
 	"github.com/bgplb/bgplb/conformance/suite"
 )
 
+// H1 (StatusMatchesRouter): The Service's bgplb.io/Announced condition names the same nodes
+// as the router's next hops, within 2 s of each change (ETP=Local, pods scaled off a node
+// and back).
 func init() {
 	ConformanceTests = append(ConformanceTests, suite.ConformanceTest{
 		ShortName: "StatusMatchesRouter",

@@ -20,9 +20,10 @@ fi
 	--bin-dir "$BIN_DIR" --k8s-bin-dir "$K8S_BIN_DIR"
 "${lab[@]}" suite-base
 
+originate=() # FRR is configured through vtysh; BIRD through a file bird.conf includes
 case "$router" in
 frr) cli="vtysh --vty_socket $LAB_DIR/frr" ;;
-bird) cli="birdc -s $LAB_DIR/bird/bird.ctl" ;;
+bird) cli="birdc -s $LAB_DIR/bird/bird.ctl" originate=(--router-originate-file "$LAB_DIR/bird/originate.conf") ;;
 *) echo "lab.sh: unknown router $router" >&2; exit 2 ;;
 esac
 setup="bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
@@ -37,7 +38,7 @@ fi
 mkdir -p "$(dirname "$REPORT")"
 "$CMD_DIR/bgplb-conformance" \
 	--kubeconfig "$LAB_DIR/kubeconfig" \
-	--router "$router" --router-exec "ip netns exec $prefix-router" --router-cli "$cli" \
+	--router "$router" --router-exec "ip netns exec $prefix-router" --router-cli "$cli" "${originate[@]}" \
 	--client-exec "ip netns exec $prefix-client" --client-address 198.51.100.10 \
 	--subnet-client-exec "ip netns exec $prefix-fabclient" --subnet-client-address 198.18.0.250 \
 	--faults-exec "$CMD_DIR/bgplb-lab fault --dir $LAB_DIR" \

@@ -68,7 +68,10 @@ func writeBIRD(w io.Writer, p routerParams) {
 			if p.BFD != nil {
 				fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
 			}
-			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export none;\n  };\n}\n", f.name, f.name)
+			// Nothing to the nodes (bgplbd installs nothing it receives) but the routes of
+			// protocol bgplb_originate_<family>, which exists only while bgplb-conformance
+			// tests what a node does with routes it is sent.
+			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export where proto = \"bgplb_originate_%s\";   # none unless a conformance run defines it\n  };\n}\n", f.name, f.name, f.name)
 		}
 	}
 }
