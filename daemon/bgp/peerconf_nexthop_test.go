@@ -169,8 +169,8 @@ func TestFamilyValidation(t *testing.T) {
 		"next hop of the wrong family":  {PeerConfig{Address: v4, Families: []Family{FamilyIPv4, FamilyIPv6}, OtherFamilyNextHop: v4}, "not of that family"},
 		"link-local next hop": {PeerConfig{Address: v4, Families: []Family{FamilyIPv6},
 			OtherFamilyNextHop: netip.MustParseAddr("fe80::1")}, "global address"},
-		"family twice":   {PeerConfig{Address: v6, Families: []Family{FamilyIPv6, FamilyIPv6}}, "listed twice"},
-		"unknown family": {PeerConfig{Address: v6, Families: []Family{5}}, "unknown address family"},
+		"family twice":                    {PeerConfig{Address: v6, Families: []Family{FamilyIPv6, FamilyIPv6}}, "listed twice"},
+		"unknown family":                  {PeerConfig{Address: v6, Families: []Family{5}}, "unknown address family"},
 		"ipv4 on ipv6, extended next hop": {PeerConfig{Address: v6, Families: []Family{FamilyIPv6, FamilyIPv4}}, ""},
 		"ipv6 on ipv4 with next hop":      {PeerConfig{Address: v4, Families: []Family{FamilyIPv4, FamilyIPv6}, OtherFamilyNextHop: v6}, ""},
 	} {
