@@ -154,9 +154,11 @@ func (l *Lab) up(ctx context.Context) error {
 	frrDir := filepath.Join(l.Dir, "frr")
 	if l.Opts.Router == RouterFRR {
 		logf("starting FRR")
+		// The nodes' IPv4 addresses: in a dual-stack lab one session per node carries
+		// both families (the suite's BGPPeer lists addressFamilies IPv4 and IPv6).
 		var nodeAddrs []netip.Addr
 		for _, n := range l.Nodes {
-			nodeAddrs = append(nodeAddrs, n.IPs...)
+			nodeAddrs = append(nodeAddrs, n.IPs[0])
 		}
 		if err := writeFRRConfig(frrDir, l.Opts.IPv6, l.Opts.NodeASN, nodeAddrs); err != nil {
 			return err

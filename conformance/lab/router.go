@@ -114,8 +114,10 @@ line vty
 
 // frrDirs creates the FRR dir owned by frr:frr and writes the configs.
 //
-// The nodes are configured neighbours; the listen ranges take any other fabric
-// speaker. FRR 8.4 (Debian 12) crashes in bgp_graceful_restart_timer_expire when a
+// The nodes (their IPv4 addresses) are configured neighbours; the listen ranges take any
+// other fabric speaker. In a dual-stack lab the peer group activates IPv6 unicast too,
+// so a node's one IPv4 session carries its IPv6 routes (MP-BGP, with the node's IPv6
+// address as next hop). FRR 8.4 (Debian 12) crashes in bgp_graceful_restart_timer_expire when a
 // dynamic (listen-range) neighbour that negotiated graceful restart stays away
 // longer than its restart time: the timer fires on the deleted peer.
 func writeFRRConfig(frrDir string, ipv6 bool, nodeASN uint32, nodes []netip.Addr) error {

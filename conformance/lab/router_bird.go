@@ -91,7 +91,8 @@ func (l *Lab) startBIRD(ctx context.Context) error {
 		"--bfd", "--bfd-interval-ms", strconv.FormatInt(BFDInterval.Milliseconds(), 10),
 		"--bfd-multiplier", strconv.Itoa(BFDMultiplier)}
 	if l.Opts.IPv6 {
-		args = append(args, "--node-cidr", FabricV6.String(), "--pool", LabPoolV6.String())
+		// --dual-family: the suite's one BGPPeer carries both families on the IPv4 session.
+		args = append(args, "--node-cidr", FabricV6.String(), "--pool", LabPoolV6.String(), "--dual-family")
 	}
 	if l.Opts.ExportPodCIDR {
 		for _, n := range l.Nodes {

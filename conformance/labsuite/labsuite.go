@@ -221,20 +221,29 @@ func ApplyBase(ctx context.Context, c lbclient.Interface) error {
 	return nil
 }
 
-// ApplyIPv6Peer creates (or keeps) a second peering with the lab router over IPv6, which a
-// dual-stack lab needs: bgplbd sends a peer only its own address family, so IPv6 VIPs
-// need an IPv6 peering (docs/design.md). Graceful restart is off on it: FRR 8.4 crashes
-// when a listen-range neighbour that negotiated it stays away past its restart time.
-func ApplyIPv6Peer(ctx context.Context, c lbclient.Interface) error {
-	peer := &lbv1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "lab-router-v6"},
-		Spec: lbv1.BGPPeerSpec{
-			LocalASN: lab.NodeASN, PeerASN: lab.RouterASN, PeerAddress: lab.RouterFabricV6.String(),
-			Timers: &lbv1.BGPTimers{ConnectRetrySeconds: ptr.To[int32](2), HoldTimeSeconds: ptr.To[int32](9),
-				KeepaliveTimeSeconds: ptr.To[int32](3)},
-			GracefulRestart: &lbv1.GracefulRestart{Enabled: ptr.To(false)},
-		}}
-	if _, err := c.BgplbV1alpha1().BGPPeers().Create(ctx, peer, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create peer %s: %w", peer.Name, err)
+// ApplyDualStack makes the base peer carry both address families (spec.addressFamilies
+// [IPv4, IPv6]), which a dual-stack lab needs: one session per node over IPv4 carries the
+// IPv6 VIPs too, with the node's IPv6 address as next hop, and the lab router activates
+// IPv6 unicast on its IPv4 neighbours. ApplyBase must have created the peer.
+func ApplyDualStack(ctx context.Context, c lbclient.Interface) error {
+	peers := c.BgplbV1alpha1().BGPPeers()
+	want := []lbv1.AddressFamily{lbv1.AddressFamilyIPv4, lbv1.AddressFamilyIPv6}
+	for {
+		peer, err := peers.Get(ctx, "lab-router", metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("get peer lab-router: %w", err)
+		}
+		if slices.Equal(peer.Spec.AddressFamilies, want) {
+			return nil
+		}
+		peer.Spec.AddressFamilies = want
+		_, err = peers.Update(ctx, peer, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update peer lab-router: %w", err)
+		}
+		return nil
 	}
-	return nil
 }

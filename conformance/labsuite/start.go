@@ -51,7 +51,7 @@ func Start(t *testing.T, dir string, keep bool, mutate func(*lab.Options)) (*lab
 		t.Fatal(err)
 	}
 	if opts.IPv6 {
-		if err := ApplyIPv6Peer(ctx, s.LB); err != nil {
+		if err := ApplyDualStack(ctx, s.LB); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -49,11 +49,20 @@ func (g *GoBGPSpeaker) SetPeers(ctx context.Context, peers []PeerConfig) error {
 		g.tracker.clear(addr.String())
 		g.logger.Info("Removed BGP peer", "peer", old.Name, "address", addr)
 	}
+	// The next hops of the other family go in before a peer that needs one is added, so
+	// its first UPDATEs already carry them.
+	nhErr := g.syncNextHopPolicyLocked(ctx, want)
+	if nhErr != nil {
+		errs = append(errs, fmt.Errorf("set next-hop policy: %w", nhErr))
+	}
 	restarting := g.restarting
 	g.restarting = false
 	for addr, pc := range want {
 		if _, ok := g.peers[addr]; ok {
 			continue
+		}
+		if _, _, cross := pc.crossNextHop(); cross && nhErr != nil {
+			continue // without its next hop the other family's routes would be unusable
 		}
 		ap := g.apiPeer(pc)
 		if restarting && ap.GracefulRestart != nil {
@@ -130,16 +139,27 @@ func (g *GoBGPSpeaker) apiPeer(pc PeerConfig) *api.Peer {
 		// retry soon after a reset too, not only after a failed connect
 		p.Timers.Config.IdleHoldTimeAfterReset = max(1, uint64(pc.ConnectRetry/time.Second))
 	}
-	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
-	if pc.Address.Is6() {
-		family = &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
-	}
-	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true},
-		PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: pc.maxPrefixes()}}
 	if pc.GracefulRestart.Enabled {
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(pc.GracefulRestart.RestartTime / time.Second)}
-		afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}
-	p.AfiSafis = []*api.AfiSafi{afi}
+	// One AFI-SAFI per family: GoBGP advertises the multiprotocol capability of each (and
+	// the extended next hop capability for IPv4 unicast, RFC 8950), and sends a path of a
+	// family only when the peer negotiated it.
+	for _, f := range pc.families() {
+		family := apiFamily(f)
+		afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family, Enabled: true},
+			PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: pc.maxPrefixes()}}
+		if pc.GracefulRestart.Enabled {
+			afi.MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+		}
+		p.AfiSafis = append(p.AfiSafis, afi)
+	}
 	return p
+}
+
+func apiFamily(f Family) *api.Family {
+	if f == FamilyIPv6 {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }

@@ -28,14 +28,15 @@ type GoBGPSpeaker struct {
 	mu         sync.Mutex
 	s          *server.BgpServer
 	global     Global
-	cancel     context.CancelFunc        // stops the peer-event watcher
-	allowed    []netip.Prefix            // prefixes Announce may announce inside of
-	announced  map[netip.Prefix]Path     // prefix -> path we last added successfully
-	groups     map[string]*exportGroup   // export rules key -> installed group (paths with PeerAttributes)
-	pathGroup  map[netip.Prefix]string   // prefix -> key of the export group its path uses
-	nextGroup  uint32                    // last export group id handed out
-	peers      map[netip.Addr]PeerConfig // neighbour address -> config we applied
-	restarting bool                      // Global.Restarting, consumed by the first SetPeers
+	cancel     context.CancelFunc         // stops the peer-event watcher
+	allowed    []netip.Prefix             // prefixes Announce may announce inside of
+	announced  map[netip.Prefix]Path      // prefix -> path we last added successfully
+	groups     map[string]*exportGroup    // export rules key -> installed group (paths with PeerAttributes)
+	pathGroup  map[netip.Prefix]string    // prefix -> key of the export group its path uses
+	nextGroup  uint32                     // last export group id handed out
+	nextHops   map[netip.Addr]nextHopRule // peer -> other family's next hop, as installed (peerconf_nexthop.go)
+	peers      map[netip.Addr]PeerConfig  // neighbour address -> config we applied
+	restarting bool                       // Global.Restarting, consumed by the first SetPeers
 	tracker    *errorTracker
 	states     map[string]api.PeerState_SessionState // neighbour address -> last state from WatchEvent
 	changes    chan struct{}
@@ -113,6 +114,7 @@ func (g *GoBGPSpeaker) Start(ctx context.Context, gl Global) error {
 		return fmt.Errorf("watch bgp peer events: %w", err)
 	}
 	g.s, g.global, g.cancel, g.restarting = s, gl, cancel, gl.Restarting
+	g.nextHops = nil // a new GoBGP server has no policy yet
 	g.logger.Info("BGP speaker started", "asn", gl.ASN, "routerID", gl.RouterID, "listenPort", gl.ListenPort)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -129,12 +130,72 @@ type PeerConfig struct {
 	// DefaultMaxPrefixes. GoBGP keeps what a peer sends in its adj-RIB-in even though
 	// the import policy rejects it, so this bounds the memory a peer can take.
 	MaxPrefixes uint32
+	// Families are the address families the session carries (MP-BGP, RFC 4760); empty
+	// means Address's family only. Changing them resets the session (capabilities are
+	// only exchanged in OPEN).
+	Families []Family
+	// OtherFamilyNextHop is the next hop of the routes of the family that is not
+	// Address's (the node's own address of that family), set by an export policy for
+	// this peer only. IPv6 routes on an IPv4 session need one (GoBGP would otherwise send
+	// the IPv4-mapped session address, which routers cannot use); IPv4 routes on an IPv6
+	// session without one get the session's local IPv6 address as an RFC 8950 extended
+	// next hop. Ignored when Families does not list the other family.
+	OtherFamilyNextHop netip.Addr
 	// BFD, when set, runs a BFD session with the peer (daemon/bfd): when it detects the
 	// path down (no packet for the detection time while Up) the BGP session is shut down
 	// at once, and started again when BFD is back Up. A peer signalling Down itself does
 	// not shut it down (the peer acts on its own side). Changing only BFD does not reset
 	// the BGP session.
 	BFD *bfd.Config
+}
+
+// Family is an address family a session carries (unicast SAFI).
+type Family uint8
+
+// The families of PeerConfig.Families.
+const (
+	FamilyIPv4 Family = 4
+	FamilyIPv6 Family = 6
+)
+
+func (f Family) String() string {
+	switch f {
+	case FamilyIPv4:
+		return "ipv4-unicast"
+	case FamilyIPv6:
+		return "ipv6-unicast"
+	}
+	return fmt.Sprintf("family(%d)", uint8(f))
+}
+
+// families returns the effective families: Families, or Address's family.
+func (c PeerConfig) families() []Family {
+	if len(c.Families) > 0 {
+		return c.Families
+	}
+	if c.Address.Is4() {
+		return []Family{FamilyIPv4}
+	}
+	return []Family{FamilyIPv6}
+}
+
+// otherFamily returns the family that is not Address's and whether the session carries it.
+func (c PeerConfig) otherFamily() (Family, bool) {
+	other := FamilyIPv6
+	if !c.Address.Is4() {
+		other = FamilyIPv4
+	}
+	return other, slices.Contains(c.families(), other)
+}
+
+// crossNextHop returns the next hop the export policy sets on the other family's routes
+// towards this peer, and false when none is set (one family, or the extended next hop).
+func (c PeerConfig) crossNextHop() (Family, netip.Addr, bool) {
+	other, carried := c.otherFamily()
+	if !carried || !c.OtherFamilyNextHop.IsValid() {
+		return 0, netip.Addr{}, false
+	}
+	return other, c.OtherFamilyNextHop.Unmap(), true
 }
 
 // DefaultMaxPrefixes is PeerConfig.MaxPrefixes when unset: nodes import nothing, so a
@@ -159,6 +220,25 @@ func (c PeerConfig) Validate() error {
 	}
 	if c.SourceAddress.IsValid() && c.SourceAddress.Is4() != c.Address.Is4() {
 		return fmt.Errorf("peer %q: source address %s is not of the family of %s", c.Name, c.SourceAddress, c.Address)
+	}
+	for i, f := range c.Families {
+		if f != FamilyIPv4 && f != FamilyIPv6 {
+			return fmt.Errorf("peer %q: unknown address family %s", c.Name, f)
+		}
+		if slices.Contains(c.Families[:i], f) {
+			return fmt.Errorf("peer %q: address family %s listed twice", c.Name, f)
+		}
+	}
+	if other, carried := c.otherFamily(); carried {
+		nh := c.OtherFamilyNextHop.Unmap()
+		switch {
+		case nh.IsValid() && nh.Is4() != (other == FamilyIPv4):
+			return fmt.Errorf("peer %q: next hop %s of the %s routes is not of that family", c.Name, nh, other)
+		case nh.IsValid() && (nh.IsUnspecified() || nh.IsLinkLocalUnicast()):
+			return fmt.Errorf("peer %q: next hop %s of the %s routes must be a global address", c.Name, nh, other)
+		case !nh.IsValid() && other == FamilyIPv6:
+			return fmt.Errorf("peer %q: %s on an IPv4 session needs the node's IPv6 address as next hop", c.Name, other)
+		}
 	}
 	if c.TTLSecurityHops > 0 && c.EBGPMultihopTTL > 0 {
 		return fmt.Errorf("peer %q: ttl security and ebgp multihop are mutually exclusive", c.Name)

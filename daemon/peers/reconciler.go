@@ -344,6 +344,9 @@ func (r *Reconciler) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 		}
 		cfg.SourceAddress = src.Unmap()
 	}
+	if err := r.families(&cfg, s.AddressFamilies); err != nil {
+		return bgp.PeerConfig{}, err
+	}
 	if s.EBGPMultihopTTL != nil {
 		cfg.EBGPMultihopTTL = uint8(*s.EBGPMultihopTTL)
 	}
@@ -411,4 +414,65 @@ func (r *Reconciler) peerConfig(p *v1alpha1.BGPPeer) (bgp.PeerConfig, error) {
 		return bgp.PeerConfig{}, err
 	}
 	return cfg, nil
+}
+
+// families sets cfg.Families from spec.addressFamilies and, when the session carries the
+// family that is not the peer address's, the node's address of that family as its next
+// hop (first InternalIP, else ExternalIP, of the Node's status).
+func (r *Reconciler) families(cfg *bgp.PeerConfig, fams []v1alpha1.AddressFamily) error {
+	if len(fams) == 0 {
+		return nil
+	}
+	for _, f := range fams {
+		switch f {
+		case v1alpha1.AddressFamilyIPv4:
+			cfg.Families = append(cfg.Families, bgp.FamilyIPv4)
+		case v1alpha1.AddressFamilyIPv6:
+			cfg.Families = append(cfg.Families, bgp.FamilyIPv6)
+		default:
+			return fmt.Errorf("addressFamilies: unknown family %q", f)
+		}
+	}
+	want6 := cfg.Address.Is4() // the other family is IPv6
+	other := v1alpha1.AddressFamilyIPv4
+	if want6 {
+		other = v1alpha1.AddressFamilyIPv6
+	}
+	if !slices.Contains(fams, other) {
+		return nil
+	}
+	var node *corev1.Node
+	if r.src.Node != nil {
+		node = r.src.Node()
+	}
+	if nh, ok := nodeAddress(node, want6); ok {
+		cfg.OtherFamilyNextHop = nh
+	} else if want6 {
+		return fmt.Errorf("addressFamilies: IPv6 on an IPv4 session needs the node's IPv6 address as next hop, and the Node has none in its status")
+	}
+	return nil
+}
+
+// nodeAddress returns the node's first global InternalIP of the family (IPv6 when v6),
+// else its first such ExternalIP.
+func nodeAddress(n *corev1.Node, v6 bool) (netip.Addr, bool) {
+	if n == nil {
+		return netip.Addr{}, false
+	}
+	for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+		for _, a := range n.Status.Addresses {
+			if a.Type != t {
+				continue
+			}
+			ip, err := netip.ParseAddr(a.Address)
+			if err != nil {
+				continue
+			}
+			ip = ip.Unmap()
+			if ip.Is6() == v6 && ip.IsGlobalUnicast() {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }

@@ -193,3 +193,51 @@ func TestPodCIDRsNotExportedByDefault(t *testing.T) {
 		t.Fatalf("announced %v without ExportPodCIDRs", got)
 	}
 }
+
+// TestAddressFamilies: spec.addressFamilies becomes the session's families, and the
+// other family's next hop is the node's global address of that family (InternalIP
+// before ExternalIP, link-local skipped); a node without an IPv6 address cannot carry
+// IPv6 on an IPv4 session (a problem, no session), while IPv4 on an IPv6 session falls
+// back to the extended next hop.
+func TestAddressFamilies(t *testing.T) {
+	f := newFixture(t)
+	both := []v1alpha1.AddressFamily{v1alpha1.AddressFamilyIPv4, v1alpha1.AddressFamilyIPv6}
+	peer := func(addr string, fams []v1alpha1.AddressFamily) *v1alpha1.BGPPeer {
+		return &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+			Spec: v1alpha1.BGPPeerSpec{LocalASN: 64513, PeerASN: 64512, PeerAddress: addr, AddressFamilies: fams}}
+	}
+	f.node.Status.Addresses = []corev1.NodeAddress{
+		{Type: corev1.NodeExternalIP, Address: "2001:db8:e::11"},
+		{Type: corev1.NodeInternalIP, Address: "fe80::11"},
+		{Type: corev1.NodeInternalIP, Address: "198.18.0.11"},
+		{Type: corev1.NodeInternalIP, Address: "2001:db8:f::11"},
+	}
+	cfg, err := f.r.peerConfig(peer("198.18.0.1", both))
+	must(t, err)
+	if !slices.Equal(cfg.Families, []bgp.Family{bgp.FamilyIPv4, bgp.FamilyIPv6}) || cfg.OtherFamilyNextHop != netip.MustParseAddr("2001:db8:f::11") {
+		t.Fatalf("dual-family IPv4 peer: families %v next hop %v, want both and the InternalIP 2001:db8:f::11", cfg.Families, cfg.OtherFamilyNextHop)
+	}
+	cfg, err = f.r.peerConfig(peer("2001:db8:f::1", both))
+	must(t, err)
+	if cfg.OtherFamilyNextHop != netip.MustParseAddr("198.18.0.11") {
+		t.Fatalf("dual-family IPv6 peer: next hop %v, want 198.18.0.11", cfg.OtherFamilyNextHop)
+	}
+	cfg, err = f.r.peerConfig(peer("198.18.0.1", nil))
+	must(t, err)
+	if cfg.Families != nil || cfg.OtherFamilyNextHop.IsValid() {
+		t.Fatalf("peer without addressFamilies: %+v, want the peer address's family only", cfg)
+	}
+
+	f.node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.18.0.11"}}
+	must(t, f.peers.Add(peer("198.18.0.1", both)))
+	f.sync()
+	if pr := f.r.Problems(); len(f.speaker.peers) != 0 || len(pr) != 1 || !strings.Contains(pr[0].Message, "needs the node's IPv6 address") {
+		t.Fatalf("IPv4-only node: peers %+v problems %+v, want no session and a problem", f.speaker.peers, pr)
+	}
+	f.node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "2001:db8:f::11"}}
+	cfg, err = f.r.peerConfig(peer("2001:db8:f::1", both))
+	must(t, err)
+	if cfg.OtherFamilyNextHop.IsValid() {
+		t.Fatalf("IPv6-only node: next hop %v, want none (extended next hop)", cfg.OtherFamilyNextHop)
+	}
+}

@@ -6,17 +6,23 @@
 #
 # Environment: BIN_DIR (bgplbd, the CNI plugin, podserver, bgplbctl: the image's),
 # CMD_DIR (bgplb-lab, bgplb-conformance), K8S_BIN_DIR, LAB_DIR, REPORT; optional
-# BGPLB_LAB_PREFIX, BGPLB_LAB_ROUTER (frr|bird), BGPLB_DATAPATH_ATTACH, KEEP_LAB=1.
+# BGPLB_LAB_PREFIX, BGPLB_LAB_ROUTER (frr|bird), BGPLB_DATAPATH_ATTACH, KEEP_LAB=1,
+# BGPLB_LAB_IPV6=1 (a dual-stack lab: its one BGPPeer carries both families, and the IPv6
+# and DualStack tests run).
 set -euo pipefail
 : "${BIN_DIR:?}" "${CMD_DIR:?}" "${K8S_BIN_DIR:?}" "${LAB_DIR:?}" "${REPORT:?}"
 prefix=${BGPLB_LAB_PREFIX:-bgplb}
 router=${BGPLB_LAB_ROUTER:-frr}
 lab=("$CMD_DIR/bgplb-lab" --dir "$LAB_DIR")
+stack=() conf_stack=()
+if [[ "${BGPLB_LAB_IPV6:-}" == 1 ]]; then
+	stack=(--ipv6) conf_stack=(--ipv6)
+fi
 
 if [[ "${KEEP_LAB:-}" != 1 ]]; then
 	trap '"${lab[@]}" down >/dev/null || echo "lab.sh: tearing down $LAB_DIR failed" >&2' EXIT
 fi
-"${lab[@]}" up --recreate --nodes 3 --export-pod-cidr --router "$router" \
+"${lab[@]}" up --recreate --nodes 3 --export-pod-cidr --router "$router" "${stack[@]}" \
 	--bin-dir "$BIN_DIR" --k8s-bin-dir "$K8S_BIN_DIR"
 "${lab[@]}" suite-base
 
@@ -28,6 +34,7 @@ bird) cli="birdc -s $LAB_DIR/bird/bird.ctl" originate=(--router-originate-file "
 esac
 setup="bgplb-lab, 3 nodes, kube-proxy nftables, pod CIDRs over BGP"
 [[ -n "${BGPLB_DATAPATH_ATTACH:-}" ]] && setup+=", datapath attach $BGPLB_DATAPATH_ATTACH"
+[[ ${#stack[@]} -gt 0 ]] && setup+=", dual stack (one BGPPeer carrying IPv4 and IPv6)"
 podimage=bgplb.io/podserver:lab # the lab kubelet runs the pod server whatever the image
 if [[ "${BGPLB_LAB_RUNTIME:-lab}" == containerd ]]; then
 	# Real nodes run the podserver image of `make image`, imported into every node.
@@ -45,4 +52,4 @@ mkdir -p "$(dirname "$REPORT")"
 	--podserver-image "$podimage" --peer lab-router --vip-range 203.0.113.0/24 \
 	--implementation-version "$("$BIN_DIR/bgplbd" --version 2>/dev/null || echo unknown)" \
 	--kubernetes-version "v1.36.3 (lab)" --setup "$setup" \
-	--report "$REPORT" "$@"
+	--report "$REPORT" "${conf_stack[@]}" "$@"

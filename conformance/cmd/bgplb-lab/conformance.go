@@ -42,7 +42,7 @@ func newSuiteBaseCmd(dir *string) *cobra.Command {
 				return err
 			}
 			if l.Opts.IPv6 {
-				return labsuite.ApplyIPv6Peer(cmd.Context(), s.LB)
+				return labsuite.ApplyDualStack(cmd.Context(), s.LB)
 			}
 			return nil
 		},

@@ -33,6 +33,9 @@ type routerParams struct {
 	Standalone bool
 	// BFD, when set, makes the router run BFD with the nodes (BGPPeer spec.bfd).
 	BFD *routerBFD
+	// DualFamily: the nodes' sessions carry both address families (BGPPeers with
+	// spec.addressFamilies [IPv4, IPv6]), so every session accepts the routes of both.
+	DualFamily bool
 }
 
 // routerBFD are the router's BFD timers; they should match the BGPPeers' spec.bfd.
@@ -53,6 +56,7 @@ func newRouterConfigCmd(g *globals) *cobra.Command {
 		withPodCIDRs       bool
 		standalone         bool
 		bfd                bool
+		dualFamily         bool
 		bfdInterval        int
 		bfdMultiplier      int
 		ttlHops            uint
@@ -77,7 +81,7 @@ snippet to include from an existing bird.conf (Debian's default one included); w
 				return fmt.Errorf("--ttl-security-hops %d: must be 0 (off) or 1-254", ttlHops)
 			}
 			p := routerParams{RouterASN: routerASN, NodeASN: nodeASN, RouterID: routerID, Standalone: standalone,
-				TTLSecurityHops: uint8(ttlHops)}
+				TTLSecurityHops: uint8(ttlHops), DualFamily: dualFamily}
 			if bfd {
 				if bfdInterval < 10 || bfdInterval > 60000 || bfdMultiplier < 1 || bfdMultiplier > 255 {
 					return fmt.Errorf("--bfd-interval-ms must be 10-60000 and --bfd-multiplier 1-255")
@@ -120,6 +124,7 @@ snippet to include from an existing bird.conf (Debian's default one included); w
 	f.BoolVar(&withPodCIDRs, "with-pod-cidrs", false, "Accept every Node's spec.podCIDRs (for clusters running bgplbd --export-pod-cidr).")
 	f.UintVar(&ttlHops, "ttl-security-hops", 0, "GTSM (RFC 5082) towards the nodes: accept their packets only from this many hops (1: directly connected); match the BGPPeers' spec.ttlSecurityHops. 0: off.")
 	f.BoolVar(&standalone, "standalone", false, "bird: print a whole bird.conf (device and kernel protocols) instead of a snippet to include.")
+	f.BoolVar(&dualFamily, "dual-family", false, "The BGPPeers carry both address families on one session (spec.addressFamilies: [IPv4, IPv6]): each session accepts IPv4 and IPv6 routes (FRR activates both families on the peer group either way).")
 	f.BoolVar(&bfd, "bfd", false, "Run BFD with the nodes (for BGPPeers with spec.bfd): a lost node is withdrawn within interval x multiplier.")
 	f.IntVar(&bfdInterval, "bfd-interval-ms", 300, "BFD receive and transmit interval in ms (the BGPPeers' minRxMs/minTxMs).")
 	f.IntVar(&bfdMultiplier, "bfd-multiplier", 3, "BFD detection multiplier (the BGPPeers' multiplier).")

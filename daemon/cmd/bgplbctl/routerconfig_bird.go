@@ -44,36 +44,62 @@ func writeBIRD(w io.Writer, p routerParams) {
 		if p.Standalone {
 			fmt.Fprintf(w, "\nprotocol kernel bgplb_kernel_%s {\n  merge paths on;   # ECMP: one next hop per announcing node\n  %s { export all; import none; };\n}\n", f.name, f.name)
 		}
+	}
+	for _, f := range families {
 		for i, c := range p.NodeCIDRs {
 			if c.Addr().Is4() != f.v4 {
 				continue
 			}
-			fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", f.name, i, p.RouterASN, c, p.NodeASN, f.name)
-			switch {
-			case p.TTLSecurityHops > 1:
-				// GTSM: send with TTL 255, accept TTL >= 256-hops.
-				fmt.Fprintf(w, "  ttl security on;\n  multihop %d;\n", p.TTLSecurityHops)
-			case p.TTLSecurityHops == 1:
-				fmt.Fprintf(w, "  ttl security on;   # GTSM: only packets sent with TTL 255 from a neighbour\n")
-				if p.RouterASN == p.NodeASN {
-					fmt.Fprintf(w, "  direct;\n")
-				}
-			case p.RouterASN == p.NodeASN:
-				fmt.Fprintf(w, "  direct;\n")
-			}
-			fmt.Fprintf(w, "  hold time 9;\n")
-			fmt.Fprintf(w, "  connect retry time 5;\n")
-			fmt.Fprintf(w, "  error wait time 1, 10;   # a flapped node is back within seconds (default 60, 300)\n")
-			fmt.Fprintf(w, "  graceful restart aware;  # helper: a restarting bgplbd keeps its routes\n")
-			if p.BFD != nil {
-				fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
-			}
-			// Nothing to the nodes (bgplbd installs nothing it receives) but the routes of
-			// protocol bgplb_originate_<family>, which exists only while bgplb-conformance
-			// tests what a node does with routes it is sent.
-			fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export where proto = \"bgplb_originate_%s\";   # none unless a conformance run defines it\n  };\n}\n", f.name, f.name, f.name)
+			writeBIRDProtocol(w, p, f, i, c)
 		}
 	}
+}
+
+// writeBIRDProtocol prints the dynamic BGP protocol of one node subnet c of family f:
+// a channel for f, and with DualFamily one for the other family too.
+func writeBIRDProtocol(w io.Writer, p routerParams, f family, i int, c netip.Prefix) {
+	var channels []family
+	for _, cf := range families {
+		if p.accepted(cf) && (cf == f || p.DualFamily) {
+			channels = append(channels, cf)
+		}
+	}
+	if len(channels) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nprotocol bgp bgplb_nodes_%s_%d {\n  local as %d;\n  neighbor range %s as %d;\n  dynamic name \"bgplb_%s_\";\n", f.name, i, p.RouterASN, c, p.NodeASN, f.name)
+	switch {
+	case p.TTLSecurityHops > 1:
+		// GTSM: send with TTL 255, accept TTL >= 256-hops.
+		fmt.Fprintf(w, "  ttl security on;\n  multihop %d;\n", p.TTLSecurityHops)
+	case p.TTLSecurityHops == 1:
+		fmt.Fprintf(w, "  ttl security on;   # GTSM: only packets sent with TTL 255 from a neighbour\n")
+		if p.RouterASN == p.NodeASN {
+			fmt.Fprintf(w, "  direct;\n")
+		}
+	case p.RouterASN == p.NodeASN:
+		fmt.Fprintf(w, "  direct;\n")
+	}
+	fmt.Fprintf(w, "  hold time 9;\n")
+	fmt.Fprintf(w, "  connect retry time 5;\n")
+	fmt.Fprintf(w, "  error wait time 1, 10;   # a flapped node is back within seconds (default 60, 300)\n")
+	fmt.Fprintf(w, "  graceful restart aware;  # helper: a restarting bgplbd keeps its routes\n")
+	if p.BFD != nil {
+		fmt.Fprintf(w, "  bfd on;                  # a lost node is withdrawn when BFD goes down\n")
+	}
+	for _, cf := range channels {
+		// Nothing to the nodes (bgplbd installs nothing it receives) but the routes of
+		// protocol bgplb_originate_<family>, which exists only while bgplb-conformance
+		// tests what a node does with routes it is sent.
+		fmt.Fprintf(w, "  %s {\n    import filter bgplb_import_%s;\n    export where proto = \"bgplb_originate_%s\";   # none unless a conformance run defines it\n", cf.name, cf.name, cf.name)
+		if cf.v4 && !f.v4 {
+			// IPv4 routes on an IPv6 session: a node without an IPv4 address sends its
+			// IPv6 address as next hop (RFC 8950).
+			fmt.Fprintf(w, "    extended next hop on;\n")
+		}
+		fmt.Fprintf(w, "  };\n")
+	}
+	fmt.Fprintf(w, "}\n")
 }
 
 // birdSet is a BIRD prefix set: host routes inside the pools, pod CIDRs exactly.

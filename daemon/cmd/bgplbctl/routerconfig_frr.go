@@ -38,6 +38,10 @@ func writeFRR(w io.Writer, p routerParams) {
 	if p.RouterASN == p.NodeASN {
 		maxPaths = "  maximum-paths ibgp 64\n"
 	}
+	if p.DualFamily {
+		fmt.Fprintf(w, " ! One session per node carries IPv4 and IPv6: both families are activated on the\n")
+		fmt.Fprintf(w, " ! peer group, whatever the family of the listen range the node connects from.\n")
+	}
 	for _, f := range families {
 		if !p.accepted(f) {
 			continue

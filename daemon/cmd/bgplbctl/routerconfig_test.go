@@ -220,3 +220,48 @@ func TestTTLSecurityRouterConfig(t *testing.T) {
 		t.Error("FRR config has ttl-security without --ttl-security-hops")
 	}
 }
+
+// TestDualFamilyRouterConfig: with --dual-family a session from an IPv4 node subnet
+// accepts IPv6 routes too (FRR: ipv6 unicast activated on the peer group; BIRD: an ipv6
+// channel on the IPv4 protocol, and on the IPv6 protocol an ipv4 channel with extended
+// next hop), and both routers accept what we print.
+func TestDualFamilyRouterConfig(t *testing.T) {
+	p := params
+	p.NodeCIDRs = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}
+	p.DualFamily = true
+	frr := render(t, "frr", p)
+	wantLines(t, "dual-family FRR config", frr,
+		" bgp listen range 198.18.0.0/24 peer-group BGPLB\n",
+		" address-family ipv6 unicast\n  neighbor BGPLB activate\n  neighbor BGPLB route-map BGPLB-IN in\n")
+	if strings.Contains(frr, "listen range 2001:") {
+		t.Errorf("dual-family FRR config listens on IPv6 without an IPv6 node subnet:\n%s", frr)
+	}
+	parseWith(t, frr, "vtysh", "-C", "-f", writeFile(t, t.TempDir(), "frr.conf", frr))
+
+	single := render(t, "bird", params)
+	_, v4proto, _ := strings.Cut(single, "protocol bgp bgplb_nodes_ipv4_0 {")
+	v4proto, _, _ = strings.Cut(v4proto, "\n}\n")
+	if strings.Contains(v4proto, "ipv6 {") {
+		t.Errorf("BIRD config without --dual-family has an ipv6 channel on the IPv4 protocol:\n%s", single)
+	}
+	both := params
+	both.DualFamily = true
+	bird := render(t, "bird", both)
+	wantLines(t, "dual-family BIRD config", bird,
+		"  ipv4 {\n    import filter bgplb_import_ipv4;\n    export where proto = \"bgplb_originate_ipv4\";   # none unless a conformance run defines it\n  };\n  ipv6 {\n    import filter bgplb_import_ipv6;\n    export where proto = \"bgplb_originate_ipv6\";   # none unless a conformance run defines it\n  };\n}\n",
+		"neighbor range 2001:db8:f::/64 as 64513;",
+		"  ipv4 {\n    import filter bgplb_import_ipv4;\n    export where proto = \"bgplb_originate_ipv4\";   # none unless a conformance run defines it\n    extended next hop on;\n  };\n")
+	if n := strings.Count(bird, "  ipv6 {\n    import filter bgplb_import_ipv6;"); n != 2 {
+		t.Errorf("dual-family BIRD config has %d ipv6 channels, want one per protocol (2):\n%s", n, bird)
+	}
+	debian, err := os.ReadFile("testdata/debian-bird.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	parseWith(t, bird, "bird", "-p", "-c", writeFile(t, dir, "bird.conf",
+		string(debian)+"\ninclude \""+writeFile(t, dir, "bgplb.conf", bird)+"\";\n"))
+	both.Standalone = true
+	alone := render(t, "bird", both)
+	parseWith(t, alone, "bird", "-p", "-c", writeFile(t, dir, "standalone.conf", alone))
+}

@@ -65,6 +65,23 @@ type BGPPeerSpec struct {
 	// +required
 	PeerAddress string `json:"peerAddress"`
 
+	// AddressFamilies are the address families this one session carries (multiprotocol
+	// BGP, RFC 4760): the VIPs (and pod CIDRs) of every listed family are sent over it.
+	// Absent: only the family of peerAddress, one session per family as before. List both,
+	// [IPv4, IPv6], for one session per router in a dual-stack cluster (the router must
+	// activate the other family on the neighbour too; see bgplbctl router-config).
+	// Routes of the family that is not peerAddress's get the node's own address of that
+	// family as next hop: its first InternalIP of the family (else ExternalIP) in the
+	// Node's status. IPv6 over an IPv4 session needs one; a node without an IPv6 address
+	// reports the peer as not configured. IPv4 over an IPv6 session uses the node's IPv4
+	// address when it has one and otherwise the session's IPv6 address as an RFC 8950
+	// extended next hop (the router must accept it).
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=2
+	// +listType=set
+	// +optional
+	AddressFamilies []AddressFamily `json:"addressFamilies,omitempty"`
+
 	// PeerPort is the peer's TCP port. Defaults to 179.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
@@ -130,6 +147,16 @@ type BGPPeerSpec struct {
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
 }
+
+// AddressFamily is an address family a BGP session carries (unicast).
+// +kubebuilder:validation:Enum=IPv4;IPv6
+type AddressFamily string
+
+// Address families of BGPPeerSpec.AddressFamilies.
+const (
+	AddressFamilyIPv4 AddressFamily = "IPv4"
+	AddressFamilyIPv6 AddressFamily = "IPv6"
+)
 
 // BGPTimers are the session timers in seconds.
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTimeSeconds) || ((has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90) == 0 ? self.keepaliveTimeSeconds == 0 : self.keepaliveTimeSeconds < (has(self.holdTimeSeconds) ? self.holdTimeSeconds : 90))",message="keepaliveTimeSeconds must be less than holdTimeSeconds (and 0 when holdTimeSeconds is 0)",fieldPath=".keepaliveTimeSeconds"

@@ -335,6 +335,11 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(v1.LabelSelector)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.AddressFamilies != nil {
+		in, out := &in.AddressFamilies, &out.AddressFamilies
+		*out = make([]AddressFamily, len(*in))
+		copy(*out, *in)
+	}
 	if in.PeerPort != nil {
 		in, out := &in.PeerPort, &out.PeerPort
 		*out = new(int32)
