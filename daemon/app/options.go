@@ -140,7 +140,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's pprof handlers under /debug/pprof/ on the metrics address.")
 	o.CNI.AddFlags(fs)
 	fs.Uint32Var(&o.ASN, "asn", o.ASN, "Global AS number of the BGP speaker (each BGPPeer's localASN is used on its session).")
-	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "On a shutdown that is not a restart (the node cordoned or annotated bgplb.io/drain, or the DaemonSet deleted): how long the routes carry the graceful-shutdown community before they are withdrawn. Keep it below the pod's termination grace period.")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", 5*time.Second, "How long routes carry the graceful-shutdown community before they are withdrawn: every withdrawal on a drained node (cordoned, or labelled node.kubernetes.io/exclude-from-external-load-balancers), and all routes on a shutdown that is not a restart (the node cordoned or annotated bgplb.io/drain, or the DaemonSet deleted). Keep it below the pod's termination grace period.")
 
 	// Datapath attachment.
 	fs.StringVar(&o.Mode, "mode", o.Mode, "What to run: all (node work, plus LB-IPAM and the Announced aggregator while holding the Lease), node (node work only) or allocator (LB-IPAM and the aggregator only, while holding the Lease; no speaker, datapath or socket).")
