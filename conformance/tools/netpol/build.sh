@@ -6,7 +6,10 @@ set -eu
 cd "$(dirname "$0")"
 out=$1
 go=${GO:-go}
+# go list -m reports no Dir for a module not yet in the module cache (a fresh machine).
+$go mod download github.com/google/nftables
 nft=$($go list -m -f '{{.Dir}}' github.com/google/nftables)
+[ -n "$nft" ] || { echo "build.sh: github.com/google/nftables is not in the module cache" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
 cp -R "$nft" "$tmp/nftables"
