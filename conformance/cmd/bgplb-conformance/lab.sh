@@ -7,15 +7,21 @@
 # Environment: BIN_DIR (bgplbd, the CNI plugin, podserver, bgplbctl: the image's),
 # CMD_DIR (bgplb-lab, bgplb-conformance), K8S_BIN_DIR, LAB_DIR, REPORT; optional
 # BGPLB_LAB_PREFIX, BGPLB_LAB_ROUTER (frr|bird), BGPLB_DATAPATH_ATTACH, KEEP_LAB=1,
-# BGPLB_LAB_IPV6=1 (a dual-stack lab: its one BGPPeer carries both families, and the IPv6
-# and DualStack tests run).
+# BGPLB_LAB_IPV6=1|0 (a dual-stack lab: its one BGPPeer carries both families, and the IPv6
+# and DualStack tests run; the default with FRR on lab-kubelet nodes, ~25 s more than
+# single stack).
 set -euo pipefail
 : "${BIN_DIR:?}" "${CMD_DIR:?}" "${K8S_BIN_DIR:?}" "${LAB_DIR:?}" "${REPORT:?}"
 prefix=${BGPLB_LAB_PREFIX:-bgplb}
 router=${BGPLB_LAB_ROUTER:-frr}
 lab=("$CMD_DIR/bgplb-lab" --dir "$LAB_DIR")
 stack=() conf_stack=()
-if [[ "${BGPLB_LAB_IPV6:-}" == 1 ]]; then
+ipv6=${BGPLB_LAB_IPV6:-}
+if [[ -z "$ipv6" ]]; then
+	ipv6=0
+	[[ "$router" == frr && "${BGPLB_LAB_RUNTIME:-lab}" == lab ]] && ipv6=1
+fi
+if [[ "$ipv6" == 1 ]]; then
 	stack=(--ipv6) conf_stack=(--ipv6)
 fi
 
