@@ -80,7 +80,7 @@ func FaultCommand(ctx context.Context, l *lab.Lab, args []string, out io.Writer)
 		return json.NewEncoder(out).Encode(routes)
 	case "node-exec":
 		if len(args) < 2 {
-			return fmt.Errorf("fault node-exec: want NODE -- ARGV...")
+			return fmt.Errorf("fault node-exec: want NODE -- ARGV, got %q", args)
 		}
 		argv := args[2:]
 		if len(argv) > 0 && argv[0] == "--" {
