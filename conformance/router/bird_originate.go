@@ -67,15 +67,9 @@ func birdOriginateConfig(prefixes []netip.Prefix) string {
 	v4, v6 := splitFamilies(prefixes)
 	var s strings.Builder
 	s.WriteString("# bgplb-conformance: prefixes the router originates towards the nodes; rewritten by each run\n")
-	for _, fam := range []struct {
-		name string
-		ps   []netip.Prefix
-	}{{"ipv4", v4}, {"ipv6", v6}} {
-		if len(fam.ps) == 0 {
-			continue
-		}
+	for _, fam := range byFamily(v4, v6) {
 		fmt.Fprintf(&s, "protocol static %s {\n  %s;\n", BIRDOriginateProtocol(fam.name), fam.name)
-		for _, p := range fam.ps {
+		for _, p := range fam.prefixes {
 			fmt.Fprintf(&s, "  route %s blackhole;\n", p)
 		}
 		s.WriteString("}\n")

@@ -79,15 +79,9 @@ func frrOriginateConfig(prefixes []netip.Prefix, maps []string) string {
 		}
 	}
 	b.WriteString("router bgp\n")
-	for _, fam := range []struct {
-		name string
-		ps   []netip.Prefix
-	}{{"ipv4", v4}, {"ipv6", v6}} {
-		if len(fam.ps) == 0 {
-			continue
-		}
+	for _, fam := range byFamily(v4, v6) {
 		fmt.Fprintf(&b, "address-family %s unicast\n", fam.name)
-		for _, p := range fam.ps {
+		for _, p := range fam.prefixes {
 			fmt.Fprintf(&b, "network %s\n", p)
 		}
 		b.WriteString("exit-address-family\n")
@@ -186,15 +180,9 @@ func frrStopConfig(running []byte) string {
 	b.WriteString("configure terminal\n")
 	if len(v4)+len(v6) > 0 {
 		b.WriteString("router bgp\n")
-		for _, fam := range []struct {
-			name string
-			ps   []netip.Prefix
-		}{{"ipv4", v4}, {"ipv6", v6}} {
-			if len(fam.ps) == 0 {
-				continue
-			}
+		for _, fam := range byFamily(v4, v6) {
 			fmt.Fprintf(&b, "address-family %s unicast\n", fam.name)
-			for _, p := range fam.ps {
+			for _, p := range fam.prefixes {
 				fmt.Fprintf(&b, "no network %s\n", p)
 			}
 			b.WriteString("exit-address-family\n")

@@ -32,6 +32,25 @@ type Originator interface {
 // ErrCannotOriginate is wrapped by CanOriginate's errors.
 var ErrCannotOriginate = errors.New("the router adapter cannot originate prefixes")
 
+// familyPrefixes are the prefixes of one address family, with the family's name as
+// FRR's address-family and BIRD's channel spell it.
+type familyPrefixes struct {
+	name     string // "ipv4" or "ipv6"
+	prefixes []netip.Prefix
+}
+
+// byFamily groups v4 and v6 (splitFamilies' results) by family, leaving out an empty one.
+func byFamily(v4, v6 []netip.Prefix) []familyPrefixes {
+	var out []familyPrefixes
+	if len(v4) > 0 {
+		out = append(out, familyPrefixes{"ipv4", v4})
+	}
+	if len(v6) > 0 {
+		out = append(out, familyPrefixes{"ipv6", v6})
+	}
+	return out
+}
+
 // splitFamilies returns the IPv4 and the IPv6 prefixes of ps, masked, sorted and
 // without duplicates.
 func splitFamilies(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
