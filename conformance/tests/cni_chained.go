@@ -293,6 +293,11 @@ func livePod(ctx context.Context, t *testing.T, s *suite.Suite, ns string) (stri
 	return node, e, chainedConf(ctx, t, s, node)
 }
 
+// env is the plugin's environment for command on e's attachment with container id.
+func (e cniEndpoint) env(command, id string) []string {
+	return []string{"CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + e.Netns, "CNI_IFNAME=" + e.IfName, "CNI_PATH=" + cniBinDir}
+}
+
 func withConf(conf map[string]any, set map[string]any) []byte {
 	c := map[string]any{}
 	for k, v := range conf {
@@ -314,18 +319,15 @@ func testCNIChainedCheck(t *testing.T, s *suite.Suite) {
 	ns := s.Namespace(t, "conf-cni-check")
 	node, e, conf := livePod(ctx, t, s, ns)
 	version, _ := conf["cniVersion"].(string)
-	env := func(cmd, id string) []string {
-		return []string{"CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + e.Netns, "CNI_IFNAME=" + e.IfName, "CNI_PATH=" + cniBinDir}
-	}
-	ce, out, err := runPlugin(ctx, s, node, env("CHECK", e.ContainerID), withConf(conf, map[string]any{"prevResult": prevResultOf(version, e)}))
+	ce, out, err := runPlugin(ctx, s, node, e.env("CHECK", e.ContainerID), withConf(conf, map[string]any{"prevResult": prevResultOf(version, e)}))
 	if err != nil || ce != nil {
 		t.Fatalf("CHECK of the running pod on %s: %+v %v (stdout %q)", node, ce, err, out)
 	}
-	ce, out, err = runPlugin(ctx, s, node, env("CHECK", "conformance-never-added"), withConf(conf, map[string]any{"prevResult": prevResultOf(version, e)}))
+	ce, out, err = runPlugin(ctx, s, node, e.env("CHECK", "conformance-never-added"), withConf(conf, map[string]any{"prevResult": prevResultOf(version, e)}))
 	if err != nil || ce == nil || ce.Code != 111 {
 		t.Fatalf("CHECK of an attachment never added on %s: want code 111, got %+v %v (stdout %q)", node, ce, err, out)
 	}
-	ce, out, err = runPlugin(ctx, s, node, env("CHECK", e.ContainerID), withConf(conf, map[string]any{"cniVersion": "0.3.1", "prevResult": prevResultOf("0.3.1", e)}))
+	ce, out, err = runPlugin(ctx, s, node, e.env("CHECK", e.ContainerID), withConf(conf, map[string]any{"cniVersion": "0.3.1", "prevResult": prevResultOf("0.3.1", e)}))
 	if err != nil || ce == nil || ce.Code != 1 {
 		t.Fatalf("CHECK at cniVersion 0.3.1 on %s: want code 1, got %+v %v (stdout %q)", node, ce, err, out)
 	}
@@ -337,9 +339,7 @@ func testCNIChainedBadInput(t *testing.T, s *suite.Suite) {
 	node, e, conf := livePod(ctx, t, s, ns)
 	version, _ := conf["cniVersion"].(string)
 	const id = "conformance-bad-input"
-	good := func(cmd string) []string {
-		return []string{"CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + e.Netns, "CNI_IFNAME=" + e.IfName, "CNI_PATH=" + cniBinDir}
-	}
+	good := func(cmd string) []string { return e.env(cmd, id) }
 	without := func(env []string, names ...string) []string {
 		return slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
 			k, _, _ := strings.Cut(kv, "=")
