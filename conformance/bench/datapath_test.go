@@ -193,11 +193,14 @@ func TestBenchDatapath(t *testing.T) {
 		"the target Service is created last; each scale is measured once the CPUs are less than %.0f%% busy over 5 s (steal excluded; at most %s wait). Medians of %d interleaved runs of %s each (wrk -t2 -c32; iperf3 one stream). "+
 		"The (a) column lists the median measured in each lab (%s order); each ratio uses the (a) of its own lab. Target: b/a ≥ 0.95, flat from 1 to 10k. bgplb datapath: delivery %s, attach %s. Total %s.",
 		100*dpMaxBusy, *dpQuiet, *dpRuns, *dpDuration, labNames(ran), envOrDefault("BGPLB_DATAPATH_DELIVERY", "stack"), envOrDefault("BGPLB_DATAPATH_ATTACH", "auto"), time.Since(started).Round(time.Second))
-	// Each attach mode keeps its own table: a legacy-TC run does not replace the
-	// default's.
+	// Each attach mode and delivery keeps its own table: a legacy-TC or redirect run
+	// does not replace the default's.
 	title := "Datapath: pod IP vs bgplb eBPF vs kube-proxy"
 	if m := envOrDefault("BGPLB_DATAPATH_ATTACH", "auto"); m != "auto" {
 		title += " (attach " + m + ")"
+	}
+	if d := envOrDefault("BGPLB_DATAPATH_DELIVERY", "stack"); d != "stack" {
+		title += " (delivery " + d + ")"
 	}
 	tab := Table{
 		Title:   title,
