@@ -1,10 +1,13 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -67,6 +70,22 @@ func (l *Lab) recordedProcess(name string) (labProcess, bool, error) {
 		}
 	}
 	return labProcess{}, false, nil
+}
+
+// apiServerPaused reports whether PauseAPIServer has stopped kube-apiserver (its process
+// state is T, stopped by a signal).
+func (l *Lab) apiServerPaused() (bool, error) {
+	p, alive, err := l.recordedProcess("kube-apiserver")
+	if err != nil || !alive {
+		return false, err
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+	if err != nil {
+		return false, fmt.Errorf("read kube-apiserver's state: %w", err)
+	}
+	// pid (comm) state …: comm may hold spaces, the state follows its last ')'.
+	_, rest, ok := strings.Cut(string(stat[bytes.LastIndexByte(stat, ')')+1:]), " ")
+	return ok && strings.HasPrefix(rest, "T"), nil
 }
 
 // PauseRouterBGP freezes (SIGSTOP, pause true) or resumes (SIGCONT) the lab router's

@@ -3,7 +3,9 @@ package lab
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,12 +45,23 @@ func (l *Lab) daemonPod(ctx context.Context, node string) (*corev1.Pod, error) {
 // kubelet cgroup root).
 func containerPIDs(n Node, id string) []int {
 	var dirs []string
-	for _, d := range labCgroupDirs() {
-		if filepath.Base(d) == id && strings.Contains(d, "/"+nodeCgroup(n)+"/") {
+	for _, d := range nodeCgroupDirs(n) {
+		if filepath.Base(d) == id {
 			dirs = append(dirs, d)
 		}
 	}
 	return pidsInCgroups(dirs)
+}
+
+// nodeCgroupDirs returns the cgroup directories below n's kubelet cgroup root.
+func nodeCgroupDirs(n Node) []string {
+	var dirs []string
+	for _, d := range labCgroupDirs() {
+		if strings.Contains(d, "/"+nodeCgroup(n)+"/") {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 // signalDaemonPod is SignalDaemon on a real node. sig reaches bgplbd's container: SIGKILL
@@ -56,10 +69,23 @@ func containerPIDs(n Node, id string) []int {
 // (the kubelet sends SIGTERM). With restart it returns once the old pod is gone and the
 // DaemonSet has made its replacement (not yet Ready); without, the node is labelled
 // DaemonStoppedLabel so that none replaces it.
+//
+// While the API server is paused (PauseAPIServer) no pod can be deleted, listed or
+// labelled: a restart then signals bgplbd's process on the node and the kubelet, which
+// needs no API server for it, restarts the container (restartContainer); keeping it
+// down is refused.
 func (l *Lab) signalDaemonPod(ctx context.Context, node string, sig syscall.Signal, restart bool) error {
 	n, ok := l.Node(node)
 	if !ok {
 		return fmt.Errorf("signal bgplbd: no lab node %q", node)
+	}
+	if paused, err := l.apiServerPaused(); err != nil {
+		return err
+	} else if paused {
+		if !restart {
+			return fmt.Errorf("stop bgplbd on %s: the API server is paused, and only a node label (through it) keeps the DaemonSet's pod away", node)
+		}
+		return restartContainer(ctx, n, sig)
 	}
 	cs, err := l.Clientset()
 	if err != nil {
@@ -142,4 +168,48 @@ func (l *Lab) labelNode(ctx context.Context, node, value string) error {
 		return fmt.Errorf("label node %s: %w", node, err)
 	}
 	return nil
+}
+
+// restartContainer sends sig to bgplbd's process in the DaemonSet's container on n (found
+// in n's kubelet cgroups: a bgplbd with --mode=node) and waits until the kubelet has
+// started the container again (a new such process), without the API server.
+func restartContainer(ctx context.Context, n Node, sig syscall.Signal) error {
+	old := nodeDaemonPIDs(n)
+	if len(old) == 0 {
+		return fmt.Errorf("restart bgplbd on %s: no bgplbd --mode=node process in the node's cgroups", n.Name)
+	}
+	for _, pid := range old {
+		if err := syscall.Kill(pid, sig); err != nil {
+			return fmt.Errorf("signal bgplbd (pid %d) on %s: %w", pid, n.Name, err)
+		}
+	}
+	err := poll(ctx, 60*time.Second, 100*time.Millisecond, func(context.Context) (bool, error) {
+		for _, pid := range nodeDaemonPIDs(n) {
+			if !slices.Contains(old, pid) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("wait for the kubelet to restart bgplbd on %s (old pids %v): %w", n.Name, old, err)
+	}
+	return nil
+}
+
+// nodeDaemonPIDs returns the bgplbd processes running as the node daemon (--mode=node)
+// in n's kubelet cgroups; the allocator's bgplbd (--mode=allocator) is left out.
+func nodeDaemonPIDs(n Node) []int {
+	var out []int
+	for _, pid := range pidsInCgroups(nodeCgroupDirs(n)) {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue // gone
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if filepath.Base(args[0]) == "bgplbd" && slices.Contains(args, "--mode=node") {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
